@@ -1,0 +1,118 @@
+//! The headless runner: a client of the engine that follows its snapshots, streams the CSV
+//! series, and writes the JSON summary and a short human summary when the run ends.
+//!
+//! SIGINT and SIGTERM end the run gracefully; the outputs are still written whole.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::args::RunArgs;
+use super::{BadInput, summary};
+use crate::engine::{Command, EngineHandle, RunOptions};
+use crate::model::advisor::Target;
+use crate::report::{self, AtomicFile, CSV_HEADER, EndedBy, RunConfig, RunSummary};
+use crate::settings::Settings;
+
+/// Opens an output file early, so a bad path is reported before the run rather than after it.
+fn open(path: &Path, what: &str) -> Result<AtomicFile, BadInput> {
+    AtomicFile::create(path).map_err(|e| BadInput(format!("cannot write the {what} file '{}': {e}", path.display())))
+}
+
+pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    let mut json = match &args.json {
+        Some(p) if !json_to_stdout => Some(open(p, "JSON")?),
+        _ => None,
+    };
+    let mut csv = args.csv.as_deref().map(|p| open(p, "CSV")).transpose()?;
+    if let Some(f) = csv.as_mut() {
+        writeln!(f, "{CSV_HEADER}").context("writing the CSV header")?;
+    }
+    let config = RunConfig::new(&settings, &opts);
+    let engine = EngineHandle::start(settings, opts).map_err(|e| match e {
+        crate::engine::EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
+        other => anyhow::Error::new(other),
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (signal, missed) = rt.block_on(follow(&engine, csv.as_mut()))?;
+    let last = engine.join();
+    let ended_by = match signal {
+        Some(s) => s,
+        None if config.settings.jobs.is_some()
+            && last.totals.in_system() == 0
+            && opts.duration.is_none_or(|d| last.elapsed < d) =>
+        {
+            EndedBy::Jobs
+        }
+        None => EndedBy::Duration,
+    };
+    let mut run = RunSummary::new(&last, config, ended_by, missed);
+    run.model = Some(report::model_report(
+        &last,
+        args.slo_p99.map(|d| Target::P99(d.as_secs_f64())),
+    ));
+    if let Some(f) = csv {
+        f.commit().context("writing the CSV file")?;
+    }
+    let text = serde_json::to_string_pretty(&run)?;
+    if let Some(mut f) = json.take() {
+        writeln!(f, "{text}").context("writing the JSON file")?;
+        f.commit().context("writing the JSON file")?;
+    }
+    let human = summary::render(&run);
+    if json_to_stdout {
+        print_ignoring_broken_pipe(&mut io::stdout(), &format!("{text}\n"));
+        eprint!("{human}");
+    } else {
+        print_ignoring_broken_pipe(&mut io::stdout(), &human);
+    }
+    Ok(match signal {
+        Some(EndedBy::Interrupt) => ExitCode::from(130),
+        Some(EndedBy::Terminate) => ExitCode::from(143),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// A closed pipe on stdout (`pooltune ... | head`) is the reader's choice, not an error.
+fn print_ignoring_broken_pipe(out: &mut impl Write, text: &str) {
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Follows snapshots until the final one, writing a CSV row per tick; returns the signal that
+/// ended the run, if any, and how many ticks were missed.
+async fn follow(engine: &EngineHandle, mut csv: Option<&mut AtomicFile>) -> anyhow::Result<(Option<EndedBy>, u64)> {
+    let mut rx = engine.subscribe();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut signal = None;
+    let (mut last_tick, mut missed) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let snap = rx.borrow_and_update().clone();
+                missed += snap.tick.saturating_sub(last_tick + 1);
+                last_tick = snap.tick;
+                if let Some(f) = csv.as_deref_mut() {
+                    writeln!(f, "{}", report::csv_row(&snap)).context("writing the CSV file")?;
+                }
+                if snap.finished {
+                    break;
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if signal.is_none() => {
+                signal = Some(EndedBy::Interrupt);
+                let _ = engine.send(Command::Shutdown).await;
+            }
+            _ = term.recv(), if signal.is_none() => {
+                signal = Some(EndedBy::Terminate);
+                let _ = engine.send(Command::Shutdown).await;
+            }
+        }
+    }
+    Ok((signal, missed))
+}

@@ -1,0 +1,151 @@
+//! The application side: command-line parsing, exit codes, and the clients of the engine
+//! (headless runner, model printer; the dashboard in [`dashboard`] once it exists).
+//!
+//! Exit status: 0 done; 1 a runtime failure; 2 bad input (flags, values, files), always with a
+//! one-line message naming what was wrong and what is accepted; 130 and 143 when a headless run
+//! was ended by SIGINT or SIGTERM (its outputs are still written whole).
+
+pub mod args;
+mod headless;
+mod model_cmd;
+mod summary;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::engine::RunOptions;
+use crate::settings::{ArrivalKind, Settings};
+use args::{Cli, Cmd, RunArgs};
+
+/// Bad input from the user: exit status 2 with this one-line message.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// The default headless run length when neither `--duration` nor a job count ends the run.
+pub const HEADLESS_DURATION: Duration = Duration::from_secs(10);
+/// Batch size when `--arrival batch` is given without `--jobs`.
+pub const DEFAULT_BATCH: u64 = 100;
+
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    let result = match cli.command {
+        Some(Cmd::Run(args)) => run(&args),
+        Some(Cmd::Model(args)) => model_cmd::run(&args),
+        None => run(&cli.run),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(bad) = e.downcast_ref::<BadInput>() {
+                eprintln!("pooltune: {bad}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("pooltune: error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Help and version print as clap prints them; any other parse error becomes one line
+/// (with clap's "did you mean" tip folded in) and exit status 2.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    let tip = lines
+        .find(|l| l.starts_with("tip:"))
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
+    eprintln!("pooltune: {first}{tip}; see 'pooltune --help'");
+    ExitCode::from(2)
+}
+
+/// The settings a run starts with: the defaults, then each flag given.
+///
+/// # Errors
+/// [`BadInput`] when the combination is invalid.
+pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInput> {
+    let mut s = base;
+    for k in args.workload.knobs() {
+        k.apply(&mut s);
+    }
+    if let Some(t) = args.workload.threads {
+        s.threads = t;
+    }
+    if let Some(seed) = args.workload.seed {
+        s.seed = seed;
+    }
+    if s.arrival == ArrivalKind::Batch && s.jobs.is_none() {
+        s.jobs = Some(DEFAULT_BATCH);
+    }
+    s.validate().map_err(BadInput)?;
+    Ok(s)
+}
+
+/// The run's timing: headless runs default to 10 s unless a job count ends them.
+///
+/// # Errors
+/// [`BadInput`] when the warm-up is not shorter than the run.
+pub fn options_from(args: &RunArgs, s: &Settings, headless: bool) -> Result<RunOptions, BadInput> {
+    let defaults = RunOptions::default();
+    let duration = args
+        .duration
+        .or((headless && s.jobs.is_none()).then_some(HEADLESS_DURATION));
+    let warmup = args.warmup.unwrap_or(Duration::ZERO);
+    if let Some(d) = duration {
+        if d.is_zero() {
+            return Err(BadInput(
+                "--duration 0s is not accepted; expected a positive duration".into(),
+            ));
+        }
+        if warmup >= d {
+            return Err(BadInput(format!(
+                "--warmup {} is not shorter than the run ({}); expected a warm-up shorter than --duration",
+                crate::duration::format(warmup),
+                crate::duration::format(d)
+            )));
+        }
+    }
+    Ok(RunOptions {
+        duration,
+        warmup,
+        interval: args.interval.unwrap_or(defaults.interval),
+        ..defaults
+    })
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings_from(Settings::default(), args)?;
+    if !args.headless && !std::io::stdout().is_terminal() {
+        return Err(BadInput(
+            "stdout is not a terminal, and the dashboard needs one; add --headless to run without it (with --json/--csv for output)".into(),
+        )
+        .into());
+    }
+    let opts = options_from(args, &settings, true)?;
+    headless::run(settings, opts, args)
+}

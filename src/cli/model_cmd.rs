@@ -1,0 +1,134 @@
+//! `pooltune model`: the queueing model on its own, from flags.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use super::BadInput;
+use super::args::ModelArgs;
+use crate::model::advisor::{self, Target};
+use crate::model::{self, Inputs, ModelError};
+use crate::settings::{ArrivalKind, ServiceDist};
+
+fn inputs(a: &ModelArgs) -> Result<Inputs, BadInput> {
+    let (service_dist, service_cv) = match (a.service_dist, a.service_cv) {
+        (_, Some(cv)) if !cv.is_finite() || cv < 0.0 => {
+            return Err(BadInput(format!(
+                "--service-cv {cv} is not accepted; expected a finite value of 0 or more"
+            )));
+        }
+        (_, Some(cv)) => (ServiceDist::Exponential, cv),
+        (Some(ServiceDist::Constant), None) => (ServiceDist::Constant, 0.0),
+        (Some(d @ (ServiceDist::Uniform | ServiceDist::Lognormal)), None) => {
+            return Err(BadInput(format!(
+                "--service-dist {d} needs --service-cv X to fix its spread"
+            )));
+        }
+        _ => (ServiceDist::Exponential, 1.0),
+    };
+    let arrival_cv = match (a.arrival, a.arrival_cv) {
+        (_, Some(cv)) => cv,
+        (None | Some(ArrivalKind::Poisson), None) => 1.0,
+        (Some(ArrivalKind::Constant), None) => 0.0,
+        (Some(other), None) => {
+            return Err(BadInput(format!(
+                "--arrival {other} has no fixed arrival CV; give --arrival-cv X (the model covers open-loop arrivals)"
+            )));
+        }
+    };
+    Ok(Inputs {
+        rate: a.rate,
+        service_mean: a.service.as_secs_f64(),
+        workers: a.workers,
+        queue: a.queue,
+        arrival_cv,
+        service_cv,
+        service_dist,
+    })
+}
+
+pub fn run(a: &ModelArgs) -> anyhow::Result<ExitCode> {
+    let i = inputs(a)?;
+    let p = model::predict(&i).map_err(|ModelError::Invalid(m)| BadInput(m))?;
+    let target = a
+        .slo_p99
+        .map(|d| Target::P99(d.as_secs_f64()))
+        .or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));
+    let advice = target.map(|t| advisor::advise(&i, t));
+    if a.json {
+        let mut v = serde_json::to_value(&p)?;
+        if let (Some(adv), Some(obj)) = (&advice, v.as_object_mut()) {
+            obj.insert("target".into(), adv.target.clone().into());
+            obj.insert("workers_needed".into(), serde_json::to_value(adv.workers_needed)?);
+            obj.insert(
+                "workers_needed_reason".into(),
+                serde_json::to_value(&adv.workers_reason)?,
+            );
+            obj.insert("max_rate".into(), serde_json::to_value(adv.max_rate)?);
+            obj.insert("max_rate_reason".into(), serde_json::to_value(&adv.max_rate_reason)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "{}{}", p.method, if p.exact { "" } else { " (approximate)" });
+    let _ = writeln!(out, "utilisation ρ      {:.4}", p.rho);
+    if !p.stable {
+        let _ = writeln!(
+            out,
+            "unstable: ρ ≥ 1, the queue grows by about {:.1} jobs/s",
+            p.growth_per_s.unwrap_or(0.0)
+        );
+    }
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.4}"));
+    for (label, v) in [
+        ("P(wait)", p.p_wait),
+        ("P(reject)", p.p_reject),
+        ("wait mean ms", p.wait_ms_mean),
+        ("wait p50/p90/p99 ms", None),
+        ("latency mean ms", p.latency_ms_mean),
+        ("queue length mean", p.queue_len_mean),
+        ("in system mean", p.in_system_mean),
+    ] {
+        if label.starts_with("wait p50") {
+            let _ = writeln!(
+                out,
+                "{label:<18} {} / {} / {}",
+                f(p.wait_ms_p50),
+                f(p.wait_ms_p90),
+                f(p.wait_ms_p99)
+            );
+            let _ = writeln!(
+                out,
+                "{:<18} {} / {} / {}",
+                "latency p50/p90/p99",
+                f(p.latency_ms_p50),
+                f(p.latency_ms_p90),
+                f(p.latency_ms_p99)
+            );
+        } else if label != "P(reject)" || v.is_some() {
+            let _ = writeln!(out, "{label:<18} {}", f(v));
+        }
+    }
+    let _ = writeln!(out, "throughput /s      {:.2}", p.throughput_per_s);
+    if let Some(n) = &p.note {
+        let _ = writeln!(out, "note: {n}");
+    }
+    if let Some(adv) = advice {
+        let _ = writeln!(out, "advice: {}", adv.line());
+        match (adv.max_rate, adv.max_rate_reason) {
+            (Some(r), _) => {
+                let _ = writeln!(
+                    out,
+                    "advice: {} workers sustain up to {r:.1} jobs/s under {}",
+                    a.workers, adv.target
+                );
+            }
+            (None, Some(why)) => {
+                let _ = writeln!(out, "advice: no rate: {why}");
+            }
+            _ => {}
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,89 @@
+//! The short human summary printed at the end of a headless run.
+
+use std::fmt::Write;
+
+use crate::metrics::Summary;
+use crate::report::RunSummary;
+
+fn dist(label: &str, s: &Summary) -> String {
+    format!(
+        "{label:<9} mean {:>8.3}  p50 {:>8.3}  p90 {:>8.3}  p99 {:>8.3}  p99.9 {:>8.3}  max {:>8.3} ms\n",
+        s.mean, s.p50, s.p90, s.p99, s.p999, s.max
+    )
+}
+
+#[must_use]
+pub fn render(r: &RunSummary) -> String {
+    let s = &r.config.settings;
+    let f = &r.final_settings;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pooltune: {:.1} s measured, ended by {} ({} {} /s, {} workers, queue {} {}, service {} {} {})",
+        r.duration_s,
+        serde_json::to_value(r.ended_by)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        s.arrival,
+        f.rate,
+        f.workers,
+        f.queue,
+        f.policy,
+        crate::duration::format(f.service),
+        f.service_dist,
+        f.service_kind,
+    );
+    let j = &r.jobs;
+    let _ = writeln!(
+        out,
+        "jobs      offered {}  completed {}  failed {}  rejected {}  dropped {}  abandoned {}",
+        j.offered, j.completed, j.failed, j.rejected, j.dropped, j.abandoned
+    );
+    let _ = writeln!(
+        out,
+        "rate      offered {:.1}/s  completed {:.1}/s  utilisation {:.1}%  queue depth mean {:.2} max {}",
+        r.offered_per_s,
+        r.throughput_per_s,
+        r.utilisation * 100.0,
+        r.queue_depth.mean,
+        r.queue_depth.max
+    );
+    out.push_str(&dist("latency", &r.latency.response));
+    out.push_str(&dist("wait", &r.latency.wait));
+    out.push_str(&dist("service", &r.latency.service));
+    if let Some(m) = &r.model {
+        match (&m.predicted, &m.reason) {
+            (Some(p), _) => {
+                let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+                let _ = writeln!(
+                    out,
+                    "model     {}: latency mean {} ms, p99 {} ms, wait mean {} ms{}",
+                    p.method,
+                    fmt(p.latency_ms_mean),
+                    fmt(p.latency_ms_p99),
+                    fmt(p.wait_ms_mean),
+                    p.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+                );
+            }
+            (None, Some(why)) => {
+                let _ = writeln!(out, "model     n/a: {why}");
+            }
+            _ => {}
+        }
+        if let Some(d) = &m.diagnosis {
+            let _ = writeln!(out, "note      {d}");
+        }
+        if let Some(a) = &m.advice {
+            let _ = writeln!(out, "advice    {}", a.line());
+        }
+    }
+    if r.missed_ticks > 0 {
+        let _ = writeln!(
+            out,
+            "note      {} snapshot ticks were missed by the writer",
+            r.missed_ticks
+        );
+    }
+    out
+}

@@ -1,0 +1,267 @@
+//! The control thread: applies commands, owns the worker set, ticks the aggregator, publishes
+//! snapshots and runs the graceful shutdown.
+//!
+//! It runs on a current-thread runtime of its own, so ticks and commands keep flowing when the
+//! workload's runtime is saturated or blocked.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::{self, Handle};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::producer::{self, ProducerCfg};
+use super::queue::JobQueue;
+use super::service::kind_code;
+use super::timer::Timer;
+use super::{Command, EngineError, RunOptions, Shared, worker};
+use crate::metrics::Snapshot;
+use crate::metrics::aggregate::{Aggregator, GapSums, TickInputs};
+use crate::metrics::recorder::Recorders;
+use crate::settings::{Knob, Settings};
+
+/// Shards per runtime thread: enough that workers on different threads rarely share one.
+const SHARDS_PER_THREAD: usize = 4;
+
+pub fn run_thread(
+    settings: Settings,
+    opts: RunOptions,
+    commands: mpsc::Receiver<Command>,
+    snapshots: &watch::Sender<Snapshot>,
+    ready: &std::sync::mpsc::Sender<Result<(), EngineError>>,
+) {
+    let built = runtime::Builder::new_multi_thread()
+        .worker_threads(settings.threads)
+        .thread_name("pooltune-worker")
+        .enable_all()
+        .build()
+        .and_then(|w| {
+            runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|c| (w, c))
+        });
+    let (workload, control) = match built {
+        Ok(rts) => rts,
+        Err(e) => {
+            let _ = ready.send(Err(EngineError::Start(e.to_string())));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let controller = Controller::new(settings, opts, workload.handle().clone());
+    control.block_on(controller.run(commands, snapshots));
+    // Threads stuck in blocking service are not waited for: their jobs are already abandoned.
+    workload.shutdown_background();
+}
+
+struct Controller {
+    shared: Arc<Shared>,
+    settings: Settings,
+    opts: RunOptions,
+    handle: Handle,
+    workers: Vec<CancellationToken>,
+    tracker: TaskTracker,
+    producer: watch::Sender<ProducerCfg>,
+    producer_stop: CancellationToken,
+    paused: bool,
+    agg: Aggregator,
+}
+
+impl Controller {
+    fn new(settings: Settings, opts: RunOptions, handle: Handle) -> Self {
+        let start = Instant::now();
+        let shards = (settings.threads * SHARDS_PER_THREAD).clamp(1, 256);
+        let shared = Arc::new(Shared {
+            queue: JobQueue::new(settings.queue, settings.policy),
+            recorders: Recorders::new(shards),
+            timer: Timer::start(),
+            start,
+            offered: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            pending_intended: AtomicU64::new(u64::MAX),
+            gaps: Mutex::new(GapSums::default()),
+            service_kind: AtomicU8::new(kind_code(settings.service_kind)),
+        });
+        let (producer, _) = watch::channel(ProducerCfg {
+            settings: settings.clone(),
+            paused: false,
+        });
+        Self {
+            agg: Aggregator::new(start, opts.warmup, shards),
+            shared,
+            settings,
+            opts,
+            handle,
+            workers: Vec::new(),
+            tracker: TaskTracker::new(),
+            producer,
+            producer_stop: CancellationToken::new(),
+            paused: false,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, out: &watch::Sender<Snapshot>) {
+        let start = self.shared.start;
+        let producer = self.handle.spawn(producer::run(
+            Arc::clone(&self.shared),
+            self.producer.subscribe(),
+            self.producer_stop.clone(),
+        ));
+        self.set_workers(self.settings.workers);
+        let end = self.opts.duration.map(|d| start + d);
+        let mut next_tick = start + self.opts.interval;
+        loop {
+            let at = end.map_or(next_tick, |e| e.min(next_tick));
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(cmd) => self.apply(cmd),
+                },
+                () = tokio::time::sleep_until(at.into()) => {
+                    if end.is_some_and(|e| at >= e) {
+                        break;
+                    }
+                    let snap = self.tick(false);
+                    let done = self.settings.jobs.is_some_and(|n| snap.totals.offered >= n)
+                        && snap.totals.in_system() == 0;
+                    out.send_replace(snap);
+                    if done {
+                        break;
+                    }
+                    next_tick += self.opts.interval;
+                    let now = Instant::now();
+                    if next_tick <= now {
+                        // The control thread was starved: skip missed ticks rather than burst.
+                        next_tick = now + self.opts.interval;
+                    }
+                }
+            }
+        }
+        out.send_replace(self.shutdown(producer).await);
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Set(knob) => match self.settings.with(knob) {
+                Ok(s) => {
+                    self.settings = s;
+                    match knob {
+                        Knob::Workers(n) => self.set_workers(n),
+                        Knob::Queue(n) => self.shared.queue.set_bound(n),
+                        Knob::Policy(p) => self.shared.queue.set_policy(p),
+                        Knob::ServiceKind(k) => self.shared.service_kind.store(kind_code(k), Ordering::Relaxed),
+                        _ => {}
+                    }
+                    self.update_producer();
+                }
+                Err(e) => tracing::warn!("refused {} {}: {e}", knob.name(), knob.value_text()),
+            },
+            Command::Pause => {
+                self.paused = true;
+                self.update_producer();
+            }
+            Command::Resume => {
+                self.paused = false;
+                self.update_producer();
+            }
+            Command::ResetStats => self.agg.reset(),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn update_producer(&self) {
+        self.producer.send_replace(ProducerCfg {
+            settings: self.settings.clone(),
+            paused: self.paused,
+        });
+    }
+
+    fn set_workers(&mut self, n: usize) {
+        while self.workers.len() < n {
+            let retire = CancellationToken::new();
+            let id = self.workers.len();
+            self.tracker
+                .spawn_on(worker::run(id, Arc::clone(&self.shared), retire.clone()), &self.handle);
+            self.workers.push(retire);
+        }
+        while self.workers.len() > n {
+            if let Some(w) = self.workers.pop() {
+                w.cancel();
+            }
+        }
+    }
+
+    fn tick(&mut self, finished: bool) -> Snapshot {
+        let sh = Arc::clone(&self.shared);
+        let inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished);
+        self.agg.tick(&inputs)
+    }
+
+    fn inputs<'a>(
+        sh: &'a Shared,
+        settings: &'a Settings,
+        paused: bool,
+        live_workers: usize,
+        finished: bool,
+    ) -> TickInputs<'a> {
+        let now = Instant::now();
+        let pending = sh.pending_intended.load(Ordering::Relaxed);
+        let producer_lag = if pending == u64::MAX {
+            Duration::ZERO
+        } else {
+            now.saturating_duration_since(sh.start + Duration::from_nanos(pending))
+        };
+        let gaps = *sh.gaps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        TickInputs {
+            now,
+            recorders: &sh.recorders,
+            offered: sh.offered.load(Ordering::Relaxed),
+            rejected: sh.rejected.load(Ordering::Relaxed),
+            dropped: sh.dropped.load(Ordering::Relaxed),
+            abandoned: sh.abandoned.load(Ordering::Relaxed),
+            depth: sh.queue.take_depth_stats(),
+            settings,
+            paused,
+            live_workers,
+            producer_lag,
+            gaps,
+            finished,
+        }
+    }
+
+    /// Arrivals stop; what is queued is abandoned; jobs in service get the grace time; anything
+    /// still unaccounted for after that is abandoned too, so the final counts always add up.
+    async fn shutdown(mut self, producer: tokio::task::JoinHandle<()>) -> Snapshot {
+        let sh = Arc::clone(&self.shared);
+        self.agg.freeze(&Self::inputs(
+            &sh,
+            &self.settings,
+            self.paused,
+            self.tracker.len(),
+            false,
+        ));
+        self.producer_stop.cancel();
+        let grace = self.opts.grace;
+        let _ = tokio::time::timeout(grace, producer).await;
+        let left = self.shared.queue.close();
+        self.shared.abandoned.fetch_add(left.len() as u64, Ordering::Relaxed);
+        for job in &left {
+            job.release();
+        }
+        self.set_workers(0);
+        self.tracker.close();
+        let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
+        let mut last = self.tick(true);
+        let unaccounted = last.totals.in_system();
+        last.totals.abandoned += unaccounted;
+        last.in_flight = 0;
+        last
+    }
+}

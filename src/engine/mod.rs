@@ -1,0 +1,274 @@
+//! The workload engine: a producer, one bounded queue and a pool of workers on a multi-thread
+//! tokio runtime of their own, changed through typed [`Command`]s and observed through
+//! [`Snapshot`]s.
+//!
+//! ```text
+//!            Command (bounded mpsc)                      Snapshot (watch, latest wins)
+//! client ───────────────────────────▶ control thread ─────────────────────────────▶ clients
+//!                                    (current-thread rt:
+//!                                     commands, ticks, merge)
+//!                                          │ spawns, cancels, reads atomics
+//!                                          ▼
+//!                        workload runtime (multi-thread, `threads` threads)
+//!                        producer ─▶ JobQueue ─▶ worker-0 … worker-N ─▶ shard recorders
+//! ```
+//!
+//! The control thread never runs workload code and the workload never waits on a client, so a
+//! job that blocks every runtime thread still gets its ticks published and its commands applied.
+//! Clients (dashboard, headless runner, recorder) name only [`Command`], [`Knob`] and
+//! [`Snapshot`]; the queue and the pool stay private to this module.
+
+mod control;
+mod producer;
+pub(crate) mod queue;
+mod service;
+pub mod timer;
+mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::Snapshot;
+use crate::metrics::aggregate::GapSums;
+use crate::metrics::recorder::Recorders;
+use crate::settings::{Knob, Settings};
+use queue::{JobQueue, Pushed};
+use timer::Timer;
+
+/// A change to a running engine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Command {
+    /// Set one knob (workers, queue bound, policy, rate, service, arrival, ...).
+    Set(Knob),
+    /// Stop arrivals; queued and in-flight jobs carry on.
+    Pause,
+    Resume,
+    /// Start the measured statistics afresh.
+    ResetStats,
+    /// Graceful end: arrivals stop, queued jobs are abandoned, in-flight jobs get the grace time.
+    Shutdown,
+}
+
+/// Why the engine refused something.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the engine is busy applying earlier commands; try again")]
+    Busy,
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("could not start the workload runtime: {0}")]
+    Start(String),
+}
+
+/// How a run is timed, fixed for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// End the run after this long (`None`: run until shut down).
+    pub duration: Option<Duration>,
+    /// Statistics leave out this first stretch.
+    pub warmup: Duration,
+    /// Snapshot period.
+    pub interval: Duration,
+    /// How long in-flight jobs get to finish at shutdown.
+    pub grace: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            duration: None,
+            warmup: Duration::ZERO,
+            interval: Duration::from_millis(250),
+            grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The bound of the command channel: small, because commands are human-paced and a backlog
+/// would only delay the operator's latest intent.
+const COMMAND_BUFFER: usize = 64;
+
+/// State shared by the producer, the workers and the control thread.
+pub(crate) struct Shared {
+    pub queue: JobQueue,
+    pub recorders: Recorders,
+    pub timer: Timer,
+    pub start: Instant,
+    pub offered: AtomicU64,
+    pub rejected: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Offered jobs that never reached the queue or a worker (cut off by shutdown).
+    pub abandoned: AtomicU64,
+    /// Intended time (ns since `start`) of the job the producer is trying to enqueue; `u64::MAX` when none.
+    pub pending_intended: AtomicU64,
+    pub gaps: Mutex<GapSums>,
+    /// The service kind, read by workers at the start of each job so a switch applies at once.
+    pub service_kind: std::sync::atomic::AtomicU8,
+}
+
+impl Shared {
+    /// Counts what became of a push and releases refused or discarded jobs' clients.
+    pub fn account(&self, p: Pushed) {
+        match p {
+            Pushed::Queued => {}
+            Pushed::Rejected(job) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                job.release();
+            }
+            Pushed::Dropped(old) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                old.release();
+            }
+        }
+    }
+
+    pub fn add_gap(&self, gap: Duration) {
+        let s = gap.as_secs_f64();
+        let mut g = self.gaps.lock().unwrap_or_else(PoisonError::into_inner);
+        g.count += 1;
+        g.sum += s;
+        g.sum_sq += s * s;
+    }
+
+    pub fn since_start(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+}
+
+/// A running engine. Dropping it asks the engine to shut down.
+pub struct EngineHandle {
+    commands: mpsc::Sender<Command>,
+    snapshots: watch::Receiver<Snapshot>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Starts an engine on its own thread and runtime.
+    ///
+    /// ```
+    /// use pooltune::engine::{Command, EngineHandle, RunOptions};
+    /// use pooltune::settings::{Knob, Settings};
+    /// use std::time::Duration;
+    ///
+    /// let settings = Settings { rate: "200".parse().unwrap(), threads: 1, ..Settings::default() };
+    /// let opts = RunOptions { duration: Some(Duration::from_millis(300)), ..RunOptions::default() };
+    /// let engine = EngineHandle::start(settings, opts).unwrap();
+    /// engine.try_send(Command::Set(Knob::Workers(6))).unwrap();
+    /// let last = engine.join();
+    /// assert!(last.finished);
+    /// assert_eq!(last.settings.workers, 6);
+    /// ```
+    ///
+    /// # Errors
+    /// Invalid settings, or a runtime that could not be built.
+    pub fn start(settings: Settings, opts: RunOptions) -> Result<EngineHandle, EngineError> {
+        settings.validate().map_err(EngineError::Invalid)?;
+        if opts.interval.is_zero() {
+            return Err(EngineError::Invalid(
+                "interval 0s is not accepted; expected at least 1ms".into(),
+            ));
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
+        let (snap_tx, snap_rx) = watch::channel(Snapshot::initial(settings.clone()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("pooltune-engine".into())
+            .spawn(move || control::run_thread(settings, opts, cmd_rx, &snap_tx, &ready_tx))
+            .map_err(|e| EngineError::Start(e.to_string()))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(EngineHandle {
+                commands: cmd_tx,
+                snapshots: snap_rx,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(EngineError::Start("the engine thread ended while starting".into())),
+        }
+    }
+
+    /// Checks a command against the latest settings, so a refusal is reported at once.
+    ///
+    /// # Errors
+    /// The reason a knob value is refused.
+    pub fn check(&self, cmd: &Command) -> Result<(), EngineError> {
+        if let Command::Set(knob) = cmd {
+            self.snapshots
+                .borrow()
+                .settings
+                .with(*knob)
+                .map_err(EngineError::Invalid)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a command without waiting (for UIs): refused values and a full channel are errors.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`], [`EngineError::Busy`] or [`EngineError::Stopped`].
+    pub fn try_send(&self, cmd: Command) -> Result<(), EngineError> {
+        self.check(&cmd)?;
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => EngineError::Busy,
+            mpsc::error::TrySendError::Closed(_) => EngineError::Stopped,
+        })
+    }
+
+    /// Sends a command, waiting for room in the channel.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] or [`EngineError::Stopped`].
+    pub async fn send(&self, cmd: Command) -> Result<(), EngineError> {
+        self.check(&cmd)?;
+        self.commands.send(cmd).await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// A receiver of snapshots; each client takes its own.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.snapshots.clone()
+    }
+
+    /// The latest snapshot.
+    #[must_use]
+    pub fn latest(&self) -> Snapshot {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Whether the engine has finished (its final snapshot is published).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits for the engine to end (by its duration, its job count or a `Shutdown`) and returns
+    /// the final snapshot.
+    #[must_use]
+    pub fn join(mut self) -> Snapshot {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.snapshots.borrow().clone()
+    }
+
+    /// Asks for a graceful shutdown and waits for it.
+    #[must_use]
+    pub fn shutdown(self) -> Snapshot {
+        let _ = self.commands.try_send(Command::Shutdown);
+        self.join()
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.commands.try_send(Command::Shutdown);
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The bounded FIFO between the producer and the workers.
+//!
+//! A `VecDeque` behind a std `Mutex`: every critical section is a push or a pop plus a few
+//! counters, far shorter than a context switch, so an async mutex would only add cost. Waiting is
+//! done outside the lock on two `Notify`s (not empty, not full). The bound and the policy change
+//! live; shrinking the bound below the depth refuses new jobs until the queue drains and never
+//! discards what is already queued. The depth's time integral is kept here, under the same lock,
+//! so the mean depth per tick is exact rather than sampled.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::settings::Policy;
+
+/// One unit of work as it travels through the queue. Small and allocation-free (the completion
+/// handle, when present, is a reference-count increment).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// When the arrival schedule said the job arrives: latency is measured from here.
+    pub intended: Instant,
+    /// When it actually entered the queue.
+    pub enqueued: Instant,
+    /// The service demand drawn at arrival.
+    pub service: Duration,
+    /// A closed-loop client waiting for this job to be done (completed, rejected or dropped).
+    pub done: Option<Arc<Notify>>,
+}
+
+impl Job {
+    /// Tells a waiting closed-loop client that this job is finished with, whatever its outcome.
+    pub fn release(&self) {
+        if let Some(n) = &self.done {
+            n.notify_one();
+        }
+    }
+}
+
+/// What became of a push.
+#[derive(Debug)]
+pub enum Pushed {
+    Queued,
+    /// Refused (policy `reject`, or the queue is closed); the job is handed back.
+    Rejected(Job),
+    /// Queued, and the oldest job was discarded to make room (policy `drop-oldest`).
+    Dropped(Job),
+}
+
+/// Depth statistics since the last [`JobQueue::take_depth_stats`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DepthStats {
+    pub now: usize,
+    pub mean: f64,
+    pub max: usize,
+}
+
+struct Inner {
+    jobs: VecDeque<Job>,
+    closed: bool,
+    last_change: Instant,
+    /// ∫ depth dt in depth·ns since `window_start`.
+    area: u128,
+    window_start: Instant,
+    max: usize,
+}
+
+impl Inner {
+    fn touch(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_change).as_nanos();
+        self.area += dt * self.jobs.len() as u128;
+        self.last_change = now;
+    }
+}
+
+pub struct JobQueue {
+    inner: Mutex<Inner>,
+    not_empty: Notify,
+    not_full: Notify,
+    bound: AtomicUsize,
+    policy: AtomicU8,
+}
+
+fn policy_code(p: Policy) -> u8 {
+    match p {
+        Policy::Block => 0,
+        Policy::Reject => 1,
+        Policy::DropOldest => 2,
+    }
+}
+
+impl JobQueue {
+    #[must_use]
+    pub fn new(bound: usize, policy: Policy) -> Self {
+        let now = Instant::now();
+        Self {
+            inner: Mutex::new(Inner {
+                jobs: VecDeque::with_capacity(bound.min(4096)),
+                closed: false,
+                last_change: now,
+                area: 0,
+                window_start: now,
+                max: 0,
+            }),
+            not_empty: Notify::new(),
+            not_full: Notify::new(),
+            bound: AtomicUsize::new(bound),
+            policy: AtomicU8::new(policy_code(policy)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_bound(&self, bound: usize) {
+        self.bound.store(bound, Ordering::Relaxed);
+        // Producers blocked on a full queue may now fit.
+        self.not_full.notify_waiters();
+    }
+
+    pub fn set_policy(&self, p: Policy) {
+        self.policy.store(policy_code(p), Ordering::Relaxed);
+        self.not_full.notify_waiters();
+    }
+
+    #[must_use]
+    pub fn policy(&self) -> Policy {
+        match self.policy.load(Ordering::Relaxed) {
+            0 => Policy::Block,
+            1 => Policy::Reject,
+            _ => Policy::DropOldest,
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    /// Pushes without waiting, applying the overflow policy (the queue's own, or `policy` when
+    /// given) if the queue is full; under `block` a full queue hands the job back as `Err` so the
+    /// caller can wait.
+    ///
+    /// # Errors
+    /// The job, when the policy is `block` and the queue is full.
+    pub fn try_push_as(&self, mut job: Job, policy: Option<Policy>) -> Result<Pushed, Job> {
+        let bound = self.bound.load(Ordering::Relaxed);
+        let policy = policy.unwrap_or_else(|| self.policy());
+        let now = Instant::now();
+        let mut q = self.lock();
+        if q.closed {
+            return Ok(Pushed::Rejected(job));
+        }
+        let mut dropped = None;
+        if q.jobs.len() >= bound {
+            match policy {
+                Policy::Block => return Err(job),
+                Policy::Reject => return Ok(Pushed::Rejected(job)),
+                Policy::DropOldest => {
+                    q.touch(now);
+                    // After a shrink the depth can exceed the bound: discard only one per arrival.
+                    dropped = q.jobs.pop_front();
+                }
+            }
+        }
+        q.touch(now);
+        job.enqueued = now;
+        q.jobs.push_back(job);
+        q.max = q.max.max(q.jobs.len());
+        drop(q);
+        self.not_empty.notify_one();
+        Ok(dropped.map_or(Pushed::Queued, Pushed::Dropped))
+    }
+
+    /// Pushes, waiting for room while the policy is `block` and the queue is full. Dropping the
+    /// future never leaves a job half-pushed: the push happens within one poll or not at all.
+    pub async fn push_as(&self, mut job: Job, policy: Option<Policy>) -> Pushed {
+        loop {
+            let room = self.not_full.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push_as(job, policy) {
+                Ok(p) => return p,
+                Err(back) => job = back,
+            }
+            room.await;
+        }
+    }
+
+    /// Takes the oldest job, waiting while the queue is empty; `None` once closed and empty.
+    pub async fn pop(&self) -> Option<Job> {
+        loop {
+            let ready = self.not_empty.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            {
+                let now = Instant::now();
+                let mut q = self.lock();
+                q.touch(now);
+                if let Some(job) = q.jobs.pop_front() {
+                    let more = !q.jobs.is_empty();
+                    drop(q);
+                    self.not_full.notify_one();
+                    if more {
+                        // Pass the baton: a notify_one may have been consumed by a waiter that
+                        // left (a retiring worker), so keep one more worker looking.
+                        self.not_empty.notify_one();
+                    }
+                    return Some(job);
+                }
+                if q.closed {
+                    return None;
+                }
+            }
+            ready.await;
+        }
+    }
+
+    /// Closes the queue: pushes are refused from now on and every queued job is handed back
+    /// (for the caller to count as abandoned); waiting workers and producers are woken.
+    pub fn close(&self) -> Vec<Job> {
+        let now = Instant::now();
+        let mut q = self.lock();
+        q.touch(now);
+        q.closed = true;
+        let left: Vec<Job> = q.jobs.drain(..).collect();
+        drop(q);
+        self.not_empty.notify_waiters();
+        self.not_full.notify_waiters();
+        left
+    }
+
+    /// The depth now, and its time-weighted mean and maximum since the last call.
+    pub fn take_depth_stats(&self) -> DepthStats {
+        let now = Instant::now();
+        let mut q = self.lock();
+        q.touch(now);
+        let span = now.saturating_duration_since(q.window_start).as_nanos();
+        #[allow(clippy::cast_precision_loss)]
+        let mean = if span == 0 {
+            q.jobs.len() as f64
+        } else {
+            q.area as f64 / span as f64
+        };
+        let stats = DepthStats {
+            now: q.jobs.len(),
+            mean,
+            max: q.max.max(q.jobs.len()),
+        };
+        q.area = 0;
+        q.window_start = now;
+        q.max = q.jobs.len();
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job told apart by its service demand (`id` nanoseconds).
+    fn job(id: u64) -> Job {
+        let now = Instant::now();
+        Job {
+            intended: now,
+            enqueued: now,
+            service: Duration::from_nanos(id),
+            done: None,
+        }
+    }
+
+    fn id(j: &Job) -> u64 {
+        j.service.as_nanos() as u64
+    }
+
+    #[test]
+    fn policies_at_the_bound() {
+        let q = JobQueue::new(2, Policy::Reject);
+        assert!(matches!(q.try_push_as(job(1), None), Ok(Pushed::Queued)));
+        assert!(matches!(q.try_push_as(job(2), None), Ok(Pushed::Queued)));
+        assert!(matches!(q.try_push_as(job(3), None), Ok(Pushed::Rejected(j)) if id(&j) == 3));
+        q.set_policy(Policy::DropOldest);
+        assert!(matches!(q.try_push_as(job(4), None), Ok(Pushed::Dropped(j)) if id(&j) == 1));
+        q.set_policy(Policy::Block);
+        assert!(matches!(q.try_push_as(job(5), None), Err(j) if id(&j) == 5));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn shrinking_the_bound_keeps_what_is_queued() {
+        let q = JobQueue::new(10, Policy::Reject);
+        for i in 0..5 {
+            q.try_push_as(job(i), None).unwrap();
+        }
+        q.set_bound(2);
+        assert_eq!(q.len(), 5);
+        assert!(matches!(q.try_push_as(job(9), None), Ok(Pushed::Rejected(_))));
+        let left = q.close();
+        assert_eq!(left.iter().map(id).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_blocked_push_resumes_when_a_worker_takes_a_job() {
+        let q = Arc::new(JobQueue::new(1, Policy::Block));
+        q.push_as(job(1), None).await;
+        let q2 = Arc::clone(&q);
+        let pusher = tokio::spawn(async move { q2.push_as(job(2), None).await });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished());
+        assert_eq!(id(&q.pop().await.unwrap()), 1);
+        assert!(matches!(pusher.await.unwrap(), Pushed::Queued));
+        assert_eq!(id(&q.pop().await.unwrap()), 2);
+    }
+
+    #[tokio::test]
+    async fn close_wakes_waiting_workers() {
+        let q = Arc::new(JobQueue::new(4, Policy::Block));
+        let q2 = Arc::clone(&q);
+        let worker = tokio::spawn(async move { q2.pop().await });
+        tokio::task::yield_now().await;
+        q.close();
+        assert!(worker.await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,34 @@
+//! pooltune: size a worker pool by watching it, with queueing theory beside the measurements.
+//!
+//! # Layout
+//! - [`settings`]: every knob, its name, limits and parsing ([`settings::Knob`] is the unit of
+//!   change everywhere: engine commands, the `:` command line, profile phases, recordings).
+//! - [`engine`]: the producer → bounded queue → worker pool on its own multi-thread runtime,
+//!   driven by [`engine::Command`]s, observed through [`metrics::Snapshot`]s; its precise timer.
+//! - [`metrics`]: sharded hot-path recording, HDR histograms, the per-tick aggregation and the
+//!   snapshot types.
+//! - [`model`]: queueing theory (Erlang C, M/M/c/K, Pollaczek–Khinchine, Allen–Cunneen), pure
+//!   maths with no tokio.
+//! - [`report`]: the JSON summary and CSV series written by headless runs, written atomically.
+//! - [`duration`], [`suggest`]: human durations and "did you mean" suggestions.
+//! - `cli` (feature `cli`, on by default): the command line, the headless runner and the
+//!   dashboard: clients of the engine like any other.
+//!
+//! # Data flow
+//! ```text
+//! keys → Action → update → Command ─▶ engine (control thread) ─▶ workload runtime
+//! engine ─▶ Snapshot (watch, latest wins) ─▶ dashboard, headless printer, recorder
+//! ```
+//! The engine, metrics, model and report parts build with `--no-default-features` (no
+//! ratatui, crossterm or clap).
+
+pub mod duration;
+pub mod engine;
+pub mod metrics;
+pub mod model;
+pub mod report;
+pub mod settings;
+pub mod suggest;
+
+#[cfg(feature = "cli")]
+pub mod cli;

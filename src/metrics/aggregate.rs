@@ -1,0 +1,344 @@
+//! The per-tick merge: shards and counters in, one [`Snapshot`] out.
+//!
+//! Runs beside the engine (on the control thread, never on the workload runtime) and owns the
+//! only long-lived histograms: one set for the tick and one for the measured window. Memory is
+//! fixed: nothing here grows with the length of the run.
+
+use std::time::{Duration, Instant};
+
+use super::recorder::{Recorders, ShardStats};
+use super::{Counters, Latency, Measured, QueueView, Rates, Snapshot, Summary};
+use crate::engine::queue::DepthStats;
+use crate::settings::Settings;
+
+/// Running sums of the scheduled inter-arrival gaps (seconds), for the arrival CV.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GapSums {
+    pub count: u64,
+    pub sum: f64,
+    pub sum_sq: f64,
+}
+
+/// What the engine hands the aggregator each tick besides the shards.
+pub struct TickInputs<'a> {
+    pub now: Instant,
+    pub recorders: &'a Recorders,
+    pub offered: u64,
+    pub rejected: u64,
+    pub dropped: u64,
+    pub abandoned: u64,
+    pub depth: DepthStats,
+    pub settings: &'a Settings,
+    pub paused: bool,
+    pub live_workers: usize,
+    pub producer_lag: Duration,
+    pub gaps: GapSums,
+    pub finished: bool,
+}
+
+pub struct Aggregator {
+    start: Instant,
+    warmup: Duration,
+    spares: Vec<ShardStats>,
+    tick_stats: ShardStats,
+    window: ShardStats,
+    tick_no: u64,
+    last_tick: Instant,
+    last: Counters,
+    measuring: bool,
+    since: Instant,
+    base: Counters,
+    base_gaps: GapSums,
+    depth_area: f64,
+    depth_max: usize,
+    worker_time: f64,
+    /// The measured window as it stood when the run's measured part ended (see [`Self::freeze`]).
+    frozen: Option<Measured>,
+    /// The next tick continues the current one (its stats were partly drained by a freeze).
+    carry: bool,
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn per_s(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+fn cv(count: f64, sum: f64, sum_sq: f64) -> f64 {
+    if count < 2.0 || sum <= 0.0 {
+        return 0.0;
+    }
+    let mean = sum / count;
+    let var = (sum_sq / count - mean * mean).max(0.0);
+    var.sqrt() / mean
+}
+
+impl Aggregator {
+    #[must_use]
+    pub fn new(start: Instant, warmup: Duration, shards: usize) -> Self {
+        Self {
+            start,
+            warmup,
+            spares: (0..shards).map(|_| ShardStats::new()).collect(),
+            tick_stats: ShardStats::new(),
+            window: ShardStats::new(),
+            tick_no: 0,
+            last_tick: start,
+            last: Counters::default(),
+            measuring: warmup.is_zero(),
+            since: start,
+            base: Counters::default(),
+            base_gaps: GapSums::default(),
+            depth_area: 0.0,
+            depth_max: 0,
+            worker_time: 0.0,
+            frozen: None,
+            carry: false,
+        }
+    }
+
+    /// Ends the measured window now: a shutdown's drain still updates the totals and the last
+    /// tick but no longer the measured statistics, so a timed run reports exactly its time. The
+    /// tick in progress is not published here; the next [`Self::tick`] reports all of it.
+    pub fn freeze(&mut self, i: &TickInputs<'_>) {
+        if !std::mem::replace(&mut self.carry, true) {
+            self.tick_stats.clear();
+        }
+        i.recorders.drain_into(&mut self.spares, &mut self.tick_stats);
+        let totals = self.totals(i);
+        if self.measuring {
+            let secs = i.now.saturating_duration_since(self.last_tick).as_secs_f64();
+            self.window.merge(&self.tick_stats);
+            self.depth_area += i.depth.mean * secs;
+            self.depth_max = self.depth_max.max(i.depth.max);
+            self.worker_time += i.settings.workers as f64 * secs;
+        }
+        self.frozen = Some(self.measured(&totals, &i.gaps, i.now));
+    }
+
+    fn totals(&self, i: &TickInputs<'_>) -> Counters {
+        Counters {
+            offered: i.offered,
+            started: i.recorders.started(),
+            completed: self.last.completed + self.tick_stats.completed,
+            failed: self.last.failed + self.tick_stats.failed,
+            rejected: i.rejected,
+            dropped: i.dropped,
+            abandoned: i.abandoned,
+        }
+    }
+
+    /// Starts the measured window afresh at the next tick (warm-up end or the operator's reset).
+    pub fn reset(&mut self) {
+        self.window.clear();
+        self.since = self.last_tick;
+        self.base = self.last;
+        self.depth_area = 0.0;
+        self.depth_max = 0;
+        self.worker_time = 0.0;
+        self.base_gaps = GapSums {
+            count: u64::MAX,
+            ..GapSums::default()
+        };
+    }
+
+    pub fn tick(&mut self, i: &TickInputs<'_>) -> Snapshot {
+        let dt = i.now.saturating_duration_since(self.last_tick);
+        let secs = dt.as_secs_f64();
+        if !std::mem::take(&mut self.carry) {
+            self.tick_stats.clear();
+        }
+        i.recorders.drain_into(&mut self.spares, &mut self.tick_stats);
+        let totals = self.totals(i);
+        let t = &self.tick_stats;
+        let d = totals.since(&self.last);
+        let rates = Rates {
+            offered: per_s(d.offered, secs),
+            started: per_s(d.started, secs),
+            completed: per_s(d.completed, secs),
+            failed: per_s(d.failed, secs),
+            rejected: per_s(d.rejected, secs),
+            dropped: per_s(d.dropped, secs),
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let workers = i.settings.workers as f64;
+        let busy_s = t.service_ns as f64 / 1e9;
+        let utilisation = if workers > 0.0 && secs > 0.0 {
+            busy_s / (workers * secs)
+        } else {
+            0.0
+        };
+        let latency = Latency {
+            response: Summary::of(&t.latency, t.latency_ns),
+            wait: Summary::of(&t.wait, t.wait_ns),
+            service: Summary::of(&t.service, t.service_ns),
+        };
+
+        if !self.measuring && i.now.saturating_duration_since(self.start) >= self.warmup {
+            self.measuring = true;
+            self.last = totals;
+            self.last_tick = i.now;
+            self.reset();
+        } else if self.frozen.is_some() {
+            self.last = totals;
+            self.last_tick = i.now;
+        } else {
+            self.window.merge(&self.tick_stats);
+            self.depth_area += i.depth.mean * secs;
+            self.depth_max = self.depth_max.max(i.depth.max);
+            self.worker_time += workers * secs;
+            self.last = totals;
+            self.last_tick = i.now;
+        }
+        if self.base_gaps.count == u64::MAX {
+            self.base_gaps = i.gaps;
+        }
+
+        self.tick_no += 1;
+        Snapshot {
+            tick: self.tick_no,
+            elapsed: i.now.saturating_duration_since(self.start),
+            tick_len: dt,
+            settings: i.settings.clone(),
+            paused: i.paused,
+            measuring: self.measuring,
+            finished: i.finished,
+            totals,
+            rates,
+            queue: QueueView {
+                depth: i.depth.now,
+                mean: i.depth.mean,
+                max: i.depth.max,
+                bound: i.settings.queue,
+            },
+            in_flight: totals.in_system(),
+            busy_workers: i.recorders.busy(),
+            live_workers: i.live_workers,
+            utilisation,
+            latency,
+            measured: self
+                .frozen
+                .unwrap_or_else(|| self.measured(&totals, &i.gaps, self.last_tick)),
+            producer_lag: i.producer_lag,
+        }
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn measured(&self, totals: &Counters, gaps: &GapSums, end: Instant) -> Measured {
+        if !self.measuring {
+            return Measured::default();
+        }
+        let secs = end.saturating_duration_since(self.since).as_secs_f64();
+        let w = &self.window;
+        let jobs = totals.since(&self.base);
+        let n = w.completed as f64;
+        let service_cv = if w.completed >= 2 {
+            let mean = w.service_ns as f64 / 1e9 / n;
+            let var = (w.service_sq / n - mean * mean).max(0.0);
+            if mean > 0.0 { var.sqrt() / mean } else { 0.0 }
+        } else {
+            0.0
+        };
+        let g = if self.base_gaps.count == u64::MAX {
+            GapSums::default()
+        } else {
+            self.base_gaps
+        };
+        let arrival_cv = cv(
+            (gaps.count - g.count.min(gaps.count)) as f64,
+            gaps.sum - g.sum,
+            gaps.sum_sq - g.sum_sq,
+        );
+        Measured {
+            duration_s: secs,
+            jobs,
+            offered_per_s: per_s(jobs.offered, secs),
+            throughput_per_s: per_s(jobs.completed, secs),
+            latency: Latency {
+                response: Summary::of(&w.latency, w.latency_ns),
+                wait: Summary::of(&w.wait, w.wait_ns),
+                service: Summary::of(&w.service, w.service_ns),
+            },
+            queue_depth_mean: if secs > 0.0 { self.depth_area / secs } else { 0.0 },
+            queue_depth_max: self.depth_max,
+            queued_ms_mean: if w.completed > 0 {
+                w.queued_ns as f64 / n / 1e6
+            } else {
+                0.0
+            },
+            utilisation: if self.worker_time > 0.0 {
+                w.service_ns as f64 / 1e9 / self.worker_time
+            } else {
+                0.0
+            },
+            service_cv,
+            arrival_cv,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::recorder::JobTimes;
+
+    #[test]
+    fn cv_of_known_samples() {
+        // Samples 1, 3: mean 2, population sd 1.
+        assert!((cv(2.0, 4.0, 10.0) - 0.5).abs() < 1e-12);
+        assert!(cv(1.0, 1.0, 1.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn warmup_is_left_out_and_reset_starts_afresh() {
+        let t0 = Instant::now();
+        let rec = Recorders::new(1);
+        let mut agg = Aggregator::new(t0, Duration::from_secs(1), 1);
+        let settings = Settings::default();
+        let job = |at: Duration| {
+            rec.shard(0).start();
+            let start = t0 + at;
+            rec.shard(0).finish(
+                JobTimes {
+                    intended: start,
+                    enqueued: start,
+                    start,
+                    end: start + Duration::from_millis(2),
+                },
+                true,
+            );
+        };
+        let inputs = |now: Instant, offered: u64| TickInputs {
+            now,
+            recorders: &rec,
+            offered,
+            rejected: 0,
+            dropped: 0,
+            abandoned: 0,
+            depth: DepthStats::default(),
+            settings: &settings,
+            paused: false,
+            live_workers: 1,
+            producer_lag: Duration::ZERO,
+            gaps: GapSums::default(),
+            finished: false,
+        };
+        job(Duration::from_millis(100));
+        let s = agg.tick(&inputs(t0 + Duration::from_millis(500), 1));
+        assert!(!s.measuring);
+        assert_eq!(s.totals.completed, 1);
+        job(Duration::from_millis(600));
+        let s = agg.tick(&inputs(t0 + Duration::from_secs(1), 2));
+        assert!(s.measuring);
+        assert_eq!(s.measured.jobs.completed, 0, "the warm-up's jobs are left out");
+        job(Duration::from_millis(1100));
+        job(Duration::from_millis(1200));
+        let s = agg.tick(&inputs(t0 + Duration::from_secs(2), 4));
+        assert_eq!(s.totals.completed, 4);
+        assert_eq!(s.measured.jobs.completed, 2);
+        assert!((s.measured.throughput_per_s - 2.0).abs() < 1e-9);
+        assert!((s.measured.latency.service.mean - 2.0).abs() < 1e-9);
+        agg.reset();
+        let s = agg.tick(&inputs(t0 + Duration::from_secs(3), 4));
+        assert_eq!(s.measured.jobs.completed, 0);
+    }
+}

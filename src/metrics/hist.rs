@@ -1,0 +1,92 @@
+//! HDR histograms in microseconds, and the percentile summary every output uses.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The largest value a histogram holds: one hour, in microseconds. Longer values saturate here.
+pub const MAX_US: u64 = 3_600_000_000;
+
+/// A histogram of durations in microseconds, 3 significant digits, 1 µs to 1 h.
+///
+/// `Histogram::new(3)` would start with a maximum of 2 and clamp every saturating record to it,
+/// hence explicit bounds.
+#[must_use]
+pub fn new() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("1..=MAX_US with 3 digits are valid bounds")
+}
+
+/// Records a duration (rounded to the nearest microsecond; beyond an hour it saturates).
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = (d.as_nanos() + 500) / 1000;
+    h.saturating_record(u64::try_from(us).unwrap_or(MAX_US));
+}
+
+/// Percentiles of a distribution of durations, in milliseconds. The mean comes from exact sums,
+/// not from the histogram's buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarises `h` with the exact sum of the recorded values in nanoseconds.
+    #[must_use]
+    pub fn of(h: &Histogram<u64>, sum_ns: u128) -> Summary {
+        let count = h.len();
+        if count == 0 {
+            return Summary::default();
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let ms = |us: u64| us as f64 / 1000.0;
+        let q = |p: f64| ms(h.median_equivalent(h.value_at_quantile(p)));
+        #[allow(clippy::cast_precision_loss)]
+        let mean = sum_ns as f64 / count as f64 / 1e6;
+        Summary {
+            count,
+            mean,
+            p50: q(0.50),
+            p90: q(0.90),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: ms(h.max()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_a_known_spread() {
+        let mut h = new();
+        let mut sum = 0u128;
+        for us in 1..=1000u64 {
+            record(&mut h, Duration::from_micros(us));
+            sum += u128::from(us) * 1000;
+        }
+        let s = Summary::of(&h, sum);
+        assert_eq!(s.count, 1000);
+        assert!((s.mean - 0.5005).abs() < 1e-9);
+        // 3 significant digits: within 0.1% of the true quantiles.
+        assert!((s.p50 - 0.5).abs() <= 0.5 * 1e-3 + 1e-3, "{}", s.p50);
+        assert!((s.p99 - 0.99).abs() <= 0.99 * 1e-3 + 1e-3, "{}", s.p99);
+        assert!(s.max >= 1.0 && s.max <= 1.001);
+    }
+
+    #[test]
+    fn saturates_instead_of_failing() {
+        let mut h = new();
+        record(&mut h, Duration::from_secs(10 * 3600));
+        assert_eq!(h.len(), 1);
+        assert!(h.max() >= MAX_US);
+    }
+}

@@ -1,0 +1,168 @@
+//! What the engine measures and publishes.
+//!
+//! - [`recorder`]: the hot path's sharded per-job recording (no allocation, no waiting).
+//! - [`hist`]: HDR histograms in microseconds and the [`Summary`] of percentiles.
+//! - [`aggregate`]: the per-tick merge that turns shards and counters into a [`Snapshot`].
+//!
+//! A [`Snapshot`] is the only thing clients (dashboard, headless printer, recorder) read. It is
+//! small and owns no histogram, so publishing one per tick on a `watch` channel costs nothing
+//! that grows with the run. No tokio, no UI.
+
+pub mod aggregate;
+pub mod hist;
+pub mod recorder;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use hist::Summary;
+
+use crate::settings::Settings;
+
+/// Job counts. `offered = completed + failed + rejected + dropped + abandoned + in flight`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub offered: u64,
+    pub started: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub rejected: u64,
+    pub dropped: u64,
+    pub abandoned: u64,
+}
+
+impl Counters {
+    /// `self − base`, field by field (saturating).
+    #[must_use]
+    pub fn since(&self, base: &Counters) -> Counters {
+        Counters {
+            offered: self.offered.saturating_sub(base.offered),
+            started: self.started.saturating_sub(base.started),
+            completed: self.completed.saturating_sub(base.completed),
+            failed: self.failed.saturating_sub(base.failed),
+            rejected: self.rejected.saturating_sub(base.rejected),
+            dropped: self.dropped.saturating_sub(base.dropped),
+            abandoned: self.abandoned.saturating_sub(base.abandoned),
+        }
+    }
+
+    /// Jobs offered and not yet accounted for (queued or in service).
+    #[must_use]
+    pub fn in_system(&self) -> u64 {
+        self.offered
+            .saturating_sub(self.completed + self.failed + self.rejected + self.dropped + self.abandoned)
+    }
+}
+
+/// Per-second rates over one tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Rates {
+    pub offered: f64,
+    pub started: f64,
+    pub completed: f64,
+    pub failed: f64,
+    pub rejected: f64,
+    pub dropped: f64,
+}
+
+/// Response time (latency), wait and service, each measured from the job's instants:
+/// latency = end − intended arrival, wait = start − intended arrival, service = end − start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    #[serde(rename = "latency_ms")]
+    pub response: Summary,
+    #[serde(rename = "wait_ms")]
+    pub wait: Summary,
+    #[serde(rename = "service_ms")]
+    pub service: Summary,
+}
+
+/// The queue at the end of a tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct QueueView {
+    pub depth: usize,
+    /// Time-weighted mean depth over the tick.
+    pub mean: f64,
+    pub max: usize,
+    pub bound: usize,
+}
+
+/// Statistics since the warm-up ended or the operator last reset them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Measured {
+    pub duration_s: f64,
+    pub jobs: Counters,
+    pub offered_per_s: f64,
+    pub throughput_per_s: f64,
+    #[serde(flatten)]
+    pub latency: Latency,
+    pub queue_depth_mean: f64,
+    pub queue_depth_max: usize,
+    /// Mean time spent in the queue itself (start − enqueue), for Little's law on the queue.
+    pub queued_ms_mean: f64,
+    /// Busy worker time over available worker time.
+    pub utilisation: f64,
+    /// Coefficient of variation of measured service times.
+    pub service_cv: f64,
+    /// Coefficient of variation of the inter-arrival times the producer scheduled.
+    pub arrival_cv: f64,
+}
+
+/// Everything a client needs for one tick; published latest-wins.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub tick: u64,
+    pub elapsed: Duration,
+    pub tick_len: Duration,
+    pub settings: Settings,
+    pub paused: bool,
+    /// The warm-up is over: `measured` holds real statistics.
+    pub measuring: bool,
+    /// The last snapshot of a run.
+    pub finished: bool,
+    /// Whole-run counts (warm-up included), so every job is accounted for.
+    pub totals: Counters,
+    pub rates: Rates,
+    pub queue: QueueView,
+    /// Jobs admitted and not finished (queued plus in service).
+    pub in_flight: u64,
+    pub busy_workers: u64,
+    /// Worker tasks alive, including ones finishing their last job after a shrink.
+    pub live_workers: usize,
+    pub utilisation: f64,
+    /// This tick's latency, wait and service.
+    pub latency: Latency,
+    pub measured: Measured,
+    /// How far the producer is behind its arrival schedule (backpressure under `block`).
+    pub producer_lag: Duration,
+}
+
+impl Snapshot {
+    /// A snapshot before the first tick.
+    #[must_use]
+    pub fn initial(settings: Settings) -> Snapshot {
+        Snapshot {
+            tick: 0,
+            elapsed: Duration::ZERO,
+            tick_len: Duration::ZERO,
+            queue: QueueView {
+                bound: settings.queue,
+                ..QueueView::default()
+            },
+            settings,
+            paused: false,
+            measuring: false,
+            finished: false,
+            totals: Counters::default(),
+            rates: Rates::default(),
+            in_flight: 0,
+            busy_workers: 0,
+            live_workers: 0,
+            utilisation: 0.0,
+            latency: Latency::default(),
+            measured: Measured::default(),
+            producer_lag: Duration::ZERO,
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Queueing theory for the settings that are running: what a pool of `c` workers behind a queue
+//! should do at arrival rate λ and mean service time E[S].
+//!
+//! - [`erlang`]: Erlang B and C by recurrence, M/M/c/K through Erlang B (no factorials).
+//! - [`tail`]: waiting- and response-time distributions and their percentiles.
+//! - [`advisor`]: the smallest pool, or the highest rate, that meets a latency target.
+//!
+//! Which formula applies: M/M/c (Erlang C) for Poisson arrivals and exponential service;
+//! M/G/1 (Pollaczek–Khinchine, exact for means) for one worker and Poisson arrivals;
+//! otherwise G/G/c by the Allen–Cunneen approximation from the coefficients of variation; with a
+//! queue bound, M/M/c/K rejection and means (waits scaled by Allen–Cunneen when not M/M).
+//! Pure maths: no tokio, no I/O. Nothing here returns NaN or infinity as a number: an
+//! unstable system gives `None` and a growth rate instead.
+
+pub mod advisor;
+pub mod erlang;
+pub mod tail;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::settings::ServiceDist;
+
+/// Why the model cannot answer.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the model needs; times in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Inputs {
+    /// Arrival rate λ, jobs per second.
+    pub rate: f64,
+    /// Mean service time E[S], seconds.
+    pub service_mean: f64,
+    /// Workers c.
+    pub workers: u32,
+    /// Waiting places K (the queue bound); `None` for an unbounded queue.
+    pub queue: Option<u64>,
+    /// Coefficient of variation of inter-arrival times (1 for Poisson).
+    pub arrival_cv: f64,
+    /// Coefficient of variation of service times.
+    pub service_cv: f64,
+    /// The service distribution's shape, for response-time percentiles.
+    pub service_dist: ServiceDist,
+}
+
+impl Inputs {
+    /// Poisson arrivals and exponential service: the M/M/c case.
+    #[must_use]
+    pub fn mmc(rate: f64, service_mean: f64, workers: u32) -> Inputs {
+        Inputs {
+            rate,
+            service_mean,
+            workers,
+            queue: None,
+            arrival_cv: 1.0,
+            service_cv: 1.0,
+            service_dist: ServiceDist::Exponential,
+        }
+    }
+
+    fn check(&self) -> Result<(), ModelError> {
+        let bad = |m: String| Err(ModelError::Invalid(m));
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            return bad(format!(
+                "rate {} is not accepted; expected a finite rate of 0 or more jobs per second",
+                self.rate
+            ));
+        }
+        if !self.service_mean.is_finite() || self.service_mean <= 0.0 {
+            return bad(
+                "the service time must be more than zero (with no service time there is no queue to model)".into(),
+            );
+        }
+        if self.workers == 0 {
+            return bad("workers 0: a pool with no workers serves nothing; expected at least 1".into());
+        }
+        for (name, v) in [("arrival cv", self.arrival_cv), ("service cv", self.service_cv)] {
+            if !v.is_finite() || v < 0.0 {
+                return bad(format!(
+                    "{name} {v} is not accepted; expected a finite value of 0 or more"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Offered load a = λ·E[S] (in workers).
+    #[must_use]
+    pub fn load(&self) -> f64 {
+        self.rate * self.service_mean
+    }
+
+    /// Utilisation ρ = a / c.
+    #[must_use]
+    pub fn rho(&self) -> f64 {
+        self.load() / f64::from(self.workers)
+    }
+}
+
+/// The model's answer for one set of inputs; times in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Which formula produced it.
+    pub method: &'static str,
+    /// Whether the means are exact for these inputs (not an approximation).
+    pub exact: bool,
+    pub rho: f64,
+    pub stable: bool,
+    /// When unstable: how fast the queue grows, jobs per second (λ − cμ).
+    pub growth_per_s: Option<f64>,
+    pub p_wait: Option<f64>,
+    /// With a queue bound: the probability that an arrival is refused.
+    pub p_reject: Option<f64>,
+    /// Jobs completed per second (λ, less rejections).
+    pub throughput_per_s: f64,
+    pub wait_ms_mean: Option<f64>,
+    pub latency_ms_mean: Option<f64>,
+    pub queue_len_mean: Option<f64>,
+    pub in_system_mean: Option<f64>,
+    pub wait_ms_p50: Option<f64>,
+    pub wait_ms_p90: Option<f64>,
+    pub wait_ms_p99: Option<f64>,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p90: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    /// A caveat worth showing beside the numbers.
+    pub note: Option<String>,
+}
+
+/// Above this service CV the Allen–Cunneen approximation is rough, and the UI says so.
+pub const ROUGH_CV: f64 = 2.0;
+
+/// Predicts the pool's behaviour.
+///
+/// # Errors
+/// Inputs the model cannot take (no workers, no service time, a negative or NaN rate).
+pub fn predict(i: &Inputs) -> Result<Prediction, ModelError> {
+    i.check()?;
+    let c = i.workers;
+    let cf = f64::from(c);
+    let mu = 1.0 / i.service_mean;
+    let a = i.load();
+    let rho = i.rho();
+    let poisson = (i.arrival_cv - 1.0).abs() < 1e-9;
+    let expo = (i.service_cv - 1.0).abs() < 1e-9;
+    // Allen–Cunneen factor; 1 for M/M/c, exact (Pollaczek–Khinchine) for M/G/1.
+    let ac = f64::midpoint(i.arrival_cv * i.arrival_cv, i.service_cv * i.service_cv);
+    let (method, exact) = match (i.queue.is_some(), poisson && expo, poisson && c == 1) {
+        (false, true, _) => ("M/M/c (Erlang C)", true),
+        (false, false, true) if i.service_cv == 0.0 => ("M/D/1 (Pollaczek–Khinchine)", true),
+        (false, false, true) => ("M/G/1 (Pollaczek–Khinchine)", true),
+        (false, false, false) => ("G/G/c (Allen–Cunneen)", false),
+        (true, true, _) => ("M/M/c/K", true),
+        (true, false, _) => ("G/G/c/K (M/M/c/K with Allen–Cunneen waits)", false),
+    };
+    let mut note = (i.service_cv > ROUGH_CV && !exact).then(|| {
+        format!(
+            "service cv {:.1} is heavy-tailed: Allen–Cunneen is rough here",
+            i.service_cv
+        )
+    });
+    let mut p = Prediction {
+        method,
+        exact,
+        rho,
+        stable: true,
+        growth_per_s: None,
+        p_wait: None,
+        p_reject: None,
+        throughput_per_s: i.rate,
+        wait_ms_mean: None,
+        latency_ms_mean: None,
+        queue_len_mean: None,
+        in_system_mean: None,
+        wait_ms_p50: None,
+        wait_ms_p90: None,
+        wait_ms_p99: None,
+        latency_ms_p50: None,
+        latency_ms_p90: None,
+        latency_ms_p99: None,
+        note: None,
+    };
+    let (p_wait, wait_mean, theta) = if let Some(k) = i.queue {
+        let m = erlang::mmck(c, a, k);
+        let admitted = i.rate * (1.0 - m.p_reject);
+        p.p_reject = Some(m.p_reject);
+        p.throughput_per_s = admitted;
+        let wq = if admitted > 0.0 { m.lq / admitted * ac } else { 0.0 };
+        p.queue_len_mean = Some(wq * admitted);
+        (m.p_wait, wq, if wq > 0.0 { m.p_wait / wq } else { f64::INFINITY })
+    } else {
+        if rho >= 1.0 {
+            p.stable = false;
+            p.growth_per_s = Some(i.rate - cf * mu);
+            note = Some(format!(
+                "unstable: ρ = {rho:.2} ≥ 1, the queue grows by about {:.0} jobs/s",
+                i.rate - cf * mu
+            ));
+            p.note = note;
+            return Ok(p);
+        }
+        let cw = erlang::erlang_c(c, a);
+        let wq = cw / (cf * mu - i.rate) * ac;
+        p.queue_len_mean = Some(i.rate * wq);
+        // Exact M/M/c tail: P(Wq > t) = C·e^(−(cμ−λ)t); otherwise an exponential tail with the
+        // same probability of waiting and the same mean.
+        let theta = if exact && expo && poisson {
+            cf * mu - i.rate
+        } else if wq > 0.0 {
+            cw / wq
+        } else {
+            f64::INFINITY
+        };
+        (cw, wq, theta)
+    };
+    p.p_wait = Some(p_wait);
+    p.wait_ms_mean = Some(wait_mean * 1e3);
+    p.latency_ms_mean = Some((wait_mean + i.service_mean) * 1e3);
+    p.in_system_mean = Some(p.throughput_per_s * (wait_mean + i.service_mean));
+    let tail = tail::Tail {
+        p_wait,
+        theta,
+        service_mean: i.service_mean,
+        service_cv: i.service_cv,
+        dist: shape(i),
+    };
+    let ms = |x: f64| Some(x * 1e3);
+    p.wait_ms_p50 = ms(tail.wait_quantile(0.50));
+    p.wait_ms_p90 = ms(tail.wait_quantile(0.90));
+    p.wait_ms_p99 = ms(tail.wait_quantile(0.99));
+    p.latency_ms_p50 = ms(tail.response_quantile(0.50));
+    p.latency_ms_p90 = ms(tail.response_quantile(0.90));
+    p.latency_ms_p99 = ms(tail.response_quantile(0.99));
+    if !exact || i.queue.is_some() {
+        note.get_or_insert_with(|| "approximate percentiles (exponential wait tail)".into());
+    }
+    p.note = note;
+    Ok(p)
+}
+
+/// The service distribution the percentiles assume: the named one, or the shape a bare CV
+/// implies (0 constant, 1 exponential, otherwise lognormal).
+fn shape(i: &Inputs) -> ServiceDist {
+    match i.service_dist {
+        ServiceDist::Exponential if (i.service_cv - 1.0).abs() > 1e-9 => {
+            if i.service_cv == 0.0 {
+                ServiceDist::Constant
+            } else {
+                ServiceDist::Lognormal
+            }
+        }
+        d => d,
+    }
+}
+
+#[cfg(test)]
+mod tests;

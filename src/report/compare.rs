@@ -1,0 +1,188 @@
+//! The model beside the measurements: feed the model what was *measured* (arrival rate, service
+//! mean and coefficients of variation), so that a slow timer or a starved runtime shows up as a
+//! gap between the two, and name the likely cause.
+
+use serde::Serialize;
+
+use crate::metrics::Snapshot;
+use crate::model::advisor::{self, Advice, Target};
+use crate::model::{self, Inputs, Prediction};
+use crate::settings::{ArrivalKind, Policy, Rate};
+
+/// What the model was fed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ModelInputs {
+    pub rate_per_s: f64,
+    pub service_ms_mean: f64,
+    pub workers: usize,
+    pub queue: Option<usize>,
+    pub arrival_cv: f64,
+    pub service_cv: f64,
+}
+
+/// One figure, predicted and measured, with their relative difference.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Compared {
+    pub name: &'static str,
+    pub predicted: Option<f64>,
+    pub measured: f64,
+    /// (measured − predicted) / predicted.
+    pub diff: Option<f64>,
+}
+
+/// The model's predictions beside what was measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub inputs: Option<ModelInputs>,
+    pub predicted: Option<Prediction>,
+    pub compared: Vec<Compared>,
+    /// Little's law from the measurements alone: mean queue depth against throughput × mean
+    /// time in the queue.
+    pub little: Option<Compared>,
+    /// Why there is no prediction.
+    pub reason: Option<String>,
+    /// The likely cause of a gap between the model and the measurements.
+    pub diagnosis: Option<String>,
+    pub advice: Option<Advice>,
+}
+
+fn pair(name: &'static str, predicted: Option<f64>, measured: f64) -> Compared {
+    let diff = predicted.filter(|p| *p > 0.0).map(|p| (measured - p) / p);
+    Compared {
+        name,
+        predicted,
+        measured,
+        diff,
+    }
+}
+
+/// Compares the model with the measured window of `s`.
+#[must_use]
+pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
+    let m = &s.measured;
+    let st = &s.settings;
+    let none = |why: &str| ModelReport {
+        inputs: None,
+        predicted: None,
+        compared: Vec::new(),
+        little: None,
+        reason: Some(why.to_string()),
+        diagnosis: None,
+        advice: None,
+    };
+    if matches!(st.arrival, ArrivalKind::Closed | ArrivalKind::Batch) || st.rate == Rate::Max {
+        return none("the model covers open-loop arrivals (poisson, constant, bursty) at a set rate");
+    }
+    if m.latency.service.count < 2 {
+        return none("not enough completed jobs measured yet");
+    }
+    let configured_arrival_cv = match st.arrival {
+        ArrivalKind::Poisson => Some(1.0),
+        ArrivalKind::Constant => Some(0.0),
+        _ => None,
+    };
+    let inputs = ModelInputs {
+        rate_per_s: m.offered_per_s,
+        service_ms_mean: m.latency.service.mean,
+        workers: st.workers,
+        // Under `block` nothing is refused and latency counts from the intended time, so the
+        // producer's backlog is part of the queue: the unbounded model applies.
+        queue: (st.policy != Policy::Block).then_some(st.queue),
+        arrival_cv: snap_cv(configured_arrival_cv, m.arrival_cv, m.jobs.offered),
+        service_cv: snap_cv(Some(st.effective_service_cv()), m.service_cv, m.latency.service.count),
+    };
+    let mi = Inputs {
+        rate: inputs.rate_per_s,
+        service_mean: inputs.service_ms_mean / 1e3,
+        workers: u32::try_from(st.workers).unwrap_or(u32::MAX),
+        queue: inputs.queue.map(|q| q as u64),
+        arrival_cv: inputs.arrival_cv,
+        service_cv: inputs.service_cv,
+        service_dist: st.service_dist,
+    };
+    let predicted = match model::predict(&mi) {
+        Ok(p) => p,
+        Err(e) => {
+            return ModelReport {
+                inputs: Some(inputs),
+                ..none(&e.to_string())
+            };
+        }
+    };
+    let refused = m.jobs.rejected + m.jobs.dropped;
+    let p_reject = if m.jobs.offered > 0 {
+        refused as f64 / m.jobs.offered as f64
+    } else {
+        0.0
+    };
+    let mut compared = vec![
+        pair(
+            "utilisation",
+            Some(predicted.throughput_per_s * mi.service_mean / f64::from(mi.workers.max(1))),
+            m.utilisation,
+        ),
+        pair("wait_ms_mean", predicted.wait_ms_mean, m.latency.wait.mean),
+        pair("latency_ms_mean", predicted.latency_ms_mean, m.latency.response.mean),
+        pair("latency_ms_p99", predicted.latency_ms_p99, m.latency.response.p99),
+        pair("queue_len_mean", predicted.queue_len_mean, m.queue_depth_mean),
+    ];
+    if predicted.p_reject.is_some() {
+        compared.push(pair("p_reject", predicted.p_reject, p_reject));
+    }
+    let little = (m.throughput_per_s > 0.0).then(|| {
+        pair(
+            "little_queue_len",
+            Some(m.throughput_per_s * m.queued_ms_mean / 1e3),
+            m.queue_depth_mean,
+        )
+    });
+    let advice = target.map(|t| advisor::advise(&mi, t));
+    ModelReport {
+        inputs: Some(inputs),
+        diagnosis: diagnose(s),
+        predicted: Some(predicted),
+        compared,
+        little,
+        reason: None,
+        advice,
+    }
+}
+
+/// The configured coefficient of variation when the measured one is within sampling noise of it,
+/// else the measured one: a Poisson run is then modelled as M/M/c, not as a G/G/c whose CV
+/// happens to read 0.98. The noise is 3 standard errors of a sample CV from `n` draws; for an
+/// exponential the delta method gives Var(ĉv) ≈ 3/n (cv = 1, kurtosis 9), which also bounds the
+/// lighter-tailed shapes; a floor of 0.05 absorbs timer jitter around a constant.
+fn snap_cv(configured: Option<f64>, measured: f64, n: u64) -> f64 {
+    match configured {
+        Some(c) if n >= 2 && (measured - c).abs() <= (3.0 * (3.0 / n as f64).sqrt() * c.max(0.1)).max(0.05) => c,
+        _ => measured,
+    }
+}
+
+/// Names the likely cause when the pool does not behave as the configured workload says.
+fn diagnose(s: &Snapshot) -> Option<String> {
+    let m = &s.measured;
+    let configured = s.settings.service.as_secs_f64() * 1e3;
+    if configured > 0.0 && m.latency.service.count > 100 {
+        let over = m.latency.service.mean / configured - 1.0;
+        if over > 0.05 {
+            return Some(format!(
+                "service runs {:.0}% longer than configured: a late timer or a starved runtime (blocking jobs?)",
+                over * 100.0
+            ));
+        }
+    }
+    if let Rate::PerSec(r) = s.settings.rate
+        && r > 0.0
+        && m.duration_s > 1.0
+        && m.offered_per_s < 0.95 * r
+        && s.settings.arrival != ArrivalKind::Bursty
+    {
+        return Some(format!(
+            "arrivals run {:.0}% below the set rate: the producer cannot keep its schedule (backpressure or a starved runtime)",
+            (1.0 - m.offered_per_s / r) * 100.0
+        ));
+    }
+    None
+}

@@ -1,0 +1,257 @@
+//! What a run leaves behind: the JSON summary, the CSV series, and writing them so that a file
+//! the user owns is never half-written.
+//!
+//! [`AtomicFile`] writes to a temporary file beside the target and renames it into place only
+//! on [`AtomicFile::commit`]; dropped uncommitted (an error, a panic), it removes the temporary
+//! file and leaves any earlier version of the target untouched. Depends on no UI crate.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub mod compare;
+
+pub use compare::{ModelReport, model_report};
+
+use crate::engine::RunOptions;
+use crate::metrics::{Counters, Latency, Snapshot};
+use crate::settings::{Rate, Settings};
+
+/// A file written in full or not at all.
+pub struct AtomicFile {
+    target: PathBuf,
+    temp: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `target` (same directory, so the rename is atomic).
+    ///
+    /// # Errors
+    /// The directory does not exist or cannot be written.
+    pub fn create(target: &Path) -> io::Result<AtomicFile> {
+        let name = target.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("'{}' is not a file name", target.display()),
+            )
+        })?;
+        let dir = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+        let file = File::create(&temp)?;
+        Ok(AtomicFile {
+            target: target.to_path_buf(),
+            temp,
+            out: Some(BufWriter::new(file)),
+        })
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    ///
+    /// # Errors
+    /// Any write, sync or rename failure (the target is then left as it was).
+    pub fn commit(mut self) -> io::Result<()> {
+        let out = self.out.take().ok_or_else(|| io::Error::other("already committed"))?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        fs::rename(&self.temp, &self.target)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("already committed"))?
+            .write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndedBy {
+    Duration,
+    Jobs,
+    Interrupt,
+    Terminate,
+    Quit,
+}
+
+/// The settings and timing a run used.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunConfig {
+    #[serde(flatten)]
+    pub settings: Settings,
+    pub duration_s: Option<f64>,
+    pub warmup_s: f64,
+    pub interval_s: f64,
+}
+
+impl RunConfig {
+    #[must_use]
+    pub fn new(settings: &Settings, opts: &RunOptions) -> Self {
+        Self {
+            settings: settings.clone(),
+            duration_s: opts.duration.map(|d| d.as_secs_f64()),
+            warmup_s: opts.warmup.as_secs_f64(),
+            interval_s: opts.interval.as_secs_f64(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DepthSummary {
+    pub mean: f64,
+    pub max: usize,
+}
+
+/// The JSON summary of a run. Statistics cover the measured window (after the warm-up); `jobs`
+/// counts the whole run so every job is accounted for.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Length of the measured window, seconds.
+    pub duration_s: f64,
+    /// Whole run, warm-up included.
+    pub elapsed_s: f64,
+    pub ended_by: EndedBy,
+    pub config: RunConfig,
+    /// Settings at the end (they may have changed during the run).
+    pub final_settings: Settings,
+    pub jobs: Counters,
+    pub measured_jobs: Counters,
+    pub offered_per_s: f64,
+    pub throughput_per_s: f64,
+    #[serde(flatten)]
+    pub latency: Latency,
+    pub queue_depth: DepthSummary,
+    /// Mean time in the queue itself (start − enqueue).
+    pub queued_ms_mean: f64,
+    pub utilisation: f64,
+    pub service_cv: f64,
+    pub arrival_cv: f64,
+    /// Snapshot ticks the writer could not keep up with (0 in a healthy run).
+    pub missed_ticks: u64,
+    pub model: Option<ModelReport>,
+}
+
+impl RunSummary {
+    #[must_use]
+    pub fn new(last: &Snapshot, config: RunConfig, ended_by: EndedBy, missed_ticks: u64) -> Self {
+        let m = &last.measured;
+        Self {
+            duration_s: m.duration_s,
+            elapsed_s: last.elapsed.as_secs_f64(),
+            ended_by,
+            config,
+            final_settings: last.settings.clone(),
+            jobs: last.totals,
+            measured_jobs: m.jobs,
+            offered_per_s: m.offered_per_s,
+            throughput_per_s: m.throughput_per_s,
+            latency: m.latency,
+            queue_depth: DepthSummary {
+                mean: m.queue_depth_mean,
+                max: m.queue_depth_max,
+            },
+            queued_ms_mean: m.queued_ms_mean,
+            utilisation: m.utilisation,
+            service_cv: m.service_cv,
+            arrival_cv: m.arrival_cv,
+            missed_ticks,
+            model: None,
+        }
+    }
+}
+
+/// The CSV header; the first fifteen columns are the documented minimum, the rest extend it.
+pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind";
+
+/// One CSV row for one tick.
+#[must_use]
+pub fn csv_row(s: &Snapshot) -> String {
+    let st = &s.settings;
+    let rate = match st.rate {
+        Rate::Max => "max".to_string(),
+        Rate::PerSec(r) => format!("{r}"),
+    };
+    let l = &s.latency;
+    format!(
+        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{}",
+        s.elapsed.as_secs_f64(),
+        s.rates.offered,
+        s.rates.completed,
+        s.rates.rejected,
+        s.rates.dropped,
+        s.queue.depth,
+        s.in_flight,
+        s.busy_workers,
+        st.workers,
+        st.queue,
+        rate,
+        st.service.as_secs_f64() * 1e3,
+        l.response.p50,
+        l.response.p99,
+        l.response.max,
+        s.rates.failed,
+        s.queue.mean,
+        s.queue.max,
+        s.utilisation,
+        l.wait.p50,
+        l.wait.p99,
+        l.service.p50,
+        l.service.p99,
+        s.live_workers,
+        s.producer_lag.as_secs_f64() * 1e3,
+        u8::from(s.paused),
+        st.policy,
+        st.arrival,
+        st.service_kind,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_file_replaces_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        fs::write(&path, "old").unwrap();
+        {
+            let mut f = AtomicFile::create(&path).unwrap();
+            f.write_all(b"half").unwrap();
+            // Dropped without commit: the old file stays and no temporary is left.
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn csv_rows_match_the_header() {
+        let s = Snapshot::initial(Settings::default());
+        assert_eq!(csv_row(&s).split(',').count(), CSV_HEADER.split(',').count());
+    }
+}
