@@ -229,7 +229,7 @@ impl Producer {
                     biased;
                     () = cancel.cancelled() => return,
                     _ = cfg.changed() => return,
-                    () = self.shared.timer.sleep_until(at) => {}
+                    () = self.shared.timer.sleep_until_strict(at) => {}
                 }
             } else if cfg.has_changed().unwrap_or(true) || cancel.is_cancelled() {
                 return;
@@ -239,6 +239,11 @@ impl Producer {
             self.next = Some(next);
             if !self.push(job, None, cfg, cancel).await {
                 return;
+            }
+            if self.to_real(next, s) > Instant::now() {
+                // Let the worker just woken (queued on this thread) take the job before this
+                // task spends time registering its next sleep: that time would be the job's wait.
+                tokio::task::yield_now().await;
             }
         }
     }

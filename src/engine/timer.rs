@@ -126,13 +126,27 @@ impl Timer {
         }
     }
 
-    /// Sleeps until `deadline` (returns at once if it has passed).
+    /// Sleeps until about `deadline`: the mean lateness is near zero, so a single sleep may end
+    /// a few microseconds early (service times are measured from real instants either way).
     #[must_use]
     pub fn sleep_until(&self, deadline: Instant) -> Sleep<'_> {
         Sleep {
             timer: &self.inner,
             deadline,
             registered: false,
+            strict: false,
+        }
+    }
+
+    /// Sleeps until `deadline` and never returns before it: woken early, it spins the few
+    /// microseconds left. For arrivals, which must not precede their intended time.
+    #[must_use]
+    pub fn sleep_until_strict(&self, deadline: Instant) -> Sleep<'_> {
+        Sleep {
+            timer: &self.inner,
+            deadline,
+            registered: false,
+            strict: true,
         }
     }
 
@@ -154,6 +168,7 @@ pub struct Sleep<'a> {
     timer: &'a Inner,
     deadline: Instant,
     registered: bool,
+    strict: bool,
 }
 
 impl Future for Sleep<'_> {
@@ -165,6 +180,12 @@ impl Future for Sleep<'_> {
         if now + early >= self.deadline {
             if self.registered {
                 learn_wake_latency(self.timer, now, self.deadline);
+            }
+            if self.strict {
+                // At most the learned early offset (bounded by MAX_EARLY_NS), typically ~10 µs.
+                while Instant::now() < self.deadline {
+                    std::hint::spin_loop();
+                }
             }
             return Poll::Ready(());
         }
@@ -289,6 +310,16 @@ mod tests {
         assert_eq!(order, [1, 3, 5]);
         // Early firing is bounded by MAX_EARLY_NS, so no sleep can end sooner than that.
         assert!(start.elapsed() + Duration::from_nanos(MAX_EARLY_NS.unsigned_abs()) >= Duration::from_millis(5));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strict_sleeps_never_end_early() {
+        let timer = Timer::start();
+        for _ in 0..200 {
+            let deadline = Instant::now() + Duration::from_micros(300);
+            timer.sleep_until_strict(deadline).await;
+            assert!(Instant::now() >= deadline);
+        }
     }
 
     #[tokio::test]
