@@ -61,7 +61,7 @@ macro_rules! named_enum {
                 match s.trim() {
                     $($text => Ok($name::$variant),)+
                     other => Err(format!(
-                        "'{other}' is not a {}; expected one of {}",
+                        "'{other}' is not {}; expected one of {}",
                         $what,
                         Self::NAMES.trim_end_matches(" | ")
                     )),
@@ -79,7 +79,7 @@ macro_rules! named_enum {
 
 named_enum!(
     /// What happens to an arrival that finds the queue full.
-    Policy, "policy" {
+    Policy, "a policy" {
         /// Backpressure: the producer waits; the wait shows in latency (measured from the intended time).
         Block = "block",
         /// The new job is refused and counted.
@@ -91,7 +91,7 @@ named_enum!(
 
 named_enum!(
     /// How jobs arrive.
-    ArrivalKind, "arrival process" {
+    ArrivalKind, "an arrival process" {
         /// Open loop, exponential inter-arrival times (Poisson process) at the rate.
         Poisson = "poisson",
         /// Open loop, evenly spaced at the rate.
@@ -107,7 +107,7 @@ named_enum!(
 
 named_enum!(
     /// The distribution of service times around their mean.
-    ServiceDist, "service distribution" {
+    ServiceDist, "a service distribution" {
         Constant = "constant",
         Exponential = "exponential",
         Uniform = "uniform",
@@ -117,7 +117,7 @@ named_enum!(
 
 named_enum!(
     /// What a job does for its service time.
-    ServiceKind, "service kind" {
+    ServiceKind, "a service kind" {
         /// An async wait (an I/O-bound job), on the precise timer.
         Sleep = "sleep",
         /// Busy CPU on the runtime thread.
@@ -144,23 +144,18 @@ impl FromStr for Rate {
             return Ok(Rate::Max);
         }
         let num = t.strip_suffix("/s").unwrap_or(t);
-        let v: f64 = num
-            .parse()
-            .map_err(|_| format!("'{s}' is not a rate; expected jobs per second (e.g. 2500) or 'max'"))?;
+        let v: f64 =
+            num.parse().map_err(|_| format!("'{s}' is not a rate; expected jobs per second (e.g. 2500) or 'max'"))?;
         check_rate(v).map(Rate::PerSec)
     }
 }
 
 fn check_rate(v: f64) -> Result<f64, String> {
     if !v.is_finite() || v < 0.0 {
-        return Err(format!(
-            "rate {v} is not accepted; expected 0 to {MAX_RATE} jobs per second or 'max'"
-        ));
+        return Err(format!("rate {v} is not accepted; expected 0 to {MAX_RATE} jobs per second or 'max'"));
     }
     if v > MAX_RATE {
-        return Err(format!(
-            "rate {v} is too high; expected at most {MAX_RATE} jobs per second or 'max'"
-        ));
+        return Err(format!("rate {v} is too high; expected at most {MAX_RATE} jobs per second or 'max'"));
     }
     Ok(v)
 }
@@ -301,10 +296,7 @@ impl Settings {
             Knob::Jobs(j).check()?;
         }
         if self.threads == 0 || self.threads > MAX_THREADS {
-            return Err(format!(
-                "threads {} is not accepted; expected 1 to {MAX_THREADS}",
-                self.threads
-            ));
+            return Err(format!("threads {} is not accepted; expected 1 to {MAX_THREADS}", self.threads));
         }
         if self.service_dist == ServiceDist::Uniform && self.service_cv > UNIFORM_MAX_CV {
             return Err(format!(
@@ -372,10 +364,7 @@ pub const KNOB_NAMES: &[&str] = &[
 ];
 
 fn parse_count(name: &str, value: &str, max: u64) -> Result<u64, String> {
-    value
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| format!("{name} '{value}' is not a whole number; expected 0 to {max}"))
+    value.trim().parse::<u64>().map_err(|_| format!("{name} '{value}' is not a whole number; expected 0 to {max}"))
 }
 
 fn parse_time(name: &str, value: &str) -> Result<Duration, String> {
@@ -546,13 +535,8 @@ impl Knob {
 /// "unknown knob 'wokers'; did you mean 'workers'? Known: ..."
 #[must_use]
 pub fn unknown_knob(name: &str) -> String {
-    let hint = crate::suggest::closest(name, KNOB_NAMES)
-        .map(|b| format!("; did you mean '{b}'?"))
-        .unwrap_or_default();
-    format!(
-        "unknown setting '{name}'{hint} Known settings: {}",
-        KNOB_NAMES.join(", ")
-    )
+    let hint = crate::suggest::closest(name, KNOB_NAMES).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
+    format!("unknown setting '{name}'{hint} Known settings: {}", KNOB_NAMES.join(", "))
 }
 
 #[cfg(test)]
@@ -566,10 +550,7 @@ mod tests {
 
     #[test]
     fn knobs_parse_and_print_back() {
-        for k in Knob::all_of(&Settings {
-            jobs: Some(5),
-            ..Settings::default()
-        }) {
+        for k in Knob::all_of(&Settings { jobs: Some(5), ..Settings::default() }) {
             let again = Knob::parse(k.name(), &k.value_text()).unwrap();
             assert_eq!(again, k);
         }

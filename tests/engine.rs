@@ -11,10 +11,7 @@ use pooltune::settings::{ArrivalKind, Knob, Policy, Rate, ServiceDist, ServiceKi
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn start(s: pooltune::settings::Settings) -> EngineHandle {
-    let opts = RunOptions {
-        interval: Duration::from_millis(50),
-        ..RunOptions::default()
-    };
+    let opts = RunOptions { interval: Duration::from_millis(50), ..RunOptions::default() };
     EngineHandle::start(s, opts).unwrap()
 }
 
@@ -23,9 +20,7 @@ fn workers_grow_and_shrink_live_without_losing_jobs() {
     let _g = exclusive();
     let e = start(settings());
     e.try_send(Command::Set(Knob::Workers(12))).unwrap();
-    wait_for(&e, LIMIT, "12 live workers", |s| {
-        s.live_workers == 12 && s.settings.workers == 12
-    });
+    wait_for(&e, LIMIT, "12 live workers", |s| s.live_workers == 12 && s.settings.workers == 12);
     e.try_send(Command::Set(Knob::Workers(2))).unwrap();
     wait_for(&e, LIMIT, "retired workers to stop", |s| s.live_workers == 2);
     let last = e.shutdown();
@@ -50,9 +45,7 @@ fn refused_values_are_errors_not_panics() {
     }
     // A combination is checked against the running settings.
     e.try_send(Command::Set(Knob::ServiceCv(2.0))).unwrap();
-    let err = e
-        .try_send(Command::Set(Knob::ServiceDist(ServiceDist::Uniform)))
-        .unwrap_err();
+    let err = e.try_send(Command::Set(Knob::ServiceDist(ServiceDist::Uniform))).unwrap_err();
     assert!(err.to_string().contains("uniform"), "{err}");
     let _ = e.shutdown();
 }
@@ -109,15 +102,11 @@ fn block_backpressure_shows_as_producer_lag_and_latency() {
     };
     let e = start(s);
     // Offered 1000/s against a capacity of 500/s: the producer falls behind its schedule.
-    let snap = wait_for(&e, LIMIT, "producer lag", |s| {
-        s.producer_lag > Duration::from_millis(200)
-    });
+    let snap = wait_for(&e, LIMIT, "producer lag", |s| s.producer_lag > Duration::from_millis(200));
     assert_eq!(snap.totals.rejected + snap.totals.dropped, 0);
     assert!(snap.queue.max <= 5);
     // Latency counts from the intended time, so it includes the lag, far beyond the 6 places × 2 ms.
-    let snap = wait_for(&e, LIMIT, "latency to include the lag", |s| {
-        s.latency.response.max > 100.0
-    });
+    let snap = wait_for(&e, LIMIT, "latency to include the lag", |s| s.latency.response.max > 100.0);
     assert!(snap.latency.response.max > snap.latency.service.max * 10.0);
     let last = e.shutdown();
     assert_accounted(&last);
@@ -136,9 +125,7 @@ fn shrinking_the_bound_keeps_what_is_queued() {
     let e = start(s);
     let before = wait_for(&e, LIMIT, "a queue of 100", |s| s.queue.depth >= 100);
     e.try_send(Command::Set(Knob::Queue(10))).unwrap();
-    let after = wait_for(&e, LIMIT, "the new bound", |s| {
-        s.settings.queue == 10 && s.totals.rejected > 0
-    });
+    let after = wait_for(&e, LIMIT, "the new bound", |s| s.settings.queue == 10 && s.totals.rejected > 0);
     assert!(
         after.queue.depth >= before.queue.depth,
         "queued jobs were lost: {} → {}",
@@ -146,9 +133,7 @@ fn shrinking_the_bound_keeps_what_is_queued() {
         after.queue.depth
     );
     e.try_send(Command::Set(Knob::Workers(4))).unwrap();
-    wait_for(&e, LIMIT, "the queue to drain below the new bound", |s| {
-        s.queue.depth < 10
-    });
+    wait_for(&e, LIMIT, "the queue to drain below the new bound", |s| s.queue.depth < 10);
     let last = e.shutdown();
     assert_accounted(&last);
 }
@@ -162,9 +147,7 @@ fn pause_stops_arrivals_and_resume_restarts_them() {
     let later = wait_for(&e, LIMIT, "a few more ticks", |s| s.tick >= paused.tick + 4);
     assert_eq!(later.totals.offered, paused.totals.offered, "arrivals while paused");
     e.try_send(Command::Resume).unwrap();
-    wait_for(&e, LIMIT, "arrivals after resume", |s| {
-        s.totals.offered > paused.totals.offered + 20
-    });
+    wait_for(&e, LIMIT, "arrivals after resume", |s| s.totals.offered > paused.totals.offered + 20);
     let last = e.shutdown();
     assert_accounted(&last);
 }
@@ -187,9 +170,7 @@ fn switching_arrival_and_kind_mid_run() {
     ] {
         let before = e.latest().totals.completed;
         e.try_send(Command::Set(knob)).unwrap();
-        wait_for(&e, LIMIT, &format!("progress after {knob:?}"), |s| {
-            s.totals.completed > before + 5
-        });
+        wait_for(&e, LIMIT, &format!("progress after {knob:?}"), |s| s.totals.completed > before + 5);
     }
     let last = e.shutdown();
     assert_accounted(&last);
@@ -218,10 +199,7 @@ fn closed_loop_respects_its_throughput_bound() {
     let bound = 4.0 / (0.004 + r);
     let n = last.measured.jobs.completed as f64;
     let tol = 4.0 * (0.004 / (0.004 + r)) / n.sqrt() + 4.0 / n;
-    assert!(
-        x <= bound * (1.0 + tol),
-        "throughput {x} above the closed-loop bound {bound} (tolerance {tol})"
-    );
+    assert!(x <= bound * (1.0 + tol), "throughput {x} above the closed-loop bound {bound} (tolerance {tol})");
     assert!(x > 0.0);
     assert!(last.queue.max <= 4 && last.measured.queue_depth_max <= 4);
     assert_accounted(&last);
@@ -229,15 +207,8 @@ fn closed_loop_respects_its_throughput_bound() {
 
 #[test]
 fn jobs_limit_ends_the_run_when_every_job_is_done() {
-    let s = pooltune::settings::Settings {
-        jobs: Some(300),
-        rate: Rate::PerSec(3000.0),
-        ..settings()
-    };
-    let opts = RunOptions {
-        interval: Duration::from_millis(20),
-        ..RunOptions::default()
-    };
+    let s = pooltune::settings::Settings { jobs: Some(300), rate: Rate::PerSec(3000.0), ..settings() };
+    let opts = RunOptions { interval: Duration::from_millis(20), ..RunOptions::default() };
     let last = EngineHandle::start(s, opts).unwrap().join();
     assert!(last.finished);
     assert_eq!(last.totals.offered, 300);
@@ -246,12 +217,7 @@ fn jobs_limit_ends_the_run_when_every_job_is_done() {
 
 #[test]
 fn shutdown_abandons_what_is_queued() {
-    let s = pooltune::settings::Settings {
-        workers: 0,
-        queue: 10_000,
-        rate: Rate::PerSec(5000.0),
-        ..settings()
-    };
+    let s = pooltune::settings::Settings { workers: 0, queue: 10_000, rate: Rate::PerSec(5000.0), ..settings() };
     let e = start(s);
     wait_for(&e, LIMIT, "a queue", |s| s.queue.depth > 50);
     let last = e.shutdown();
@@ -264,18 +230,9 @@ fn shutdown_abandons_what_is_queued() {
 #[test]
 fn rate_max_floods_up_to_the_bound() {
     let _g = exclusive();
-    let s = pooltune::settings::Settings {
-        rate: Rate::Max,
-        service: Duration::ZERO,
-        queue: 64,
-        ..settings()
-    };
+    let s = pooltune::settings::Settings { rate: Rate::Max, service: Duration::ZERO, queue: 64, ..settings() };
     let last = common::run_for(s, Duration::from_millis(500), Duration::ZERO);
     assert!(last.totals.completed > 1000, "{:?}", last.totals);
-    assert_eq!(
-        last.totals.rejected + last.totals.dropped,
-        0,
-        "max waits for room, whatever the policy"
-    );
+    assert_eq!(last.totals.rejected + last.totals.dropped, 0, "max waits for room, whatever the policy");
     assert_accounted(&last);
 }

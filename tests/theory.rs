@@ -45,9 +45,7 @@ fn simulate(rate: f64, service: f64, constant: bool, c: usize, warm: usize, n: u
 
 /// Relative standard deviations (response, wait) of the means over [`SEEDS`] exact simulations.
 fn exact_spread(rate: f64, service: f64, constant: bool, c: usize, n: usize) -> (f64, f64) {
-    let runs: Vec<(f64, f64)> = (0..SEEDS)
-        .map(|seed| simulate(rate, service, constant, c, n / 5, n, seed))
-        .collect();
+    let runs: Vec<(f64, f64)> = (0..SEEDS).map(|seed| simulate(rate, service, constant, c, n / 5, n, seed)).collect();
     let rsd = |f: fn(&(f64, f64)) -> f64| {
         let m = runs.iter().map(f).sum::<f64>() / SEEDS as f64;
         let var = runs.iter().map(|r| (f(r) - m).powi(2)).sum::<f64>() / (SEEDS - 1) as f64;
@@ -68,11 +66,7 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
         arrival: ArrivalKind::Poisson,
         rate: Rate::PerSec(rate),
         service,
-        service_dist: if constant {
-            ServiceDist::Constant
-        } else {
-            ServiceDist::Exponential
-        },
+        service_dist: if constant { ServiceDist::Constant } else { ServiceDist::Exponential },
         seed: 11,
         ..settings()
     };
@@ -87,11 +81,7 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
         queue: None,
         arrival_cv: 1.0,
         service_cv: if constant { 0.0 } else { 1.0 },
-        service_dist: if constant {
-            ServiceDist::Constant
-        } else {
-            ServiceDist::Exponential
-        },
+        service_dist: if constant { ServiceDist::Constant } else { ServiceDist::Exponential },
     };
     let p = predict(&inputs).unwrap();
     let n = m.jobs.completed as usize;
@@ -104,10 +94,7 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
 
 fn within(what: &str, (measured, predicted, tol): (f64, f64, f64), extra_ms: f64) {
     let diff = (measured - predicted).abs();
-    eprintln!(
-        "{what}: measured {measured:.4} ms, predicted {predicted:.4} ms, tolerance {:.1}%",
-        tol * 100.0
-    );
+    eprintln!("{what}: measured {measured:.4} ms, predicted {predicted:.4} ms, tolerance {:.1}%", tol * 100.0);
     assert!(
         diff <= predicted * tol + extra_ms,
         "{what}: measured {measured:.4} ms, predicted {predicted:.4} ms, allowed ±{:.4} ms ({:.1}% + {extra_ms} ms)",
@@ -163,10 +150,7 @@ fn littles_law_holds_on_the_queue() {
     // × the deepest queue × the longest wait, over the window.
     let edge = 2.0 * m.queue_depth_max as f64 * (m.latency.wait.max / 1e3) / m.duration_s;
     assert!(l > 0.0);
-    assert!(
-        (l - lambda_w).abs() <= edge,
-        "L = {l:.4}, λW = {lambda_w:.4}, edge bound {edge:.4}"
-    );
+    assert!((l - lambda_w).abs() <= edge, "L = {l:.4}, λW = {lambda_w:.4}, edge bound {edge:.4}");
 }
 
 #[test]
@@ -181,31 +165,17 @@ fn batch_of_100_on_5_workers_ends_at_20_services() {
         service_dist: ServiceDist::Constant,
         ..settings()
     };
-    let opts = pooltune::engine::RunOptions {
-        interval: Duration::from_millis(20),
-        ..Default::default()
-    };
+    let opts = pooltune::engine::RunOptions { interval: Duration::from_millis(20), ..Default::default() };
     let last = pooltune::engine::EngineHandle::start(s, opts).unwrap().join();
     assert_eq!(last.totals.completed, 100);
     let svc = &last.measured.latency.service;
     let max = last.measured.latency.response.max;
     // Each worker runs 20 jobs back to back from the same intended instant, so the last one ends
     // after 20 services: at least 20 × the shortest, at most 20 × the longest plus 20 hand-offs.
-    assert!(
-        max >= 20.0 * svc.p50.min(svc.mean) * 0.999,
-        "last job at {max} ms, before 20 services"
-    );
-    assert!(
-        max <= 20.0 * (svc.max + HANDOFF_MS),
-        "last job at {max} ms, after 20 × {} ms",
-        svc.max
-    );
+    assert!(max >= 20.0 * svc.p50.min(svc.mean) * 0.999, "last job at {max} ms, before 20 services");
+    assert!(max <= 20.0 * (svc.max + HANDOFF_MS), "last job at {max} ms, after 20 × {} ms", svc.max);
     // The median job waits for 10 rounds.
     // The median job (the 50th or 51st) ends in round 10 or 11.
     let p50 = last.measured.latency.response.p50;
-    assert!(
-        (p50 / svc.mean - 10.5).abs() <= 1.0,
-        "median at {p50} ms = {} services",
-        p50 / svc.mean
-    );
+    assert!((p50 / svc.mean - 10.5).abs() <= 1.0, "median at {p50} ms = {} services", p50 / svc.mean);
 }

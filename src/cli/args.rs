@@ -29,16 +29,14 @@ fn interval(s: &str) -> Result<Duration, String> {
 fn threads(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "'{s}' is not accepted; expected a whole number from 1 to {MAX_THREADS}"
-        )),
+        _ => Err(format!("'{s}' is not accepted; expected a whole number from 1 to {MAX_THREADS}")),
     }
 }
 
 /// Size a worker pool by watching it: a live dashboard over a producer → bounded queue → worker
 /// pool on tokio, with queueing theory beside the measurements.
 #[derive(Debug, Parser)]
-#[command(name = "pooltune", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "pooltune", version, about, long_about = None, args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -57,6 +55,7 @@ pub enum Cmd {
 
 /// The workload's knobs, each overriding the default (or the profile's starting value).
 #[derive(Debug, Clone, Default, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct WorkloadArgs {
     /// Worker tasks [0 to 100000; default 4]
     #[arg(long, value_name = "N", value_parser = knob("workers"))]
@@ -165,6 +164,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ModelArgs {
     /// Arrival rate λ, jobs per second
     #[arg(long, value_name = "R")]

@@ -50,10 +50,7 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Resu
         None => EndedBy::Duration,
     };
     let mut run = RunSummary::new(&last, config, ended_by, missed);
-    run.model = Some(report::model_report(
-        &last,
-        args.slo_p99.map(|d| Target::P99(d.as_secs_f64())),
-    ));
+    run.model = Some(report::model_report(&last, args.slo_p99.map(|d| Target::P99(d.as_secs_f64()))));
     if let Some(f) = csv {
         f.commit().context("writing the CSV file")?;
     }

@@ -72,14 +72,8 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
     }
     let text = e.to_string();
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
-    let tip = lines
-        .find(|l| l.starts_with("tip:"))
-        .map(|t| format!(" ({t})"))
-        .unwrap_or_default();
+    let first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+    let tip = lines.find(|l| l.starts_with("tip:")).map(|t| format!(" ({t})")).unwrap_or_default();
     eprintln!("pooltune: {first}{tip}; see 'pooltune --help'");
     ExitCode::from(2)
 }
@@ -112,15 +106,11 @@ pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInpu
 /// [`BadInput`] when the warm-up is not shorter than the run.
 pub fn options_from(args: &RunArgs, s: &Settings, headless: bool) -> Result<RunOptions, BadInput> {
     let defaults = RunOptions::default();
-    let duration = args
-        .duration
-        .or((headless && s.jobs.is_none()).then_some(HEADLESS_DURATION));
+    let duration = args.duration.or((headless && s.jobs.is_none()).then_some(HEADLESS_DURATION));
     let warmup = args.warmup.unwrap_or(Duration::ZERO);
     if let Some(d) = duration {
         if d.is_zero() {
-            return Err(BadInput(
-                "--duration 0s is not accepted; expected a positive duration".into(),
-            ));
+            return Err(BadInput("--duration 0s is not accepted; expected a positive duration".into()));
         }
         if warmup >= d {
             return Err(BadInput(format!(
@@ -130,12 +120,7 @@ pub fn options_from(args: &RunArgs, s: &Settings, headless: bool) -> Result<RunO
             )));
         }
     }
-    Ok(RunOptions {
-        duration,
-        warmup,
-        interval: args.interval.unwrap_or(defaults.interval),
-        ..defaults
-    })
+    Ok(RunOptions { duration, warmup, interval: args.interval.unwrap_or(defaults.interval), ..defaults })
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {

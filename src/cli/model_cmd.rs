@@ -12,16 +12,12 @@ use crate::settings::{ArrivalKind, ServiceDist};
 fn inputs(a: &ModelArgs) -> Result<Inputs, BadInput> {
     let (service_dist, service_cv) = match (a.service_dist, a.service_cv) {
         (_, Some(cv)) if !cv.is_finite() || cv < 0.0 => {
-            return Err(BadInput(format!(
-                "--service-cv {cv} is not accepted; expected a finite value of 0 or more"
-            )));
+            return Err(BadInput(format!("--service-cv {cv} is not accepted; expected a finite value of 0 or more")));
         }
         (_, Some(cv)) => (ServiceDist::Exponential, cv),
         (Some(ServiceDist::Constant), None) => (ServiceDist::Constant, 0.0),
         (Some(d @ (ServiceDist::Uniform | ServiceDist::Lognormal)), None) => {
-            return Err(BadInput(format!(
-                "--service-dist {d} needs --service-cv X to fix its spread"
-            )));
+            return Err(BadInput(format!("--service-dist {d} needs --service-cv X to fix its spread")));
         }
         _ => (ServiceDist::Exponential, 1.0),
     };
@@ -49,20 +45,14 @@ fn inputs(a: &ModelArgs) -> Result<Inputs, BadInput> {
 pub fn run(a: &ModelArgs) -> anyhow::Result<ExitCode> {
     let i = inputs(a)?;
     let p = model::predict(&i).map_err(|ModelError::Invalid(m)| BadInput(m))?;
-    let target = a
-        .slo_p99
-        .map(|d| Target::P99(d.as_secs_f64()))
-        .or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));
+    let target = a.slo_p99.map(|d| Target::P99(d.as_secs_f64())).or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));
     let advice = target.map(|t| advisor::advise(&i, t));
     if a.json {
         let mut v = serde_json::to_value(&p)?;
         if let (Some(adv), Some(obj)) = (&advice, v.as_object_mut()) {
             obj.insert("target".into(), adv.target.clone().into());
             obj.insert("workers_needed".into(), serde_json::to_value(adv.workers_needed)?);
-            obj.insert(
-                "workers_needed_reason".into(),
-                serde_json::to_value(&adv.workers_reason)?,
-            );
+            obj.insert("workers_needed_reason".into(), serde_json::to_value(&adv.workers_reason)?);
             obj.insert("max_rate".into(), serde_json::to_value(adv.max_rate)?);
             obj.insert("max_rate_reason".into(), serde_json::to_value(&adv.max_rate_reason)?);
         }
@@ -73,11 +63,7 @@ pub fn run(a: &ModelArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(out, "{}{}", p.method, if p.exact { "" } else { " (approximate)" });
     let _ = writeln!(out, "utilisation ρ      {:.4}", p.rho);
     if !p.stable {
-        let _ = writeln!(
-            out,
-            "unstable: ρ ≥ 1, the queue grows by about {:.1} jobs/s",
-            p.growth_per_s.unwrap_or(0.0)
-        );
+        let _ = writeln!(out, "unstable: ρ ≥ 1, the queue grows by about {:.1} jobs/s", p.growth_per_s.unwrap_or(0.0));
     }
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.4}"));
     for (label, v) in [
@@ -90,13 +76,7 @@ pub fn run(a: &ModelArgs) -> anyhow::Result<ExitCode> {
         ("in system mean", p.in_system_mean),
     ] {
         if label.starts_with("wait p50") {
-            let _ = writeln!(
-                out,
-                "{label:<18} {} / {} / {}",
-                f(p.wait_ms_p50),
-                f(p.wait_ms_p90),
-                f(p.wait_ms_p99)
-            );
+            let _ = writeln!(out, "{label:<18} {} / {} / {}", f(p.wait_ms_p50), f(p.wait_ms_p90), f(p.wait_ms_p99));
             let _ = writeln!(
                 out,
                 "{:<18} {} / {} / {}",
@@ -117,11 +97,7 @@ pub fn run(a: &ModelArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(out, "advice: {}", adv.line());
         match (adv.max_rate, adv.max_rate_reason) {
             (Some(r), _) => {
-                let _ = writeln!(
-                    out,
-                    "advice: {} workers sustain up to {r:.1} jobs/s under {}",
-                    a.workers, adv.target
-                );
+                let _ = writeln!(out, "advice: {} workers sustain up to {r:.1} jobs/s under {}", a.workers, adv.target);
             }
             (None, Some(why)) => {
                 let _ = writeln!(out, "advice: no rate: {why}");

@@ -21,10 +21,7 @@ pub fn render(r: &RunSummary) -> String {
         out,
         "pooltune: {:.1} s measured, ended by {} ({} {} /s, {} workers, queue {} {}, service {} {} {})",
         r.duration_s,
-        serde_json::to_value(r.ended_by)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        serde_json::to_value(r.ended_by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         s.arrival,
         f.rate,
         f.workers,
@@ -79,11 +76,7 @@ pub fn render(r: &RunSummary) -> String {
         }
     }
     if r.missed_ticks > 0 {
-        let _ = writeln!(
-            out,
-            "note      {} snapshot ticks were missed by the writer",
-            r.missed_ticks
-        );
+        let _ = writeln!(out, "note      {} snapshot ticks were missed by the writer", r.missed_ticks);
     }
     out
 }

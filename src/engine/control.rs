@@ -4,8 +4,8 @@
 //! It runs on a current-thread runtime of its own, so ticks and commands keep flowing when the
 //! workload's runtime is saturated or blocked.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{self, Handle};
@@ -17,9 +17,9 @@ use super::producer::{self, ProducerCfg};
 use super::queue::JobQueue;
 use super::service::kind_code;
 use super::timer::Timer;
-use super::{Command, EngineError, RunOptions, Shared, worker};
+use super::{Command, EngineError, GapCounters, RunOptions, Shared, worker};
 use crate::metrics::Snapshot;
-use crate::metrics::aggregate::{Aggregator, GapSums, TickInputs};
+use crate::metrics::aggregate::{Aggregator, TickInputs};
 use crate::metrics::recorder::Recorders;
 use crate::settings::{Knob, Settings};
 
@@ -38,12 +38,7 @@ pub fn run_thread(
         .thread_name("pooltune-worker")
         .enable_all()
         .build()
-        .and_then(|w| {
-            runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|c| (w, c))
-        });
+        .and_then(|w| runtime::Builder::new_current_thread().enable_all().build().map(|c| (w, c)));
     let (workload, control) = match built {
         Ok(rts) => rts,
         Err(e) => {
@@ -63,7 +58,8 @@ struct Controller {
     settings: Settings,
     opts: RunOptions,
     handle: Handle,
-    workers: Vec<CancellationToken>,
+    /// One retirement flag per active worker; index = worker id.
+    workers: Vec<Arc<AtomicBool>>,
     tracker: TaskTracker,
     producer: watch::Sender<ProducerCfg>,
     producer_stop: CancellationToken,
@@ -85,13 +81,10 @@ impl Controller {
             dropped: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             pending_intended: AtomicU64::new(u64::MAX),
-            gaps: Mutex::new(GapSums::default()),
+            gaps: GapCounters::default(),
             service_kind: AtomicU8::new(kind_code(settings.service_kind)),
         });
-        let (producer, _) = watch::channel(ProducerCfg {
-            settings: settings.clone(),
-            paused: false,
-        });
+        let (producer, _) = watch::channel(ProducerCfg { settings: settings.clone(), paused: false });
         Self {
             agg: Aggregator::new(start, opts.warmup, shards),
             shared,
@@ -116,8 +109,10 @@ impl Controller {
         self.set_workers(self.settings.workers);
         let end = self.opts.duration.map(|d| start + d);
         let mut next_tick = start + self.opts.interval;
+        // An extra tick where the warm-up ends, so the measured window starts exactly there.
+        let mut warm_end = (!self.opts.warmup.is_zero()).then(|| start + self.opts.warmup);
         loop {
-            let at = end.map_or(next_tick, |e| e.min(next_tick));
+            let at = [end, warm_end].into_iter().flatten().fold(next_tick, Instant::min);
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -134,6 +129,12 @@ impl Controller {
                     out.send_replace(snap);
                     if done {
                         break;
+                    }
+                    if warm_end.is_some_and(|w| at >= w) {
+                        warm_end = None;
+                    }
+                    if at < next_tick {
+                        continue;
                     }
                     next_tick += self.opts.interval;
                     let now = Instant::now();
@@ -177,24 +178,21 @@ impl Controller {
     }
 
     fn update_producer(&self) {
-        self.producer.send_replace(ProducerCfg {
-            settings: self.settings.clone(),
-            paused: self.paused,
-        });
+        self.producer.send_replace(ProducerCfg { settings: self.settings.clone(), paused: self.paused });
     }
 
     fn set_workers(&mut self, n: usize) {
         while self.workers.len() < n {
-            let retire = CancellationToken::new();
+            let retire = Arc::new(AtomicBool::new(false));
             let id = self.workers.len();
-            self.tracker
-                .spawn_on(worker::run(id, Arc::clone(&self.shared), retire.clone()), &self.handle);
+            self.tracker.spawn_on(worker::run(id, Arc::clone(&self.shared), Arc::clone(&retire)), &self.handle);
             self.workers.push(retire);
         }
-        while self.workers.len() > n {
-            if let Some(w) = self.workers.pop() {
-                w.cancel();
+        if self.workers.len() > n {
+            for w in self.workers.drain(n..) {
+                w.store(true, Ordering::Release);
             }
+            self.shared.queue.wake_consumers();
         }
     }
 
@@ -218,7 +216,7 @@ impl Controller {
         } else {
             now.saturating_duration_since(sh.start + Duration::from_nanos(pending))
         };
-        let gaps = *sh.gaps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let gaps = sh.gaps.read();
         TickInputs {
             now,
             recorders: &sh.recorders,
@@ -240,13 +238,7 @@ impl Controller {
     /// still unaccounted for after that is abandoned too, so the final counts always add up.
     async fn shutdown(mut self, producer: tokio::task::JoinHandle<()>) -> Snapshot {
         let sh = Arc::clone(&self.shared);
-        self.agg.freeze(&Self::inputs(
-            &sh,
-            &self.settings,
-            self.paused,
-            self.tracker.len(),
-            false,
-        ));
+        self.agg.freeze(&Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), false));
         self.producer_stop.cancel();
         let grace = self.opts.grace;
         let _ = tokio::time::timeout(grace, producer).await;

@@ -26,7 +26,6 @@ pub mod timer;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -108,7 +107,7 @@ pub(crate) struct Shared {
     pub abandoned: AtomicU64,
     /// Intended time (ns since `start`) of the job the producer is trying to enqueue; `u64::MAX` when none.
     pub pending_intended: AtomicU64,
-    pub gaps: Mutex<GapSums>,
+    pub gaps: GapCounters,
     /// The service kind, read by workers at the start of each job so a switch applies at once.
     pub service_kind: std::sync::atomic::AtomicU8,
 }
@@ -129,16 +128,39 @@ impl Shared {
         }
     }
 
-    pub fn add_gap(&self, gap: Duration) {
-        let s = gap.as_secs_f64();
-        let mut g = self.gaps.lock().unwrap_or_else(PoisonError::into_inner);
-        g.count += 1;
-        g.sum += s;
-        g.sum_sq += s * s;
-    }
-
     pub fn since_start(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+}
+
+/// Sums of the scheduled inter-arrival gaps, written by the producer alone (plain loads and
+/// stores, no read-modify-write) and read by the control thread each tick. A reader may see one
+/// gap's update half applied, which moves a coefficient of variation by nothing measurable.
+#[derive(Default)]
+pub(crate) struct GapCounters {
+    count: AtomicU64,
+    sum: AtomicU64,
+    sum_sq: AtomicU64,
+}
+
+impl GapCounters {
+    /// Adds one gap; call from the producer only.
+    pub fn add(&self, gap: Duration) {
+        let s = gap.as_secs_f64();
+        let add = |a: &AtomicU64, v: f64| {
+            a.store((f64::from_bits(a.load(Ordering::Relaxed)) + v).to_bits(), Ordering::Relaxed);
+        };
+        add(&self.sum, s);
+        add(&self.sum_sq, s * s);
+        self.count.store(self.count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> GapSums {
+        GapSums {
+            count: self.count.load(Ordering::Relaxed),
+            sum: f64::from_bits(self.sum.load(Ordering::Relaxed)),
+            sum_sq: f64::from_bits(self.sum_sq.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -171,9 +193,7 @@ impl EngineHandle {
     pub fn start(settings: Settings, opts: RunOptions) -> Result<EngineHandle, EngineError> {
         settings.validate().map_err(EngineError::Invalid)?;
         if opts.interval.is_zero() {
-            return Err(EngineError::Invalid(
-                "interval 0s is not accepted; expected at least 1ms".into(),
-            ));
+            return Err(EngineError::Invalid("interval 0s is not accepted; expected at least 1ms".into()));
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (snap_tx, snap_rx) = watch::channel(Snapshot::initial(settings.clone()));
@@ -183,11 +203,7 @@ impl EngineHandle {
             .spawn(move || control::run_thread(settings, opts, cmd_rx, &snap_tx, &ready_tx))
             .map_err(|e| EngineError::Start(e.to_string()))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(EngineHandle {
-                commands: cmd_tx,
-                snapshots: snap_rx,
-                thread: Some(thread),
-            }),
+            Ok(Ok(())) => Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread) }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(EngineError::Start("the engine thread ended while starting".into())),
         }
@@ -199,11 +215,7 @@ impl EngineHandle {
     /// The reason a knob value is refused.
     pub fn check(&self, cmd: &Command) -> Result<(), EngineError> {
         if let Command::Set(knob) = cmd {
-            self.snapshots
-                .borrow()
-                .settings
-                .with(*knob)
-                .map_err(EngineError::Invalid)?;
+            self.snapshots.borrow().settings.with(*knob).map_err(EngineError::Invalid)?;
         }
         Ok(())
     }

@@ -38,9 +38,11 @@ fn stream_seed(seed: u64, stream: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// How many jobs the flood mode issues between voluntary yields, so it never monopolises a
+/// How many batches the flood mode issues between voluntary yields, so it never monopolises a
 /// runtime thread when the queue always has room.
-const FLOOD_YIELD_EVERY: u32 = 128;
+const FLOOD_YIELD_EVERY: u32 = 16;
+/// The most jobs `--rate max` puts in the queue under one lock.
+const FLOOD_BATCH: usize = 64;
 
 struct Producer {
     shared: Arc<Shared>,
@@ -102,15 +104,10 @@ impl Producer {
     fn make_job(&mut self, intended: Instant, s: &Settings, done: Option<Arc<Notify>>) -> Job {
         self.shared.offered.fetch_add(1, Ordering::Relaxed);
         if let Some(last) = self.last_intended {
-            self.shared.add_gap(intended.saturating_duration_since(last));
+            self.shared.gaps.add(intended.saturating_duration_since(last));
         }
         self.last_intended = Some(intended);
-        Job {
-            intended,
-            enqueued: intended,
-            service: self.sampler.draw(s),
-            done,
-        }
+        Job { intended, enqueued: intended, service: self.sampler.draw(s), done }
     }
 
     /// Whether the `jobs` limit lets one more job be offered.
@@ -128,9 +125,7 @@ impl Producer {
         cancel: &CancellationToken,
     ) -> bool {
         let q = &self.shared.queue;
-        self.shared
-            .pending_intended
-            .store(self.shared.since_start(job.intended), Ordering::Relaxed);
+        self.shared.pending_intended.store(self.shared.since_start(job.intended), Ordering::Relaxed);
         let job = match q.try_push_as(job, policy) {
             Ok(p) => {
                 self.shared.account(p);
@@ -249,19 +244,38 @@ impl Producer {
     }
 
     /// `--rate max`: enqueue as fast as the queue accepts, waiting for room whatever the policy.
+    /// Jobs go in batches of up to [`FLOOD_BATCH`] under one lock; each is intended at the
+    /// instant its batch was made (the schedule is "now", as fast as possible).
     async fn flood(&mut self, s: &Settings, cfg: &mut watch::Receiver<ProducerCfg>, cancel: &CancellationToken) {
         if !self.push_pending(cfg, cancel, Some(Policy::Block)).await {
             return;
         }
+        let shared = Arc::clone(&self.shared);
+        let mut batch: Vec<Job> = Vec::with_capacity(FLOOD_BATCH);
         let mut n = 0u32;
         while !cancel.is_cancelled() && !cfg.has_changed().unwrap_or(true) {
-            if !self.admit(s) {
+            let left = s.jobs.map_or(u64::MAX, |j| j.saturating_sub(shared.offered.load(Ordering::Relaxed)));
+            if left == 0 {
                 return wait_change(cfg, cancel).await;
             }
-            let job = self.make_job(Instant::now(), s, None);
-            if !self.push(job, Some(Policy::Block), cfg, cancel).await {
-                return;
+            let room = shared.queue.room().min(FLOOD_BATCH).min(usize::try_from(left).unwrap_or(usize::MAX));
+            if room == 0 {
+                // Full: wait for room like `block` would, one job at a time.
+                let job = self.make_job(Instant::now(), s, None);
+                if !self.push(job, Some(Policy::Block), cfg, cancel).await {
+                    return;
+                }
+                continue;
             }
+            let now = Instant::now();
+            for _ in 0..room {
+                batch.push(Job { intended: now, enqueued: now, service: self.sampler.draw(s), done: None });
+            }
+            let queued = shared.queue.push_many(&mut batch);
+            shared.offered.fetch_add(queued as u64, Ordering::Relaxed);
+            // Anything that no longer fits (the bound shrank meanwhile) is simply not offered.
+            batch.clear();
+            self.last_intended = Some(now);
             n += 1;
             if n.is_multiple_of(FLOOD_YIELD_EVERY) {
                 tokio::task::yield_now().await;
@@ -338,12 +352,7 @@ async fn client(shared: Arc<Shared>, cfg: watch::Receiver<ProducerCfg>, seed: u6
         }
         shared.offered.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let job = Job {
-            intended: now,
-            enqueued: now,
-            service: sampler.draw(&s),
-            done: Some(Arc::clone(&done)),
-        };
+        let job = Job { intended: now, enqueued: now, service: sampler.draw(&s), done: Some(Arc::clone(&done)) };
         tokio::select! {
             () = cancel.cancelled() => {
                 // Offered but never queued: account for it.

@@ -8,7 +8,7 @@
 //! so the mean depth per tick is exact rather than sampled.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -178,6 +178,10 @@ impl JobQueue {
     /// Pushes, waiting for room while the policy is `block` and the queue is full. Dropping the
     /// future never leaves a job half-pushed: the push happens within one poll or not at all.
     pub async fn push_as(&self, mut job: Job, policy: Option<Policy>) -> Pushed {
+        match self.try_push_as(job, policy) {
+            Ok(p) => return p,
+            Err(back) => job = back,
+        }
         loop {
             let room = self.not_full.notified();
             tokio::pin!(room);
@@ -190,33 +194,92 @@ impl JobQueue {
         }
     }
 
-    /// Takes the oldest job, waiting while the queue is empty; `None` once closed and empty.
-    pub async fn pop(&self) -> Option<Job> {
+    /// Takes the oldest job if there is one, with the instant it left the queue (its start);
+    /// `Err(())` once the queue is closed and empty.
+    pub fn try_pop(&self) -> Result<Option<(Job, Instant)>, ()> {
+        let now = Instant::now();
+        let bound = self.bound.load(Ordering::Relaxed);
+        let mut q = self.lock();
+        q.touch(now);
+        let was = q.jobs.len();
+        match q.jobs.pop_front() {
+            Some(job) => {
+                drop(q);
+                // A producer can only be waiting for room if the queue was full.
+                if was >= bound {
+                    self.not_full.notify_one();
+                }
+                Ok(Some((job, now)))
+            }
+            None if q.closed => Err(()),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the oldest job, waiting while the queue is empty; `None` once the queue is closed
+    /// and empty, or when `stop` is set (a retiring worker: see [`Self::wake_consumers`]).
+    ///
+    /// The fast path is one lock; only an empty queue registers a waiter. A waiter that leaves
+    /// after being picked by `notify_one` hands the notification on (tokio's `Notified` does so
+    /// when dropped), so no job is left waiting while a worker sleeps.
+    pub async fn pop(&self, stop: &AtomicBool) -> Option<(Job, Instant)> {
         loop {
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(job) = self.try_pop().ok()? {
+                return Some(job);
+            }
             let ready = self.not_empty.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            {
-                let now = Instant::now();
-                let mut q = self.lock();
-                q.touch(now);
-                if let Some(job) = q.jobs.pop_front() {
-                    let more = !q.jobs.is_empty();
-                    drop(q);
-                    self.not_full.notify_one();
-                    if more {
-                        // Pass the baton: a notify_one may have been consumed by a waiter that
-                        // left (a retiring worker), so keep one more worker looking.
-                        self.not_empty.notify_one();
-                    }
-                    return Some(job);
-                }
-                if q.closed {
-                    return None;
-                }
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(job) = self.try_pop().ok()? {
+                return Some(job);
             }
             ready.await;
         }
+    }
+
+    /// Wakes every waiting consumer so that retiring ones see their stop flag (set it first).
+    pub fn wake_consumers(&self) {
+        self.not_empty.notify_waiters();
+    }
+
+    /// Free places under the bound (0 when full or closed).
+    pub fn room(&self) -> usize {
+        let bound = self.bound.load(Ordering::Relaxed);
+        let q = self.lock();
+        if q.closed { 0 } else { bound.saturating_sub(q.jobs.len()) }
+    }
+
+    /// Pushes every job in `jobs` (the caller made sure they fit, see [`Self::room`]) under one
+    /// lock, stamping them enqueued now; jobs beyond the bound are handed back in `jobs`.
+    /// Returns how many were queued. For `--rate max`, where one lock a job would be the cost.
+    pub fn push_many(&self, jobs: &mut Vec<Job>) -> usize {
+        let bound = self.bound.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let mut q = self.lock();
+        if q.closed {
+            return 0;
+        }
+        q.touch(now);
+        let n = jobs.len().min(bound.saturating_sub(q.jobs.len()));
+        for mut job in jobs.drain(..n) {
+            job.enqueued = now;
+            q.jobs.push_back(job);
+        }
+        q.max = q.max.max(q.jobs.len());
+        drop(q);
+        if n == 1 {
+            self.not_empty.notify_one();
+        } else if n > 1 {
+            self.not_empty.notify_waiters();
+            self.not_empty.notify_one();
+        }
+        n
     }
 
     /// Closes the queue: pushes are refused from now on and every queued job is handed back
@@ -240,16 +303,8 @@ impl JobQueue {
         q.touch(now);
         let span = now.saturating_duration_since(q.window_start).as_nanos();
         #[allow(clippy::cast_precision_loss)]
-        let mean = if span == 0 {
-            q.jobs.len() as f64
-        } else {
-            q.area as f64 / span as f64
-        };
-        let stats = DepthStats {
-            now: q.jobs.len(),
-            mean,
-            max: q.max.max(q.jobs.len()),
-        };
+        let mean = if span == 0 { q.jobs.len() as f64 } else { q.area as f64 / span as f64 };
+        let stats = DepthStats { now: q.jobs.len(), mean, max: q.max.max(q.jobs.len()) };
         q.area = 0;
         q.window_start = now;
         q.max = q.jobs.len();
@@ -264,12 +319,7 @@ mod tests {
     /// A job told apart by its service demand (`id` nanoseconds).
     fn job(id: u64) -> Job {
         let now = Instant::now();
-        Job {
-            intended: now,
-            enqueued: now,
-            service: Duration::from_nanos(id),
-            done: None,
-        }
+        Job { intended: now, enqueued: now, service: Duration::from_nanos(id), done: None }
     }
 
     fn id(j: &Job) -> u64 {
@@ -310,16 +360,35 @@ mod tests {
         let pusher = tokio::spawn(async move { q2.push_as(job(2), None).await });
         tokio::task::yield_now().await;
         assert!(!pusher.is_finished());
-        assert_eq!(id(&q.pop().await.unwrap()), 1);
+        assert_eq!(id(&q.pop(&AtomicBool::new(false)).await.unwrap().0), 1);
         assert!(matches!(pusher.await.unwrap(), Pushed::Queued));
-        assert_eq!(id(&q.pop().await.unwrap()), 2);
+        assert_eq!(id(&q.pop(&AtomicBool::new(false)).await.unwrap().0), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_consumer_leaves_and_hands_on_its_wake_up() {
+        let q = Arc::new(JobQueue::new(4, Policy::Block));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (q2, stop2) = (Arc::clone(&q), Arc::clone(&stop));
+        let retiring = tokio::spawn(async move { q2.pop(&stop2).await });
+        tokio::task::yield_now().await;
+        stop.store(true, Ordering::Release);
+        q.wake_consumers();
+        assert!(retiring.await.unwrap().is_none());
+        let mut batch = vec![job(1), job(2), job(3)];
+        assert_eq!(q.push_many(&mut batch), 3);
+        assert!(batch.is_empty());
+        assert_eq!(q.room(), 1);
+        let mut more = vec![job(4), job(5)];
+        assert_eq!(q.push_many(&mut more), 1, "only what fits under the bound");
+        assert_eq!(more.len(), 1);
     }
 
     #[tokio::test]
     async fn close_wakes_waiting_workers() {
         let q = Arc::new(JobQueue::new(4, Policy::Block));
         let q2 = Arc::clone(&q);
-        let worker = tokio::spawn(async move { q2.pop().await });
+        let worker = tokio::spawn(async move { q2.pop(&AtomicBool::new(false)).await });
         tokio::task::yield_now().await;
         q.close();
         assert!(worker.await.unwrap().is_none());

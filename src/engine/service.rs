@@ -22,9 +22,7 @@ pub struct Sampler {
 impl Sampler {
     #[must_use]
     pub fn new(seed: u64) -> Self {
-        Self {
-            rng: SmallRng::seed_from_u64(seed),
-        }
+        Self { rng: SmallRng::seed_from_u64(seed) }
     }
 
     /// One demand for the current settings, never negative and never above an hour.
@@ -39,11 +37,7 @@ impl Sampler {
             ServiceDist::Exponential => Exp::new(1.0 / mean).map_or(mean, |d| d.sample(&mut self.rng)),
             ServiceDist::Uniform => {
                 let half = mean * 3f64.sqrt() * cv;
-                if half <= 0.0 {
-                    mean
-                } else {
-                    self.rng.random_range((mean - half).max(0.0)..=mean + half)
-                }
+                if half <= 0.0 { mean } else { self.rng.random_range((mean - half).max(0.0)..=mean + half) }
             }
             ServiceDist::Lognormal => {
                 if cv <= 0.0 {
@@ -132,18 +126,11 @@ mod tests {
             }
             let sd = (m2 - m1 * m1).max(0.0).sqrt();
             let mean_tol = 4.0 * sd / nf.sqrt() + 1e-9;
-            assert!(
-                (m1 - 4.0).abs() <= mean_tol,
-                "{dist}: mean {m1} ms, tolerance {mean_tol}"
-            );
+            assert!((m1 - 4.0).abs() <= mean_tol, "{dist}: mean {m1} ms, tolerance {mean_tol}");
             let sd_rel_se = 0.5 * ((m4 - m2 * m2).max(0.0) / nf).sqrt() / m2;
             let cv_tol = 4.0 * (sd_rel_se + sd / m1 / nf.sqrt()) * cv + 1e-9;
             let want = s.effective_service_cv();
-            assert!(
-                (sd / m1 - want).abs() <= cv_tol,
-                "{dist}: cv {} want {want} tolerance {cv_tol}",
-                sd / m1
-            );
+            assert!((sd / m1 - want).abs() <= cv_tol, "{dist}: cv {} want {want} tolerance {cv_tol}", sd / m1);
         }
     }
 

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 /// The longest we fire early: a bound on the learned wake-up latency, so one stall cannot teach
 /// the timer to fire absurdly early.
 const MAX_EARLY_NS: i64 = 200_000;
+/// The largest lateness one sleep may report to the learning rule (see `learn_wake_latency`).
+const LEARN_CLAMP_NS: i64 = 50_000;
 /// Spinning margin kept on top of the measured park overshoot.
 const SPIN_MARGIN_NS: u64 = 5_000;
 
@@ -120,34 +122,21 @@ impl Timer {
             .spawn(move || run(&for_thread))
             .expect("the OS refused to start the timer thread");
         *lock(&inner.thread) = Some(handle.thread().clone());
-        Timer {
-            _owner: Arc::new(Owner(Arc::clone(&inner))),
-            inner,
-        }
+        Timer { _owner: Arc::new(Owner(Arc::clone(&inner))), inner }
     }
 
     /// Sleeps until about `deadline`: the mean lateness is near zero, so a single sleep may end
     /// a few microseconds early (service times are measured from real instants either way).
     #[must_use]
     pub fn sleep_until(&self, deadline: Instant) -> Sleep<'_> {
-        Sleep {
-            timer: &self.inner,
-            deadline,
-            registered: false,
-            strict: false,
-        }
+        Sleep { timer: &self.inner, deadline, registered: false, strict: false }
     }
 
     /// Sleeps until `deadline` and never returns before it: woken early, it spins the few
     /// microseconds left. For arrivals, which must not precede their intended time.
     #[must_use]
     pub fn sleep_until_strict(&self, deadline: Instant) -> Sleep<'_> {
-        Sleep {
-            timer: &self.inner,
-            deadline,
-            registered: false,
-            strict: true,
-        }
+        Sleep { timer: &self.inner, deadline, registered: false, strict: true }
     }
 
     /// Sleeps for `d`.
@@ -176,7 +165,14 @@ impl Future for Sleep<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let now = Instant::now();
-        let early = Duration::from_nanos(self.timer.early_ns.load(AtomicOrdering::Relaxed).unsigned_abs());
+        // The early allowance applies only to a sleep the timer woke: one that is merely polled
+        // before its deadline must wait for it. (Otherwise a sleep shorter than the allowance
+        // would end at once and never teach the timer that it fires too early.)
+        let early = if self.registered {
+            Duration::from_nanos(self.timer.early_ns.load(AtomicOrdering::Relaxed).unsigned_abs())
+        } else {
+            Duration::ZERO
+        };
         if now + early >= self.deadline {
             if self.registered {
                 learn_wake_latency(self.timer, now, self.deadline);
@@ -196,15 +192,18 @@ impl Future for Sleep<'_> {
 }
 
 /// Moves the early-fire offset by a fraction of this sleep's lateness: late sleeps make it fire
-/// earlier, early ones later, so the mean lateness settles near zero.
+/// earlier, early ones later, so the mean lateness settles near zero. Each sample is clamped to
+/// ±[`LEARN_CLAMP_NS`] first, so one wake-up delayed by a preempted thread (milliseconds on a
+/// loaded machine) moves the offset by at most a microsecond or two.
 fn learn_wake_latency(t: &Inner, now: Instant, deadline: Instant) {
     let lateness = if now >= deadline {
         i64::try_from((now - deadline).as_nanos()).unwrap_or(MAX_EARLY_NS)
     } else {
         -i64::try_from((deadline - now).as_nanos()).unwrap_or(MAX_EARLY_NS)
     };
+    let sample = lateness.clamp(-LEARN_CLAMP_NS, LEARN_CLAMP_NS);
     let early = t.early_ns.load(AtomicOrdering::Relaxed);
-    let next = (early + lateness / 16).clamp(0, MAX_EARLY_NS);
+    let next = (early + sample / 32).clamp(0, MAX_EARLY_NS);
     t.early_ns.store(next, AtomicOrdering::Relaxed);
 }
 
@@ -241,9 +240,7 @@ fn run(t: &Inner) {
                     due.push(e.waker);
                 }
             }
-            heap.entries
-                .peek()
-                .map(|e| e.deadline.checked_sub(early).unwrap_or(e.deadline))
+            heap.entries.peek().map(|e| e.deadline.checked_sub(early).unwrap_or(e.deadline))
         };
         for w in due.drain(..) {
             w.wake();
@@ -266,9 +263,8 @@ fn run(t: &Inner) {
             thread::park_timeout(want);
             let slept = parked.elapsed();
             if slept >= want && !t.dirty.load(AtomicOrdering::Acquire) {
-                let over = u64::try_from(slept.checked_sub(want).unwrap().as_nanos())
-                    .unwrap_or(u64::MAX)
-                    .min(1_000_000);
+                let over =
+                    u64::try_from(slept.checked_sub(want).unwrap().as_nanos()).unwrap_or(u64::MAX).min(1_000_000);
                 let old = t.overshoot_ns.load(AtomicOrdering::Relaxed);
                 t.overshoot_ns.store(old - old / 8 + over / 8, AtomicOrdering::Relaxed);
             }
@@ -325,8 +321,6 @@ mod tests {
     #[tokio::test]
     async fn a_past_deadline_is_ready_at_once() {
         let timer = Timer::start();
-        timer
-            .sleep_until(Instant::now().checked_sub(Duration::from_millis(1)).unwrap())
-            .await;
+        timer.sleep_until(Instant::now().checked_sub(Duration::from_millis(1)).unwrap()).await;
     }
 }

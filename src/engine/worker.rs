@@ -1,43 +1,48 @@
 //! A worker: take a job, serve it, record it, repeat.
 //!
 //! A worker asked to retire (the pool shrank) finishes the job it holds and then stops; it only
-//! checks between jobs, so no job is cut short, lost or run twice. The pop and the retirement
-//! check race in a biased `select!`: the pop removes a job only in the poll that returns it, so a
-//! retiring worker never takes a job it will not run.
+//! checks between jobs, so no job is cut short, lost or run twice. Retirement is an atomic flag
+//! read by the queue's pop (a `CancellationToken` would take a mutex on every job).
 
 use std::sync::Arc;
-use std::time::Instant;
-
-use tokio_util::sync::CancellationToken;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::service::serve;
-use crate::metrics::recorder::JobTimes;
+use crate::metrics::recorder::{Batch, JobTimes};
 
-pub async fn run(id: usize, shared: Arc<Shared>, retire: CancellationToken) {
+/// Jobs shorter than this keep their records in the worker's batch; before a longer one the
+/// batch is flushed, so no record waits behind a long job.
+const SHORT_JOB: Duration = Duration::from_micros(50);
+
+pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
     let shard = shared.recorders.shard(id);
+    let mut records = Batch::new(shard);
     loop {
-        let job = tokio::select! {
-            biased;
-            () = retire.cancelled() => break,
-            job = shared.queue.pop() => match job {
-                Some(job) => job,
-                None => break,
-            },
+        // Take a job without waiting if there is one; otherwise publish what is recorded before
+        // waiting, so an idle worker never sits on unpublished records.
+        let (job, start) = match shared.queue.try_pop() {
+            Ok(Some(taken)) => taken,
+            Err(()) => break,
+            Ok(None) => {
+                records.flush();
+                match shared.queue.pop(&retire).await {
+                    Some(taken) => taken,
+                    None => break,
+                }
+            }
         };
-        let start = Instant::now();
+        if job.service >= SHORT_JOB {
+            records.flush();
+        }
         shard.start();
         serve(&shared.service_kind, &shared.timer, start, job.service).await;
         let end = Instant::now();
-        shard.finish(
-            JobTimes {
-                intended: job.intended,
-                enqueued: job.enqueued,
-                start,
-                end,
-            },
-            true,
-        );
+        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, start, end }, true);
         job.release();
+        if retire.load(std::sync::atomic::Ordering::Acquire) {
+            break;
+        }
     }
 }

@@ -118,7 +118,11 @@ impl Aggregator {
     fn totals(&self, i: &TickInputs<'_>) -> Counters {
         Counters {
             offered: i.offered,
-            started: i.recorders.started(),
+            started: self.last.completed
+                + self.tick_stats.completed
+                + self.last.failed
+                + self.tick_stats.failed
+                + i.recorders.busy(),
             completed: self.last.completed + self.tick_stats.completed,
             failed: self.last.failed + self.tick_stats.failed,
             rejected: i.rejected,
@@ -135,10 +139,7 @@ impl Aggregator {
         self.depth_area = 0.0;
         self.depth_max = 0;
         self.worker_time = 0.0;
-        self.base_gaps = GapSums {
-            count: u64::MAX,
-            ..GapSums::default()
-        };
+        self.base_gaps = GapSums { count: u64::MAX, ..GapSums::default() };
     }
 
     pub fn tick(&mut self, i: &TickInputs<'_>) -> Snapshot {
@@ -162,11 +163,7 @@ impl Aggregator {
         #[allow(clippy::cast_precision_loss)]
         let workers = i.settings.workers as f64;
         let busy_s = t.service_ns as f64 / 1e9;
-        let utilisation = if workers > 0.0 && secs > 0.0 {
-            busy_s / (workers * secs)
-        } else {
-            0.0
-        };
+        let utilisation = if workers > 0.0 && secs > 0.0 { busy_s / (workers * secs) } else { 0.0 };
         let latency = Latency {
             response: Summary::of(&t.latency, t.latency_ns),
             wait: Summary::of(&t.wait, t.wait_ns),
@@ -204,20 +201,13 @@ impl Aggregator {
             finished: i.finished,
             totals,
             rates,
-            queue: QueueView {
-                depth: i.depth.now,
-                mean: i.depth.mean,
-                max: i.depth.max,
-                bound: i.settings.queue,
-            },
+            queue: QueueView { depth: i.depth.now, mean: i.depth.mean, max: i.depth.max, bound: i.settings.queue },
             in_flight: totals.in_system(),
             busy_workers: i.recorders.busy(),
             live_workers: i.live_workers,
             utilisation,
             latency,
-            measured: self
-                .frozen
-                .unwrap_or_else(|| self.measured(&totals, &i.gaps, self.last_tick)),
+            measured: self.frozen.unwrap_or_else(|| self.measured(&totals, &i.gaps, self.last_tick)),
             producer_lag: i.producer_lag,
         }
     }
@@ -238,16 +228,8 @@ impl Aggregator {
         } else {
             0.0
         };
-        let g = if self.base_gaps.count == u64::MAX {
-            GapSums::default()
-        } else {
-            self.base_gaps
-        };
-        let arrival_cv = cv(
-            (gaps.count - g.count.min(gaps.count)) as f64,
-            gaps.sum - g.sum,
-            gaps.sum_sq - g.sum_sq,
-        );
+        let g = if self.base_gaps.count == u64::MAX { GapSums::default() } else { self.base_gaps };
+        let arrival_cv = cv((gaps.count - g.count.min(gaps.count)) as f64, gaps.sum - g.sum, gaps.sum_sq - g.sum_sq);
         Measured {
             duration_s: secs,
             jobs,
@@ -260,16 +242,8 @@ impl Aggregator {
             },
             queue_depth_mean: if secs > 0.0 { self.depth_area / secs } else { 0.0 },
             queue_depth_max: self.depth_max,
-            queued_ms_mean: if w.completed > 0 {
-                w.queued_ns as f64 / n / 1e6
-            } else {
-                0.0
-            },
-            utilisation: if self.worker_time > 0.0 {
-                w.service_ns as f64 / 1e9 / self.worker_time
-            } else {
-                0.0
-            },
+            queued_ms_mean: if w.completed > 0 { w.queued_ns as f64 / n / 1e6 } else { 0.0 },
+            utilisation: if self.worker_time > 0.0 { w.service_ns as f64 / 1e9 / self.worker_time } else { 0.0 },
             service_cv,
             arrival_cv,
         }
@@ -298,12 +272,7 @@ mod tests {
             rec.shard(0).start();
             let start = t0 + at;
             rec.shard(0).finish(
-                JobTimes {
-                    intended: start,
-                    enqueued: start,
-                    start,
-                    end: start + Duration::from_millis(2),
-                },
+                JobTimes { intended: start, enqueued: start, start, end: start + Duration::from_millis(2) },
                 true,
             );
         };

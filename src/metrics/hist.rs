@@ -49,15 +49,7 @@ impl Summary {
         let q = |p: f64| ms(h.median_equivalent(h.value_at_quantile(p)));
         #[allow(clippy::cast_precision_loss)]
         let mean = sum_ns as f64 / count as f64 / 1e6;
-        Summary {
-            count,
-            mean,
-            p50: q(0.50),
-            p90: q(0.90),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: ms(h.max()),
-        }
+        Summary { count, mean, p50: q(0.50), p90: q(0.90), p99: q(0.99), p999: q(0.999), max: ms(h.max()) }
     }
 }
 

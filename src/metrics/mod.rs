@@ -50,8 +50,7 @@ impl Counters {
     /// Jobs offered and not yet accounted for (queued or in service).
     #[must_use]
     pub fn in_system(&self) -> u64 {
-        self.offered
-            .saturating_sub(self.completed + self.failed + self.rejected + self.dropped + self.abandoned)
+        self.offered.saturating_sub(self.completed + self.failed + self.rejected + self.dropped + self.abandoned)
     }
 }
 
@@ -146,10 +145,7 @@ impl Snapshot {
             tick: 0,
             elapsed: Duration::ZERO,
             tick_len: Duration::ZERO,
-            queue: QueueView {
-                bound: settings.queue,
-                ..QueueView::default()
-            },
+            queue: QueueView { bound: settings.queue, ..QueueView::default() },
             settings,
             paused: false,
             measuring: false,

@@ -38,11 +38,7 @@ fn fmt_ms(s: f64) -> String {
     if ms >= 10.0 {
         format!("{ms:.0} ms")
     } else {
-        format!("{ms:.3} ms")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + ""
+        format!("{ms:.3} ms").trim_end_matches('0').trim_end_matches('.').to_string() + ""
     }
 }
 
@@ -90,10 +86,7 @@ fn service_alone_misses(i: &Inputs, t: Target) -> Option<String> {
     };
     (s >= t.seconds()).then(|| {
         let what = if matches!(t, Target::P99(_)) { "p99" } else { "mean" };
-        format!(
-            "the service time alone ({what} {}) misses it; no pool size can help",
-            fmt_ms(s)
-        )
+        format!("the service time alone ({what} {}) misses it; no pool size can help", fmt_ms(s))
     })
 }
 
@@ -108,13 +101,7 @@ pub fn advise(i: &Inputs, t: Target) -> Advice {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
     };
-    Advice {
-        target: t.describe(),
-        workers_needed,
-        workers_reason,
-        max_rate,
-        max_rate_reason,
-    }
+    Advice { target: t.describe(), workers_needed, workers_reason, max_rate, max_rate_reason }
 }
 
 /// The smallest worker count that meets the target at this rate.

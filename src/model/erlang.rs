@@ -79,20 +79,10 @@ pub fn mmck(c: u32, a: f64, k: u64) -> Mmck {
         let (gr, gjr) = geometric_sums(r, k);
         let inv_rk = (-kf * rho.ln()).exp();
         let p_reject = b / ((1.0 - b) * inv_rk + b * gr);
-        (
-            p_reject * inv_rk,
-            p_reject,
-            p_reject * (gr - 1.0),
-            p_reject * (kf * gr - gjr),
-        )
+        (p_reject * inv_rk, p_reject, p_reject * (gr - 1.0), p_reject * (kf * gr - gjr))
     };
     let admitted = (1.0 - p_reject).max(f64::MIN_POSITIVE);
-    Mmck {
-        p_reject,
-        p_wait: (waiting.max(0.0) / admitted).clamp(0.0, 1.0),
-        lq,
-        p_c,
-    }
+    Mmck { p_reject, p_wait: (waiting.max(0.0) / admitted).clamp(0.0, 1.0), lq, p_c }
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ impl Inputs {
         }
         if !self.service_mean.is_finite() || self.service_mean <= 0.0 {
             return bad(
-                "the service time must be more than zero (with no service time there is no queue to model)".into(),
+                "the service time must be more than zero (with no service time there is no queue to model)".into()
             );
         }
         if self.workers == 0 {
@@ -80,9 +80,7 @@ impl Inputs {
         }
         for (name, v) in [("arrival cv", self.arrival_cv), ("service cv", self.service_cv)] {
             if !v.is_finite() || v < 0.0 {
-                return bad(format!(
-                    "{name} {v} is not accepted; expected a finite value of 0 or more"
-                ));
+                return bad(format!("{name} {v} is not accepted; expected a finite value of 0 or more"));
             }
         }
         Ok(())
@@ -157,12 +155,8 @@ pub fn predict(i: &Inputs) -> Result<Prediction, ModelError> {
         (true, true, _) => ("M/M/c/K", true),
         (true, false, _) => ("G/G/c/K (M/M/c/K with Allen–Cunneen waits)", false),
     };
-    let mut note = (i.service_cv > ROUGH_CV && !exact).then(|| {
-        format!(
-            "service cv {:.1} is heavy-tailed: Allen–Cunneen is rough here",
-            i.service_cv
-        )
-    });
+    let mut note = (i.service_cv > ROUGH_CV && !exact)
+        .then(|| format!("service cv {:.1} is heavy-tailed: Allen–Cunneen is rough here", i.service_cv));
     let mut p = Prediction {
         method,
         exact,
@@ -196,10 +190,7 @@ pub fn predict(i: &Inputs) -> Result<Prediction, ModelError> {
         if rho >= 1.0 {
             p.stable = false;
             p.growth_per_s = Some(i.rate - cf * mu);
-            note = Some(format!(
-                "unstable: ρ = {rho:.2} ≥ 1, the queue grows by about {:.0} jobs/s",
-                i.rate - cf * mu
-            ));
+            note = Some(format!("unstable: ρ = {rho:.2} ≥ 1, the queue grows by about {:.0} jobs/s", i.rate - cf * mu));
             p.note = note;
             return Ok(p);
         }
@@ -221,13 +212,7 @@ pub fn predict(i: &Inputs) -> Result<Prediction, ModelError> {
     p.wait_ms_mean = Some(wait_mean * 1e3);
     p.latency_ms_mean = Some((wait_mean + i.service_mean) * 1e3);
     p.in_system_mean = Some(p.throughput_per_s * (wait_mean + i.service_mean));
-    let tail = tail::Tail {
-        p_wait,
-        theta,
-        service_mean: i.service_mean,
-        service_cv: i.service_cv,
-        dist: shape(i),
-    };
+    let tail = tail::Tail { p_wait, theta, service_mean: i.service_mean, service_cv: i.service_cv, dist: shape(i) };
     let ms = |x: f64| Some(x * 1e3);
     p.wait_ms_p50 = ms(tail.wait_quantile(0.50));
     p.wait_ms_p90 = ms(tail.wait_quantile(0.90));

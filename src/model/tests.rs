@@ -34,11 +34,7 @@ fn mmc_check_values() {
 #[test]
 fn md1_is_half_the_mm1_wait() {
     // Pollaczek–Khinchine: deterministic service halves the M/M/1 wait, Wq = ρ·E[S]/(2(1 − ρ)).
-    let i = Inputs {
-        service_cv: 0.0,
-        service_dist: ServiceDist::Constant,
-        ..Inputs::mmc(500.0, 0.001, 1)
-    };
+    let i = Inputs { service_cv: 0.0, service_dist: ServiceDist::Constant, ..Inputs::mmc(500.0, 0.001, 1) };
     let p = predict(&i).unwrap();
     assert!(p.exact);
     assert!(rel(p.wait_ms_mean.unwrap(), 0.5 * 0.001 / (2.0 * 0.5) * 1e3) < 1e-12);
@@ -47,18 +43,10 @@ fn md1_is_half_the_mm1_wait() {
 #[test]
 fn mmck_tends_to_mmc_and_rejects_at_overload() {
     let open = predict(&Inputs::mmc(3000.0, 0.001, 4)).unwrap();
-    let bounded = predict(&Inputs {
-        queue: Some(100_000),
-        ..Inputs::mmc(3000.0, 0.001, 4)
-    })
-    .unwrap();
+    let bounded = predict(&Inputs { queue: Some(100_000), ..Inputs::mmc(3000.0, 0.001, 4) }).unwrap();
     assert!(rel(bounded.wait_ms_mean.unwrap(), open.wait_ms_mean.unwrap()) < 1e-9);
     assert!(bounded.p_reject.unwrap() < 1e-12);
-    let over = predict(&Inputs {
-        queue: Some(50),
-        ..Inputs::mmc(8000.0, 0.001, 4)
-    })
-    .unwrap();
+    let over = predict(&Inputs { queue: Some(50), ..Inputs::mmc(8000.0, 0.001, 4) }).unwrap();
     // ρ = 2: about half the arrivals are refused and throughput sits at capacity.
     assert!(rel(over.p_reject.unwrap(), 0.5) < 1e-6);
     assert!(rel(over.throughput_per_s, 4000.0) < 1e-6);
@@ -77,10 +65,7 @@ fn properties_hold_over_a_grid() {
             let w = p.wait_ms_mean.unwrap();
             assert!(w >= last_wait, "wait must grow with λ (c {c}, ρ {rho})");
             last_wait = w;
-            for v in [p.latency_ms_p50, p.latency_ms_p90, p.latency_ms_p99]
-                .into_iter()
-                .flatten()
-            {
+            for v in [p.latency_ms_p50, p.latency_ms_p90, p.latency_ms_p99].into_iter().flatten() {
                 assert!(v.is_finite() && v >= 0.0);
             }
             assert!(p.latency_ms_p50 <= p.latency_ms_p90 && p.latency_ms_p90 <= p.latency_ms_p99);
@@ -129,14 +114,7 @@ fn advisor_finds_the_smallest_pool_and_the_highest_rate() {
     assert!(p99(n - 1).is_none_or(|v| v > 20.0), "{n} is not the smallest");
     let r = advisor::max_rate(&Inputs { workers: n, ..i }, t).unwrap();
     assert!(r >= 2000.0 && r < f64::from(n) / 0.004);
-    let at = predict(&Inputs {
-        workers: n,
-        rate: r,
-        ..i
-    })
-    .unwrap()
-    .latency_ms_p99
-    .unwrap();
+    let at = predict(&Inputs { workers: n, rate: r, ..i }).unwrap().latency_ms_p99.unwrap();
     assert!((at - 20.0).abs() < 0.01, "{at}");
 }
 

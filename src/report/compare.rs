@@ -48,12 +48,7 @@ pub struct ModelReport {
 
 fn pair(name: &'static str, predicted: Option<f64>, measured: f64) -> Compared {
     let diff = predicted.filter(|p| *p > 0.0).map(|p| (measured - p) / p);
-    Compared {
-        name,
-        predicted,
-        measured,
-        diff,
-    }
+    Compared { name, predicted, measured, diff }
 }
 
 /// Compares the model with the measured window of `s`.
@@ -103,18 +98,11 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
     let predicted = match model::predict(&mi) {
         Ok(p) => p,
         Err(e) => {
-            return ModelReport {
-                inputs: Some(inputs),
-                ..none(&e.to_string())
-            };
+            return ModelReport { inputs: Some(inputs), ..none(&e.to_string()) };
         }
     };
     let refused = m.jobs.rejected + m.jobs.dropped;
-    let p_reject = if m.jobs.offered > 0 {
-        refused as f64 / m.jobs.offered as f64
-    } else {
-        0.0
-    };
+    let p_reject = if m.jobs.offered > 0 { refused as f64 / m.jobs.offered as f64 } else { 0.0 };
     let mut compared = vec![
         pair(
             "utilisation",
@@ -129,13 +117,8 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
     if predicted.p_reject.is_some() {
         compared.push(pair("p_reject", predicted.p_reject, p_reject));
     }
-    let little = (m.throughput_per_s > 0.0).then(|| {
-        pair(
-            "little_queue_len",
-            Some(m.throughput_per_s * m.queued_ms_mean / 1e3),
-            m.queue_depth_mean,
-        )
-    });
+    let little = (m.throughput_per_s > 0.0)
+        .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_depth_mean));
     let advice = target.map(|t| advisor::advise(&mi, t));
     ModelReport {
         inputs: Some(inputs),

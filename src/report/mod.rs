@@ -33,22 +33,12 @@ impl AtomicFile {
     /// The directory does not exist or cannot be written.
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
         let name = target.file_name().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("'{}' is not a file name", target.display()),
-            )
+            io::Error::new(io::ErrorKind::InvalidInput, format!("'{}' is not a file name", target.display()))
         })?;
-        let dir = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
         let file = File::create(&temp)?;
-        Ok(AtomicFile {
-            target: target.to_path_buf(),
-            temp,
-            out: Some(BufWriter::new(file)),
-        })
+        Ok(AtomicFile { target: target.to_path_buf(), temp, out: Some(BufWriter::new(file)) })
     }
 
     /// Flushes, syncs and renames the file into place.
@@ -65,10 +55,7 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out
-            .as_mut()
-            .ok_or_else(|| io::Error::other("already committed"))?
-            .write(buf)
+        self.out.as_mut().ok_or_else(|| io::Error::other("already committed"))?.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.as_mut().map_or(Ok(()), Write::flush)
@@ -166,10 +153,7 @@ impl RunSummary {
             offered_per_s: m.offered_per_s,
             throughput_per_s: m.throughput_per_s,
             latency: m.latency,
-            queue_depth: DepthSummary {
-                mean: m.queue_depth_mean,
-                max: m.queue_depth_max,
-            },
+            queue_depth: DepthSummary { mean: m.queue_depth_mean, max: m.queue_depth_max },
             queued_ms_mean: m.queued_ms_mean,
             utilisation: m.utilisation,
             service_cv: m.service_cv,

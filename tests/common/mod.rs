@@ -17,19 +17,12 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
 }
 
 pub fn settings() -> Settings {
-    Settings {
-        threads: 2,
-        ..Settings::default()
-    }
+    Settings { threads: 2, ..Settings::default() }
 }
 
 pub fn run_for(s: Settings, duration: Duration, warmup: Duration) -> Snapshot {
-    let opts = RunOptions {
-        duration: Some(duration),
-        warmup,
-        interval: Duration::from_millis(100),
-        ..RunOptions::default()
-    };
+    let opts =
+        RunOptions { duration: Some(duration), warmup, interval: Duration::from_millis(100), ..RunOptions::default() };
     EngineHandle::start(s, opts).expect("valid settings").join()
 }
 
@@ -43,10 +36,7 @@ pub fn wait_for(engine: &EngineHandle, limit: Duration, what: &str, pred: impl F
         if pred(&s) {
             return s;
         }
-        assert!(
-            start.elapsed() < limit,
-            "gave up waiting for {what}; last snapshot: {s:#?}"
-        );
+        assert!(start.elapsed() < limit, "gave up waiting for {what}; last snapshot: {s:#?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -54,9 +44,5 @@ pub fn wait_for(engine: &EngineHandle, limit: Duration, what: &str, pred: impl F
 /// Every offered job is accounted for at the end of a run.
 pub fn assert_accounted(s: &Snapshot) {
     let t = &s.totals;
-    assert_eq!(
-        t.offered,
-        t.completed + t.failed + t.rejected + t.dropped + t.abandoned,
-        "jobs unaccounted for: {t:?}"
-    );
+    assert_eq!(t.offered, t.completed + t.failed + t.rejected + t.dropped + t.abandoned, "jobs unaccounted for: {t:?}");
 }

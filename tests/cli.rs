@@ -1,0 +1,244 @@
+//! The real binary: exit statuses, one-line errors, output formats, signals.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn pooltune(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pooltune")).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_flags_get_one_line_naming_what_is_accepted() {
+    let cases: &[&[&str]] = &[
+        &["run", "--headless", "--workers", "many"],
+        &["run", "--headless", "--workers", "100001"],
+        &["run", "--headless", "--queue", "0"],
+        &["run", "--headless", "--rate", "-5"],
+        &["run", "--headless", "--rate", "NaN"],
+        &["run", "--headless", "--policy", "lifo"],
+        &["run", "--headless", "--arrival", "weekly"],
+        &["run", "--headless", "--service", "5"],
+        &["run", "--headless", "--service", "2h"],
+        &["run", "--headless", "--service-dist", "uniform", "--service-cv", "2"],
+        &["run", "--headless", "--service-kind", "nap"],
+        &["run", "--headless", "--threads", "0"],
+        &["run", "--headless", "--interval", "1ms"],
+        &["run", "--headless", "--duration", "1s", "--warmup", "2s"],
+        &["run", "--headless", "--wokers", "3"],
+        &["run", "--headless", "--json", "/no/such/dir/out.json"],
+        &["model", "--rate", "100", "--service", "0s", "--workers", "2"],
+        &["model", "--rate", "100", "--service", "5ms", "--workers", "0"],
+        &["model", "--rate", "-1", "--service", "5ms", "--workers", "2"],
+        &["model", "--rate", "100", "--service", "5ms", "--workers", "2", "--service-dist", "lognormal"],
+    ];
+    let mut all = String::new();
+    for args in cases {
+        let o = pooltune(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?} should fail on one line: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        all.push_str(&format!("{}\n  {}", args.join(" "), err));
+    }
+    insta::assert_snapshot!(all);
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let o = pooltune(&["run", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn without_a_terminal_the_dashboard_suggests_headless() {
+    let o = pooltune(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--headless"), "{}", stderr(&o));
+}
+
+#[test]
+fn headless_json_and_csv_have_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("series.csv");
+    let o = pooltune(&[
+        "run",
+        "--headless",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--rate",
+        "300",
+        "--threads",
+        "1",
+        "--json",
+        "-",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "duration_s",
+        "config",
+        "jobs",
+        "throughput_per_s",
+        "latency_ms",
+        "wait_ms",
+        "service_ms",
+        "queue_depth",
+        "utilisation",
+        "model",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    for key in ["offered", "completed", "rejected", "dropped", "abandoned"] {
+        assert!(v["jobs"][key].is_u64(), "jobs.{key}");
+    }
+    for dist in ["latency_ms", "wait_ms", "service_ms"] {
+        for key in ["mean", "p50", "p90", "p99", "p999", "max"] {
+            assert!(v[dist][key].is_number(), "{dist}.{key}");
+        }
+    }
+    for key in ["mean", "max"] {
+        assert!(v["queue_depth"][key].is_number(), "queue_depth.{key}");
+    }
+    for key in
+        ["workers", "queue", "policy", "arrival", "rate", "service", "service_dist", "service_kind", "threads", "seed"]
+    {
+        assert!(v["config"].get(key).is_some(), "config.{key}");
+    }
+    assert!((v["duration_s"].as_f64().unwrap() - 0.8).abs() < 0.05, "the warm-up is left out: {}", v["duration_s"]);
+    let jobs = &v["jobs"];
+    let n = |k: &str| jobs[k].as_u64().unwrap();
+    assert_eq!(n("offered"), n("completed") + n("failed") + n("rejected") + n("dropped") + n("abandoned"));
+    // The human summary goes to stderr when stdout carries the JSON.
+    assert!(stderr(&o).contains("latency"), "{}", stderr(&o));
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms"));
+    let cols = header.split(',').count();
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.len() >= 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r.split(',').count() == cols));
+}
+
+fn assert_whole(json: &Path, csv: &Path) {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let jobs = &v["jobs"];
+    let n = |k: &str| jobs[k].as_u64().unwrap();
+    assert_eq!(n("offered"), n("completed") + n("failed") + n("rejected") + n("dropped") + n("abandoned"));
+    let text = std::fs::read_to_string(csv).unwrap();
+    let cols = text.lines().next().unwrap().split(',').count();
+    assert!(text.ends_with('\n'));
+    assert!(text.lines().all(|l| l.split(',').count() == cols));
+}
+
+#[test]
+fn sigterm_and_sigint_end_the_run_with_whole_outputs() {
+    for (signal, code, ended) in
+        [(nix::sys::signal::Signal::SIGTERM, 143, "terminate"), (nix::sys::signal::Signal::SIGINT, 130, "interrupt")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (json, csv) = (dir.path().join("out.json"), dir.path().join("out.csv"));
+        let child = Command::new(env!("CARGO_BIN_EXE_pooltune"))
+            .args(["run", "--headless", "--duration", "60s", "--threads", "1", "--json"])
+            .arg(&json)
+            .arg("--csv")
+            .arg(&csv)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Long enough for a few ticks; the run itself would last a minute.
+        std::thread::sleep(Duration::from_millis(800));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{signal}");
+        assert_whole(&json, &csv);
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["ended_by"], ended);
+        // No temporary files are left beside the outputs.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+}
+
+#[test]
+fn jobs_limit_ends_a_headless_run() {
+    let o = pooltune(&[
+        "run",
+        "--headless",
+        "--arrival",
+        "batch",
+        "--jobs",
+        "40",
+        "--workers",
+        "5",
+        "--service",
+        "1ms",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ended_by"], "jobs");
+    assert_eq!(v["jobs"]["completed"], 40);
+}
+
+#[test]
+fn model_json_has_the_documented_fields() {
+    let o = pooltune(&[
+        "model",
+        "--rate",
+        "2000",
+        "--service",
+        "4ms",
+        "--workers",
+        "10",
+        "--queue",
+        "50",
+        "--slo-p99",
+        "20ms",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "rho",
+        "p_wait",
+        "wait_ms_mean",
+        "latency_ms_mean",
+        "queue_len_mean",
+        "wait_ms_p99",
+        "latency_ms_p99",
+        "p_reject",
+        "workers_needed",
+        "max_rate",
+    ] {
+        assert!(v[key].is_number(), "{key}: {}", v[key]);
+    }
+    let o =
+        pooltune(&["model", "--rate", "100", "--service", "30ms", "--workers", "4", "--slo-mean", "20ms", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["workers_needed"].is_null());
+    assert!(v["workers_needed_reason"].as_str().unwrap().contains("service time alone"));
+}
+
+#[test]
+fn model_says_unstable_in_words() {
+    let o = pooltune(&["model", "--rate", "5000", "--service", "1ms", "--workers", "4"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("unstable") && text.contains("1000.0 jobs/s"), "{text}");
+    assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
+}
