@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -45,7 +46,7 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?} should fail on one line: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        all.push_str(&format!("{}\n  {}", args.join(" "), err));
+        let _ = write!(all, "{}\n  {}", args.join(" "), err);
     }
     insta::assert_snapshot!(all);
 }
