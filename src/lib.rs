@@ -32,3 +32,5 @@ pub mod suggest;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod tui;

@@ -13,12 +13,16 @@ use super::args::RunArgs;
 use super::{BadInput, summary};
 use crate::engine::{Command, EngineHandle, RunOptions};
 use crate::model::advisor::Target;
-use crate::report::{self, AtomicFile, CSV_HEADER, EndedBy, RunConfig, RunSummary};
+use crate::report::{self, AtomicFile, EndedBy, RunConfig, RunSummary, SeriesWriter};
 use crate::settings::Settings;
 
 /// Opens an output file early, so a bad path is reported before the run rather than after it.
-fn open(path: &Path, what: &str) -> Result<AtomicFile, BadInput> {
+pub fn open(path: &Path, what: &str) -> Result<AtomicFile, BadInput> {
     AtomicFile::create(path).map_err(|e| BadInput(format!("cannot write the {what} file '{}': {e}", path.display())))
+}
+
+pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
+    SeriesWriter::create(path).map_err(|e| BadInput(format!("cannot write the CSV file '{}': {e}", path.display())))
 }
 
 pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -27,17 +31,15 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Resu
         Some(p) if !json_to_stdout => Some(open(p, "JSON")?),
         _ => None,
     };
-    let mut csv = args.csv.as_deref().map(|p| open(p, "CSV")).transpose()?;
-    if let Some(f) = csv.as_mut() {
-        writeln!(f, "{CSV_HEADER}").context("writing the CSV header")?;
-    }
+    let mut csv = args.csv.as_deref().map(open_series).transpose()?;
     let config = RunConfig::new(&settings, &opts);
     let engine = EngineHandle::start(settings, opts).map_err(|e| match e {
         crate::engine::EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
         other => anyhow::Error::new(other),
     })?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (signal, missed) = rt.block_on(follow(&engine, csv.as_mut()))?;
+    let signal = rt.block_on(follow(&engine, csv.as_mut()))?;
+    let missed = csv.as_ref().map_or(0, |c| c.missed);
     let last = engine.join();
     let ended_by = match signal {
         Some(s) => s,
@@ -79,12 +81,11 @@ fn print_ignoring_broken_pipe(out: &mut impl Write, text: &str) {
 }
 
 /// Follows snapshots until the final one, writing a CSV row per tick; returns the signal that
-/// ended the run, if any, and how many ticks were missed.
-async fn follow(engine: &EngineHandle, mut csv: Option<&mut AtomicFile>) -> anyhow::Result<(Option<EndedBy>, u64)> {
+/// ended the run, if any.
+async fn follow(engine: &EngineHandle, mut csv: Option<&mut SeriesWriter>) -> anyhow::Result<Option<EndedBy>> {
     let mut rx = engine.subscribe();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut signal = None;
-    let (mut last_tick, mut missed) = (0u64, 0u64);
     loop {
         tokio::select! {
             changed = rx.changed() => {
@@ -92,10 +93,8 @@ async fn follow(engine: &EngineHandle, mut csv: Option<&mut AtomicFile>) -> anyh
                     break;
                 }
                 let snap = rx.borrow_and_update().clone();
-                missed += snap.tick.saturating_sub(last_tick + 1);
-                last_tick = snap.tick;
                 if let Some(f) = csv.as_deref_mut() {
-                    writeln!(f, "{}", report::csv_row(&snap)).context("writing the CSV file")?;
+                    f.write(&snap).context("writing the CSV file")?;
                 }
                 if snap.finished {
                     break;
@@ -111,5 +110,5 @@ async fn follow(engine: &EngineHandle, mut csv: Option<&mut AtomicFile>) -> anyh
             }
         }
     }
-    Ok((signal, missed))
+    Ok(signal)
 }

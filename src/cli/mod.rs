@@ -6,7 +6,9 @@
 //! was ended by SIGINT or SIGTERM (its outputs are still written whole).
 
 pub mod args;
+mod dashboard;
 mod headless;
+mod logging;
 mod model_cmd;
 mod summary;
 
@@ -131,6 +133,7 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let opts = options_from(args, &settings, true)?;
-    headless::run(settings, opts, args)
+    let _log = logging::init(args.log.as_deref())?;
+    let opts = options_from(args, &settings, args.headless)?;
+    if args.headless { headless::run(settings, opts, args) } else { dashboard::run(settings, opts, args) }
 }

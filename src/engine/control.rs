@@ -65,6 +65,8 @@ struct Controller {
     producer_stop: CancellationToken,
     paused: bool,
     agg: Aggregator,
+    /// Commands taken so far, applied or refused (published in every snapshot).
+    commands: u64,
 }
 
 impl Controller {
@@ -96,6 +98,7 @@ impl Controller {
             producer,
             producer_stop: CancellationToken::new(),
             paused: false,
+            commands: 0,
         }
     }
 
@@ -149,10 +152,14 @@ impl Controller {
     }
 
     fn apply(&mut self, cmd: Command) {
+        self.commands += 1;
         match cmd {
             Command::Set(knob) => match self.settings.with(knob) {
                 Ok(s) => {
                     self.settings = s;
+                    if self.opts.reset_on_change {
+                        self.agg.reset();
+                    }
                     match knob {
                         Knob::Workers(n) => self.set_workers(n),
                         Knob::Queue(n) => self.shared.queue.set_bound(n),
@@ -198,7 +205,7 @@ impl Controller {
 
     fn tick(&mut self, finished: bool) -> Snapshot {
         let sh = Arc::clone(&self.shared);
-        let inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished);
+        let inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
         self.agg.tick(&inputs)
     }
 
@@ -208,6 +215,7 @@ impl Controller {
         paused: bool,
         live_workers: usize,
         finished: bool,
+        commands: u64,
     ) -> TickInputs<'a> {
         let now = Instant::now();
         let pending = sh.pending_intended.load(Ordering::Relaxed);
@@ -231,6 +239,7 @@ impl Controller {
             producer_lag,
             gaps,
             finished,
+            commands,
         }
     }
 
@@ -238,7 +247,7 @@ impl Controller {
     /// still unaccounted for after that is abandoned too, so the final counts always add up.
     async fn shutdown(mut self, producer: tokio::task::JoinHandle<()>) -> Snapshot {
         let sh = Arc::clone(&self.shared);
-        self.agg.freeze(&Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), false));
+        self.agg.freeze(&Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), false, self.commands));
         self.producer_stop.cancel();
         let grace = self.opts.grace;
         let _ = tokio::time::timeout(grace, producer).await;

@@ -77,6 +77,9 @@ pub struct RunOptions {
     pub interval: Duration,
     /// How long in-flight jobs get to finish at shutdown.
     pub grace: Duration,
+    /// Start the measured statistics afresh at every knob change, so they describe the settings
+    /// now running (the dashboard's choice; a headless summary covers the whole run).
+    pub reset_on_change: bool,
 }
 
 impl Default for RunOptions {
@@ -86,6 +89,7 @@ impl Default for RunOptions {
             warmup: Duration::ZERO,
             interval: Duration::from_millis(250),
             grace: Duration::from_secs(1),
+            reset_on_change: false,
         }
     }
 }

@@ -34,6 +34,7 @@ pub struct TickInputs<'a> {
     pub producer_lag: Duration,
     pub gaps: GapSums,
     pub finished: bool,
+    pub commands: u64,
 }
 
 pub struct Aggregator {
@@ -209,6 +210,7 @@ impl Aggregator {
             latency,
             measured: self.frozen.unwrap_or_else(|| self.measured(&totals, &i.gaps, self.last_tick)),
             producer_lag: i.producer_lag,
+            commands: i.commands,
         }
     }
 
@@ -290,6 +292,7 @@ mod tests {
             producer_lag: Duration::ZERO,
             gaps: GapSums::default(),
             finished: false,
+            commands: 0,
         };
         job(Duration::from_millis(100));
         let s = agg.tick(&inputs(t0 + Duration::from_millis(500), 1));

@@ -135,6 +135,9 @@ pub struct Snapshot {
     pub measured: Measured,
     /// How far the producer is behind its arrival schedule (backpressure under `block`).
     pub producer_lag: Duration,
+    /// Commands the engine has taken so far (applied or refused), so a client that sent N knows
+    /// when `settings` reflects all of them.
+    pub commands: u64,
 }
 
 impl Snapshot {
@@ -159,6 +162,7 @@ impl Snapshot {
             latency: Latency::default(),
             measured: Measured::default(),
             producer_lag: Duration::ZERO,
+            commands: 0,
         }
     }
 }

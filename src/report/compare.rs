@@ -76,8 +76,16 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         ArrivalKind::Constant => Some(0.0),
         _ => None,
     };
+    // A producer held back by a full queue (`block`) offers what the pool lets it, not what its
+    // schedule says: then the scheduled rate is the arrival rate the queue really faces.
+    let rate = match st.rate {
+        Rate::PerSec(r) if st.policy == Policy::Block && s.producer_lag > std::time::Duration::from_millis(10) => {
+            r.max(m.offered_per_s)
+        }
+        _ => m.offered_per_s,
+    };
     let inputs = ModelInputs {
-        rate_per_s: m.offered_per_s,
+        rate_per_s: rate,
         service_ms_mean: m.latency.service.mean,
         workers: st.workers,
         // Under `block` nothing is refused and latency counts from the intended time, so the

@@ -164,6 +164,48 @@ impl RunSummary {
     }
 }
 
+/// The per-tick CSV series, streamed to an [`AtomicFile`] as snapshots arrive (memory does not
+/// grow with the run), counting ticks the writer never saw.
+pub struct SeriesWriter {
+    file: AtomicFile,
+    last_tick: u64,
+    /// Ticks that were published but never reached the writer (latest-wins snapshots).
+    pub missed: u64,
+}
+
+impl SeriesWriter {
+    /// Opens the file and writes the header.
+    ///
+    /// # Errors
+    /// The file cannot be created or written.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let mut file = AtomicFile::create(path)?;
+        writeln!(file, "{CSV_HEADER}")?;
+        Ok(Self { file, last_tick: 0, missed: 0 })
+    }
+
+    /// Writes the row for a snapshot (once per tick; a repeated tick is skipped).
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn write(&mut self, s: &Snapshot) -> io::Result<()> {
+        if s.tick <= self.last_tick {
+            return Ok(());
+        }
+        self.missed += s.tick.saturating_sub(self.last_tick + 1);
+        self.last_tick = s.tick;
+        writeln!(self.file, "{}", csv_row(s))
+    }
+
+    /// Renames the finished series into place.
+    ///
+    /// # Errors
+    /// The flush, sync or rename failed.
+    pub fn commit(self) -> io::Result<()> {
+        self.file.commit()
+    }
+}
+
 /// The CSV header; the first fifteen columns are the documented minimum, the rest extend it.
 pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind";
 

@@ -1,0 +1,135 @@
+//! The `:` command line: `:workers 16`, `:rate 2500`, `:service 3ms`, `:queue 500`,
+//! `:policy reject`, `:kind offload` (any knob by its name), and `:pause`, `:resume`, `:reset`,
+//! `:window 2m`, `:slo 20ms`, `:help`, `:quit`. Knob values go through the same parser as flags
+//! and profiles.
+
+use std::time::Duration;
+
+use super::state::WINDOWS;
+use crate::duration;
+use crate::engine::Command;
+use crate::model::advisor::Target;
+use crate::settings::{KNOB_NAMES, Knob};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    Engine(Command),
+    Window(usize),
+    Slo(Option<Target>),
+    Help,
+    Quit,
+    Empty,
+}
+
+/// Words the command line takes besides the knob names.
+pub const WORDS: &[&str] = &["pause", "resume", "reset", "window", "slo", "help", "quit", "q", "kind"];
+
+/// Parses one command line (without the leading `:`).
+///
+/// # Errors
+/// What was wrong and what is accepted.
+pub fn parse(text: &str) -> Result<Line, String> {
+    let mut parts = text.split_whitespace();
+    let Some(word) = parts.next() else { return Ok(Line::Empty) };
+    let rest: Vec<&str> = parts.collect();
+    let one = || -> Result<&str, String> {
+        match rest.as_slice() {
+            [v] => Ok(*v),
+            [] => Err(format!("{word} needs a value, e.g. :{word} {}", example(word))),
+            _ => Err(format!("{word} takes one value, got '{}'", rest.join(" "))),
+        }
+    };
+    let none = |line: Line| if rest.is_empty() { Ok(line) } else { Err(format!("{word} takes no value")) };
+    match word {
+        "pause" => none(Line::Engine(Command::Pause)),
+        "resume" => none(Line::Engine(Command::Resume)),
+        "reset" => none(Line::Engine(Command::ResetStats)),
+        "help" => none(Line::Help),
+        "quit" | "q" => none(Line::Quit),
+        "window" => {
+            let d = duration::parse(one()?)?;
+            WINDOWS
+                .iter()
+                .position(|w| *w == d)
+                .map(Line::Window)
+                .ok_or_else(|| format!("window {} is not offered; expected 30s, 2m or 10m", duration::format(d)))
+        }
+        "slo" => match one()? {
+            "off" | "none" => Ok(Line::Slo(None)),
+            v => {
+                let d = duration::parse(v)?;
+                if d.is_zero() {
+                    return Err("slo 0s is not accepted; expected a p99 target such as 20ms, or 'off'".into());
+                }
+                Ok(Line::Slo(Some(Target::P99(d.as_secs_f64()))))
+            }
+        },
+        name => {
+            let known = KNOB_NAMES.contains(&name.replace('-', "_").as_str()) || name == "kind";
+            if !known {
+                let mut all: Vec<&str> = KNOB_NAMES.to_vec();
+                all.extend_from_slice(WORDS);
+                let hint =
+                    crate::suggest::closest(name, &all).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
+                return Err(format!("unknown command '{name}'{hint} (? lists them)"));
+            }
+            Knob::parse(name, one()?).map(|k| Line::Engine(Command::Set(k)))
+        }
+    }
+}
+
+fn example(word: &str) -> &'static str {
+    match word {
+        "workers" => "16",
+        "rate" => "2500",
+        "service" | "think" | "burst_on" | "burst_off" | "slo" => "3ms",
+        "queue" => "500",
+        "policy" => "reject",
+        "kind" | "service_kind" => "offload",
+        "arrival" => "poisson",
+        "window" => "2m",
+        _ => "…",
+    }
+}
+
+/// The longest window, for sizing history.
+#[must_use]
+pub fn longest_window() -> Duration {
+    WINDOWS[WINDOWS.len() - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Policy, Rate, ServiceKind};
+
+    #[test]
+    fn knobs_and_words() {
+        assert_eq!(parse("workers 16"), Ok(Line::Engine(Command::Set(Knob::Workers(16)))));
+        assert_eq!(parse("rate 2500"), Ok(Line::Engine(Command::Set(Knob::Rate(Rate::PerSec(2500.0))))));
+        assert_eq!(parse("service 3ms"), Ok(Line::Engine(Command::Set(Knob::Service(Duration::from_millis(3))))));
+        assert_eq!(parse("queue 500"), Ok(Line::Engine(Command::Set(Knob::Queue(500)))));
+        assert_eq!(parse("policy reject"), Ok(Line::Engine(Command::Set(Knob::Policy(Policy::Reject)))));
+        assert_eq!(parse("kind offload"), Ok(Line::Engine(Command::Set(Knob::ServiceKind(ServiceKind::Offload)))));
+        assert_eq!(parse("  pause "), Ok(Line::Engine(Command::Pause)));
+        assert_eq!(parse("window 2m"), Ok(Line::Window(1)));
+        assert_eq!(parse(""), Ok(Line::Empty));
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        for (line, want) in [
+            ("workers", "workers needs a value, e.g. :workers 16"),
+            ("workers 1 2", "takes one value"),
+            ("workers -3", "not a whole number"),
+            ("queue 0", "expected 1 to"),
+            ("wrkers 3", "did you mean 'workers'"),
+            ("window 5m", "expected 30s, 2m or 10m"),
+            ("pause now", "takes no value"),
+            ("rate fast", "not a rate"),
+        ] {
+            let err = parse(line).unwrap_err();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+    }
+}

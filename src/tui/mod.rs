@@ -1,0 +1,137 @@
+//! The live dashboard: a client of the engine like the headless runner, drawn with ratatui on
+//! the main thread's own runtime, never on the workload's.
+//!
+//! - [`keys`]: the one key table (matching, help and hints).
+//! - [`action`]: operator intent and its effect on [`state`]; [`cmdline`]: the `:` line.
+//! - [`state`]: what is shown, fed by snapshots; [`render`]: `impl Widget for &State`.
+//! - [`app`]: the run loop, generic over backend and events.
+//!
+//! The terminal is restored on every exit: a `Drop` guard for normal ones, and a panic hook that
+//! restores only when the UI thread panics. A panic on any other thread (a workload task) is
+//! logged to the log file, never printed over the screen.
+
+pub mod action;
+pub mod app;
+pub mod cmdline;
+pub mod keys;
+pub mod render;
+pub mod state;
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::EventStream;
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::{cursor, execute};
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+use crate::report::EndedBy;
+pub use app::{UiEvent, run_loop};
+pub use state::State;
+
+/// Restores the terminal when dropped: raw mode off, main screen back, cursor shown.
+pub struct TerminalGuard(());
+
+impl TerminalGuard {
+    /// Enters raw mode and the alternate screen.
+    ///
+    /// # Errors
+    /// The terminal refused (not a terminal, or a broken one).
+    pub fn enter() -> io::Result<Self> {
+        enable_raw_mode()?;
+        let guard = TerminalGuard(());
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+        Ok(guard)
+    }
+}
+
+/// Puts the terminal back as the shell had it; safe to call twice.
+pub fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+    let _ = io::stdout().flush();
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// Installs the dashboard's panic hook and returns a handle that puts the previous one back.
+pub fn install_panic_hook() -> PanicHookGuard {
+    let ui = std::thread::current().id();
+    let previous: Arc<Hook> = Arc::new(std::panic::take_hook());
+    let prev = Arc::clone(&previous);
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui {
+            restore();
+            prev(info);
+        } else {
+            // A workload task's panic is its job's failure, caught at its JoinHandle; printing it
+            // would scribble over the dashboard.
+            tracing::error!("panic on thread {:?}: {info}", std::thread::current().name());
+        }
+    }));
+    PanicHookGuard(Some(previous))
+}
+
+pub struct PanicHookGuard(Option<Arc<Hook>>);
+
+impl Drop for PanicHookGuard {
+    fn drop(&mut self) {
+        let _ = std::panic::take_hook();
+        if let Some(prev) = self.0.take() {
+            std::panic::set_hook(Box::new(move |info| prev(info)));
+        }
+    }
+}
+
+/// Terminal events and SIGINT/SIGTERM as one stream for [`run_loop`].
+///
+/// # Errors
+/// The signal handlers could not be installed.
+pub fn live_events() -> io::Result<BoxStream<'static, io::Result<UiEvent>>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = EventStream::new().map(|r| r.map(UiEvent::Term));
+    let sig = |kind: SignalKind, ended: EndedBy| -> io::Result<BoxStream<'static, io::Result<UiEvent>>> {
+        let s = signal(kind)?;
+        Ok(stream::unfold(s, move |mut s| async move { s.recv().await.map(|()| (Ok(UiEvent::Signal(ended)), s)) })
+            .boxed())
+    };
+    let signals = stream::select(
+        sig(SignalKind::terminate(), EndedBy::Terminate)?,
+        sig(SignalKind::interrupt(), EndedBy::Interrupt)?,
+    );
+    Ok(stream::select(term, signals).boxed())
+}
+
+/// Runs the dashboard on this thread until the operator quits; the terminal is restored before
+/// this returns, whatever happened.
+///
+/// # Errors
+/// The terminal could not be set up, drawn or read.
+pub fn run_live(
+    engine: &crate::engine::EngineHandle,
+    state: &mut State,
+    sink: &mut dyn FnMut(&crate::metrics::Snapshot) -> io::Result<()>,
+) -> io::Result<EndedBy> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _hook = install_panic_hook();
+    let guard = TerminalGuard::enter()?;
+    let ended = rt.block_on(async {
+        let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        terminal.clear()?;
+        run_loop(&mut terminal, engine, live_events()?, state, sink).await
+    });
+    drop(guard);
+    // Let a key-repeat or a paste that arrived while quitting not land in the shell.
+    std::thread::sleep(Duration::from_millis(10));
+    ended
+}

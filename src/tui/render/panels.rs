@@ -1,0 +1,210 @@
+//! The left column: knobs, the latency distribution, and the model beside the measurements.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
+
+use super::super::state::{State, WINDOWS};
+use crate::duration;
+use crate::metrics::Summary;
+use crate::settings::{ArrivalKind, Rate};
+
+/// A number of milliseconds in at most six characters.
+#[must_use]
+pub fn ms(v: f64) -> String {
+    if !v.is_finite() {
+        "n/a".into()
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else if v < 100_000.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{:.0}s", v / 1000.0)
+    }
+}
+
+/// A count or rate in at most seven characters (1234 → 1234, 12345 → 12.3k, 1.2M).
+#[must_use]
+pub fn count(v: f64) -> String {
+    if v < 10_000.0 {
+        format!("{v:.0}")
+    } else if v < 10_000_000.0 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{:.1}M", v / 1e6)
+    }
+}
+
+fn label(text: &str) -> Span<'static> {
+    Span::styled(format!(" {text:<12}"), Style::default().fg(Color::Gray))
+}
+
+fn value(text: String) -> Span<'static> {
+    Span::styled(text, Style::default().fg(Color::White).add_modifier(Modifier::BOLD))
+}
+
+fn dim(text: String) -> Span<'static> {
+    Span::styled(text, Style::default().fg(Color::DarkGray))
+}
+
+/// How many lines the knobs panel has (its height less the border).
+#[must_use]
+pub fn knob_lines(s: &State) -> usize {
+    9 + usize::from(s.snap.producer_lag > std::time::Duration::ZERO) + s.notes.len()
+}
+
+pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
+    let k = &s.desired;
+    let snap = &s.snap;
+    let rate = match k.rate {
+        Rate::Max => "max".to_string(),
+        Rate::PerSec(r) => format!("{}/s", count(r)),
+    };
+    let arrival_detail = match k.arrival {
+        ArrivalKind::Closed => format!("{} clients, think {}", k.clients, duration::format(k.think)),
+        ArrivalKind::Batch => format!("{} jobs at once", k.jobs.unwrap_or(0)),
+        ArrivalKind::Bursty => {
+            format!("{rate} on {}/off {}", duration::format(k.burst_on), duration::format(k.burst_off))
+        }
+        _ => rate,
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            label("workers"),
+            value(format!("{:<6}", k.workers)),
+            dim(format!("busy {} live {}", snap.busy_workers, snap.live_workers)),
+        ]),
+        Line::from(vec![
+            label("queue bound"),
+            value(format!("{:<6}", count(k.queue as f64))),
+            dim(format!("depth {}", snap.queue.depth)),
+        ]),
+        Line::from(vec![label("policy"), value(k.policy.to_string())]),
+        Line::from(vec![label("arrival"), value(format!("{} ", k.arrival)), dim(arrival_detail)]),
+        Line::from(vec![
+            label("offered"),
+            value(format!("{:<6}", format!("{}/s", count(snap.rates.offered)))),
+            dim(format!(" done {}/s", count(snap.rates.completed))),
+        ]),
+        Line::from(vec![label("service"), value(format!("{} {}", duration::format(k.service), k.service_dist))]),
+        Line::from(vec![
+            label("service cv"),
+            value(format!("{:<6}", format!("{:.2}", k.effective_service_cv()))),
+            dim(format!("kind {}", k.service_kind)),
+        ]),
+        Line::from(vec![
+            label("utilisation"),
+            value(format!("{:<6}", format!("{:.0}%", snap.utilisation * 100.0))),
+            dim(format!("in flight {}", snap.in_flight)),
+        ]),
+        Line::from(vec![
+            label("window"),
+            value(duration::format(WINDOWS[s.window])),
+            dim(s.last_change.as_ref().map(|c| format!("  last: {c}")).unwrap_or_default()),
+        ]),
+    ];
+    if snap.producer_lag > std::time::Duration::ZERO {
+        lines.push(Line::from(vec![
+            label("behind"),
+            value(format!("{} ms", ms(snap.producer_lag.as_secs_f64() * 1e3))),
+        ]));
+    }
+    lines.extend(s.notes.iter().map(|n| Line::from(dim(format!(" {n}")))));
+    Paragraph::new(lines).block(Block::bordered().title(" knobs ")).render(area, buf);
+}
+
+fn dist_row(name: &str, d: &Summary) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!(" {name:<8}"), Style::default().fg(Color::Gray)),
+        Span::raw(format!("{:>6}{:>6}{:>6}{:>7}", ms(d.mean), ms(d.p50), ms(d.p99), ms(d.max))),
+    ])
+}
+
+pub fn distribution(s: &State, area: Rect, buf: &mut Buffer) {
+    let m = &s.snap.measured;
+    let title = format!(" ms, since last change · {:.1} s ", m.duration_s);
+    let lines = vec![
+        Line::from(dim(format!(" {:<8}{:>6}{:>6}{:>6}{:>7}", "", "mean", "p50", "p99", "max"))),
+        dist_row("latency", &m.latency.response),
+        dist_row("wait", &m.latency.wait),
+        dist_row("service", &m.latency.service),
+    ];
+    Paragraph::new(lines).block(Block::bordered().title(title)).render(area, buf);
+}
+
+fn pct(diff: Option<f64>) -> String {
+    diff.map_or(String::new(), |d| format!("{:+.0}%", d * 100.0))
+}
+
+pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
+    let Some(report) = &s.model else {
+        Paragraph::new("").block(Block::bordered().title(" model ")).render(area, buf);
+        return;
+    };
+    let mut lines = Vec::new();
+    let title = match &report.predicted {
+        Some(p) => format!(" model: {} ", p.method),
+        None => " model ".to_string(),
+    };
+    match (&report.predicted, &report.reason) {
+        (Some(p), _) if !p.stable => {
+            lines.push(Line::from(Span::styled(
+                format!(" unstable: ρ = {:.2}, queue grows ~{:.0}/s", p.rho, p.growth_per_s.unwrap_or(0.0)),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            )));
+        }
+        (Some(_), _) => {
+            lines.push(Line::from(dim(format!(" {:<10}{:>7}{:>7}{:>7}", "", "model", "meas", "diff"))));
+            for c in &report.compared {
+                let (name, scale) = match c.name {
+                    "utilisation" => ("ρ", 1.0),
+                    "wait_ms_mean" => ("wait ms", 1.0),
+                    "latency_ms_mean" => ("resp ms", 1.0),
+                    "latency_ms_p99" => ("p99 ms", 1.0),
+                    "queue_len_mean" => ("queue", 1.0),
+                    "p_reject" => ("reject %", 100.0),
+                    other => (other, 1.0),
+                };
+                let pred = c.predicted.map_or("n/a".to_string(), |v| ms(v * scale));
+                lines.push(Line::from(vec![
+                    Span::styled(format!(" {name:<10}"), Style::default().fg(Color::Gray)),
+                    Span::raw(format!("{pred:>7}{:>7}", ms(c.measured * scale))),
+                    Span::styled(format!("{:>7}", pct(c.diff)), Style::default().fg(diff_color(c.diff))),
+                ]));
+            }
+            if let Some(l) = &report.little {
+                lines.push(Line::from(dim(format!(
+                    " Little: L {} vs λW {} {}",
+                    ms(l.measured),
+                    ms(l.predicted.unwrap_or(0.0)),
+                    pct(l.diff)
+                ))));
+            }
+        }
+        (None, Some(why)) => lines.push(Line::from(dim(format!(" {why}")))),
+        (None, None) => {}
+    }
+    if let Some(a) = &report.advice {
+        lines.push(Line::from(Span::styled(format!(" {}", a.line()), Style::default().fg(Color::Cyan))));
+    }
+    if let Some(d) = &report.diagnosis {
+        lines.push(Line::from(Span::styled(format!(" {d}"), Style::default().fg(Color::Yellow))));
+    }
+    if let Some(note) = report.predicted.as_ref().and_then(|p| p.note.as_ref()) {
+        lines.push(Line::from(dim(format!(" {note}"))));
+    }
+    Paragraph::new(lines).block(Block::bordered().title(title)).wrap(Wrap { trim: false }).render(area, buf);
+}
+
+fn diff_color(diff: Option<f64>) -> Color {
+    match diff.map(f64::abs) {
+        Some(d) if d > 0.25 => Color::Red,
+        Some(d) if d > 0.10 => Color::Yellow,
+        Some(_) => Color::Green,
+        None => Color::DarkGray,
+    }
+}

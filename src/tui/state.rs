@@ -1,0 +1,231 @@
+//! Everything the dashboard shows, updated from snapshots and actions; rendering reads it and
+//! nothing else (see `render`). No clocks are read here: time comes from the snapshots, so a
+//! fixed sequence of snapshots always renders the same screen.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::metrics::Snapshot;
+use crate::model::advisor::Target;
+use crate::report::{ModelReport, model_report};
+use crate::settings::{Knob, Policy, Settings};
+
+/// The chart windows offered (`z`/`Z`, `:window`).
+pub const WINDOWS: [Duration; 3] = [Duration::from_secs(30), Duration::from_secs(120), Duration::from_secs(600)];
+
+/// One tick of chart data.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Point {
+    /// Seconds since the run started.
+    pub t: f64,
+    pub offered: f64,
+    pub completed: f64,
+    pub refused: f64,
+    pub depth: f64,
+    pub bound: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub predicted_mean: Option<f64>,
+    pub predicted_p99: Option<f64>,
+    pub predicted_queue: Option<f64>,
+}
+
+/// A knob change, drawn as a vertical line on the charts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub t: f64,
+    pub label: String,
+}
+
+/// A line for the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+}
+
+/// Seconds of queue depth the overload slope is fitted over.
+const GROWTH_SPAN: f64 = 3.0;
+/// The most knob-change markers kept (older ones are off every chart window anyway).
+const MAX_MARKERS: usize = 256;
+/// The most chart points kept, whatever the tick: 10 minutes at 10 ms.
+const MAX_POINTS: usize = 60_000;
+
+pub struct State {
+    pub snap: Snapshot,
+    /// The settings as the dashboard has asked for them, ahead of the engine by the commands in
+    /// flight; reconciled with the engine's when it has taken every command sent.
+    pub desired: Settings,
+    /// Commands sent to the engine.
+    pub sent: u64,
+    pub paused_sent: bool,
+    pub history: VecDeque<Point>,
+    capacity: usize,
+    pub markers: VecDeque<Marker>,
+    pub window: usize,
+    pub help: bool,
+    pub input: Option<String>,
+    pub message: Option<Message>,
+    pub model: Option<ModelReport>,
+    pub slo: Option<Target>,
+    pub overload: Option<String>,
+    /// The last knob change, in words.
+    pub last_change: Option<String>,
+    /// Lines shown under the knobs by other parts (profile progress, console address).
+    pub notes: Vec<String>,
+    /// Something changed since the last frame.
+    pub dirty: bool,
+}
+
+impl State {
+    #[must_use]
+    pub fn new(first: Snapshot, interval: Duration) -> Self {
+        let per_window = WINDOWS[WINDOWS.len() - 1].as_secs_f64() / interval.as_secs_f64().max(1e-3);
+        let capacity = (per_window.ceil() as usize + 1).clamp(16, MAX_POINTS);
+        Self {
+            desired: first.settings.clone(),
+            snap: first,
+            sent: 0,
+            paused_sent: false,
+            history: VecDeque::with_capacity(capacity),
+            capacity,
+            markers: VecDeque::new(),
+            window: 0,
+            help: false,
+            input: None,
+            message: None,
+            model: None,
+            slo: None,
+            overload: None,
+            last_change: None,
+            notes: Vec::new(),
+            dirty: true,
+        }
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.message = Some(Message { text: text.into(), error: true });
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.message = Some(Message { text: text.into(), error: false });
+    }
+
+    /// The engine accepted a command: the desired settings move at once.
+    pub fn sent(&mut self, knob: Option<Knob>) {
+        self.sent += 1;
+        if let Some(k) = knob {
+            k.apply(&mut self.desired);
+            self.info(format!("{} → {}", k.name().replace('_', " "), k.value_text()));
+        }
+    }
+
+    pub fn on_snapshot(&mut self, snap: Snapshot) {
+        let t = snap.elapsed.as_secs_f64();
+        let before = Knob::all_of(&self.snap.settings);
+        for k in Knob::all_of(&snap.settings) {
+            if !before.contains(&k) {
+                let label = format!("{} {}", k.name().replace('_', " "), k.value_text());
+                self.last_change = Some(label.clone());
+                if self.markers.len() == MAX_MARKERS {
+                    self.markers.pop_front();
+                }
+                self.markers.push_back(Marker { t, label });
+            }
+        }
+        if snap.commands >= self.sent {
+            self.desired = snap.settings.clone();
+            self.paused_sent = snap.paused;
+        }
+        self.snap = snap;
+        self.refresh_model();
+        let p = self.model.as_ref().and_then(|m| m.predicted.as_ref());
+        let s = &self.snap;
+        if s.tick > 0 {
+            if self.history.len() == self.capacity {
+                self.history.pop_front();
+            }
+            self.history.push_back(Point {
+                t,
+                offered: s.rates.offered,
+                completed: s.rates.completed,
+                refused: s.rates.rejected + s.rates.dropped,
+                depth: s.queue.depth as f64,
+                bound: s.queue.bound as f64,
+                p50: s.latency.response.p50,
+                p99: s.latency.response.p99,
+                max: s.latency.response.max,
+                predicted_mean: p.and_then(|p| p.latency_ms_mean),
+                predicted_p99: p.and_then(|p| p.latency_ms_p99),
+                predicted_queue: p.and_then(|p| p.queue_len_mean),
+            });
+        }
+        self.overload = self.overload_text();
+        self.dirty = true;
+    }
+
+    pub fn refresh_model(&mut self) {
+        self.model = Some(model_report(&self.snap, self.slo));
+    }
+
+    /// The points inside the current window.
+    pub fn visible(&self) -> impl Iterator<Item = &Point> {
+        let from = self.now() - WINDOWS[self.window].as_secs_f64();
+        self.history.iter().filter(move |p| p.t >= from)
+    }
+
+    /// Seconds since the run started, by the latest snapshot.
+    #[must_use]
+    pub fn now(&self) -> f64 {
+        self.snap.elapsed.as_secs_f64()
+    }
+
+    /// Overload said in words: a growing queue and when it hits its bound, backpressure,
+    /// rejections, drops.
+    fn overload_text(&self) -> Option<String> {
+        let s = &self.snap;
+        let mut parts = Vec::new();
+        let growth = self.queue_growth();
+        if s.settings.policy == Policy::Block && s.producer_lag > Duration::from_millis(50) {
+            parts.push(format!(
+                "overloaded: queue full, producer {} behind schedule (backpressure)",
+                crate::duration::format(Duration::from_millis(s.producer_lag.as_millis() as u64))
+            ));
+        } else if let Some(g) =
+            growth.filter(|g| *g > (0.02 * s.rates.offered).max(1.0) && s.queue.depth > 2 * s.settings.workers.max(1))
+        {
+            let left = s.queue.bound.saturating_sub(s.queue.depth) as f64;
+            if left > 0.0 {
+                parts
+                    .push(format!("overloaded: queue grows ~{g:.0}/s, bound reached in ~{:.0} s", (left / g).max(1.0)));
+            } else {
+                parts.push(format!("overloaded: queue grows ~{g:.0}/s and is at its bound"));
+            }
+        }
+        if s.rates.rejected >= 1.0 {
+            parts.push(format!("rejecting {:.0}/s", s.rates.rejected));
+        }
+        if s.rates.dropped >= 1.0 {
+            parts.push(format!("dropping {:.0}/s", s.rates.dropped));
+        }
+        (!parts.is_empty()).then(|| parts.join(" · "))
+    }
+
+    /// How fast the queue grows, jobs per second: the least-squares slope of its depth over the
+    /// last [`GROWTH_SPAN`] seconds (`None` until that much history exists). A stable queue's
+    /// depth wanders; only a slope that is large against the arrival rate (2%) and a queue deeper
+    /// than twice the pool count as overload.
+    fn queue_growth(&self) -> Option<f64> {
+        let last = self.history.back()?;
+        let pts: Vec<&Point> = self.history.iter().rev().take_while(|p| last.t - p.t <= GROWTH_SPAN).collect();
+        if pts.len() < 3 || last.t - pts[pts.len() - 1].t < GROWTH_SPAN * 0.9 {
+            return None;
+        }
+        let n = pts.len() as f64;
+        let (mt, md) = (pts.iter().map(|p| p.t).sum::<f64>() / n, pts.iter().map(|p| p.depth).sum::<f64>() / n);
+        let (num, den) =
+            pts.iter().fold((0.0, 0.0), |(a, b), p| (a + (p.t - mt) * (p.depth - md), b + (p.t - mt).powi(2)));
+        (den > 0.0).then(|| num / den)
+    }
+}

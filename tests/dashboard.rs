@@ -1,0 +1,176 @@
+//! The dashboard: rendering snapshots (fed fixed snapshots, no wall clock), every size down to
+//! nothing, and the real run loop driven by scripted keys against a real engine.
+
+mod common;
+
+use std::time::Duration;
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use futures_util::StreamExt;
+use pooltune::engine::{EngineHandle, RunOptions};
+use pooltune::metrics::{Snapshot, Summary};
+use pooltune::report::EndedBy;
+use pooltune::settings::{Policy, Rate, Settings};
+use pooltune::tui::{State, UiEvent, run_loop};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn settings() -> Settings {
+    Settings { threads: 2, ..Settings::default() }
+}
+
+fn summary(mean: f64, p50: f64, p99: f64, max: f64) -> Summary {
+    Summary { count: 1000, mean, p50, p90: f64::midpoint(p50, p99), p99, p999: max * 0.95, max }
+}
+
+/// Two minutes of made-up but plausible ticks, with a worker change half-way.
+fn scripted_state(overloaded: bool) -> State {
+    let first = Snapshot::initial(settings());
+    let mut state = State::new(first.clone(), Duration::from_millis(250));
+    for i in 1..=480u32 {
+        let mut s = first.clone();
+        let f = f64::from(i);
+        s.tick = u64::from(i);
+        s.elapsed = Duration::from_millis(u64::from(i) * 250);
+        s.tick_len = Duration::from_millis(250);
+        if i >= 240 {
+            s.settings.workers = 6;
+        }
+        s.rates.offered = 500.0 + 40.0 * (f / 7.0).sin();
+        s.rates.completed = s.rates.offered - 5.0 * (f / 3.0).cos();
+        s.queue.depth = (i % 9) as usize;
+        s.queue.bound = 100;
+        s.queue.mean = f64::from(i % 9) / 2.0;
+        s.busy_workers = 3;
+        s.live_workers = s.settings.workers;
+        s.utilisation = 0.62;
+        s.in_flight = 4;
+        s.latency.response = summary(6.0, 4.5, 20.0 + f64::from(i % 7), 30.0 + f64::from(i % 11));
+        s.latency.wait = summary(0.9, 0.01, 10.0, 15.0);
+        s.latency.service = summary(5.0, 3.5, 22.0, 34.0);
+        s.totals.offered = u64::from(i) * 125;
+        s.totals.completed = u64::from(i) * 125 - 4;
+        s.measuring = true;
+        s.measured.duration_s = f64::from(i % 240) / 4.0;
+        s.measured.offered_per_s = 500.0;
+        s.measured.throughput_per_s = 499.0;
+        s.measured.utilisation = 0.62;
+        s.measured.latency = s.latency;
+        s.measured.queue_depth_mean = 0.45;
+        s.measured.queued_ms_mean = 0.9;
+        s.measured.service_cv = 1.0;
+        s.measured.arrival_cv = 1.0;
+        s.measured.jobs.offered = 3000;
+        s.measured.jobs.completed = 2996;
+        if overloaded && i > 400 {
+            s.settings.policy = Policy::Reject;
+            s.rates.rejected = 120.0;
+            s.queue.depth = 100;
+        }
+        s.commands = state.sent;
+        state.on_snapshot(s);
+    }
+    state
+}
+
+fn render(state: &State, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| f.render_widget(state, f.area())).unwrap();
+    t
+}
+
+#[test]
+fn renders_at_80x24() {
+    insta::assert_snapshot!(render(&scripted_state(false), 80, 24).backend());
+}
+
+#[test]
+fn renders_at_120x40_with_overload_said_in_words() {
+    insta::assert_snapshot!(render(&scripted_state(true), 120, 40).backend());
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut s = scripted_state(false);
+    s.help = true;
+    let t = render(&s, 120, 40);
+    let text = format!("{}", t.backend());
+    for b in pooltune::tui::keys::KEYS {
+        assert!(text.contains(b.label), "help lacks {}", b.label);
+    }
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn too_small_says_so_and_no_size_panics() {
+    let s = scripted_state(true);
+    let text = format!("{}", render(&s, 40, 12).backend());
+    assert!(text.contains("terminal too small"), "{text}");
+    for w in 0..=130 {
+        for h in [0, 1, 2, 5, 17, 18, 24, 60] {
+            render(&s, w, h);
+        }
+    }
+}
+
+fn key(c: char) -> UiEvent {
+    UiEvent::Term(Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
+}
+
+fn enter() -> UiEvent {
+    UiEvent::Term(Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)))
+}
+
+/// Waits (a liveness bound, not a timing assertion) until the engine shows what was asked.
+async fn until(engine: &EngineHandle, what: &str, pred: impl Fn(&Snapshot) -> bool) {
+    for _ in 0..400 {
+        if pred(&engine.latest()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the engine never showed {what}");
+}
+
+#[tokio::test]
+async fn scripted_keys_drive_the_engine() {
+    let opts = RunOptions { interval: Duration::from_millis(50), ..RunOptions::default() };
+    let engine = EngineHandle::start(settings(), opts).unwrap();
+    let mut state = State::new(engine.latest(), opts.interval);
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<UiEvent>();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) }).boxed();
+    let mut seen = 0u64;
+    let mut sink = |_: &Snapshot| {
+        seen += 1;
+        Ok(())
+    };
+    let driver = async {
+        tx.send(key('w')).unwrap();
+        until(&engine, "5 workers", |s| s.settings.workers == 5).await;
+        for c in ":rate 700".chars() {
+            tx.send(key(c)).unwrap();
+        }
+        tx.send(enter()).unwrap();
+        until(&engine, "rate 700", |s| s.settings.rate == Rate::PerSec(700.0)).await;
+        tx.send(key('p')).unwrap();
+        until(&engine, "policy reject", |s| s.settings.policy == Policy::Reject).await;
+        // A refused value is reported, not sent.
+        for c in ":queue 0".chars() {
+            tx.send(key(c)).unwrap();
+        }
+        tx.send(enter()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(key('q')).unwrap();
+    };
+    let (ended, ()) = tokio::join!(run_loop(&mut terminal, &engine, events, &mut state, &mut sink), driver);
+    assert_eq!(ended.unwrap(), EndedBy::Quit);
+    assert!(seen > 0, "the sink saw snapshots");
+    let msg = state.message.clone().unwrap();
+    assert!(msg.error && msg.text.contains("queue bound 0"), "{msg:?}");
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("queue bound 0 is not accepted"), "{screen}");
+    let last = engine.shutdown();
+    assert_eq!(last.settings.workers, 5);
+    common::assert_accounted(&last);
+}

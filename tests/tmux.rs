@@ -1,0 +1,99 @@
+//! The real binary in a real terminal (tmux): keys reach the engine, `q` exits 0 and the
+//! terminal is restored; with every runtime thread blocked, the dashboard still answers.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, shell_command: &str) -> Tmux {
+        let t = Tmux { socket: format!("pooltune-{name}-{}", std::process::id()) };
+        let o = t.run(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", shell_command]);
+        assert!(o.status.success(), "tmux: {}", String::from_utf8_lossy(&o.stderr));
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux is installed")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        self.run(&["send-keys", "-t", "e2e", "-l", keys]);
+    }
+
+    /// Waits for the screen to satisfy `pred`: a liveness bound (20 s), not a timing assertion.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "never saw {what}; screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The number after "workers" in the knobs panel.
+fn workers(screen: &str) -> Option<u32> {
+    let line = screen.lines().find(|l| l.contains("│ workers"))?;
+    line.split("│ workers").nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+fn shell(args: &str) -> String {
+    let bin = env!("CARGO_BIN_EXE_pooltune");
+    // After the program: its exit status and whether the tty is back in canonical (cooked) mode.
+    format!("'{bin}' {args}; echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon; sleep 60")
+}
+
+#[test]
+fn keys_reach_the_engine_and_q_restores_the_terminal() {
+    let t = Tmux::start("keys", &shell("--threads 2"));
+    let s = t.wait("the dashboard", |s| workers(s).is_some() && s.contains("running"));
+    let before = workers(&s).unwrap();
+    t.keys("w");
+    t.wait("one more worker", |s| workers(s) == Some(before + 1) && s.contains("workers → "));
+    t.keys(":rate 800\r");
+    t.wait("the new rate", |s| s.contains("poisson 800/s"));
+    t.keys("q");
+    let s = t.wait("the exit status", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert!(s.lines().any(|l| l.trim() == "icanon"), "the tty is still raw:\n{s}");
+    assert!(s.contains("ended by quit"), "the summary is printed after the dashboard:\n{s}");
+    let alt = t.run(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0", "still on the alternate screen");
+}
+
+#[test]
+fn a_blocked_runtime_does_not_freeze_the_dashboard() {
+    // Every runtime thread sits in std::thread::sleep most of the time: the classic mistake.
+    let t = Tmux::start("blocked", &shell("--threads 2 --workers 8 --service-kind block --service 200ms --rate 200"));
+    let s = t.wait("the dashboard", |s| workers(s).is_some());
+    let clock = |s: &str| {
+        s.lines()
+            .find(|l| l.contains("running"))
+            .and_then(|l| l.split_whitespace().find(|w| w.contains(':')).map(String::from))
+    };
+    let first = clock(&s);
+    t.keys("w");
+    t.wait("the key answered", |s| s.contains("workers → 9"));
+    // The control thread keeps ticking: the clock moves on although the workload is stuck.
+    t.wait("the clock to move", |s| clock(s).is_some() && clock(s) != first);
+    t.keys("q");
+    let s = t.wait("the exit status", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+}
