@@ -17,6 +17,9 @@ use pooltune::engine::timer::Timer;
 use pooltune::engine::{EngineHandle, RunOptions};
 use pooltune::metrics::recorder::{Batch, JobTimes, Recorders};
 use pooltune::settings::{Rate, Settings};
+use pooltune::tui::State;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 
 fn seconds() -> Duration {
     let s = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(2.0);
@@ -162,6 +165,88 @@ fn recording_cost() -> (f64, f64) {
     (batched, start.elapsed().as_nanos() as f64 / f64::from(n))
 }
 
+/// The engine's ceiling (4 workers) with a client following its snapshots on another thread:
+/// either a headless follower that only reads them, or the dashboard's state update plus a
+/// 200×60 render whenever something changed, at most 30 frames a second (as the run loop does).
+fn ceiling_with_client(dashboard: bool, run: Duration) -> f64 {
+    let s = Settings {
+        workers: 4,
+        rate: Rate::Max,
+        service: Duration::ZERO,
+        queue: 1024,
+        threads: threads(),
+        ..Settings::default()
+    };
+    let warm = Duration::from_millis(300);
+    let opts = RunOptions { duration: Some(run + warm), warmup: warm, ..RunOptions::default() };
+    let engine = EngineHandle::start(s, opts).unwrap();
+    let mut rx = engine.subscribe();
+    let mut state = State::new(engine.latest(), opts.interval);
+    let client = std::thread::spawn(move || {
+        let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+        let frame = Duration::from_millis(1000 / pooltune::tui::app::FPS);
+        loop {
+            if rx.has_changed().is_err() {
+                break;
+            }
+            if rx.has_changed().unwrap_or(false) {
+                let snap = rx.borrow_and_update().clone();
+                let finished = snap.finished;
+                if dashboard {
+                    state.on_snapshot(snap);
+                }
+                if finished {
+                    break;
+                }
+            }
+            if dashboard && std::mem::take(&mut state.dirty) {
+                terminal.draw(|f| f.render_widget(&state, f.area())).unwrap();
+            }
+            std::thread::sleep(frame);
+        }
+    });
+    let last = engine.join();
+    let _ = client.join();
+    last.measured.throughput_per_s
+}
+
+/// Mean and p99 time to render one 200×60 frame, from a state fed by 3 s of a real engine run.
+fn frame_cost() -> (f64, f64) {
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(3)),
+        interval: Duration::from_millis(50),
+        ..RunOptions::default()
+    };
+    let engine = EngineHandle::start(Settings { threads: threads(), ..Settings::default() }, opts).unwrap();
+    let mut rx = engine.subscribe();
+    let mut state = State::new(engine.latest(), opts.interval);
+    while rx.has_changed().is_ok() {
+        if rx.has_changed().unwrap_or(false) {
+            let snap = rx.borrow_and_update().clone();
+            let done = snap.finished;
+            state.on_snapshot(snap);
+            if done {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = engine.join();
+    let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    let mut times: Vec<f64> = (0..300)
+        .map(|_| {
+            let t = Instant::now();
+            terminal.draw(|f| f.render_widget(&state, f.area())).unwrap();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    (mean, percentile(&mut times, 0.99))
+}
+
+/// Alternating pairs of ceiling runs for the dashboard comparison.
+const PAIRS: usize = 9;
+
 fn main() {
     let run = seconds();
     println!("pooltune benchmarks ({} runtime threads, {:.1} s per ceiling run)\n", threads(), run.as_secs_f64());
@@ -186,6 +271,23 @@ fn main() {
     }
     let awake = timer.awake().checked_sub(before).unwrap().as_secs_f64() / cpu_start.elapsed().as_secs_f64();
     println!("timer thread awake (CPU cost) while serving these sleeps: {:.1}% of one core", awake * 100.0);
+
+    println!("\n(d) the dashboard's cost");
+    let (mean, p99) = frame_cost();
+    println!("rendering one 200×60 frame: mean {mean:.0} µs, p99 {p99:.0} µs");
+    // Single ceiling runs here are bimodal (where tokio places the producer and the workers), so
+    // the two clients alternate over five pairs and their medians are compared.
+    let (mut headless, mut dash) = (Vec::new(), Vec::new());
+    for _ in 0..PAIRS {
+        headless.push(ceiling_with_client(false, run));
+        dash.push(ceiling_with_client(true, run));
+    }
+    println!("headless runs  {headless:.0?}\ndashboard runs {dash:.0?}");
+    let (h, d) = (percentile(&mut headless, 0.5), percentile(&mut dash, 0.5));
+    println!(
+        "ceiling (4 workers), median of {PAIRS} alternating runs: headless follower {h:.0}/s, dashboard drawing at 30 fps {d:.0}/s: {:.2}x",
+        d / h
+    );
 
     let (batched, locked) = recording_cost();
     println!(
