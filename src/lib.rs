@@ -26,6 +26,7 @@ pub mod duration;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod profile;
 pub mod report;
 pub mod settings;
 pub mod suggest;

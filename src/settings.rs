@@ -23,6 +23,8 @@ pub const MAX_RATE: f64 = 10_000_000.0;
 pub const MAX_TIME: Duration = Duration::from_secs(3600);
 /// The most closed-loop clients.
 pub const MAX_CLIENTS: usize = 100_000;
+/// Batch size when `batch` arrivals are chosen without a job count.
+pub const DEFAULT_BATCH: u64 = 100;
 /// The largest coefficient of variation accepted for service times.
 pub const MAX_CV: f64 = 100.0;
 /// The most runtime threads.

@@ -141,7 +141,7 @@ async fn scripted_keys_drive_the_engine() {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<UiEvent>();
     let events = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) }).boxed();
     let mut seen = 0u64;
-    let mut sink = |_: &Snapshot| {
+    let mut sink = |_: &Snapshot, _: &EngineHandle, _: &mut State| {
         seen += 1;
         Ok(())
     };

@@ -26,6 +26,13 @@ fn interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.01..=1000.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not accepted; expected a factor from 0.01 to 1000")),
+    }
+}
+
 fn threads(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
@@ -48,7 +55,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run a workload: the dashboard, or `--headless` for scripts and CI.
-    Run(Box<RunArgs>),
+    Run(Box<RunCmd>),
+    /// List the shipped profiles.
+    Profiles,
+    /// Check profile files; exit status 0 when all are valid.
+    Validate {
+        /// Profile files
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+    },
     /// Print what queueing theory predicts for a pool, and what meets a latency target.
     Model(ModelArgs),
 }
@@ -133,6 +148,15 @@ impl WorkloadArgs {
     }
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct RunCmd {
+    /// A profile to replay: a file, or the name of a shipped one (`pooltune profiles`)
+    #[arg(value_name = "PROFILE")]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub args: RunArgs,
+}
+
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -158,6 +182,13 @@ pub struct RunArgs {
     /// A p99 response-time target for the advisor, e.g. 20ms
     #[arg(long, value_name = "DUR", value_parser = dur)]
     pub slo_p99: Option<Duration>,
+    /// Replay a profile's timeline this many times faster (its phases and run length; service
+    /// times are not touched), 0.01 to 1000 [default 1]
+    #[arg(long, value_name = "X", value_parser = speed)]
+    pub speed: Option<f64>,
+    /// Record the session (starting settings and every knob change) as a profile
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// Write logs to this file [default: none]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,

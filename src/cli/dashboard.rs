@@ -8,21 +8,22 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::args::RunArgs;
-use super::headless::{open, open_series};
+use super::driver::Driver;
+use super::headless::open;
 use super::{BadInput, summary};
 use crate::engine::{EngineError, EngineHandle, RunOptions};
+use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
 use crate::report::{self, EndedBy, RunConfig, RunSummary};
 use crate::settings::Settings;
 use crate::tui::{self, State};
 
-pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Driver) -> anyhow::Result<ExitCode> {
     let opts = RunOptions { reset_on_change: true, ..opts };
     if args.json.as_deref() == Some(Path::new("-")) {
         return Err(BadInput("--json - needs --headless: the dashboard owns stdout".into()).into());
     }
     let json = args.json.as_deref().map(|p| open(p, "JSON")).transpose()?;
-    let mut csv = args.csv.as_deref().map(open_series).transpose()?;
     let config = RunConfig::new(&settings, &opts);
     let engine = EngineHandle::start(settings, opts).map_err(|e| match e {
         EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
@@ -30,23 +31,28 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Resu
     })?;
     let mut state = State::new(engine.latest(), opts.interval);
     state.slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
-    let mut sink = |s: &crate::metrics::Snapshot| csv.as_mut().map_or(Ok(()), |c| c.write(s));
+    let mut sink = |snap: &Snapshot, engine: &EngineHandle, state: &mut State| {
+        let refused = driver.on_snapshot(snap, engine).map_err(|e| io::Error::other(format!("{e:#}")))?;
+        if let Some(r) = refused.into_iter().next_back() {
+            state.error(r);
+        }
+        state.notes = driver.timeline.as_ref().map(|t| vec![t.progress()]).unwrap_or_default();
+        Ok(())
+    };
     let ended = tui::run_live(&engine, &mut state, &mut sink).context("running the dashboard")?;
     let last = engine.shutdown();
-    if let Some(c) = csv.as_mut() {
-        c.write(&last).context("writing the CSV file")?;
-    }
-    let missed = csv.as_ref().map_or(0, |c| c.missed);
+    let missed = driver.missed_ticks();
+    let recorded = driver.finish(&last)?;
     let mut run = RunSummary::new(&last, config, ended, missed);
     run.model = Some(report::model_report(&last, state.slo));
-    if let Some(c) = csv {
-        c.commit().context("writing the CSV file")?;
-    }
     if let Some(mut f) = json {
         writeln!(f, "{}", serde_json::to_string_pretty(&run)?).context("writing the JSON file")?;
         f.commit().context("writing the JSON file")?;
     }
     let _ = io::stdout().write_all(summary::render(&run).as_bytes());
+    if let Some(path) = recorded {
+        println!("recorded the session to {}", path.display());
+    }
     Ok(match ended {
         EndedBy::Interrupt => ExitCode::from(130),
         EndedBy::Terminate => ExitCode::from(143),

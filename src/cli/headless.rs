@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::args::RunArgs;
+use super::driver::Driver;
 use super::{BadInput, summary};
 use crate::engine::{Command, EngineHandle, RunOptions};
 use crate::model::advisor::Target;
@@ -25,22 +26,24 @@ pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
     SeriesWriter::create(path).map_err(|e| BadInput(format!("cannot write the CSV file '{}': {e}", path.display())))
 }
 
-pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Driver) -> anyhow::Result<ExitCode> {
     let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
     let mut json = match &args.json {
         Some(p) if !json_to_stdout => Some(open(p, "JSON")?),
         _ => None,
     };
-    let mut csv = args.csv.as_deref().map(open_series).transpose()?;
     let config = RunConfig::new(&settings, &opts);
     let engine = EngineHandle::start(settings, opts).map_err(|e| match e {
         crate::engine::EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
         other => anyhow::Error::new(other),
     })?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let signal = rt.block_on(follow(&engine, csv.as_mut()))?;
-    let missed = csv.as_ref().map_or(0, |c| c.missed);
+    let signal = rt.block_on(follow(&engine, &mut driver))?;
     let last = engine.join();
+    let missed = driver.missed_ticks();
+    if let Some(path) = driver.finish(&last)? {
+        eprintln!("pooltune: recorded the session to {}", path.display());
+    }
     let ended_by = match signal {
         Some(s) => s,
         None if config.settings.jobs.is_some()
@@ -53,9 +56,6 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs) -> anyhow::Resu
     };
     let mut run = RunSummary::new(&last, config, ended_by, missed);
     run.model = Some(report::model_report(&last, args.slo_p99.map(|d| Target::P99(d.as_secs_f64()))));
-    if let Some(f) = csv {
-        f.commit().context("writing the CSV file")?;
-    }
     let text = serde_json::to_string_pretty(&run)?;
     if let Some(mut f) = json.take() {
         writeln!(f, "{text}").context("writing the JSON file")?;
@@ -80,9 +80,9 @@ fn print_ignoring_broken_pipe(out: &mut impl Write, text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// Follows snapshots until the final one, writing a CSV row per tick; returns the signal that
-/// ended the run, if any.
-async fn follow(engine: &EngineHandle, mut csv: Option<&mut SeriesWriter>) -> anyhow::Result<Option<EndedBy>> {
+/// Follows snapshots until the final one, feeding the driver (series, timeline, recorder);
+/// returns the signal that ended the run, if any.
+async fn follow(engine: &EngineHandle, driver: &mut Driver) -> anyhow::Result<Option<EndedBy>> {
     let mut rx = engine.subscribe();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut signal = None;
@@ -93,11 +93,11 @@ async fn follow(engine: &EngineHandle, mut csv: Option<&mut SeriesWriter>) -> an
                     break;
                 }
                 let snap = rx.borrow_and_update().clone();
-                if let Some(f) = csv.as_deref_mut() {
-                    f.write(&snap).context("writing the CSV file")?;
-                }
                 if snap.finished {
                     break;
+                }
+                for refusal in driver.on_snapshot(&snap, engine)? {
+                    eprintln!("pooltune: {refusal}");
                 }
             }
             _ = tokio::signal::ctrl_c(), if signal.is_none() => {

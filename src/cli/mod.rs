@@ -7,9 +7,11 @@
 
 pub mod args;
 mod dashboard;
+mod driver;
 mod headless;
 mod logging;
 mod model_cmd;
+mod profiles_cmd;
 mod summary;
 
 use std::io::IsTerminal;
@@ -20,7 +22,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 use crate::engine::RunOptions;
-use crate::settings::{ArrivalKind, Settings};
+use crate::profile::RunSpec;
+use crate::settings::{ArrivalKind, DEFAULT_BATCH, Settings};
 use args::{Cli, Cmd, RunArgs};
 
 /// Bad input from the user: exit status 2 with this one-line message.
@@ -37,8 +40,6 @@ impl std::error::Error for BadInput {}
 
 /// The default headless run length when neither `--duration` nor a job count ends the run.
 pub const HEADLESS_DURATION: Duration = Duration::from_secs(10);
-/// Batch size when `--arrival batch` is given without `--jobs`.
-pub const DEFAULT_BATCH: u64 = 100;
 
 #[must_use]
 pub fn main() -> ExitCode {
@@ -47,9 +48,11 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_exit(&e),
     };
     let result = match cli.command {
-        Some(Cmd::Run(args)) => run(&args),
+        Some(Cmd::Run(cmd)) => run(cmd.profile.as_deref(), &cmd.args),
         Some(Cmd::Model(args)) => model_cmd::run(&args),
-        None => run(&cli.run),
+        Some(Cmd::Profiles) => profiles_cmd::list(),
+        Some(Cmd::Validate { files }) => Ok(profiles_cmd::validate(&files)),
+        None => run(None, &cli.run),
     };
     match result {
         Ok(code) => code,
@@ -102,14 +105,15 @@ pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInpu
     Ok(s)
 }
 
-/// The run's timing: headless runs default to 10 s unless a job count ends them.
+/// The run's timing: flags, then the profile's `[run]`; headless runs default to 10 s unless a
+/// job count ends them.
 ///
 /// # Errors
 /// [`BadInput`] when the warm-up is not shorter than the run.
-pub fn options_from(args: &RunArgs, s: &Settings, headless: bool) -> Result<RunOptions, BadInput> {
+pub fn options_from(args: &RunArgs, s: &Settings, headless: bool, spec: RunSpec) -> Result<RunOptions, BadInput> {
     let defaults = RunOptions::default();
-    let duration = args.duration.or((headless && s.jobs.is_none()).then_some(HEADLESS_DURATION));
-    let warmup = args.warmup.unwrap_or(Duration::ZERO);
+    let duration = args.duration.or(spec.duration).or((headless && s.jobs.is_none()).then_some(HEADLESS_DURATION));
+    let warmup = args.warmup.or(spec.warmup).unwrap_or(Duration::ZERO);
     if let Some(d) = duration {
         if d.is_zero() {
             return Err(BadInput("--duration 0s is not accepted; expected a positive duration".into()));
@@ -122,11 +126,34 @@ pub fn options_from(args: &RunArgs, s: &Settings, headless: bool) -> Result<RunO
             )));
         }
     }
-    Ok(RunOptions { duration, warmup, interval: args.interval.unwrap_or(defaults.interval), ..defaults })
+    Ok(RunOptions { duration, warmup, interval: args.interval.or(spec.tick).unwrap_or(defaults.interval), ..defaults })
 }
 
-fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings_from(Settings::default(), args)?;
+fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let profile = profile.map(crate::profile::library::find).transpose().map_err(BadInput)?;
+    let profile = match (profile, args.speed) {
+        (Some(p), Some(x)) => Some(p.time_scaled(x)),
+        (p, None) => p,
+        (None, Some(_)) => {
+            return Err(BadInput(
+                "--speed replays a profile faster; give one (pooltune run PROFILE --speed 10)".into(),
+            )
+            .into());
+        }
+    };
+    let base = match &profile {
+        Some(p) => {
+            let mut base = Settings::default();
+            for k in &p.workload {
+                k.apply(&mut base);
+            }
+            base.threads = p.threads.unwrap_or(base.threads);
+            base.seed = p.seed.unwrap_or(base.seed);
+            base
+        }
+        None => Settings::default(),
+    };
+    let settings = settings_from(base, args)?;
     if !args.headless && !std::io::stdout().is_terminal() {
         return Err(BadInput(
             "stdout is not a terminal, and the dashboard needs one; add --headless to run without it (with --json/--csv for output)".into(),
@@ -134,6 +161,19 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let _log = logging::init(args.log.as_deref())?;
-    let opts = options_from(args, &settings, args.headless)?;
-    if args.headless { headless::run(settings, opts, args) } else { dashboard::run(settings, opts, args) }
+    let spec = profile.as_ref().map(|p| p.run).unwrap_or_default();
+    let opts = options_from(args, &settings, args.headless, spec)?;
+    let driver = driver::Driver::new(
+        args.csv.as_deref(),
+        args.record.as_deref(),
+        profile.as_ref(),
+        &settings,
+        RunSpec { tick: Some(opts.interval), warmup: (!opts.warmup.is_zero()).then_some(opts.warmup), duration: None },
+        opts.interval,
+    )?;
+    if args.headless {
+        headless::run(settings, opts, args, driver)
+    } else {
+        dashboard::run(settings, opts, args, driver)
+    }
 }

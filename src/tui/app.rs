@@ -22,6 +22,10 @@ use crate::report::EndedBy;
 /// The redraw cap.
 pub const FPS: u64 = 30;
 
+/// Called with every snapshot after the state has taken it: the CSV series, a profile's
+/// timeline (which sends knob changes), the recorder.
+pub type Sink<'a> = dyn FnMut(&Snapshot, &EngineHandle, &mut State) -> io::Result<()> + 'a;
+
 /// What the loop consumes: terminal events and, from the real binary, signals.
 #[derive(Debug, Clone)]
 pub enum UiEvent {
@@ -43,7 +47,7 @@ pub async fn run_loop<B, S>(
     engine: &EngineHandle,
     mut events: S,
     state: &mut State,
-    sink: &mut dyn FnMut(&Snapshot) -> io::Result<()>,
+    sink: &mut Sink<'_>,
 ) -> io::Result<EndedBy>
 where
     B: Backend,
@@ -72,9 +76,9 @@ where
                     return Ok(EndedBy::Duration);
                 }
                 let snap = snapshots.borrow_and_update().clone();
-                sink(&snap)?;
                 let finished = snap.finished;
-                state.on_snapshot(snap);
+                state.on_snapshot(snap.clone());
+                sink(&snap, engine, state)?;
                 if finished {
                     draw(terminal, state)?;
                     return Ok(if state.snap.settings.jobs.is_some() { EndedBy::Jobs } else { EndedBy::Duration });
@@ -133,7 +137,10 @@ fn apply(state: &mut State, engine: &EngineHandle, effect: Effect) -> bool {
         Effect::Send(cmd) => {
             match engine.try_send(cmd) {
                 Ok(()) => match cmd {
-                    Command::Set(k) => state.sent(Some(k)),
+                    Command::Set(k) => {
+                        state.manual.push(k.name());
+                        state.sent(Some(k));
+                    }
                     Command::Pause => {
                         state.paused_sent = true;
                         state.sent(None);

@@ -120,7 +120,7 @@ pub fn live_events() -> io::Result<BoxStream<'static, io::Result<UiEvent>>> {
 pub fn run_live(
     engine: &crate::engine::EngineHandle,
     state: &mut State,
-    sink: &mut dyn FnMut(&crate::metrics::Snapshot) -> io::Result<()>,
+    sink: &mut app::Sink<'_>,
 ) -> io::Result<EndedBy> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = install_panic_hook();

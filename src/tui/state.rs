@@ -76,6 +76,9 @@ pub struct State {
     pub notes: Vec<String>,
     /// Something changed since the last frame.
     pub dirty: bool,
+    /// Knobs the operator changed by hand and the engine has not shown yet: their markers are
+    /// labelled manual (the rest came from a timeline).
+    pub manual: Vec<&'static str>,
 }
 
 impl State {
@@ -101,6 +104,7 @@ impl State {
             last_change: None,
             notes: Vec::new(),
             dirty: true,
+            manual: Vec::new(),
         }
     }
 
@@ -126,7 +130,14 @@ impl State {
         let before = Knob::all_of(&self.snap.settings);
         for k in Knob::all_of(&snap.settings) {
             if !before.contains(&k) {
-                let label = format!("{} {}", k.name().replace('_', " "), k.value_text());
+                let by_hand =
+                    self.manual.iter().position(|m| *m == k.name()).map(|i| self.manual.swap_remove(i)).is_some();
+                let label = format!(
+                    "{} {}{}",
+                    k.name().replace('_', " "),
+                    k.value_text(),
+                    if by_hand { " (manual)" } else { "" }
+                );
                 self.last_change = Some(label.clone());
                 if self.markers.len() == MAX_MARKERS {
                     self.markers.pop_front();

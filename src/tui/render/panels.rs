@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
-use super::super::state::{State, WINDOWS};
+use super::super::state::State;
 use crate::duration;
 use crate::metrics::Summary;
 use crate::settings::{ArrivalKind, Rate};
@@ -101,11 +101,7 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
             value(format!("{:<6}", format!("{:.0}%", snap.utilisation * 100.0))),
             dim(format!("in flight {}", snap.in_flight)),
         ]),
-        Line::from(vec![
-            label("window"),
-            value(duration::format(WINDOWS[s.window])),
-            dim(s.last_change.as_ref().map(|c| format!("  last: {c}")).unwrap_or_default()),
-        ]),
+        Line::from(vec![label("last change"), dim(s.last_change.clone().unwrap_or_else(|| "none yet".into()))]),
     ];
     if snap.producer_lag > std::time::Duration::ZERO {
         lines.push(Line::from(vec![

@@ -1,0 +1,97 @@
+//! What follows a run's snapshots besides the screen, for the headless runner and the dashboard
+//! alike: the CSV series, a profile's timeline, and the recorder.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::BadInput;
+use super::headless::{open, open_series};
+use crate::engine::{Command, EngineError, EngineHandle};
+use crate::metrics::Snapshot;
+use crate::profile::record::{Recorder, to_toml};
+use crate::profile::timeline::Timeline;
+use crate::profile::{Profile, RunSpec};
+use crate::report::{AtomicFile, SeriesWriter};
+use crate::settings::Settings;
+
+pub struct Driver {
+    pub csv: Option<SeriesWriter>,
+    pub timeline: Option<Timeline>,
+    recording: Option<(Recorder, AtomicFile, PathBuf, String)>,
+}
+
+impl Driver {
+    /// Opens the outputs (so a bad path is reported before the run starts).
+    ///
+    /// # Errors
+    /// [`BadInput`] for a file that cannot be written.
+    pub fn new(
+        csv: Option<&std::path::Path>,
+        record: Option<&std::path::Path>,
+        profile: Option<&Profile>,
+        start: &Settings,
+        run: RunSpec,
+        tick: std::time::Duration,
+    ) -> Result<Self, BadInput> {
+        let recording = record
+            .map(|path| {
+                let file = open(path, "recording")?;
+                let name =
+                    path.file_stem().map_or_else(|| "recorded".to_string(), |s| s.to_string_lossy().into_owned());
+                Ok::<_, BadInput>((Recorder::new(start, run), file, path.to_path_buf(), name))
+            })
+            .transpose()?;
+        Ok(Self {
+            csv: csv.map(open_series).transpose()?,
+            timeline: profile.filter(|p| !p.phases.is_empty()).map(|p| Timeline::new(p.phases.clone(), tick)),
+            recording,
+        })
+    }
+
+    /// Feeds one snapshot to the outputs and sends the timeline's due changes; returns the
+    /// refusals to show (a phase value the running settings cannot take).
+    ///
+    /// # Errors
+    /// Writing the series failed.
+    pub fn on_snapshot(&mut self, snap: &Snapshot, engine: &EngineHandle) -> anyhow::Result<Vec<String>> {
+        if let Some(c) = self.csv.as_mut() {
+            c.write(snap).context("writing the CSV file")?;
+        }
+        if let Some((r, ..)) = self.recording.as_mut() {
+            r.observe(snap);
+        }
+        let mut refused = Vec::new();
+        if let (Some(t), false) = (self.timeline.as_mut(), snap.finished) {
+            for k in t.due(snap.elapsed, &snap.settings) {
+                match engine.try_send(Command::Set(k)) {
+                    Ok(()) | Err(EngineError::Stopped) => {}
+                    Err(e) => refused.push(format!("timeline: {} {}: {e}", k.name(), k.value_text())),
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Writes what the run leaves: the rest of the series and the recording, each whole.
+    ///
+    /// # Errors
+    /// A write, sync or rename failed.
+    pub fn finish(self, last: &Snapshot) -> anyhow::Result<Option<PathBuf>> {
+        if let Some(mut c) = self.csv {
+            c.write(last).context("writing the CSV file")?;
+            c.commit().context("writing the CSV file")?;
+        }
+        let Some((mut r, mut file, path, name)) = self.recording else { return Ok(None) };
+        r.observe(last);
+        let p = r.profile(&name, "Recorded with pooltune run --record; replay with pooltune run FILE.", last.elapsed);
+        file.write_all(to_toml(&p).as_bytes()).context("writing the recording")?;
+        file.commit().context("writing the recording")?;
+        Ok(Some(path))
+    }
+
+    pub fn missed_ticks(&self) -> u64 {
+        self.csv.as_ref().map_or(0, |c| c.missed)
+    }
+}

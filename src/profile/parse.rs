@@ -1,0 +1,390 @@
+//! Parsing a profile, with every error located: `FILE:LINE:COL: message`.
+//!
+//! The TOML is read into a spanned table (`toml::de::DeTable`) and walked by hand, so that each
+//! key and value keeps its position: an unknown key (with the nearest known one), a wrong type,
+//! a value out of range, a bad duration, phases out of order or past the run, and the TOML
+//! parser's own syntax errors all point at the place.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::{Phase, Profile, RunSpec};
+use crate::duration;
+use crate::settings::{ArrivalKind, DEFAULT_BATCH, KNOB_NAMES, Knob, MAX_THREADS, Settings};
+
+/// A profile error with its position (1-based line and column; both 1 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
+impl std::error::Error for ProfileError {}
+
+/// Line and column (1-based, in characters) of a byte offset.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ProfileError {
+        let (line, col) = position(self.text, span.start);
+        ProfileError { file: self.file.to_string(), line, col, message: message.into() }
+    }
+}
+
+/// Parses a profile from bytes (a file that is not UTF-8 text is refused with its position).
+///
+/// # Errors
+/// The first problem found, located.
+pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Profile, ProfileError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.contains('\0') => {
+            let at = text.find('\0').unwrap_or(0);
+            Err(Ctx { file, text }
+                .err(at..at, "this is not a text file (it contains a NUL byte); expected a TOML profile"))
+        }
+        Ok(text) => parse(file, text),
+        Err(e) => {
+            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+            let (line, col) = position(good, good.len());
+            Err(ProfileError {
+                file: file.to_string(),
+                line,
+                col,
+                message: format!(
+                    "this is not a text file (invalid UTF-8 at byte {}); expected a TOML profile",
+                    e.valid_up_to()
+                ),
+            })
+        }
+    }
+}
+
+const TOP_KEYS: &[&str] = &["name", "description", "workload", "run", "phase"];
+const RUN_KEYS: &[&str] = &["duration", "warmup", "tick"];
+
+fn workload_keys() -> Vec<&'static str> {
+    let mut v = KNOB_NAMES.to_vec();
+    v.extend(["threads", "seed"]);
+    v
+}
+
+fn phase_keys() -> Vec<&'static str> {
+    let mut v = vec!["at", "ramp"];
+    v.extend(KNOB_NAMES);
+    v
+}
+
+fn unknown(ctx: &Ctx<'_>, key: &Spanned<toml::de::DeString<'_>>, section: &str, known: &[&str]) -> ProfileError {
+    let name = key.get_ref().as_ref();
+    let hint = crate::suggest::closest(name, known).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
+    ctx.err(key.span(), format!("unknown key '{name}' in {section}{hint} Known keys: {}", known.join(", ")))
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "a whole number",
+        DeValue::Float(_) => "a number with a fraction",
+        DeValue::Boolean(_) => "true or false",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn string(ctx: &Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Result<String, ProfileError> {
+    match v.get_ref() {
+        DeValue::String(s) => Ok(s.to_string()),
+        other => Err(ctx.err(v.span(), format!("{key} must be a string, not {}", type_name(other)))),
+    }
+}
+
+fn duration_of(ctx: &Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Result<Duration, ProfileError> {
+    match v.get_ref() {
+        DeValue::String(s) => duration::parse(s).map_err(|e| ctx.err(v.span(), format!("{key} {e}"))),
+        other => {
+            Err(ctx.err(v.span(), format!("{key} must be a duration string such as \"5s\", not {}", type_name(other))))
+        }
+    }
+}
+
+/// A knob's value as text for [`Knob::parse`], refusing TOML types the key cannot take.
+fn knob_of(ctx: &Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Result<Knob, ProfileError> {
+    let whole = matches!(key, "workers" | "queue" | "clients" | "jobs");
+    let number = matches!(key, "rate" | "service_cv");
+    let text = match v.get_ref() {
+        DeValue::Integer(i) if whole || number => integer_text(ctx, v, i)?,
+        DeValue::Float(f) if number => f.as_str().replace('_', ""),
+        DeValue::String(s) if key == "rate" && s.as_ref() == "max" => "max".to_string(),
+        DeValue::String(s) if !whole && !number => s.to_string(),
+        other => {
+            let want = if whole {
+                "a whole number"
+            } else if key == "rate" {
+                "a number of jobs per second or \"max\""
+            } else if number {
+                "a number"
+            } else if matches!(key, "think" | "burst_on" | "burst_off" | "service") {
+                "a duration string such as \"5ms\""
+            } else {
+                "a string"
+            };
+            return Err(ctx.err(v.span(), format!("{key} must be {want}, not {}", type_name(other))));
+        }
+    };
+    Knob::parse(key, &text).map_err(|e| ctx.err(v.span(), e))
+}
+
+fn integer_text(ctx: &Ctx<'_>, v: &Spanned<DeValue<'_>>, i: &toml::de::DeInteger<'_>) -> Result<String, ProfileError> {
+    let digits = i.as_str().replace('_', "");
+    if i.radix() == 10 {
+        return Ok(digits);
+    }
+    let body = digits.trim_start_matches(['0', 'x', 'o', 'b']);
+    u64::from_str_radix(if body.is_empty() { "0" } else { body }, i.radix())
+        .map(|n| n.to_string())
+        .map_err(|_| ctx.err(v.span(), format!("'{}' is not a number pooltune can read", i.as_str())))
+}
+
+fn count_of(ctx: &Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>, max: u64) -> Result<u64, ProfileError> {
+    match v.get_ref() {
+        DeValue::Integer(i) => {
+            let text = integer_text(ctx, v, i)?;
+            text.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| ctx.err(v.span(), format!("{key} {text} is not accepted; expected 0 to {max}")))
+        }
+        other => Err(ctx.err(v.span(), format!("{key} must be a whole number, not {}", type_name(other)))),
+    }
+}
+
+fn table<'t, 'i>(ctx: &Ctx<'_>, key: &str, v: &'t Spanned<DeValue<'i>>) -> Result<&'t DeTable<'i>, ProfileError> {
+    match v.get_ref() {
+        DeValue::Table(t) => Ok(t),
+        other => Err(ctx.err(v.span(), format!("{key} must be a table ([{key}]), not {}", type_name(other)))),
+    }
+}
+
+/// Parses a profile's text.
+///
+/// # Errors
+/// The first problem found, located.
+pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
+    let ctx = Ctx { file, text };
+    let doc = DeTable::parse(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let msg = e.message().lines().next().unwrap_or("invalid TOML").trim().to_string();
+        ctx.err(span, format!("invalid TOML: {msg}"))
+    })?;
+    let mut p = Profile {
+        name: String::new(),
+        description: String::new(),
+        workload: Vec::new(),
+        threads: None,
+        seed: None,
+        run: RunSpec::default(),
+        phases: Vec::new(),
+    };
+    let mut phase_spans = Vec::new();
+    for (key, value) in doc.get_ref() {
+        match key.get_ref().as_ref() {
+            "name" => p.name = string(&ctx, "name", value)?,
+            "description" => p.description = string(&ctx, "description", value)?,
+            "workload" => {
+                let known = workload_keys();
+                for (k, v) in table(&ctx, "workload", value)? {
+                    match k.get_ref().as_ref() {
+                        "threads" => {
+                            let n = count_of(&ctx, "threads", v, MAX_THREADS as u64)?;
+                            if n == 0 {
+                                return Err(ctx
+                                    .err(v.span(), format!("threads 0 is not accepted; expected 1 to {MAX_THREADS}")));
+                            }
+                            p.threads = Some(n as usize);
+                        }
+                        "seed" => p.seed = Some(count_of(&ctx, "seed", v, u64::MAX)?),
+                        name if KNOB_NAMES.contains(&name) => p.workload.push(knob_of(&ctx, name, v)?),
+                        _ => return Err(unknown(&ctx, k, "[workload]", &known)),
+                    }
+                }
+            }
+            "run" => {
+                for (k, v) in table(&ctx, "run", value)? {
+                    let name = k.get_ref().as_ref();
+                    let d = match name {
+                        "duration" | "warmup" | "tick" => duration_of(&ctx, name, v)?,
+                        _ => return Err(unknown(&ctx, k, "[run]", RUN_KEYS)),
+                    };
+                    match name {
+                        "duration" if d.is_zero() => {
+                            return Err(ctx.err(v.span(), "duration 0s is not accepted; expected a positive duration"));
+                        }
+                        "duration" => p.run.duration = Some(d),
+                        "warmup" => p.run.warmup = Some(d),
+                        _ if d < Duration::from_millis(10) || d > Duration::from_secs(60) => {
+                            return Err(ctx.err(
+                                v.span(),
+                                format!("tick {} is not accepted; expected 10ms to 60s", duration::format(d)),
+                            ));
+                        }
+                        _ => p.run.tick = Some(d),
+                    }
+                }
+            }
+            "phase" => {
+                let DeValue::Array(items) = value.get_ref() else {
+                    return Err(ctx.err(
+                        value.span(),
+                        format!("phase must be an array of tables ([[phase]]), not {}", type_name(value.get_ref())),
+                    ));
+                };
+                for item in items {
+                    let (phase, at_span) = parse_phase(&ctx, item)?;
+                    phase_spans.push(at_span);
+                    p.phases.push(phase);
+                }
+            }
+            _ => return Err(unknown(&ctx, key, "the profile", TOP_KEYS)),
+        }
+    }
+    canonical(&mut p.workload);
+    for ph in &mut p.phases {
+        canonical(&mut ph.knobs);
+    }
+    check_timeline(&ctx, &p, &phase_spans)?;
+    if let (Some(w), Some(d)) = (p.run.warmup, p.run.duration)
+        && w >= d
+    {
+        let span = doc.get_ref().iter().find(|(k, _)| k.get_ref().as_ref() == "run").map_or(0..0, |(_, v)| v.span());
+        return Err(ctx.err(
+            span,
+            format!("warmup {} is not shorter than duration {}", duration::format(w), duration::format(d)),
+        ));
+    }
+    check_combinations(&ctx, &p, &doc, &phase_spans)?;
+    Ok(p)
+}
+
+/// Each value was checked alone; this checks the settings they make together, at the start
+/// (e.g. a uniform distribution with too high a CV) and after every phase.
+fn check_combinations(
+    ctx: &Ctx<'_>,
+    p: &Profile,
+    doc: &Spanned<DeTable<'_>>,
+    spans: &[Range<usize>],
+) -> Result<(), ProfileError> {
+    let workload_span =
+        doc.get_ref().iter().find(|(k, _)| k.get_ref().as_ref() == "workload").map_or(0..0, |(k, _)| k.span());
+    let mut s = p.settings(&Settings::default()).or_else(|_| {
+        // Batch without a size gets the command line's default, as `--arrival batch` does.
+        let mut with_jobs = Settings::default();
+        for k in &p.workload {
+            k.apply(&mut with_jobs);
+        }
+        if with_jobs.arrival == ArrivalKind::Batch && with_jobs.jobs.is_none() {
+            with_jobs.jobs = Some(DEFAULT_BATCH);
+        }
+        with_jobs.validate().map(|()| with_jobs)
+    });
+    let mut current = match s.as_mut() {
+        Ok(s) => s.clone(),
+        Err(e) => return Err(ctx.err(workload_span, format!("[workload]: {e}"))),
+    };
+    for (ph, span) in p.phases.iter().zip(spans) {
+        for k in &ph.knobs {
+            current = current
+                .with(*k)
+                .map_err(|e| ctx.err(span.clone(), format!("phase at {}: {e}", duration::format(ph.at))))?;
+        }
+    }
+    Ok(())
+}
+
+/// Knobs in the knob table's order, however the file (or the TOML map) ordered them.
+fn canonical(knobs: &mut [Knob]) {
+    knobs.sort_by_key(|k| KNOB_NAMES.iter().position(|n| *n == k.name()));
+}
+
+fn parse_phase(ctx: &Ctx<'_>, item: &Spanned<DeValue<'_>>) -> Result<(Phase, Range<usize>), ProfileError> {
+    let t = table(ctx, "phase", item)?;
+    let known = phase_keys();
+    let (mut at, mut ramp, mut knobs) = (None, None, Vec::new());
+    for (k, v) in t {
+        match k.get_ref().as_ref() {
+            "at" => at = Some((duration_of(ctx, "at", v)?, v.span())),
+            "ramp" => ramp = Some(duration_of(ctx, "ramp", v)?),
+            name if KNOB_NAMES.contains(&name) => knobs.push(knob_of(ctx, name, v)?),
+            _ => return Err(unknown(ctx, k, "[[phase]]", &known)),
+        }
+    }
+    let Some((at, span)) = at else {
+        return Err(ctx.err(item.span(), "a [[phase]] needs at = \"…\", the time it starts"));
+    };
+    if knobs.is_empty() {
+        return Err(ctx.err(item.span(), "a [[phase]] changes nothing; give at least one knob (e.g. rate = 900)"));
+    }
+    Ok((Phase { at, ramp, knobs }, span))
+}
+
+fn check_timeline(ctx: &Ctx<'_>, p: &Profile, spans: &[Range<usize>]) -> Result<(), ProfileError> {
+    let mut last = Duration::ZERO;
+    for (ph, span) in p.phases.iter().zip(spans) {
+        if ph.at < last {
+            return Err(ctx.err(
+                span.clone(),
+                format!(
+                    "phase at {} comes before the one at {}; phases must be in time order",
+                    duration::format(ph.at),
+                    duration::format(last)
+                ),
+            ));
+        }
+        let end = ph.at + ph.ramp.unwrap_or_default();
+        match (p.run.duration, ph.ramp) {
+            (Some(d), None) if end > d => {
+                return Err(ctx.err(
+                    span.clone(),
+                    format!("phase at {} is past the run's duration {}", duration::format(ph.at), duration::format(d)),
+                ));
+            }
+            (Some(d), Some(r)) if end > d => {
+                return Err(ctx.err(
+                    span.clone(),
+                    format!(
+                        "phase at {} with ramp {} ends at {}, past the run's duration {}",
+                        duration::format(ph.at),
+                        duration::format(r),
+                        duration::format(end),
+                        duration::format(d)
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        last = ph.at;
+    }
+    Ok(())
+}
