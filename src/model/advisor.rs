@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::{Inputs, predict, tail};
+use super::{Inputs, Percentiles, predict_for, tail};
 use crate::settings::MAX_WORKERS;
 
 /// A response-time target, in seconds.
@@ -66,7 +66,11 @@ impl Advice {
 
 /// The response-time figure the target is about, or `None` where the pool is unstable.
 fn figure(i: &Inputs, t: Target) -> Option<f64> {
-    let p = predict(&Inputs { queue: None, ..*i }).ok()?;
+    let which = match t {
+        Target::P99(_) => Percentiles::LatencyP99,
+        Target::Mean(_) => Percentiles::None,
+    };
+    let p = predict_for(&Inputs { queue: None, ..*i }, which).ok()?;
     let ms = match t {
         Target::P99(_) => p.latency_ms_p99,
         Target::Mean(_) => p.latency_ms_mean,
@@ -143,10 +147,15 @@ pub fn max_rate(i: &Inputs, t: Target) -> Result<f64, String> {
     }
     let capacity = f64::from(i.workers) / i.service_mean;
     let at = |r: f64| meets(&Inputs { rate: r, ..*i }, t);
+    // To a millionth of the pool's capacity.
     let (mut lo, mut hi) = (0.0, capacity);
-    for _ in 0..80 {
+    while hi - lo > capacity * 1e-6 {
         let mid = 0.5 * (lo + hi);
-        if at(mid) { lo = mid } else { hi = mid }
+        if at(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
     }
     Ok(lo)
 }

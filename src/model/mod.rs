@@ -137,6 +137,19 @@ pub const ROUGH_CV: f64 = 2.0;
 /// # Errors
 /// Inputs the model cannot take (no workers, no service time, a negative or NaN rate).
 pub fn predict(i: &Inputs) -> Result<Prediction, ModelError> {
+    predict_for(i, Percentiles::All)
+}
+
+/// Which percentiles to compute: with a general service distribution each one costs a
+/// bisection over an average of 1000 terms, and the advisor needs only one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Percentiles {
+    All,
+    LatencyP99,
+    None,
+}
+
+pub(crate) fn predict_for(i: &Inputs, which: Percentiles) -> Result<Prediction, ModelError> {
     i.check()?;
     let c = i.workers;
     let cf = f64::from(c);
@@ -212,14 +225,18 @@ pub fn predict(i: &Inputs) -> Result<Prediction, ModelError> {
     p.wait_ms_mean = Some(wait_mean * 1e3);
     p.latency_ms_mean = Some((wait_mean + i.service_mean) * 1e3);
     p.in_system_mean = Some(p.throughput_per_s * (wait_mean + i.service_mean));
-    let tail = tail::Tail { p_wait, theta, service_mean: i.service_mean, service_cv: i.service_cv, dist: shape(i) };
+    let tail = tail::Tail::new(p_wait, theta, i.service_mean, i.service_cv, shape(i));
     let ms = |x: f64| Some(x * 1e3);
-    p.wait_ms_p50 = ms(tail.wait_quantile(0.50));
-    p.wait_ms_p90 = ms(tail.wait_quantile(0.90));
-    p.wait_ms_p99 = ms(tail.wait_quantile(0.99));
-    p.latency_ms_p50 = ms(tail.response_quantile(0.50));
-    p.latency_ms_p90 = ms(tail.response_quantile(0.90));
-    p.latency_ms_p99 = ms(tail.response_quantile(0.99));
+    if which == Percentiles::All {
+        p.wait_ms_p50 = ms(tail.wait_quantile(0.50));
+        p.wait_ms_p90 = ms(tail.wait_quantile(0.90));
+        p.wait_ms_p99 = ms(tail.wait_quantile(0.99));
+        p.latency_ms_p50 = ms(tail.response_quantile(0.50));
+        p.latency_ms_p90 = ms(tail.response_quantile(0.90));
+    }
+    if which != Percentiles::None {
+        p.latency_ms_p99 = ms(tail.response_quantile(0.99));
+    }
     if !exact || i.queue.is_some() {
         note.get_or_insert_with(|| "approximate percentiles (exponential wait tail)".into());
     }
