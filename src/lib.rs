@@ -22,6 +22,14 @@
 //! The engine, metrics, model and report parts build with `--no-default-features` (no
 //! ratatui, crossterm or clap).
 
+// The console needs tokio's task instrumentation, which exists only under this cfg; without it
+// console-subscriber would panic at start. Fail here, at compile time, with the fix.
+#[cfg(all(feature = "console", not(tokio_unstable)))]
+compile_error!(
+    "the `console` feature needs `--cfg tokio_unstable`. It is set in .cargo/config.toml, but a RUSTFLAGS \
+     variable in the environment replaces that: unset RUSTFLAGS, or add `--cfg tokio_unstable` to it."
+);
+
 pub mod duration;
 pub mod engine;
 pub mod metrics;

@@ -34,6 +34,8 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         &["run", "--headless", "--duration", "1s", "--warmup", "2s"],
         &["run", "--headless", "--wokers", "3"],
         &["run", "--headless", "--json", "/no/such/dir/out.json"],
+        &["run", "--headless", "--speed", "5"],
+        &["run", "--headless", "--console", "not-an-address"],
         &["model", "--rate", "100", "--service", "0s", "--workers", "2"],
         &["model", "--rate", "100", "--service", "5ms", "--workers", "0"],
         &["model", "--rate", "-1", "--service", "5ms", "--workers", "2"],
@@ -112,6 +114,18 @@ fn headless_json_and_csv_have_the_documented_fields() {
     for key in ["mean", "max"] {
         assert!(v["queue_depth"][key].is_number(), "queue_depth.{key}");
     }
+    for key in [
+        "workers",
+        "busy_ratio",
+        "global_queue_depth",
+        "live_tasks",
+        "park_count",
+        "mean_scheduled_delay_us",
+        "mean_poll_us",
+        "slow_poll_ratio",
+    ] {
+        assert!(v["runtime"][key].is_number(), "runtime.{key}: {}", v["runtime"]);
+    }
     for key in
         ["workers", "queue", "policy", "arrival", "rate", "service", "service_dist", "service_kind", "threads", "seed"]
     {
@@ -128,6 +142,18 @@ fn headless_json_and_csv_have_the_documented_fields() {
     let mut lines = text.lines();
     let header = lines.next().unwrap();
     assert!(header.starts_with("t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms"));
+    for col in [
+        "rt_workers",
+        "rt_busy_ratio",
+        "rt_global_queue_depth",
+        "rt_live_tasks",
+        "rt_park_count",
+        "rt_mean_scheduled_delay_us",
+        "rt_mean_poll_us",
+        "rt_slow_poll_ratio",
+    ] {
+        assert!(header.split(',').any(|c| c == col), "CSV lacks {col}");
+    }
     let cols = header.split(',').count();
     let rows: Vec<&str> = lines.collect();
     assert!(rows.len() >= 3, "{rows:?}");
@@ -242,4 +268,13 @@ fn model_says_unstable_in_words() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("unstable") && text.contains("1000.0 jobs/s"), "{text}");
     assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
+}
+
+#[cfg(not(feature = "console"))]
+#[test]
+fn console_without_the_feature_says_how_to_build_it() {
+    let o = pooltune(&["run", "--headless", "--console"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("cargo build --release --features console"), "{err}");
 }

@@ -236,3 +236,31 @@ fn rate_max_floods_up_to_the_bound() {
     assert_eq!(last.totals.rejected + last.totals.dropped, 0, "max waits for room, whatever the policy");
     assert_accounted(&last);
 }
+
+#[test]
+fn block_service_shows_in_the_runtime_figures() {
+    let _g = exclusive();
+    // 8 workers on 2 runtime threads, 300 jobs/s of 5 ms: 1.5 threads' worth of work.
+    let at = |kind| {
+        let s = pooltune::settings::Settings {
+            workers: 8,
+            threads: 2,
+            rate: Rate::PerSec(300.0),
+            service: Duration::from_millis(5),
+            service_dist: ServiceDist::Constant,
+            service_kind: kind,
+            ..settings()
+        };
+        common::run_for(s, Duration::from_secs(3), Duration::from_millis(500)).measured.runtime
+    };
+    let (sleep, block) = (at(ServiceKind::Sleep), at(ServiceKind::Block));
+    assert_eq!(sleep.workers, 2);
+    assert!(sleep.task_polls > 0 && block.task_polls > 0);
+    // With `sleep` a woken worker task is polled within microseconds (measured here ~20 µs); with
+    // `block` it waits for one of 2 threads that spend 5 ms per job inside a poll, so on average
+    // a good part of a service time. 1 ms separates the two by more than an order of magnitude
+    // each way.
+    assert!(sleep.mean_scheduled_delay_us < 1000.0, "sleep: {sleep:?}");
+    assert!(block.mean_scheduled_delay_us > 1000.0, "block: {block:?}");
+    assert!(block.mean_poll_us > 10.0 * sleep.mean_poll_us, "polls: block {block:?} sleep {sleep:?}");
+}

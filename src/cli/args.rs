@@ -33,6 +33,10 @@ fn speed(s: &str) -> Result<f64, String> {
     }
 }
 
+fn socket(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| format!("'{s}' is not an address; expected IP:PORT, e.g. 127.0.0.1:6669"))
+}
+
 fn threads(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
@@ -186,6 +190,9 @@ pub struct RunArgs {
     /// times are not touched), 0.01 to 1000 [default 1]
     #[arg(long, value_name = "X", value_parser = speed)]
     pub speed: Option<f64>,
+    /// Serve tokio-console on ADDR (needs a build with --features console)
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = socket)]
+    pub console: Option<std::net::SocketAddr>,
     /// Record the session (starting settings and every knob change) as a profile
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,

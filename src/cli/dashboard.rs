@@ -18,7 +18,13 @@ use crate::report::{self, EndedBy, RunConfig, RunSummary};
 use crate::settings::Settings;
 use crate::tui::{self, State};
 
-pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Driver) -> anyhow::Result<ExitCode> {
+pub fn run(
+    settings: Settings,
+    opts: RunOptions,
+    args: &RunArgs,
+    mut driver: Driver,
+    console: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let opts = RunOptions { reset_on_change: true, ..opts };
     if args.json.as_deref() == Some(Path::new("-")) {
         return Err(BadInput("--json - needs --headless: the dashboard owns stdout".into()).into());
@@ -37,6 +43,7 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Dri
             state.error(r);
         }
         state.notes = driver.timeline.as_ref().map(|t| vec![t.progress()]).unwrap_or_default();
+        state.notes.extend(console.map(String::from));
         Ok(())
     };
     let ended = tui::run_live(&engine, &mut state, &mut sink).context("running the dashboard")?;

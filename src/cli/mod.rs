@@ -160,7 +160,7 @@ fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let _log = logging::init(args.log.as_deref())?;
+    let log = logging::init(args.log.as_deref(), args.console)?;
     let spec = profile.as_ref().map(|p| p.run).unwrap_or_default();
     let opts = options_from(args, &settings, args.headless, spec)?;
     let driver = driver::Driver::new(
@@ -172,8 +172,11 @@ fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
         opts.interval,
     )?;
     if args.headless {
+        if let Some(note) = &log.console_note {
+            eprintln!("pooltune: {note}");
+        }
         headless::run(settings, opts, args, driver)
     } else {
-        dashboard::run(settings, opts, args, driver)
+        dashboard::run(settings, opts, args, driver, log.console_note.as_deref())
     }
 }

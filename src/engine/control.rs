@@ -13,14 +13,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::introspect::Introspect;
 use super::producer::{self, ProducerCfg};
 use super::queue::JobQueue;
 use super::service::kind_code;
 use super::timer::Timer;
 use super::{Command, EngineError, GapCounters, RunOptions, Shared, worker};
-use crate::metrics::Snapshot;
 use crate::metrics::aggregate::{Aggregator, TickInputs};
 use crate::metrics::recorder::Recorders;
+use crate::metrics::{RuntimeStats, Snapshot};
 use crate::settings::{Knob, Settings};
 
 /// Shards per runtime thread: enough that workers on different threads rarely share one.
@@ -67,6 +68,7 @@ struct Controller {
     agg: Aggregator,
     /// Commands taken so far, applied or refused (published in every snapshot).
     commands: u64,
+    introspect: Introspect,
 }
 
 impl Controller {
@@ -92,23 +94,27 @@ impl Controller {
             shared,
             settings,
             opts,
-            handle,
             workers: Vec::new(),
             tracker: TaskTracker::new(),
             producer,
             producer_stop: CancellationToken::new(),
             paused: false,
             commands: 0,
+            introspect: Introspect::new(&handle),
+            handle,
         }
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, out: &watch::Sender<Snapshot>) {
         let start = self.shared.start;
-        let producer = self.handle.spawn(producer::run(
-            Arc::clone(&self.shared),
-            self.producer.subscribe(),
-            self.producer_stop.clone(),
-        ));
+        let make = || producer::run(Arc::clone(&self.shared), self.producer.subscribe(), self.producer_stop.clone());
+        #[cfg(all(tokio_unstable, feature = "console"))]
+        let producer = match tokio::task::Builder::new().name("producer").spawn_on(make(), &self.handle) {
+            Ok(h) => h,
+            Err(_) => self.handle.spawn(make()),
+        };
+        #[cfg(not(all(tokio_unstable, feature = "console")))]
+        let producer = self.handle.spawn(make());
         self.set_workers(self.settings.workers);
         let end = self.opts.duration.map(|d| start + d);
         let mut next_tick = start + self.opts.interval;
@@ -192,7 +198,8 @@ impl Controller {
         while self.workers.len() < n {
             let retire = Arc::new(AtomicBool::new(false));
             let id = self.workers.len();
-            self.tracker.spawn_on(worker::run(id, Arc::clone(&self.shared), Arc::clone(&retire)), &self.handle);
+            let task = self.introspect.tasks.instrument(worker::run(id, Arc::clone(&self.shared), Arc::clone(&retire)));
+            spawn_named(&self.tracker, &self.handle, &format!("worker-{id}"), task);
             self.workers.push(retire);
         }
         if self.workers.len() > n {
@@ -205,7 +212,8 @@ impl Controller {
 
     fn tick(&mut self, finished: bool) -> Snapshot {
         let sh = Arc::clone(&self.shared);
-        let inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
+        let mut inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
+        inputs.runtime = self.introspect.sample();
         self.agg.tick(&inputs)
     }
 
@@ -240,6 +248,7 @@ impl Controller {
             gaps,
             finished,
             commands,
+            runtime: RuntimeStats::default(),
         }
     }
 
@@ -264,5 +273,28 @@ impl Controller {
         last.totals.abandoned += unaccounted;
         last.in_flight = 0;
         last
+    }
+}
+
+/// Spawns a task on the workload runtime under `tracker`, named (`producer`, `worker-7`) where
+/// tokio can name tasks (`--cfg tokio_unstable` and the `console` feature, which turns on tokio's
+/// `tracing`), so tokio-console's task list matches the dashboard. `#[track_caller]` keeps the
+/// spawn location the console shows at the caller.
+#[track_caller]
+pub(super) fn spawn_named<F>(tracker: &TaskTracker, handle: &Handle, name: &str, fut: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    #[cfg(all(tokio_unstable, feature = "console"))]
+    {
+        let fut = tracker.track_future(fut);
+        if let Err(e) = tokio::task::Builder::new().name(name).spawn_on(fut, handle) {
+            tracing::error!("could not spawn {name}: {e}");
+        }
+    }
+    #[cfg(not(all(tokio_unstable, feature = "console")))]
+    {
+        let _ = name;
+        tracker.spawn_on(fut, handle);
     }
 }

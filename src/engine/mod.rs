@@ -19,6 +19,7 @@
 //! [`Snapshot`]; the queue and the pool stay private to this module.
 
 mod control;
+mod introspect;
 mod producer;
 pub(crate) mod queue;
 mod service;

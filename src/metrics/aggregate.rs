@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::recorder::{Recorders, ShardStats};
-use super::{Counters, Latency, Measured, QueueView, Rates, Snapshot, Summary};
+use super::{Counters, Latency, Measured, QueueView, Rates, RuntimeStats, Snapshot, Summary};
 use crate::engine::queue::DepthStats;
 use crate::settings::Settings;
 
@@ -35,6 +35,7 @@ pub struct TickInputs<'a> {
     pub gaps: GapSums,
     pub finished: bool,
     pub commands: u64,
+    pub runtime: RuntimeStats,
 }
 
 pub struct Aggregator {
@@ -57,6 +58,73 @@ pub struct Aggregator {
     frozen: Option<Measured>,
     /// The next tick continues the current one (its stats were partly drained by a freeze).
     carry: bool,
+    runtime: RuntimeSums,
+}
+
+/// Sums of per-tick runtime figures over the measured window. The worker-task figures are
+/// weighted by the polls each tick completed: a tick in which a long (blocking) poll was still
+/// running completed none, and must not pull the mean towards zero.
+#[derive(Debug, Clone, Copy, Default)]
+struct RuntimeSums {
+    ticks: f64,
+    /// busy ratio, global queue depth, live tasks: per-tick means.
+    sum: [f64; 3],
+    /// scheduled delay, poll duration, slow-poll ratio: weighted by polls.
+    weighted: [f64; 3],
+    task_polls: u64,
+    parks: u64,
+    polls: Option<u64>,
+    steals: Option<u64>,
+    optional: [Option<f64>; 3],
+    last_workers: usize,
+}
+
+impl RuntimeSums {
+    fn add(&mut self, r: &RuntimeStats) {
+        self.ticks += 1.0;
+        for (s, x) in self.sum.iter_mut().zip([r.busy_ratio, r.global_queue_depth as f64, r.live_tasks as f64]) {
+            *s += x;
+        }
+        let n = r.task_polls as f64;
+        for (s, x) in self.weighted.iter_mut().zip([r.mean_scheduled_delay_us, r.mean_poll_us, r.slow_poll_ratio]) {
+            *s += x * n;
+        }
+        self.task_polls += r.task_polls;
+        self.parks += r.park_count;
+        self.polls = r.polls.map(|p| self.polls.unwrap_or(0) + p);
+        self.steals = r.steals.map(|p| self.steals.unwrap_or(0) + p);
+        let o =
+            [r.local_queue_depth.map(|x| x as f64), r.blocking_queue_depth.map(|x| x as f64), r.runtime_mean_poll_us];
+        for (s, x) in self.optional.iter_mut().zip(o) {
+            *s = x.map(|x| s.unwrap_or(0.0) + x);
+        }
+        self.last_workers = r.workers;
+    }
+
+    fn mean(&self) -> RuntimeStats {
+        if self.ticks == 0.0 {
+            return RuntimeStats::default();
+        }
+        let m = |i: usize| self.sum[i] / self.ticks;
+        let w = |i: usize| if self.task_polls > 0 { self.weighted[i] / self.task_polls as f64 } else { 0.0 };
+        RuntimeStats {
+            workers: self.last_workers,
+            busy_ratio: m(0),
+            global_queue_depth: m(1).round() as usize,
+            live_tasks: m(2).round() as usize,
+            park_count: self.parks,
+            mean_scheduled_delay_us: w(0),
+            mean_poll_us: w(1),
+            slow_poll_ratio: w(2),
+            task_polls: self.task_polls,
+            polls: self.polls,
+            steals: self.steals,
+            local_queue_depth: self.optional[0].map(|x| (x / self.ticks).round() as usize),
+            blocking_queue_depth: self.optional[1].map(|x| (x / self.ticks).round() as usize),
+            blocking_threads: None,
+            runtime_mean_poll_us: self.optional[2].map(|x| x / self.ticks),
+        }
+    }
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -94,6 +162,7 @@ impl Aggregator {
             worker_time: 0.0,
             frozen: None,
             carry: false,
+            runtime: RuntimeSums::default(),
         }
     }
 
@@ -140,6 +209,7 @@ impl Aggregator {
         self.depth_area = 0.0;
         self.depth_max = 0;
         self.worker_time = 0.0;
+        self.runtime = RuntimeSums::default();
         self.base_gaps = GapSums { count: u64::MAX, ..GapSums::default() };
     }
 
@@ -184,6 +254,7 @@ impl Aggregator {
             self.depth_area += i.depth.mean * secs;
             self.depth_max = self.depth_max.max(i.depth.max);
             self.worker_time += workers * secs;
+            self.runtime.add(&i.runtime);
             self.last = totals;
             self.last_tick = i.now;
         }
@@ -211,6 +282,7 @@ impl Aggregator {
             measured: self.frozen.unwrap_or_else(|| self.measured(&totals, &i.gaps, self.last_tick)),
             producer_lag: i.producer_lag,
             commands: i.commands,
+            runtime: i.runtime,
         }
     }
 
@@ -248,6 +320,7 @@ impl Aggregator {
             utilisation: if self.worker_time > 0.0 { w.service_ns as f64 / 1e9 / self.worker_time } else { 0.0 },
             service_cv,
             arrival_cv,
+            runtime: self.runtime.mean(),
         }
     }
 }
@@ -293,6 +366,7 @@ mod tests {
             gaps: GapSums::default(),
             finished: false,
             commands: 0,
+            runtime: RuntimeStats::default(),
         };
         job(Duration::from_millis(100));
         let s = agg.tick(&inputs(t0 + Duration::from_millis(500), 1));

@@ -106,6 +106,40 @@ pub struct Measured {
     pub service_cv: f64,
     /// Coefficient of variation of the inter-arrival times the producer scheduled.
     pub arrival_cv: f64,
+    /// The runtime over the window: means of the per-tick figures (`park_count`, `polls` and
+    /// `steals` are totals).
+    pub runtime: RuntimeStats,
+}
+
+/// The workload runtime over one tick, from tokio-metrics: a `RuntimeMonitor` over the runtime
+/// and a `TaskMonitor` over the worker tasks. The `Option` fields need `--cfg tokio_unstable`
+/// (set in `.cargo/config.toml`) and are `None` without it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RuntimeStats {
+    /// Runtime worker threads.
+    pub workers: usize,
+    /// Share of the threads' time spent polling tasks (1.0: every thread always busy).
+    pub busy_ratio: f64,
+    /// Tasks waiting in the runtime's global (injection) queue.
+    pub global_queue_depth: usize,
+    pub live_tasks: usize,
+    /// Times the threads parked (went idle) this tick.
+    pub park_count: u64,
+    /// Worker tasks: mean time from being woken to being polled.
+    pub mean_scheduled_delay_us: f64,
+    /// Worker tasks: mean duration of a poll.
+    pub mean_poll_us: f64,
+    /// Worker tasks: share of polls slower than 50 µs (tokio-metrics' threshold).
+    pub slow_poll_ratio: f64,
+    /// Worker tasks: polls completed (a poll that outlasts the tick completes in a later one).
+    pub task_polls: u64,
+    pub polls: Option<u64>,
+    pub steals: Option<u64>,
+    pub local_queue_depth: Option<usize>,
+    pub blocking_queue_depth: Option<usize>,
+    pub blocking_threads: Option<usize>,
+    /// Runtime-wide mean poll duration (all tasks).
+    pub runtime_mean_poll_us: Option<f64>,
 }
 
 /// Everything a client needs for one tick; published latest-wins.
@@ -138,6 +172,8 @@ pub struct Snapshot {
     /// Commands the engine has taken so far (applied or refused), so a client that sent N knows
     /// when `settings` reflects all of them.
     pub commands: u64,
+    /// The workload runtime itself this tick.
+    pub runtime: RuntimeStats,
 }
 
 impl Snapshot {
@@ -163,6 +199,7 @@ impl Snapshot {
             measured: Measured::default(),
             producer_lag: Duration::ZERO,
             commands: 0,
+            runtime: RuntimeStats::default(),
         }
     }
 }

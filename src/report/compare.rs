@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::metrics::Snapshot;
 use crate::model::advisor::{self, Advice, Target};
 use crate::model::{self, Inputs, Prediction};
-use crate::settings::{ArrivalKind, Policy, Rate};
+use crate::settings::{ArrivalKind, Policy, Rate, ServiceKind};
 
 /// What the model was fed.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -47,7 +47,9 @@ pub struct ModelReport {
 }
 
 fn pair(name: &'static str, predicted: Option<f64>, measured: f64) -> Compared {
-    let diff = predicted.filter(|p| *p > 0.0).map(|p| (measured - p) / p);
+    // A relative difference against a prediction of (practically) zero says nothing: a rejection
+    // probability of 1e-232 against a measured 21% is "the model expects none", not "+6e232%".
+    let diff = predicted.filter(|p| *p > 1e-9).map(|p| (measured - p) / p);
     Compared { name, predicted, measured, diff }
 }
 
@@ -154,6 +156,19 @@ fn snap_cv(configured: Option<f64>, measured: f64, n: u64) -> f64 {
 /// Names the likely cause when the pool does not behave as the configured workload says.
 fn diagnose(s: &Snapshot) -> Option<String> {
     let m = &s.measured;
+    let st = &s.settings;
+    if matches!(st.service_kind, ServiceKind::Block | ServiceKind::Spin) && st.workers > st.threads {
+        return Some(format!(
+            "{} service holds a runtime thread for each job: at most {} of {} workers run at once (try offload)",
+            st.service_kind, st.threads, st.workers
+        ));
+    }
+    let sched_ms = m.runtime.mean_scheduled_delay_us / 1e3;
+    if m.latency.response.mean > 0.0 && sched_ms > 0.1 * m.latency.response.mean && sched_ms > 0.5 {
+        return Some(format!(
+            "the runtime is a bottleneck: worker tasks wait {sched_ms:.1} ms to be polled (a blocking or CPU-heavy job?)"
+        ));
+    }
     let configured = s.settings.service.as_secs_f64() * 1e3;
     if configured > 0.0 && m.latency.service.count > 100 {
         let over = m.latency.service.mean / configured - 1.0;

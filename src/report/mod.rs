@@ -133,6 +133,8 @@ pub struct RunSummary {
     pub utilisation: f64,
     pub service_cv: f64,
     pub arrival_cv: f64,
+    /// The workload runtime over the measured window (tokio-metrics).
+    pub runtime: crate::metrics::RuntimeStats,
     /// Snapshot ticks the writer could not keep up with (0 in a healthy run).
     pub missed_ticks: u64,
     pub model: Option<ModelReport>,
@@ -158,6 +160,7 @@ impl RunSummary {
             utilisation: m.utilisation,
             service_cv: m.service_cv,
             arrival_cv: m.arrival_cv,
+            runtime: m.runtime,
             missed_ticks,
             model: None,
         }
@@ -207,7 +210,7 @@ impl SeriesWriter {
 }
 
 /// The CSV header; the first fifteen columns are the documented minimum, the rest extend it.
-pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind";
+pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio";
 
 /// One CSV row for one tick.
 #[must_use]
@@ -219,7 +222,7 @@ pub fn csv_row(s: &Snapshot) -> String {
     };
     let l = &s.latency;
     format!(
-        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{}",
+        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4}",
         s.elapsed.as_secs_f64(),
         s.rates.offered,
         s.rates.completed,
@@ -249,6 +252,14 @@ pub fn csv_row(s: &Snapshot) -> String {
         st.policy,
         st.arrival,
         st.service_kind,
+        s.runtime.workers,
+        s.runtime.busy_ratio,
+        s.runtime.global_queue_depth,
+        s.runtime.live_tasks,
+        s.runtime.park_count,
+        s.runtime.mean_scheduled_delay_us,
+        s.runtime.mean_poll_us,
+        s.runtime.slow_poll_ratio,
     )
 }
 

@@ -9,6 +9,7 @@
 mod charts;
 mod help;
 mod panels;
+mod runtime;
 mod status;
 
 use ratatui::buffer::Buffer;
@@ -50,7 +51,9 @@ impl Widget for &State {
         panels::knobs(self, knobs, buf);
         panels::distribution(self, dist, buf);
         panels::model(self, model, buf);
-        charts::render(self, right, buf);
+        let [charts_area, runtime_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(5)]).areas(right);
+        charts::render(self, charts_area, buf);
+        runtime::render(self, runtime_area, buf);
         status::status(self, status_row, buf);
         status::hints(self, hints_row, buf);
         if self.help {

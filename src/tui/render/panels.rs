@@ -22,8 +22,10 @@ pub fn ms(v: f64) -> String {
         format!("{v:.1}")
     } else if v < 100_000.0 {
         format!("{v:.0}")
-    } else {
+    } else if v < 1e8 {
         format!("{:.0}s", v / 1000.0)
+    } else {
+        format!("{v:.0e}")
     }
 }
 
@@ -133,7 +135,11 @@ pub fn distribution(s: &State, area: Rect, buf: &mut Buffer) {
 }
 
 fn pct(diff: Option<f64>) -> String {
-    diff.map_or(String::new(), |d| format!("{:+.0}%", d * 100.0))
+    match diff {
+        None => String::new(),
+        Some(d) if d > 9.99 => ">+999%".into(),
+        Some(d) => format!("{:+.0}%", d * 100.0),
+    }
 }
 
 pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
