@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pooltune::engine::timer::Timer;
 use pooltune::engine::{EngineHandle, RunOptions};
-use pooltune::metrics::recorder::{Batch, JobTimes, Recorders};
+use pooltune::metrics::recorder::{Batch, JobTimes, Kind, Recorders};
 use pooltune::settings::{Rate, Settings};
 use pooltune::tui::State;
 use ratatui::Terminal;
@@ -153,14 +153,14 @@ fn recording_cost() -> (f64, f64) {
         let mut batch = Batch::new(shard);
         for i in 0..n {
             shard.start();
-            batch.push(times(i), true);
+            batch.push(times(i), Kind::Ok);
         }
     }
     let batched = start.elapsed().as_nanos() as f64 / f64::from(n);
     let start = Instant::now();
     for i in 0..n {
         shard.start();
-        shard.finish(times(i), true);
+        shard.finish(times(i), Kind::Ok);
     }
     (batched, start.elapsed().as_nanos() as f64 / f64::from(n))
 }

@@ -10,6 +10,8 @@
 //! - [`model`]: queueing theory (Erlang C, M/M/c/K, Pollaczek–Khinchine, Allen–Cunneen), pure
 //!   maths with no tokio.
 //! - [`report`]: the JSON summary and CSV series written by headless runs, written atomically.
+//! - [`work`]: your own async job, run by the engine in place of the synthetic service.
+//! - [`profile`]: saved timelines (TOML), their replay and the recorder.
 //! - [`duration`], [`suggest`]: human durations and "did you mean" suggestions.
 //! - `cli` (feature `cli`, on by default): the command line, the headless runner and the
 //!   dashboard: clients of the engine like any other.
@@ -38,8 +40,12 @@ pub mod profile;
 pub mod report;
 pub mod settings;
 pub mod suggest;
+pub mod work;
 
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
 pub mod tui;
+
+#[cfg(feature = "cli")]
+pub use cli::app::App;

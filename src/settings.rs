@@ -223,6 +223,9 @@ pub struct Settings {
     /// Coefficient of variation of service times (used by `uniform` and `lognormal`).
     pub service_cv: f64,
     pub service_kind: ServiceKind,
+    /// A job running longer than this is cancelled and counted as timed out (`None`: no limit).
+    #[serde(serialize_with = "timeout_serde")]
+    pub timeout: Option<Duration>,
     pub threads: usize,
     pub seed: u64,
 }
@@ -244,6 +247,7 @@ impl Default for Settings {
             service_dist: ServiceDist::Exponential,
             service_cv: 1.0,
             service_kind: ServiceKind::Sleep,
+            timeout: None,
             threads: default_threads(),
             seed: 1,
         }
@@ -254,6 +258,14 @@ impl Default for Settings {
 #[must_use]
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
+#[allow(clippy::ref_option)]
+fn timeout_serde<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&duration::format(*d)),
+        None => s.serialize_none(),
+    }
 }
 
 mod duration_serde {
@@ -345,6 +357,8 @@ pub enum Knob {
     ServiceDist(ServiceDist),
     ServiceCv(f64),
     ServiceKind(ServiceKind),
+    /// `None` turns the timeout off.
+    Timeout(Option<Duration>),
 }
 
 /// The live knobs' names, as used by profiles and the `:` command line (dashes also accepted).
@@ -363,6 +377,7 @@ pub const KNOB_NAMES: &[&str] = &[
     "service_dist",
     "service_cv",
     "service_kind",
+    "timeout",
 ];
 
 fn parse_count(name: &str, value: &str, max: u64) -> Result<u64, String> {
@@ -404,6 +419,10 @@ impl Knob {
                     .map_err(|_| format!("service_cv '{value}' is not a number; expected 0 to {MAX_CV}"))?,
             ),
             "service_kind" | "kind" => Knob::ServiceKind(value.parse()?),
+            "timeout" => Knob::Timeout(match value.trim() {
+                "off" | "none" => None,
+                v => Some(parse_time(&key, v)?),
+            }),
             _ => return Err(unknown_knob(name)),
         };
         knob.check()?;
@@ -428,6 +447,7 @@ impl Knob {
             Knob::ServiceDist(_) => "service_dist",
             Knob::ServiceCv(_) => "service_cv",
             Knob::ServiceKind(_) => "service_kind",
+            Knob::Timeout(_) => "timeout",
         }
     }
 
@@ -440,10 +460,13 @@ impl Knob {
             Knob::Policy(v) => v.to_string(),
             Knob::Arrival(v) => v.to_string(),
             Knob::Rate(v) => v.to_string(),
-            Knob::Think(d) | Knob::BurstOn(d) | Knob::BurstOff(d) | Knob::Service(d) => duration::format(*d),
+            Knob::Think(d) | Knob::BurstOn(d) | Knob::BurstOff(d) | Knob::Service(d) | Knob::Timeout(Some(d)) => {
+                duration::format(*d)
+            }
             Knob::ServiceDist(v) => v.to_string(),
             Knob::ServiceCv(v) => v.to_string(),
             Knob::ServiceKind(v) => v.to_string(),
+            Knob::Timeout(None) => "off".into(),
         }
     }
 
@@ -475,6 +498,7 @@ impl Knob {
             }
             Knob::Jobs(0) => Err("jobs 0 is not accepted; expected at least 1".into()),
             Knob::Rate(Rate::PerSec(v)) => check_rate(*v).map(|_| ()),
+            Knob::Timeout(Some(d)) => time("timeout", d, Duration::from_micros(1)),
             Knob::ServiceCv(v) if !v.is_finite() || *v < 0.0 || *v > MAX_CV => {
                 Err(format!("service_cv {v} is not accepted; expected 0 to {MAX_CV}"))
             }
@@ -503,6 +527,7 @@ impl Knob {
             Knob::ServiceDist(v) => s.service_dist = v,
             Knob::ServiceCv(v) => s.service_cv = v,
             Knob::ServiceKind(v) => s.service_kind = v,
+            Knob::Timeout(v) => s.timeout = v,
         }
     }
 
@@ -529,6 +554,7 @@ impl Knob {
             Knob::ServiceDist(s.service_dist),
             Knob::ServiceCv(s.service_cv),
             Knob::ServiceKind(s.service_kind),
+            Knob::Timeout(s.timeout),
         ]);
         v
     }

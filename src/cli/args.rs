@@ -118,6 +118,9 @@ pub struct WorkloadArgs {
     /// What a job does: sleep | spin | block | offload [default sleep]
     #[arg(long, value_name = "KIND", value_parser = knob("service_kind"))]
     pub service_kind: Option<Knob>,
+    /// Cancel a job still running after this long, counting it as timed out; `off` for none
+    #[arg(long, value_name = "DUR", value_parser = knob("timeout"))]
+    pub timeout: Option<Knob>,
     /// Threads of the workload runtime [default: number of cores]
     #[arg(long, value_name = "N", value_parser = threads)]
     pub threads: Option<usize>,
@@ -145,6 +148,7 @@ impl WorkloadArgs {
             self.service_dist,
             self.service_cv,
             self.service_kind,
+            self.timeout,
         ]
         .into_iter()
         .flatten()

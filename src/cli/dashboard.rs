@@ -31,7 +31,7 @@ pub fn run(
     }
     let json = args.json.as_deref().map(|p| open(p, "JSON")).transpose()?;
     let config = RunConfig::new(&settings, &opts);
-    let engine = EngineHandle::start(settings, opts).map_err(|e| match e {
+    let engine = EngineHandle::start_with(settings, opts, super::work()).map_err(|e| match e {
         EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
         other => anyhow::Error::new(other),
     })?;

@@ -33,11 +33,12 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Dri
         _ => None,
     };
     let config = RunConfig::new(&settings, &opts);
-    let engine = EngineHandle::start(settings, opts).map_err(|e| match e {
+    let engine = EngineHandle::start_with(settings, opts, super::work()).map_err(|e| match e {
         crate::engine::EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
         other => anyhow::Error::new(other),
     })?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _hook = crate::tui::install_headless_panic_hook();
     let signal = rt.block_on(follow(&engine, &mut driver))?;
     let last = engine.join();
     let missed = driver.missed_ticks();

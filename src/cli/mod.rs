@@ -5,6 +5,7 @@
 //! one-line message naming what was wrong and what is accepted; 130 and 143 when a headless run
 //! was ended by SIGINT or SIGTERM (its outputs are still written whole).
 
+pub mod app;
 pub mod args;
 mod dashboard;
 mod driver;
@@ -26,6 +27,19 @@ use crate::profile::RunSpec;
 use crate::settings::{ArrivalKind, DEFAULT_BATCH, Settings};
 use args::{Cli, Cmd, RunArgs};
 
+/// Your work, shared by every engine this process starts.
+pub type Work = std::sync::Arc<dyn crate::work::Work>;
+
+thread_local! {
+    /// The work `main_with` was given, for the run commands (the CLI runs on one thread).
+    static WORK: std::cell::RefCell<Option<Work>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The work this process runs, if any.
+pub(crate) fn work() -> Option<Work> {
+    WORK.with(|w| w.borrow().clone())
+}
+
 /// Bad input from the user: exit status 2 with this one-line message.
 #[derive(Debug)]
 pub struct BadInput(pub String);
@@ -43,6 +57,13 @@ pub const HEADLESS_DURATION: Duration = Duration::from_secs(10);
 
 #[must_use]
 pub fn main() -> ExitCode {
+    main_with(None)
+}
+
+/// The command line, with `work` (your own job) in place of the synthetic service when given.
+#[must_use]
+pub fn main_with(work: Option<Work>) -> ExitCode {
+    WORK.with(|w| *w.borrow_mut() = work);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),

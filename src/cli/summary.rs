@@ -17,9 +17,14 @@ pub fn render(r: &RunSummary) -> String {
     let s = &r.config.settings;
     let f = &r.final_settings;
     let mut out = String::new();
+    let service = if r.custom_work {
+        "your job".to_string()
+    } else {
+        format!("{} {} {}", crate::duration::format(f.service), f.service_dist, f.service_kind)
+    };
     let _ = writeln!(
         out,
-        "pooltune: {:.1} s measured, ended by {} ({} {} /s, {} workers, queue {} {}, service {} {} {})",
+        "pooltune: {:.1} s measured, ended by {} ({} {} /s, {} workers, queue {} {}, service {service})",
         r.duration_s,
         serde_json::to_value(r.ended_by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         s.arrival,
@@ -27,15 +32,12 @@ pub fn render(r: &RunSummary) -> String {
         f.workers,
         f.queue,
         f.policy,
-        crate::duration::format(f.service),
-        f.service_dist,
-        f.service_kind,
     );
     let j = &r.jobs;
     let _ = writeln!(
         out,
-        "jobs      offered {}  completed {}  failed {}  rejected {}  dropped {}  abandoned {}",
-        j.offered, j.completed, j.failed, j.rejected, j.dropped, j.abandoned
+        "jobs      offered {}  completed {}  failed {} (timed out {}, panicked {})  rejected {}  dropped {}  abandoned {}",
+        j.offered, j.completed, j.failed, j.timed_out, j.panicked, j.rejected, j.dropped, j.abandoned
     );
     let _ = writeln!(
         out,
@@ -49,6 +51,12 @@ pub fn render(r: &RunSummary) -> String {
     out.push_str(&dist("latency", &r.latency.response));
     out.push_str(&dist("wait", &r.latency.wait));
     out.push_str(&dist("service", &r.latency.service));
+    if r.failed_latency_ms.count > 0 {
+        out.push_str(&dist("failed", &r.failed_latency_ms));
+        for e in &r.recent_errors {
+            let _ = writeln!(out, "error     {e}");
+        }
+    }
     if let Some(m) = &r.model {
         match (&m.predicted, &m.reason) {
             (Some(p), _) => {

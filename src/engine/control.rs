@@ -30,6 +30,7 @@ const SHARDS_PER_THREAD: usize = 4;
 pub fn run_thread(
     settings: Settings,
     opts: RunOptions,
+    work: Option<Arc<dyn crate::work::Work>>,
     commands: mpsc::Receiver<Command>,
     snapshots: &watch::Sender<Snapshot>,
     ready: &std::sync::mpsc::Sender<Result<(), EngineError>>,
@@ -48,7 +49,7 @@ pub fn run_thread(
         }
     };
     let _ = ready.send(Ok(()));
-    let controller = Controller::new(settings, opts, workload.handle().clone());
+    let controller = Controller::new(settings, opts, workload.handle().clone(), work);
     control.block_on(controller.run(commands, snapshots));
     // Threads stuck in blocking service are not waited for: their jobs are already abandoned.
     workload.shutdown_background();
@@ -72,7 +73,7 @@ struct Controller {
 }
 
 impl Controller {
-    fn new(settings: Settings, opts: RunOptions, handle: Handle) -> Self {
+    fn new(settings: Settings, opts: RunOptions, handle: Handle, work: Option<Arc<dyn crate::work::Work>>) -> Self {
         let start = Instant::now();
         let shards = (settings.threads * SHARDS_PER_THREAD).clamp(1, 256);
         let shared = Arc::new(Shared {
@@ -81,6 +82,10 @@ impl Controller {
             timer: Timer::start(),
             start,
             offered: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            work,
+            timeout_ns: AtomicU64::new(timeout_ns(settings.timeout)),
+            errors: std::sync::Mutex::new(std::collections::VecDeque::new()),
             rejected: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
@@ -171,6 +176,7 @@ impl Controller {
                         Knob::Queue(n) => self.shared.queue.set_bound(n),
                         Knob::Policy(p) => self.shared.queue.set_policy(p),
                         Knob::ServiceKind(k) => self.shared.service_kind.store(kind_code(k), Ordering::Relaxed),
+                        Knob::Timeout(t) => self.shared.timeout_ns.store(timeout_ns(t), Ordering::Relaxed),
                         _ => {}
                     }
                     self.update_producer();
@@ -214,7 +220,11 @@ impl Controller {
         let sh = Arc::clone(&self.shared);
         let mut inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
         inputs.runtime = self.introspect.sample();
-        self.agg.tick(&inputs)
+        let mut snap = self.agg.tick(&inputs);
+        snap.recent_errors =
+            sh.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
+        snap.custom_work = sh.work.is_some();
+        snap
     }
 
     fn inputs<'a>(
@@ -297,4 +307,8 @@ where
         let _ = name;
         tracker.spawn_on(fut, handle);
     }
+}
+
+fn timeout_ns(t: Option<Duration>) -> u64 {
+    t.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1))
 }

@@ -95,6 +95,9 @@ impl Default for RunOptions {
     }
 }
 
+/// How many recent failure messages snapshots carry.
+pub const RECENT_ERRORS: usize = 5;
+
 /// The bound of the command channel: small, because commands are human-paced and a backlog
 /// would only delay the operator's latest intent.
 const COMMAND_BUFFER: usize = 64;
@@ -106,6 +109,13 @@ pub(crate) struct Shared {
     pub timer: Timer,
     pub start: Instant,
     pub offered: AtomicU64,
+    pub next_id: AtomicU64,
+    /// Your work, run in place of the synthetic service when present.
+    pub work: Option<std::sync::Arc<dyn crate::work::Work>>,
+    /// The timeout knob in nanoseconds (0: none), read by workers at the start of each job.
+    pub timeout_ns: AtomicU64,
+    /// The latest failure messages, newest last (at most [`RECENT_ERRORS`]).
+    pub errors: std::sync::Mutex<std::collections::VecDeque<String>>,
     pub rejected: AtomicU64,
     pub dropped: AtomicU64,
     /// Offered jobs that never reached the queue or a worker (cut off by shutdown).
@@ -196,6 +206,18 @@ impl EngineHandle {
     /// # Errors
     /// Invalid settings, or a runtime that could not be built.
     pub fn start(settings: Settings, opts: RunOptions) -> Result<EngineHandle, EngineError> {
+        Self::start_with(settings, opts, None)
+    }
+
+    /// Starts an engine whose workers run `work` (your own job) instead of the synthetic service.
+    ///
+    /// # Errors
+    /// Invalid settings, or a runtime that could not be built.
+    pub fn start_with(
+        settings: Settings,
+        opts: RunOptions,
+        work: Option<std::sync::Arc<dyn crate::work::Work>>,
+    ) -> Result<EngineHandle, EngineError> {
         settings.validate().map_err(EngineError::Invalid)?;
         if opts.interval.is_zero() {
             return Err(EngineError::Invalid("interval 0s is not accepted; expected at least 1ms".into()));
@@ -205,7 +227,7 @@ impl EngineHandle {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("pooltune-engine".into())
-            .spawn(move || control::run_thread(settings, opts, cmd_rx, &snap_tx, &ready_tx))
+            .spawn(move || control::run_thread(settings, opts, work, cmd_rx, &snap_tx, &ready_tx))
             .map_err(|e| EngineError::Start(e.to_string()))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread) }),

@@ -107,7 +107,13 @@ impl Producer {
             self.shared.gaps.add(intended.saturating_duration_since(last));
         }
         self.last_intended = Some(intended);
-        Job { intended, enqueued: intended, service: self.sampler.draw(s), done }
+        Job {
+            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+            intended,
+            enqueued: intended,
+            service: self.sampler.draw(s),
+            done,
+        }
     }
 
     /// Whether the `jobs` limit lets one more job be offered.
@@ -269,7 +275,13 @@ impl Producer {
             }
             let now = Instant::now();
             for _ in 0..room {
-                batch.push(Job { intended: now, enqueued: now, service: self.sampler.draw(s), done: None });
+                batch.push(Job {
+                    id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+                    intended: now,
+                    enqueued: now,
+                    service: self.sampler.draw(s),
+                    done: None,
+                });
             }
             let queued = shared.queue.push_many(&mut batch);
             shared.offered.fetch_add(queued as u64, Ordering::Relaxed);
@@ -352,7 +364,13 @@ async fn client(shared: Arc<Shared>, cfg: watch::Receiver<ProducerCfg>, seed: u6
         }
         shared.offered.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let job = Job { intended: now, enqueued: now, service: sampler.draw(&s), done: Some(Arc::clone(&done)) };
+        let job = Job {
+            id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+            intended: now,
+            enqueued: now,
+            service: sampler.draw(&s),
+            done: Some(Arc::clone(&done)),
+        };
         tokio::select! {
             () = cancel.cancelled() => {
                 // Offered but never queued: account for it.

@@ -20,6 +20,8 @@ use crate::settings::Policy;
 /// handle, when present, is a reference-count increment).
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// Unique within the run, in arrival order (the job context's id).
+    pub id: u64,
     /// When the arrival schedule said the job arrives: latency is measured from here.
     pub intended: Instant,
     /// When it actually entered the queue.
@@ -319,7 +321,7 @@ mod tests {
     /// A job told apart by its service demand (`id` nanoseconds).
     fn job(id: u64) -> Job {
         let now = Instant::now();
-        Job { intended: now, enqueued: now, service: Duration::from_nanos(id), done: None }
+        Job { id, intended: now, enqueued: now, service: Duration::from_nanos(id), done: None }
     }
 
     fn id(j: &Job) -> u64 {

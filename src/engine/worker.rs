@@ -3,14 +3,24 @@
 //! A worker asked to retire (the pool shrank) finishes the job it holds and then stops; it only
 //! checks between jobs, so no job is cut short, lost or run twice. Retirement is an atomic flag
 //! read by the queue's pop (a `CancellationToken` would take a mutex on every job).
+//!
+//! A job is the synthetic service or your [`Work`](crate::work::Work). The `timeout` knob cancels
+//! a job that is still running when it expires (a blocking kind cannot be cancelled: it is
+//! counted as timed out when it ends late); a panic in your job is caught, counted and the
+//! worker carries on.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use futures_util::FutureExt;
+
 use super::service::serve;
-use crate::metrics::recorder::{Batch, JobTimes};
+use super::{RECENT_ERRORS, Shared};
+use crate::engine::queue::Job;
+use crate::metrics::recorder::{Batch, JobTimes, Kind};
+use crate::work::{JobContext, Outcome, panic_message};
 
 /// Jobs shorter than this keep their records in the worker's batch; before a longer one the
 /// batch is flushed, so no record waits behind a long job.
@@ -33,20 +43,79 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
                 }
             }
         };
-        if job.service >= SHORT_JOB {
+        if job.service >= SHORT_JOB || shared.work.is_some() {
             records.flush();
         }
         shard.start();
-        serve(&shared.service_kind, &shared.timer, start, job.service).await;
+        let outcome = run_job(&shared, &job, start).await;
         let end = Instant::now();
-        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, start, end }, true);
+        let kind = match outcome {
+            Outcome::Ok => Kind::Ok,
+            Outcome::Failed(e) => note(&shared, Kind::Failed, e),
+            Outcome::TimedOut => note(&shared, Kind::TimedOut, format!("job {} timed out", job.id)),
+            Outcome::Panicked(m) => note(&shared, Kind::Panicked, format!("job {} panicked: {m}", job.id)),
+        };
+        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, start, end }, kind);
         job.release();
         // Taking a job spends tokio's cooperative budget, as a channel receive would: a worker
         // that never waits (zero, spin or block service under load) still yields every 128 jobs
         // instead of holding its thread for ever.
         tokio::task::consume_budget().await;
-        if retire.load(std::sync::atomic::Ordering::Acquire) {
+        if retire.load(Ordering::Acquire) {
             break;
         }
+    }
+}
+
+/// Keeps a failure's message among the recent ones.
+fn note(shared: &Shared, kind: Kind, message: String) -> Kind {
+    let mut errors = shared.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if errors.len() == RECENT_ERRORS {
+        errors.pop_front();
+    }
+    errors.push_back(message);
+    kind
+}
+
+async fn run_job(shared: &Shared, job: &Job, start: Instant) -> Outcome {
+    // Strict sleeps for the timeout: a job must never be cut off before its time is up.
+    let timeout = match shared.timeout_ns.load(Ordering::Relaxed) {
+        0 => None,
+        ns => Some(start + Duration::from_nanos(ns)),
+    };
+    let Some(work) = &shared.work else {
+        let served = serve(&shared.service_kind, &shared.timer, start, job.service);
+        return match timeout {
+            None => {
+                served.await;
+                Outcome::Ok
+            }
+            Some(deadline) => {
+                tokio::select! {
+                    () = served => if Instant::now() > deadline { Outcome::TimedOut } else { Outcome::Ok },
+                    () = shared.timer.sleep_until_strict(deadline) => Outcome::TimedOut,
+                }
+            }
+        };
+    };
+    let ctx = JobContext { id: job.id, intended: job.intended, attempt: 1 };
+    // Calling the work may panic before it returns a future; so may polling the future.
+    let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| work.call(ctx))) {
+        Ok(f) => AssertUnwindSafe(f).catch_unwind(),
+        Err(p) => return Outcome::Panicked(panic_message(p.as_ref())),
+    };
+    let result = match timeout {
+        None => fut.await,
+        Some(deadline) => {
+            tokio::select! {
+                r = fut => r,
+                () = shared.timer.sleep_until_strict(deadline) => return Outcome::TimedOut,
+            }
+        }
+    };
+    match result {
+        Ok(Ok(())) => Outcome::Ok,
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(p) => Outcome::Panicked(panic_message(p.as_ref())),
     }
 }

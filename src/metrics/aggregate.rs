@@ -195,6 +195,8 @@ impl Aggregator {
                 + i.recorders.busy(),
             completed: self.last.completed + self.tick_stats.completed,
             failed: self.last.failed + self.tick_stats.failed,
+            timed_out: self.last.timed_out + self.tick_stats.timed_out,
+            panicked: self.last.panicked + self.tick_stats.panicked,
             rejected: i.rejected,
             dropped: i.dropped,
             abandoned: i.abandoned,
@@ -283,6 +285,8 @@ impl Aggregator {
             producer_lag: i.producer_lag,
             commands: i.commands,
             runtime: i.runtime,
+            recent_errors: Vec::new(),
+            custom_work: false,
         }
     }
 
@@ -321,6 +325,7 @@ impl Aggregator {
             service_cv,
             arrival_cv,
             runtime: self.runtime.mean(),
+            failed_latency: Summary::of(&w.failed_latency, w.failed_latency_ns),
         }
     }
 }
@@ -348,7 +353,7 @@ mod tests {
             let start = t0 + at;
             rec.shard(0).finish(
                 JobTimes { intended: start, enqueued: start, start, end: start + Duration::from_millis(2) },
-                true,
+                crate::metrics::recorder::Kind::Ok,
             );
         };
         let inputs = |now: Instant, offered: u64| TickInputs {

@@ -26,7 +26,12 @@ pub struct Counters {
     pub offered: u64,
     pub started: u64,
     pub completed: u64,
+    /// Jobs that did not succeed: errors, timeouts and panics together.
     pub failed: u64,
+    /// Of the failed: cancelled by the timeout.
+    pub timed_out: u64,
+    /// Of the failed: panicked (caught; the worker carried on).
+    pub panicked: u64,
     pub rejected: u64,
     pub dropped: u64,
     pub abandoned: u64,
@@ -41,6 +46,8 @@ impl Counters {
             started: self.started.saturating_sub(base.started),
             completed: self.completed.saturating_sub(base.completed),
             failed: self.failed.saturating_sub(base.failed),
+            timed_out: self.timed_out.saturating_sub(base.timed_out),
+            panicked: self.panicked.saturating_sub(base.panicked),
             rejected: self.rejected.saturating_sub(base.rejected),
             dropped: self.dropped.saturating_sub(base.dropped),
             abandoned: self.abandoned.saturating_sub(base.abandoned),
@@ -109,6 +116,9 @@ pub struct Measured {
     /// The runtime over the window: means of the per-tick figures (`park_count`, `polls` and
     /// `steals` are totals).
     pub runtime: RuntimeStats,
+    /// Latency of the jobs that failed (error, timeout, panic), apart from the successes'.
+    #[serde(rename = "failed_latency_ms")]
+    pub failed_latency: Summary,
 }
 
 /// The workload runtime over one tick, from tokio-metrics: a `RuntimeMonitor` over the runtime
@@ -142,7 +152,9 @@ pub struct RuntimeStats {
     pub runtime_mean_poll_us: Option<f64>,
 }
 
-/// Everything a client needs for one tick; published latest-wins.
+/// Everything a client needs for one tick; published latest-wins. (Its flags are independent
+/// facts a client reads one by one, not a state machine.)
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     pub tick: u64,
@@ -174,6 +186,10 @@ pub struct Snapshot {
     pub commands: u64,
     /// The workload runtime itself this tick.
     pub runtime: RuntimeStats,
+    /// The latest failure messages (errors, timeouts, panics), newest last.
+    pub recent_errors: Vec<String>,
+    /// The workers run your own job, not the synthetic service.
+    pub custom_work: bool,
 }
 
 impl Snapshot {
@@ -200,6 +216,8 @@ impl Snapshot {
             producer_lag: Duration::ZERO,
             commands: 0,
             runtime: RuntimeStats::default(),
+            recent_errors: Vec::new(),
+            custom_work: false,
         }
     }
 }

@@ -20,7 +20,13 @@ pub struct ShardStats {
     pub wait: Histogram<u64>,
     pub service: Histogram<u64>,
     pub completed: u64,
+    /// Every job that did not succeed: errors, timeouts and panics.
     pub failed: u64,
+    pub timed_out: u64,
+    pub panicked: u64,
+    /// Latency of the jobs that did not succeed, kept apart from the successes'.
+    pub failed_latency: Histogram<u64>,
+    pub failed_latency_ns: u128,
     pub latency_ns: u128,
     pub wait_ns: u128,
     pub service_ns: u128,
@@ -39,6 +45,10 @@ impl ShardStats {
             service: hist::new(),
             completed: 0,
             failed: 0,
+            timed_out: 0,
+            panicked: 0,
+            failed_latency: hist::new(),
+            failed_latency_ns: 0,
             latency_ns: 0,
             wait_ns: 0,
             service_ns: 0,
@@ -53,8 +63,12 @@ impl ShardStats {
         let _ = self.latency.add(&other.latency);
         let _ = self.wait.add(&other.wait);
         let _ = self.service.add(&other.service);
+        let _ = self.failed_latency.add(&other.failed_latency);
         self.completed += other.completed;
         self.failed += other.failed;
+        self.timed_out += other.timed_out;
+        self.panicked += other.panicked;
+        self.failed_latency_ns += other.failed_latency_ns;
         self.latency_ns += other.latency_ns;
         self.wait_ns += other.wait_ns;
         self.service_ns += other.service_ns;
@@ -66,8 +80,12 @@ impl ShardStats {
         self.latency.reset();
         self.wait.reset();
         self.service.reset();
+        self.failed_latency.reset();
         self.completed = 0;
         self.failed = 0;
+        self.timed_out = 0;
+        self.panicked = 0;
+        self.failed_latency_ns = 0;
         self.latency_ns = 0;
         self.wait_ns = 0;
         self.service_ns = 0;
@@ -89,6 +107,15 @@ pub struct Shard {
     busy: AtomicI64,
 }
 
+/// How a job ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ok,
+    Failed,
+    TimedOut,
+    Panicked,
+}
+
 /// The instants of one finished job.
 #[derive(Debug, Clone, Copy)]
 pub struct JobTimes {
@@ -107,27 +134,27 @@ impl Shard {
 
     /// A worker finished a job: latency = end − intended, wait = start − intended,
     /// service = end − start.
-    pub fn finish(&self, t: JobTimes, ok: bool) {
+    pub fn finish(&self, t: JobTimes, kind: Kind) {
         self.busy.fetch_sub(1, Ordering::Relaxed);
-        self.record(&[(t, ok)]);
+        self.record(&[(t, kind)]);
     }
 
-    fn record(&self, jobs: &[(JobTimes, bool)]) {
+    fn record(&self, jobs: &[(JobTimes, Kind)]) {
         let mut s = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-        for &(t, ok) in jobs {
-            s.add(t, ok);
+        for &(t, kind) in jobs {
+            s.add(t, kind);
         }
     }
 }
 
 impl ShardStats {
-    fn add(&mut self, t: JobTimes, ok: bool) {
+    fn add(&mut self, t: JobTimes, kind: Kind) {
         let latency = t.end.saturating_duration_since(t.intended);
         let wait = t.start.saturating_duration_since(t.intended);
         let service = t.end.saturating_duration_since(t.start);
         let queued = t.start.saturating_duration_since(t.enqueued);
         let s = self;
-        if ok {
+        if kind == Kind::Ok {
             s.completed += 1;
             hist::record(&mut s.latency, latency);
             hist::record(&mut s.wait, wait);
@@ -139,6 +166,10 @@ impl ShardStats {
             s.queued_ns += queued.as_nanos();
         } else {
             s.failed += 1;
+            s.timed_out += u64::from(kind == Kind::TimedOut);
+            s.panicked += u64::from(kind == Kind::Panicked);
+            hist::record(&mut s.failed_latency, latency);
+            s.failed_latency_ns += latency.as_nanos();
         }
     }
 }
@@ -153,7 +184,7 @@ const BATCH_AGE: Duration = Duration::from_millis(1);
 /// the shard's lock off the per-job path. A fixed array: nothing is allocated per job.
 pub struct Batch<'a> {
     shard: &'a Shard,
-    buf: [(JobTimes, bool); BATCH],
+    buf: [(JobTimes, Kind); BATCH],
     len: usize,
 }
 
@@ -162,13 +193,13 @@ impl<'a> Batch<'a> {
     pub fn new(shard: &'a Shard) -> Self {
         let now = Instant::now();
         let blank = JobTimes { intended: now, enqueued: now, start: now, end: now };
-        Self { shard, buf: [(blank, false); BATCH], len: 0 }
+        Self { shard, buf: [(blank, Kind::Ok); BATCH], len: 0 }
     }
 
     /// The job is no longer busy at once; its statistics follow with the batch.
-    pub fn push(&mut self, t: JobTimes, ok: bool) {
+    pub fn push(&mut self, t: JobTimes, kind: Kind) {
         self.shard.busy.fetch_sub(1, Ordering::Relaxed);
-        self.buf[self.len] = (t, ok);
+        self.buf[self.len] = (t, kind);
         self.len += 1;
         if self.len == BATCH || t.end.saturating_duration_since(self.buf[0].0.end) >= BATCH_AGE {
             self.flush();
@@ -260,7 +291,7 @@ mod tests {
                 start: t0 + Duration::from_millis(3),
                 end: t0 + Duration::from_millis(10),
             },
-            true,
+            Kind::Ok,
         );
         assert_eq!(r.busy(), 0);
         let mut spares: Vec<_> = (0..r.len()).map(|_| ShardStats::new()).collect();

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::metrics::Snapshot;
 use crate::model::advisor::{self, Advice, Target};
 use crate::model::{self, Inputs, Prediction};
-use crate::settings::{ArrivalKind, Policy, Rate, ServiceKind};
+use crate::settings::{ArrivalKind, Policy, Rate, ServiceDist, ServiceKind};
 
 /// What the model was fed.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -94,7 +94,8 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         // producer's backlog is part of the queue: the unbounded model applies.
         queue: (st.policy != Policy::Block).then_some(st.queue),
         arrival_cv: snap_cv(configured_arrival_cv, m.arrival_cv, m.jobs.offered),
-        service_cv: snap_cv(Some(st.effective_service_cv()), m.service_cv, m.latency.service.count),
+        // Your own job has no configured distribution: its measured CV is all there is.
+        service_cv: snap_cv((!s.custom_work).then(|| st.effective_service_cv()), m.service_cv, m.latency.service.count),
     };
     let mi = Inputs {
         rate: inputs.rate_per_s,
@@ -103,7 +104,7 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         queue: inputs.queue.map(|q| q as u64),
         arrival_cv: inputs.arrival_cv,
         service_cv: inputs.service_cv,
-        service_dist: st.service_dist,
+        service_dist: if s.custom_work { ServiceDist::Exponential } else { st.service_dist },
     };
     let predicted = match model::predict(&mi) {
         Ok(p) => p,
@@ -157,7 +158,7 @@ fn snap_cv(configured: Option<f64>, measured: f64, n: u64) -> f64 {
 fn diagnose(s: &Snapshot) -> Option<String> {
     let m = &s.measured;
     let st = &s.settings;
-    if matches!(st.service_kind, ServiceKind::Block | ServiceKind::Spin) && st.workers > st.threads {
+    if !s.custom_work && matches!(st.service_kind, ServiceKind::Block | ServiceKind::Spin) && st.workers > st.threads {
         return Some(format!(
             "{} service holds a runtime thread for each job: at most {} of {} workers run at once (try offload)",
             st.service_kind, st.threads, st.workers
@@ -170,7 +171,7 @@ fn diagnose(s: &Snapshot) -> Option<String> {
         ));
     }
     let configured = s.settings.service.as_secs_f64() * 1e3;
-    if configured > 0.0 && m.latency.service.count > 100 {
+    if !s.custom_work && configured > 0.0 && m.latency.service.count > 100 {
         let over = m.latency.service.mean / configured - 1.0;
         if over > 0.05 {
             return Some(format!(

@@ -127,6 +127,12 @@ pub struct RunSummary {
     pub throughput_per_s: f64,
     #[serde(flatten)]
     pub latency: Latency,
+    /// Latency of the jobs that failed (error, timeout, panic), apart from the successes'.
+    pub failed_latency_ms: crate::metrics::Summary,
+    /// The latest failure messages.
+    pub recent_errors: Vec<String>,
+    /// The workers ran your own job (the service knobs did not apply).
+    pub custom_work: bool,
     pub queue_depth: DepthSummary,
     /// Mean time in the queue itself (start − enqueue).
     pub queued_ms_mean: f64,
@@ -155,6 +161,9 @@ impl RunSummary {
             offered_per_s: m.offered_per_s,
             throughput_per_s: m.throughput_per_s,
             latency: m.latency,
+            failed_latency_ms: m.failed_latency,
+            recent_errors: last.recent_errors.clone(),
+            custom_work: last.custom_work,
             queue_depth: DepthSummary { mean: m.queue_depth_mean, max: m.queue_depth_max },
             queued_ms_mean: m.queued_ms_mean,
             utilisation: m.utilisation,

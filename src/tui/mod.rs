@@ -66,12 +66,24 @@ type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
 
 /// Installs the dashboard's panic hook and returns a handle that puts the previous one back.
 pub fn install_panic_hook() -> PanicHookGuard {
+    install_hook(true)
+}
+
+/// The hook for headless runs: a job's panic is counted and logged, not printed, on any thread
+/// but this one; this thread's panics print as usual (there is no terminal to restore).
+pub fn install_headless_panic_hook() -> PanicHookGuard {
+    install_hook(false)
+}
+
+fn install_hook(restore_terminal: bool) -> PanicHookGuard {
     let ui = std::thread::current().id();
     let previous: Arc<Hook> = Arc::new(std::panic::take_hook());
     let prev = Arc::clone(&previous);
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current().id() == ui {
-            restore();
+            if restore_terminal {
+                restore();
+            }
             prev(info);
         } else {
             // A workload task's panic is its job's failure, caught at its JoinHandle; printing it

@@ -56,7 +56,9 @@ fn dim(text: String) -> Span<'static> {
 /// How many lines the knobs panel has (its height less the border).
 #[must_use]
 pub fn knob_lines(s: &State) -> usize {
-    9 + usize::from(s.snap.producer_lag > std::time::Duration::ZERO) + s.notes.len()
+    9 + usize::from(s.snap.producer_lag > std::time::Duration::ZERO)
+        + usize::from(s.snap.totals.failed > 0)
+        + s.notes.len()
 }
 
 pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
@@ -92,11 +94,23 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
             value(format!("{:<6}", format!("{}/s", count(snap.rates.offered)))),
             dim(format!(" done {}/s", count(snap.rates.completed))),
         ]),
-        Line::from(vec![label("service"), value(format!("{} {}", duration::format(k.service), k.service_dist))]),
+        if snap.custom_work {
+            Line::from(vec![
+                label("service"),
+                value("your job".into()),
+                dim(format!("  mean {} ms", ms(snap.latency.service.mean))),
+            ])
+        } else {
+            Line::from(vec![label("service"), value(format!("{} {}", duration::format(k.service), k.service_dist))])
+        },
         Line::from(vec![
-            label("service cv"),
-            value(format!("{:<6}", format!("{:.2}", k.effective_service_cv()))),
-            dim(format!("kind {}", k.service_kind)),
+            label("timeout"),
+            value(format!("{:<6}", k.timeout.map_or_else(|| "off".to_string(), duration::format))),
+            dim(if snap.custom_work {
+                format!("cv {:.2}", snap.measured.service_cv)
+            } else {
+                format!("cv {:.2} kind {}", k.effective_service_cv(), k.service_kind)
+            }),
         ]),
         Line::from(vec![
             label("utilisation"),
@@ -105,6 +119,14 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
         ]),
         Line::from(vec![label("last change"), dim(s.last_change.clone().unwrap_or_else(|| "none yet".into()))]),
     ];
+    if snap.totals.failed > 0 {
+        let t = &snap.totals;
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {:<12}", "failed"), Style::default().fg(Color::Red)),
+            value(format!("{:<6}", format!("{}/s", count(snap.rates.failed)))),
+            dim(format!("{} · {} t/o · {} panic", t.failed, t.timed_out, t.panicked)),
+        ]));
+    }
     if snap.producer_lag > std::time::Duration::ZERO {
         lines.push(Line::from(vec![
             label("behind"),
@@ -198,6 +220,9 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
     }
     if let Some(note) = report.predicted.as_ref().and_then(|p| p.note.as_ref()) {
         lines.push(Line::from(dim(format!(" {note}"))));
+    }
+    for e in s.snap.recent_errors.iter().rev() {
+        lines.push(Line::from(Span::styled(format!(" ✗ {e}"), Style::default().fg(Color::Red))));
     }
     Paragraph::new(lines).block(Block::bordered().title(title)).wrap(Wrap { trim: false }).render(area, buf);
 }

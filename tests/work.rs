@@ -1,0 +1,82 @@
+//! Your own job: successes, errors, timeouts and panics are told apart, counted exactly, and a
+//! panic never stops the worker that caught it.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pooltune::engine::{Command, EngineHandle, RunOptions};
+use pooltune::settings::{Knob, Rate, ServiceDist, Settings};
+use pooltune::work::{JobContext, Work};
+
+async fn job(ctx: JobContext) -> Result<(), String> {
+    match ctx.id % 10 {
+        0 => Err(format!("job {} refused", ctx.id)),
+        1 => panic!("job {} exploded", ctx.id),
+        2 => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(())
+        }
+        _ => {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn outcomes_are_counted_apart() {
+    let _g = common::exclusive();
+    let s = Settings {
+        workers: 8,
+        threads: 2,
+        rate: Rate::PerSec(2000.0),
+        jobs: Some(300),
+        timeout: Some(Duration::from_millis(50)),
+        ..Settings::default()
+    };
+    let opts = RunOptions { interval: Duration::from_millis(50), ..RunOptions::default() };
+    let work: Arc<dyn Work> = Arc::new(job);
+    let last = EngineHandle::start_with(s, opts, Some(work)).unwrap().join();
+    let t = &last.totals;
+    // Ids 0..300: a tenth each refuses, panics, and outlasts the 50 ms timeout.
+    assert_eq!(t.offered, 300);
+    assert_eq!(t.panicked, 30, "{t:?}");
+    assert_eq!(t.timed_out, 30, "{t:?}");
+    assert_eq!(t.failed, 90, "errors, timeouts and panics together: {t:?}");
+    assert_eq!(t.completed, 210, "the workers carried on after every panic: {t:?}");
+    common::assert_accounted(&last);
+    assert!(last.custom_work);
+    assert!(!last.recent_errors.is_empty());
+    assert!(
+        last.recent_errors.iter().all(|e| e.contains("refused") || e.contains("exploded") || e.contains("timed out"))
+    );
+    // Failures' latency is kept apart: the timed-out ones waited the full 50 ms.
+    assert_eq!(last.measured.failed_latency.count, 90);
+    assert!(last.measured.failed_latency.max >= 50.0);
+    assert!(last.measured.latency.response.max < 200.0, "no success took the slow path");
+}
+
+#[test]
+fn the_timeout_knob_applies_live_to_synthetic_service() {
+    let _g = common::exclusive();
+    let s = Settings {
+        workers: 4,
+        threads: 2,
+        rate: Rate::PerSec(200.0),
+        service: Duration::from_millis(20),
+        service_dist: ServiceDist::Constant,
+        ..Settings::default()
+    };
+    let e =
+        EngineHandle::start(s, RunOptions { interval: Duration::from_millis(50), ..RunOptions::default() }).unwrap();
+    common::wait_for(&e, Duration::from_secs(20), "completions", |s| s.totals.completed > 20);
+    e.try_send(Command::Set(Knob::Timeout(Some(Duration::from_millis(5))))).unwrap();
+    let snap = common::wait_for(&e, Duration::from_secs(20), "timeouts", |s| s.totals.timed_out > 20);
+    assert_eq!(snap.totals.panicked, 0);
+    e.try_send(Command::Set(Knob::Timeout(None))).unwrap();
+    let before = e.latest().totals.completed;
+    common::wait_for(&e, Duration::from_secs(20), "completions again", |s| s.totals.completed > before + 20);
+    common::assert_accounted(&e.shutdown());
+}
