@@ -44,6 +44,8 @@ pub mod work;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "cli")]
 pub mod tui;
 

@@ -194,6 +194,21 @@ pub struct RunArgs {
     /// times are not touched), 0.01 to 1000 [default 1]
     #[arg(long, value_name = "X", value_parser = speed)]
     pub speed: Option<f64>,
+    /// HTTP service: each job sends a request to this URL (http://); 2xx is success
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// HTTP method for --target [default GET]
+    #[arg(long, value_name = "METHOD", requires = "target")]
+    pub method: Option<String>,
+    /// A request header for --target, 'Name: value' (repeatable)
+    #[arg(long, value_name = "HEADER", requires = "target")]
+    pub header: Vec<String>,
+    /// The request body for --target
+    #[arg(long, value_name = "TEXT", requires = "target", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// The request body for --target, read from a file
+    #[arg(long, value_name = "FILE", requires = "target")]
+    pub body_file: Option<PathBuf>,
     /// Serve tokio-console on ADDR (needs a build with --features console)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = socket)]
     pub console: Option<std::net::SocketAddr>,

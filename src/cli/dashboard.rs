@@ -37,6 +37,7 @@ pub fn run(
     })?;
     let mut state = State::new(engine.latest(), opts.interval);
     state.slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
+    state.work_label = super::http().map(|(t, _)| format!("http {}", t.method));
     let mut sink = |snap: &Snapshot, engine: &EngineHandle, state: &mut State| {
         let refused = driver.on_snapshot(snap, engine).map_err(|e| io::Error::other(format!("{e:#}")))?;
         if let Some(r) = refused.into_iter().next_back() {
@@ -44,6 +45,9 @@ pub fn run(
         }
         state.notes = driver.timeline.as_ref().map(|t| vec![t.progress()]).unwrap_or_default();
         state.notes.extend(console.map(String::from));
+        if let Some((t, stats)) = super::http() {
+            state.notes.push(format!("http {}", stats.report(&t).line()));
+        }
         Ok(())
     };
     let ended = tui::run_live(&engine, &mut state, &mut sink).context("running the dashboard")?;
@@ -51,6 +55,7 @@ pub fn run(
     let missed = driver.missed_ticks();
     let recorded = driver.finish(&last)?;
     let mut run = RunSummary::new(&last, config, ended, missed);
+    run.http = super::http().map(|(t, s)| s.report(&t));
     run.model = Some(report::model_report(&last, state.slo));
     if let Some(mut f) = json {
         writeln!(f, "{}", serde_json::to_string_pretty(&run)?).context("writing the JSON file")?;

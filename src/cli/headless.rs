@@ -56,6 +56,7 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Dri
         None => EndedBy::Duration,
     };
     let mut run = RunSummary::new(&last, config, ended_by, missed);
+    run.http = super::http().map(|(t, s)| s.report(&t));
     run.model = Some(report::model_report(&last, args.slo_p99.map(|d| Target::P99(d.as_secs_f64()))));
     let text = serde_json::to_string_pretty(&run)?;
     if let Some(mut f) = json.take() {

@@ -40,6 +40,37 @@ pub(crate) fn work() -> Option<Work> {
     WORK.with(|w| w.borrow().clone())
 }
 
+/// The HTTP target and its status counts, when the run sends requests (`--target`).
+pub(crate) type Http = (std::sync::Arc<crate::http::Target>, std::sync::Arc<crate::http::HttpStats>);
+
+thread_local! {
+    static HTTP: std::cell::RefCell<Option<Http>> = const { std::cell::RefCell::new(None) };
+}
+
+pub(crate) fn http() -> Option<Http> {
+    HTTP.with(|h| h.borrow().clone())
+}
+
+/// With `--target`, the run's work becomes the HTTP service.
+fn set_up_http(args: &RunArgs) -> Result<(), BadInput> {
+    let Some(url) = &args.target else { return Ok(()) };
+    if work().is_some() {
+        return Err(BadInput("--target and your own job were both given; a run has one kind of work".into()));
+    }
+    let target = crate::http::Target::new(
+        url,
+        args.method.as_deref().unwrap_or("GET"),
+        &args.header,
+        args.body.as_deref(),
+        args.body_file.as_deref(),
+    )
+    .map_err(BadInput)?;
+    let w = crate::http::HttpWork::new(target);
+    HTTP.with(|h| *h.borrow_mut() = Some((std::sync::Arc::clone(&w.target), std::sync::Arc::clone(&w.stats))));
+    WORK.with(|slot| *slot.borrow_mut() = Some(std::sync::Arc::new(w)));
+    Ok(())
+}
+
 /// Bad input from the user: exit status 2 with this one-line message.
 #[derive(Debug)]
 pub struct BadInput(pub String);
@@ -175,6 +206,7 @@ fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
         None => Settings::default(),
     };
     let settings = settings_from(base, args)?;
+    set_up_http(args)?;
     if !args.headless && !std::io::stdout().is_terminal() {
         return Err(BadInput(
             "stdout is not a terminal, and the dashboard needs one; add --headless to run without it (with --json/--csv for output)".into(),

@@ -17,7 +17,9 @@ pub fn render(r: &RunSummary) -> String {
     let s = &r.config.settings;
     let f = &r.final_settings;
     let mut out = String::new();
-    let service = if r.custom_work {
+    let service = if let Some(h) = &r.http {
+        format!("http {}", h.target)
+    } else if r.custom_work {
         "your job".to_string()
     } else {
         format!("{} {} {}", crate::duration::format(f.service), f.service_dist, f.service_kind)
@@ -51,6 +53,9 @@ pub fn render(r: &RunSummary) -> String {
     out.push_str(&dist("latency", &r.latency.response));
     out.push_str(&dist("wait", &r.latency.wait));
     out.push_str(&dist("service", &r.latency.service));
+    if let Some(h) = &r.http {
+        let _ = writeln!(out, "http      {}", h.line());
+    }
     if r.failed_latency_ms.count > 0 {
         out.push_str(&dist("failed", &r.failed_latency_ms));
         for e in &r.recent_errors {

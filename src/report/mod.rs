@@ -133,6 +133,9 @@ pub struct RunSummary {
     pub recent_errors: Vec<String>,
     /// The workers ran your own job (the service knobs did not apply).
     pub custom_work: bool,
+    /// With `--target`: responses by status and errors.
+    #[cfg(feature = "http")]
+    pub http: Option<crate::http::HttpReport>,
     pub queue_depth: DepthSummary,
     /// Mean time in the queue itself (start − enqueue).
     pub queued_ms_mean: f64,
@@ -164,6 +167,8 @@ impl RunSummary {
             failed_latency_ms: m.failed_latency,
             recent_errors: last.recent_errors.clone(),
             custom_work: last.custom_work,
+            #[cfg(feature = "http")]
+            http: None,
             queue_depth: DepthSummary { mean: m.queue_depth_mean, max: m.queue_depth_max },
             queued_ms_mean: m.queued_ms_mean,
             utilisation: m.utilisation,

@@ -79,6 +79,8 @@ pub struct State {
     /// Knobs the operator changed by hand and the engine has not shown yet: their markers are
     /// labelled manual (the rest came from a timeline).
     pub manual: Vec<&'static str>,
+    /// What the workers run when it is not the synthetic service ("http GET").
+    pub work_label: Option<String>,
 }
 
 impl State {
@@ -105,6 +107,7 @@ impl State {
             notes: Vec::new(),
             dirty: true,
             manual: Vec::new(),
+            work_label: None,
         }
     }
 

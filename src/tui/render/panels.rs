@@ -97,7 +97,7 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
         if snap.custom_work {
             Line::from(vec![
                 label("service"),
-                value("your job".into()),
+                value(s.work_label.clone().unwrap_or_else(|| "your job".into())),
                 dim(format!("  mean {} ms", ms(snap.latency.service.mean))),
             ])
         } else {
