@@ -30,8 +30,8 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     })
 }
 
-/// Formats a duration compactly: `250us`, `2ms`, `1.5s`, `2m30s`; the inverse of [`parse`]
-/// for the values pooltune prints (profiles round-trip through it).
+/// Formats a duration compactly and exactly: `250us`, `2ms`, `1.5s`, `2m`, `1.000000001s`; the
+/// inverse of [`parse`] (profiles and recordings round-trip through it).
 #[must_use]
 pub fn format(d: Duration) -> String {
     let ns = d.as_nanos();
@@ -48,25 +48,22 @@ pub fn format(d: Duration) -> String {
             format!("{s}s")
         };
     }
-    let (unit, scale) = if ns >= 1_000_000_000 {
-        ("s", 1e9)
+    // Units are powers of ten of nanoseconds, so the decimal fraction is exact: no f64 rounding.
+    let (unit, scale, digits) = if ns >= 1_000_000_000 {
+        ("s", 1_000_000_000, 9)
     } else if ns >= 1_000_000 {
-        ("ms", 1e6)
+        ("ms", 1_000_000, 6)
     } else if ns >= 1_000 {
-        ("us", 1e3)
+        ("us", 1_000, 3)
     } else {
-        ("ns", 1.0)
+        return format!("{ns}ns");
     };
-    #[allow(clippy::cast_precision_loss)]
-    let v = ns as f64 / scale;
-    let mut s = format!("{v:.6}");
-    while s.ends_with('0') {
-        s.pop();
+    let (whole, frac) = (ns / scale, ns % scale);
+    if frac == 0 {
+        return format!("{whole}{unit}");
     }
-    if s.ends_with('.') {
-        s.pop();
-    }
-    format!("{s}{unit}")
+    let frac = format!("{frac:0digits$}");
+    format!("{whole}.{}{unit}", frac.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -101,6 +98,8 @@ mod tests {
             Duration::from_secs(120),
             Duration::from_secs(7200),
             Duration::from_nanos(1),
+            Duration::from_nanos(1_000_000_001),
+            Duration::from_nanos(61_500_000_000),
             Duration::ZERO,
         ] {
             assert_eq!(parse(&format(d)).unwrap(), d, "{}", format(d));

@@ -97,3 +97,39 @@ fn a_blocked_runtime_does_not_freeze_the_dashboard() {
     let s = t.wait("the exit status", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=0"), "{s}");
 }
+
+/// The pid of the pooltune process (argv[0] is the binary: not the shell, not tmux) whose
+/// command line contains `marker`.
+fn pid_with(marker: &str) -> Option<i32> {
+    let bin = env!("CARGO_BIN_EXE_pooltune");
+    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd);
+        (cmd.split('\0').next() == Some(bin) && cmd.contains(marker)).then_some(pid)
+    })
+}
+
+#[test]
+fn signals_end_the_dashboard_with_whole_outputs_and_a_restored_terminal() {
+    for (signal, code) in [(nix::sys::signal::Signal::SIGTERM, 143), (nix::sys::signal::Signal::SIGINT, 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (json, csv, log) = (dir.path().join("out.json"), dir.path().join("out.csv"), dir.path().join("marker.log"));
+        let args = format!("--threads 2 --json {} --csv {} --log {}", json.display(), csv.display(), log.display());
+        let t = Tmux::start(&format!("sig{}", code), &shell(&args));
+        t.wait("the dashboard", |s| workers(s).is_some() && s.contains("running"));
+        let pid = pid_with(log.to_str().unwrap()).expect("the dashboard's pid");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+        let s = t.wait("the exit status", |s| s.contains("EXIT="));
+        assert!(s.contains(&format!("EXIT={code}")), "{signal}: {s}");
+        assert!(s.lines().any(|l| l.trim() == "icanon"), "{signal}: the tty is still raw:\n{s}");
+        let alt = t.run(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
+        assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let n = |k: &str| v["jobs"][k].as_u64().unwrap();
+        assert_eq!(n("offered"), n("completed") + n("failed") + n("rejected") + n("dropped") + n("abandoned"));
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let cols = text.lines().next().unwrap().split(',').count();
+        assert!(text.lines().count() > 1 && text.lines().all(|l| l.split(',').count() == cols));
+    }
+}
