@@ -116,7 +116,7 @@ fn signals_end_the_dashboard_with_whole_outputs_and_a_restored_terminal() {
         let dir = tempfile::tempdir().unwrap();
         let (json, csv, log) = (dir.path().join("out.json"), dir.path().join("out.csv"), dir.path().join("marker.log"));
         let args = format!("--threads 2 --json {} --csv {} --log {}", json.display(), csv.display(), log.display());
-        let t = Tmux::start(&format!("sig{}", code), &shell(&args));
+        let t = Tmux::start(&format!("sig{code}"), &shell(&args));
         t.wait("the dashboard", |s| workers(s).is_some() && s.contains("running"));
         let pid = pid_with(log.to_str().unwrap()).expect("the dashboard's pid");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
