@@ -133,3 +133,61 @@ fn signals_end_the_dashboard_with_whole_outputs_and_a_restored_terminal() {
         assert!(text.lines().count() > 1 && text.lines().all(|l| l.split(',').count() == cols));
     }
 }
+
+/// Overload at 10× capacity under each policy, 60 s each in the dashboard (over 3 minutes in
+/// all, so ignored by default: `cargo test --release --test tmux -- --ignored --nocapture`).
+/// The queue never passes its bound (the CSV's per-tick maxima), memory stays bounded, keys
+/// are answered throughout, and Ctrl-C ends the run with whole outputs; the time from Ctrl-C
+/// to exit is printed (the goal is under 2 s).
+#[test]
+#[ignore = "over 3 minutes; run by hand"]
+fn overload_at_ten_times_capacity_under_each_policy() {
+    for policy in ["block", "reject", "drop-oldest"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (json, csv, log) = (dir.path().join("o.json"), dir.path().join("o.csv"), dir.path().join("o.log"));
+        // 4 workers × 1/5 ms = 800 jobs/s of capacity; 8000 jobs/s offered.
+        let args = format!(
+            "--threads 2 --workers 4 --service 5ms --rate 8000 --queue 500 --policy {policy} --json {} --csv {} --log {}",
+            json.display(),
+            csv.display(),
+            log.display()
+        );
+        let t = Tmux::start(&format!("over-{policy}"), &shell(&args));
+        t.wait("the dashboard", |s| workers(s).is_some());
+        let pid = pid_with(log.to_str().unwrap()).expect("the dashboard's pid");
+        let mut rss_max = 0u64;
+        let start = Instant::now();
+        let mut n = 4;
+        while start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_secs(5));
+            n += 1;
+            t.keys("w");
+            t.wait("the key answered", |s| s.contains(&format!("workers → {n}")));
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let kib: u64 = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or(0);
+            rss_max = rss_max.max(kib);
+        }
+        let sent = Instant::now();
+        t.run(&["send-keys", "-t", "e2e", "C-c"]);
+        let s = t.wait("the exit status", |s| s.contains("EXIT="));
+        let to_exit = sent.elapsed();
+        assert!(s.contains("EXIT=0"), "{s}");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let col = header.iter().position(|c| *c == "queue_depth_max").unwrap();
+        let worst = text.lines().skip(1).map(|l| l.split(',').nth(col).unwrap().parse::<u64>().unwrap()).max().unwrap();
+        assert!(worst <= 500, "{policy}: the queue reached {worst}");
+        assert!(rss_max < 100 * 1024, "{policy}: {rss_max} KiB");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        println!(
+            "overload {policy}: deepest queue {worst}/500, max RSS {:.1} MiB, Ctrl-C to exit {:.2} s (incl. tmux polling), jobs {}",
+            rss_max as f64 / 1024.0,
+            to_exit.as_secs_f64(),
+            v["jobs"]
+        );
+    }
+}
