@@ -30,8 +30,8 @@ fn threads() -> usize {
     pooltune::settings::default_threads()
 }
 
-/// The engine at `--rate max`, zero service, `workers` workers: completed jobs per second.
-fn engine_ceiling(workers: usize, run: Duration) -> f64 {
+/// A ceiling run: `--rate max`, zero service, `workers` workers, `run` measured after 300 ms.
+fn ceiling(workers: usize, run: Duration) -> (Settings, RunOptions) {
     let s = Settings {
         workers,
         rate: Rate::Max,
@@ -41,7 +41,12 @@ fn engine_ceiling(workers: usize, run: Duration) -> f64 {
         ..Settings::default()
     };
     let warm = Duration::from_millis(300);
-    let opts = RunOptions { duration: Some(run + warm), warmup: warm, ..RunOptions::default() };
+    (s, RunOptions { duration: Some(run + warm), warmup: warm, ..RunOptions::default() })
+}
+
+/// The engine's ceiling: completed jobs per second.
+fn engine_ceiling(workers: usize, run: Duration) -> f64 {
+    let (s, opts) = ceiling(workers, run);
     EngineHandle::start(s, opts).unwrap().join().measured.throughput_per_s
 }
 
@@ -169,16 +174,7 @@ fn recording_cost() -> (f64, f64) {
 /// either a headless follower that only reads them, or the dashboard's state update plus a
 /// 200×60 render whenever something changed, at most 30 frames a second (as the run loop does).
 fn ceiling_with_client(dashboard: bool, run: Duration) -> f64 {
-    let s = Settings {
-        workers: 4,
-        rate: Rate::Max,
-        service: Duration::ZERO,
-        queue: 1024,
-        threads: threads(),
-        ..Settings::default()
-    };
-    let warm = Duration::from_millis(300);
-    let opts = RunOptions { duration: Some(run + warm), warmup: warm, ..RunOptions::default() };
+    let (s, opts) = ceiling(4, run);
     let engine = EngineHandle::start(s, opts).unwrap();
     let mut rx = engine.subscribe();
     let mut state = State::new(engine.latest(), opts.interval);
