@@ -53,23 +53,31 @@ fn the_edges_of_every_range_run() {
 #[test]
 fn extremes_applied_live() {
     let _g = exclusive();
-    let last = run(
-        settings(),
-        &[
-            Knob::Workers(MAX_WORKERS),
-            Knob::Workers(0),
-            Knob::Queue(1),
-            Knob::Queue(MAX_QUEUE),
-            Knob::Rate(Rate::PerSec(MAX_RATE)),
-            Knob::Rate(Rate::PerSec(0.0)),
-            Knob::Rate(Rate::Max),
-            Knob::Service(Duration::from_secs(3600)),
-            Knob::Service(Duration::ZERO),
-            Knob::ServiceKind(ServiceKind::Spin),
-            Knob::Arrival(ArrivalKind::Closed),
-            Knob::Arrival(ArrivalKind::Bursty),
-            Knob::Workers(4),
-        ],
-    );
+    let knobs = [
+        Knob::Workers(MAX_WORKERS),
+        Knob::Workers(0),
+        Knob::Queue(1),
+        Knob::Queue(MAX_QUEUE),
+        Knob::Rate(Rate::PerSec(MAX_RATE)),
+        Knob::Rate(Rate::PerSec(0.0)),
+        Knob::Rate(Rate::Max),
+        Knob::Service(Duration::from_secs(3600)),
+        Knob::Service(Duration::ZERO),
+        Knob::ServiceKind(ServiceKind::Spin),
+        Knob::Arrival(ArrivalKind::Closed),
+        Knob::Arrival(ArrivalKind::Bursty),
+        Knob::Workers(4),
+    ];
+    // No run length: the run ends when the engine has taken every command, whatever the pace.
+    let opts = RunOptions { interval: Duration::from_millis(50), ..RunOptions::default() };
+    let e = EngineHandle::start(settings(), opts).unwrap();
+    for k in knobs {
+        std::thread::sleep(Duration::from_millis(50));
+        e.try_send(Command::Set(k)).unwrap();
+    }
+    common::wait_for(&e, Duration::from_secs(60), "every command taken", |s| s.commands >= knobs.len() as u64);
+    let last = e.shutdown();
+    assert!(last.finished);
+    assert_accounted(&last);
     assert_eq!(last.settings.workers, 4);
 }
