@@ -531,8 +531,15 @@ impl Knob {
         }
     }
 
-    /// Every live knob of `s`, in [`KNOB_NAMES`] order; the knobs where `a` and `b` differ are
-    /// what a recording writes as a phase.
+    /// The knobs of `after` that differ from `before`: a knob change, as the dashboard marks it
+    /// and a recording writes it.
+    #[must_use]
+    pub fn changed(before: &Settings, after: &Settings) -> Vec<Knob> {
+        let old = Knob::all_of(before);
+        Knob::all_of(after).into_iter().filter(|k| !old.contains(k)).collect()
+    }
+
+    /// Every live knob of `s`, in [`KNOB_NAMES`] order.
     #[must_use]
     pub fn all_of(s: &Settings) -> Vec<Knob> {
         let mut v = vec![

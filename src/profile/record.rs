@@ -31,8 +31,7 @@ impl Recorder {
     /// Notes the knobs that changed since the previous snapshot.
     pub fn observe(&mut self, s: &Snapshot) {
         if s.settings != self.last {
-            let before = Knob::all_of(&self.last);
-            let changed: Vec<Knob> = Knob::all_of(&s.settings).into_iter().filter(|k| !before.contains(k)).collect();
+            let changed = Knob::changed(&self.last, &s.settings);
             if !changed.is_empty() {
                 self.phases.push(Phase { at: self.last_elapsed, ramp: None, knobs: changed });
             }

@@ -130,23 +130,15 @@ impl State {
 
     pub fn on_snapshot(&mut self, snap: Snapshot) {
         let t = snap.elapsed.as_secs_f64();
-        let before = Knob::all_of(&self.snap.settings);
-        for k in Knob::all_of(&snap.settings) {
-            if !before.contains(&k) {
-                let by_hand =
-                    self.manual.iter().position(|m| *m == k.name()).map(|i| self.manual.swap_remove(i)).is_some();
-                let label = format!(
-                    "{} {}{}",
-                    k.name().replace('_', " "),
-                    k.value_text(),
-                    if by_hand { " (manual)" } else { "" }
-                );
-                self.last_change = Some(label.clone());
-                if self.markers.len() == MAX_MARKERS {
-                    self.markers.pop_front();
-                }
-                self.markers.push_back(Marker { t, label });
+        for k in Knob::changed(&self.snap.settings, &snap.settings) {
+            let by_hand = self.manual.iter().position(|m| *m == k.name()).map(|i| self.manual.swap_remove(i)).is_some();
+            let label =
+                format!("{} {}{}", k.name().replace('_', " "), k.value_text(), if by_hand { " (manual)" } else { "" });
+            self.last_change = Some(label.clone());
+            if self.markers.len() == MAX_MARKERS {
+                self.markers.pop_front();
             }
+            self.markers.push_back(Marker { t, label });
         }
         if snap.commands >= self.sent {
             self.desired = snap.settings.clone();
