@@ -7,7 +7,8 @@
 //! deviation of the statistic across seeds. The test allows 4 of those standard deviations
 //! (a false failure about once in 16,000 runs), plus a small allowance for the engine's real,
 //! measured overheads where the comment says so. The model is fed the measured arrival rate
-//! and service mean, so a late timer moves both sides alike.
+//! and service mean, so a late timer moves both sides alike. A run in which the machine kept the
+//! producer from its schedule is repeated rather than judged ([`LAG_LIMIT_MS`]).
 
 mod common;
 
@@ -70,8 +71,7 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
         seed: 11,
         ..settings()
     };
-    let last = run_for(s, Duration::from_secs(secs), Duration::from_secs(1));
-    assert_accounted(&last);
+    let last = undisturbed_run(&s, Duration::from_secs(secs));
     let m = &last.measured;
     assert_eq!(m.jobs.rejected, 0, "the bound is far out of reach at ρ = {rho}");
     let inputs = Inputs {
@@ -90,6 +90,37 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
         (m.latency.response.mean, p.latency_ms_mean.unwrap(), 4.0 * rsd_resp),
         (m.latency.wait.mean, p.wait_ms_mean.unwrap(), 4.0 * rsd_wait),
     )
+}
+
+/// The model's premise is that each job enters the queue at its intended arrival instant. The
+/// engine measures how far a run strayed from it: the producer's lag, enqueued − intended, whose
+/// mean is the mean wait less the mean time in the queue. On a quiet machine it is 20–45 µs here
+/// (debug build); when something else takes the cores (a CI neighbour, two busy loops) it rises
+/// to 0.1–0.5 ms, and late, bunched arrivals then lengthen the queue by more than the lag
+/// itself: such a run measured the machine's scheduler, not the queue. Above this limit (a tenth
+/// of the 1 ms service) the run is not judged but repeated, up to [`ATTEMPTS`] times in all.
+const LAG_LIMIT_MS: f64 = 0.1;
+const ATTEMPTS: usize = 3;
+
+/// A run whose producer kept to its schedule (see [`LAG_LIMIT_MS`]); panics, saying so, if no
+/// attempt did. Which runs are kept depends only on the lag, never on the statistic under test.
+fn undisturbed_run(s: &Settings, run: Duration) -> pooltune::metrics::Snapshot {
+    let mut lags = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let last = run_for(s.clone(), run, Duration::from_secs(1));
+        assert_accounted(&last);
+        let m = &last.measured;
+        let lag = m.latency.wait.mean - m.queued_ms_mean;
+        if lag <= LAG_LIMIT_MS {
+            eprintln!("producer lag {lag:.3} ms");
+            return last;
+        }
+        eprintln!("producer lag {lag:.3} ms > {LAG_LIMIT_MS} ms: the machine was busy; run again");
+        lags.push(lag);
+    }
+    panic!(
+        "the machine never left the engine its cores: producer lag (ms) in {ATTEMPTS} runs {lags:.3?}, limit {LAG_LIMIT_MS}"
+    );
 }
 
 fn within(what: &str, (measured, predicted, tol): (f64, f64, f64), extra_ms: f64) {
