@@ -3,12 +3,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures_util::StreamExt;
 use pooltune::engine::{EngineHandle, RunOptions};
-use pooltune::metrics::{Snapshot, Summary};
+use pooltune::metrics::sparse::{Sparse, TickDist};
+use pooltune::metrics::{Snapshot, Summary, hist};
 use pooltune::report::EndedBy;
 use pooltune::settings::{Policy, Rate, Settings};
 use pooltune::tui::{State, UiEvent, run_loop};
@@ -21,6 +23,23 @@ fn settings() -> Settings {
 
 fn summary(mean: f64, p50: f64, p99: f64, max: f64) -> Summary {
     Summary { count: 1000, mean, p50, p90: f64::midpoint(p50, p99), p99, p999: max * 0.95, max }
+}
+
+/// A tick's distributions: 125 jobs whose service runs 0.5–10.5 ms and whose wait, in the
+/// second minute, shrinks tenfold (more workers), both spread deterministically.
+fn tick_dist(i: u32) -> Arc<TickDist> {
+    let (mut resp, mut wait, mut svc) = (hist::new(), hist::new(), hist::new());
+    let (mut rs, mut ws, mut ss) = (0u128, 0u128, 0u128);
+    for k in 0..125u64 {
+        let spread = (k * 7919 + u64::from(i) * 104_729) % 10_000;
+        let s = Duration::from_micros(500 + spread);
+        let w = Duration::from_micros(if i >= 240 { spread / 10 } else { spread });
+        for (h, sum, d) in [(&mut resp, &mut rs, s + w), (&mut wait, &mut ws, w), (&mut svc, &mut ss, s)] {
+            hist::record(h, d);
+            *sum += d.as_nanos();
+        }
+    }
+    Arc::new(TickDist { response: Sparse::of(&resp, rs), wait: Sparse::of(&wait, ws), service: Sparse::of(&svc, ss) })
 }
 
 /// Two minutes of made-up but plausible ticks, with a worker change half-way.
@@ -67,6 +86,7 @@ fn scripted_state(overloaded: bool) -> State {
             s.rates.rejected = 120.0;
             s.queue.depth = 100;
         }
+        s.dist = Some(tick_dist(i));
         s.commands = state.sent;
         state.on_snapshot(s);
     }
@@ -87,6 +107,25 @@ fn renders_at_80x24() {
 #[test]
 fn renders_at_120x40_with_overload_said_in_words() {
     insta::assert_snapshot!(render(&scripted_state(true), 120, 40).backend());
+}
+
+#[test]
+fn the_distribution_follows_the_chart_window() {
+    let mut s = scripted_state(false);
+    // The last 30 s are all after the change: waits of at most 1 ms.
+    let short = s.recent.unwrap();
+    assert!(short.latency.wait.max <= 1.0 + 1e-3, "{:?}", short.latency.wait);
+    // The window moves a slot (a thirtieth) at a time: it holds 29/30 to all of its 120 ticks.
+    assert!((116..=120).contains(&(short.latency.wait.count / 125)), "{:?}", short.latency.wait);
+    assert!((29.0..=30.0).contains(&short.span_s), "{}", short.span_s);
+    // The 2-minute window reaches back before it, to waits of up to 10 ms.
+    pooltune::tui::action::update(&mut s, pooltune::tui::action::Action::ZoomOut);
+    let long = s.recent.unwrap();
+    assert!(long.latency.wait.max > 9.0, "{:?}", long.latency.wait);
+    assert!((464..=480).contains(&(long.latency.wait.count / 125)), "{:?}", long.latency.wait);
+    assert!(format!("{}", render(&s, 80, 24).backend()).contains("ms, last 2m"));
+    s.reset_distribution();
+    assert!(s.recent.is_none());
 }
 
 #[test]

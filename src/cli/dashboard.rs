@@ -25,7 +25,7 @@ pub fn run(
     mut driver: Driver,
     console: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let opts = RunOptions { reset_on_change: true, ..opts };
+    let opts = RunOptions { reset_on_change: true, distributions: true, ..opts };
     if args.json.as_deref() == Some(Path::new("-")) {
         return Err(BadInput("--json - needs --headless: the dashboard owns stdout".into()).into());
     }

@@ -95,7 +95,7 @@ impl Controller {
         });
         let (producer, _) = watch::channel(ProducerCfg { settings: settings.clone(), paused: false });
         Self {
-            agg: Aggregator::new(start, opts.warmup, shards),
+            agg: Aggregator::new(start, opts.warmup, shards).with_distributions(opts.distributions),
             shared,
             settings,
             opts,

@@ -81,6 +81,9 @@ pub struct RunOptions {
     /// Start the measured statistics afresh at every knob change, so they describe the settings
     /// now running (the dashboard's choice; a headless summary covers the whole run).
     pub reset_on_change: bool,
+    /// Publish each tick's distributions in full ([`crate::metrics::Snapshot::dist`]), for a
+    /// client that keeps trailing windows of them (the dashboard).
+    pub distributions: bool,
 }
 
 impl Default for RunOptions {
@@ -91,6 +94,7 @@ impl Default for RunOptions {
             interval: Duration::from_millis(250),
             grace: Duration::from_secs(1),
             reset_on_change: false,
+            distributions: false,
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::recorder::{Recorders, ShardStats};
+use super::sparse::{Sparse, TickDist};
 use super::{Counters, Latency, Measured, QueueView, Rates, RuntimeStats, Snapshot, Summary};
 use crate::engine::queue::DepthStats;
 use crate::settings::Settings;
@@ -59,6 +60,8 @@ pub struct Aggregator {
     /// The next tick continues the current one (its stats were partly drained by a freeze).
     carry: bool,
     runtime: RuntimeSums,
+    /// Publish each tick's distributions in full ([`Snapshot::dist`]).
+    distributions: bool,
 }
 
 /// Sums of per-tick runtime figures over the measured window. The worker-task figures are
@@ -163,7 +166,15 @@ impl Aggregator {
             frozen: None,
             carry: false,
             runtime: RuntimeSums::default(),
+            distributions: false,
         }
+    }
+
+    /// Publishes each tick's distributions in full from now on ([`Snapshot::dist`]).
+    #[must_use]
+    pub fn with_distributions(mut self, on: bool) -> Self {
+        self.distributions = on;
+        self
     }
 
     /// Ends the measured window now: a shutdown's drain still updates the totals and the last
@@ -242,6 +253,13 @@ impl Aggregator {
             wait: Summary::of(&t.wait, t.wait_ns),
             service: Summary::of(&t.service, t.service_ns),
         };
+        let dist = self.distributions.then(|| {
+            std::sync::Arc::new(TickDist {
+                response: Sparse::of(&t.latency, t.latency_ns),
+                wait: Sparse::of(&t.wait, t.wait_ns),
+                service: Sparse::of(&t.service, t.service_ns),
+            })
+        });
 
         if !self.measuring && i.now.saturating_duration_since(self.start) >= self.warmup {
             self.measuring = true;
@@ -287,6 +305,7 @@ impl Aggregator {
             runtime: i.runtime,
             recent_errors: Vec::new(),
             custom_work: false,
+            dist,
         }
     }
 

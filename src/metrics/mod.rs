@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod hist;
 pub mod recorder;
+pub mod sparse;
 
 use std::time::Duration;
 
@@ -190,6 +191,10 @@ pub struct Snapshot {
     pub recent_errors: Vec<String>,
     /// The workers run your own job, not the synthetic service.
     pub custom_work: bool,
+    /// This tick's distributions in full, for clients that keep trailing windows; only when the
+    /// run asked for them ([`crate::engine::RunOptions::distributions`]).
+    #[serde(skip)]
+    pub dist: Option<std::sync::Arc<sparse::TickDist>>,
 }
 
 impl Snapshot {
@@ -218,6 +223,7 @@ impl Snapshot {
             runtime: RuntimeStats::default(),
             recent_errors: Vec::new(),
             custom_work: false,
+            dist: None,
         }
     }
 }

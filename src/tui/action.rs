@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::cmdline::{self, Line};
-use super::state::{State, WINDOWS};
+use super::state::State;
 use crate::engine::Command;
 use crate::settings::{Knob, Rate};
 
@@ -95,11 +95,11 @@ pub fn update(state: &mut State, a: Action) -> Effect {
         }
         Action::Reset => Effect::Send(Command::ResetStats),
         Action::ZoomIn => {
-            state.window = state.window.saturating_sub(1);
+            state.set_window(state.window.saturating_sub(1));
             Effect::None
         }
         Action::ZoomOut => {
-            state.window = (state.window + 1).min(WINDOWS.len() - 1);
+            state.set_window(state.window + 1);
             Effect::None
         }
         knob => match knob_for(state, knob) {
@@ -123,7 +123,7 @@ pub fn submit(state: &mut State, text: &str) -> Effect {
             Effect::None
         }
         Ok(Line::Window(i)) => {
-            state.window = i;
+            state.set_window(i);
             Effect::None
         }
         Ok(Line::Slo(t)) => {

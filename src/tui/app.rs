@@ -153,6 +153,7 @@ fn apply(state: &mut State, engine: &EngineHandle, effect: Effect) -> bool {
                     }
                     Command::ResetStats => {
                         state.sent(None);
+                        state.reset_distribution();
                         state.info("statistics reset");
                     }
                     Command::Shutdown => state.sent(None),

@@ -16,6 +16,7 @@ pub mod cmdline;
 pub mod keys;
 pub mod render;
 pub mod state;
+pub mod trail;
 
 use std::io::{self, Write};
 use std::sync::Arc;

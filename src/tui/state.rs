@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::trail::{Recent, Trail};
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
 use crate::report::{ModelReport, model_report};
@@ -81,6 +82,9 @@ pub struct State {
     pub manual: Vec<&'static str>,
     /// What the workers run when it is not the synthetic service ("http GET").
     pub work_label: Option<String>,
+    /// The distribution over the chart's window, from [`Self::trail`].
+    pub recent: Option<Recent>,
+    trail: Trail,
 }
 
 impl State {
@@ -108,7 +112,21 @@ impl State {
             dirty: true,
             manual: Vec::new(),
             work_label: None,
+            recent: None,
+            trail: Trail::new(&WINDOWS),
         }
+    }
+
+    /// Shows chart window `i` (an index into [`WINDOWS`]), and the distribution over it.
+    pub fn set_window(&mut self, i: usize) {
+        self.window = i.min(WINDOWS.len() - 1);
+        self.recent = self.trail.recent(self.window, self.now());
+    }
+
+    /// The statistics start afresh: so does the distribution over the window.
+    pub fn reset_distribution(&mut self) {
+        self.trail.clear();
+        self.recent = None;
     }
 
     pub fn error(&mut self, text: impl Into<String>) {
@@ -144,7 +162,11 @@ impl State {
             self.desired = snap.settings.clone();
             self.paused_sent = snap.paused;
         }
+        if let Some(d) = &snap.dist {
+            self.trail.add(t, snap.tick_len.as_secs_f64(), d);
+        }
         self.snap = snap;
+        self.recent = self.trail.recent(self.window, t);
         self.refresh_model();
         let p = self.model.as_ref().and_then(|m| m.predicted.as_ref());
         let s = &self.snap;

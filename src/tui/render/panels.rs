@@ -6,7 +6,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
-use super::super::state::State;
+use super::super::state::{State, WINDOWS};
+use super::super::trail::SLOTS;
 use crate::duration;
 use crate::metrics::Summary;
 use crate::settings::{ArrivalKind, Rate};
@@ -144,14 +145,25 @@ fn dist_row(name: &str, d: &Summary) -> Line<'static> {
     ])
 }
 
+/// The distribution over the chart's window, titled with the stretch it covers ("last 30s", or
+/// less while the run is younger than the window).
 pub fn distribution(s: &State, area: Rect, buf: &mut Buffer) {
-    let m = &s.snap.measured;
-    let title = format!(" ms, since last change · {:.1} s ", m.duration_s);
+    let window = WINDOWS[s.window];
+    let recent = s.recent.unwrap_or_default();
+    // The window's edge moves a slot at a time, so a full window covers at least (SLOTS-1)/SLOTS.
+    #[allow(clippy::cast_precision_loss)]
+    let full = recent.span_s >= window.as_secs_f64() * (SLOTS - 1) as f64 / SLOTS as f64;
+    let title = if full {
+        format!(" ms, last {} ", duration::format(window))
+    } else {
+        format!(" ms, last {:.0}s of {} ", recent.span_s.floor(), duration::format(window))
+    };
+    let l = &recent.latency;
     let lines = vec![
         Line::from(dim(format!(" {:<8}{:>6}{:>6}{:>6}{:>7}", "", "mean", "p50", "p99", "max"))),
-        dist_row("latency", &m.latency.response),
-        dist_row("wait", &m.latency.wait),
-        dist_row("service", &m.latency.service),
+        dist_row("latency", &l.response),
+        dist_row("wait", &l.wait),
+        dist_row("service", &l.service),
     ];
     Paragraph::new(lines).block(Block::bordered().title(title)).render(area, buf);
 }
