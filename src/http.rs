@@ -1,10 +1,12 @@
 //! The built-in HTTP service (`--target URL`): each job sends one request through a shared,
-//! pooled HTTP/1.1 client (hyper). 2xx is a success; any other status, and any error, is a
-//! failure with its text; statuses are counted for the breakdown.
+//! pooled HTTP/1.1 client (hyper; https through rustls, trusting Mozilla's root certificates and
+//! any given with `--ca-cert`). 2xx is a success; any other status, and any error, is a failure
+//! with its text; statuses are counted for the breakdown.
 //!
 //! What can be checked before the run is (a URL that does not parse, a scheme other than
-//! `http`, a bad header, an unreadable body file); the rest (connection refused, DNS failure, a
-//! server that stops answering) shows as counted failures with the error's text. Nothing hangs:
+//! `http` or `https`, a bad header, an unreadable body file or CA file); the rest (connection
+//! refused, DNS failure, a certificate the client does not trust, a server that stops
+//! answering) shows as counted failures with the error's text. Nothing hangs:
 //! connecting is bounded by [`CONNECT_TIMEOUT`] and a whole request by [`REQUEST_TIMEOUT`] (the
 //! `timeout` knob, when set, cuts sooner).
 
@@ -18,9 +20,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
 
 use crate::work::{JobContext, JobFuture, Work};
@@ -54,18 +59,10 @@ impl Target {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("--target '{url}' is not a URL ({e}); expected e.g. http://127.0.0.1:8080/path"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "--target '{url}': https needs TLS, which this build does not include; use an http:// target (e.g. through a local TLS-terminating proxy)"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "--target '{url}' has no http:// scheme; expected e.g. http://127.0.0.1:8080/path"
-                ));
-            }
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(format!(
+                "--target '{url}' has no http:// or https:// scheme; expected e.g. http://127.0.0.1:8080/path"
+            ));
         }
         if uri.host().is_none_or(str::is_empty) {
             return Err(format!("--target '{url}' has no host; expected e.g. http://127.0.0.1:8080/path"));
@@ -134,23 +131,59 @@ impl HttpReport {
 
 /// The HTTP service as a [`Work`].
 pub struct HttpWork {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     pub target: Arc<Target>,
     pub stats: Arc<HttpStats>,
 }
 
 impl HttpWork {
-    #[must_use]
-    pub fn new(target: Target) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        Self {
+    /// A client for `target`; https trusts Mozilla's roots and the PEM certificates in
+    /// `ca_cert` (`--ca-cert`).
+    ///
+    /// # Errors
+    /// `ca_cert` cannot be read or holds no usable certificate.
+    pub fn new(target: Target, ca_cert: Option<&Path>) -> Result<Self, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca_cert)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             target: Arc::new(target),
             stats: Arc::new(HttpStats::default()),
+        })
+    }
+}
+
+/// TLS for https targets: ring's primitives, Mozilla's root certificates, plus any in `ca_cert`.
+fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(p) = ca_cert {
+        let shown = p.display();
+        let certs = CertificateDer::pem_file_iter(p)
+            .map_err(|e| format!("--ca-cert '{shown}' cannot be read: {e}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--ca-cert '{shown}' is not PEM: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-cert '{shown}' holds no certificate; expected PEM (-----BEGIN CERTIFICATE-----)"
+            ));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| format!("--ca-cert '{shown}': a certificate cannot be a root: {e}"))?;
         }
     }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// An error with its causes: hyper's own says only "client error (Connect)".
@@ -212,8 +245,7 @@ mod tests {
     fn targets_are_checked_up_front() {
         for (url, method, headers, want) in [
             ("not a url", "GET", vec![], "is not a URL"),
-            ("https://example.test/", "GET", vec![], "https needs TLS"),
-            ("ftp://x/", "GET", vec![], "no http:// scheme"),
+            ("ftp://x/", "GET", vec![], "no http:// or https:// scheme"),
             ("http://127.0.0.1:1/", "GE T", vec![], "not an HTTP method"),
             ("http://127.0.0.1:1/", "GET", vec!["NoColon".to_string()], "has no ':'"),
         ] {

@@ -1,5 +1,7 @@
 //! The HTTP service against a real server started here on 127.0.0.1 (port 0): known delay,
-//! known failures, then a refused connection and targets refused before the run.
+//! known failures, over http and over https (a CA made for the test); then a refused
+//! connection, a name that does not resolve, an untrusted certificate, and targets refused
+//! before the run.
 
 use std::convert::Infallible;
 use std::process::{Command, Output, Stdio};
@@ -12,12 +14,19 @@ use http_body_util::Full;
 use hyper::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
 
 /// The server's delay before answering.
 const DELAY: Duration = Duration::from_millis(2);
 
-/// Serves on a fresh loopback port: every 10th request (by arrival) gets a 503.
-fn start_server() -> (u16, Arc<AtomicU64>) {
+/// Serves on a fresh loopback port, over TLS when given its config: every 10th request (by
+/// arrival) gets a 503.
+fn start_server(tls: Option<Arc<ServerConfig>>) -> (u16, Arc<AtomicU64>) {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let port = std_listener.local_addr().unwrap().port();
@@ -30,6 +39,7 @@ fn start_server() -> (u16, Arc<AtomicU64>) {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let counter = Arc::clone(&counter);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |_req| {
                         let n = counter.fetch_add(1, Ordering::SeqCst);
@@ -41,13 +51,44 @@ fn start_server() -> (u16, Arc<AtomicU64>) {
                             )
                         }
                     });
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    if let Some(config) = tls {
+                        // A client that does not trust the certificate ends the handshake here.
+                        if let Ok(stream) = TlsAcceptor::from(config).accept(stream).await {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    } else {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
                 });
             }
         });
     });
     (port, served)
+}
+
+/// A CA made for this test, and a server certificate for 127.0.0.1 that it signed: the CA's PEM
+/// (what `--ca-cert` takes) and the server's TLS config.
+fn test_ca() -> (String, Arc<ServerConfig>) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "pooltune test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+        .unwrap();
+    (ca.pem(), Arc::new(config))
 }
 
 fn pooltune(args: &[&str]) -> Output {
@@ -56,7 +97,7 @@ fn pooltune(args: &[&str]) -> Output {
 
 #[test]
 fn requests_are_measured_and_statuses_counted() {
-    let (port, served) = start_server();
+    let (port, served) = start_server(None);
     let url = format!("http://127.0.0.1:{port}/work");
     let o = pooltune(&[
         "run",
@@ -108,10 +149,59 @@ fn a_refused_connection_is_a_counted_failure_with_its_text() {
     assert!(err.contains("refused"), "{err}");
 }
 
+/// Runs at 100 requests/s for 1 s against `url`, returning the JSON summary.
+fn run_against(url: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", "--headless", "--target", url, "--rate", "100", "--duration", "1s", "--json", "-"];
+    args.extend(extra);
+    let o = pooltune(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn https_trusts_the_given_ca_and_counts_an_untrusted_certificate_as_a_failure() {
+    let (ca_pem, tls) = test_ca();
+    let (port, served) = start_server(Some(tls));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let url = format!("https://127.0.0.1:{port}/work");
+
+    let v = run_against(&url, &["--ca-cert", ca_file.to_str().unwrap()]);
+    let ok = v["http"]["statuses"]["200"].as_u64().unwrap();
+    assert_eq!(v["http"]["errors"], 0, "{}", v["recent_errors"]);
+    assert_eq!(v["jobs"]["completed"].as_u64().unwrap(), ok);
+    assert!(ok > 50, "{}", v["jobs"]);
+    assert_eq!(v["http"]["statuses"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>(), {
+        served.load(Ordering::SeqCst)
+    });
+
+    // Without the CA, Mozilla's roots do not know the certificate: every job fails, saying why.
+    let v = run_against(&url, &[]);
+    assert_eq!(v["jobs"]["completed"], 0);
+    assert!(v["jobs"]["failed"].as_u64().unwrap() > 50, "{}", v["jobs"]);
+    assert_eq!(v["http"]["errors"], v["jobs"]["failed"]);
+    let err = v["recent_errors"][0].as_str().unwrap();
+    assert!(err.contains("certificate") && err.contains("UnknownIssuer"), "{err}");
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_counted_failure_with_its_text() {
+    // `.invalid` is reserved never to resolve (RFC 6761).
+    let v = run_against("http://no-such-host.invalid/", &[]);
+    assert_eq!(v["jobs"]["completed"], 0);
+    assert!(v["jobs"]["failed"].as_u64().unwrap() > 0, "{}", v["jobs"]);
+    assert_eq!(v["http"]["errors"], v["jobs"]["failed"]);
+    let err = v["recent_errors"][0].as_str().unwrap().to_lowercase();
+    assert!(err.contains("dns"), "{err}");
+}
+
 #[test]
 fn bad_targets_are_refused_before_the_run() {
     for (args, want) in [
-        (vec!["--target", "https://127.0.0.1:1/"], "https needs TLS"),
+        (vec!["--target", "ftp://127.0.0.1:1/"], "no http:// or https:// scheme"),
+        (vec!["--target", "https://127.0.0.1:1/", "--ca-cert", "/no/such/ca.pem"], "cannot be read"),
+        (vec!["--target", "https://127.0.0.1:1/", "--ca-cert", "Cargo.toml"], "holds no certificate"),
         (vec!["--target", "::nonsense"], "is not a URL"),
         (vec!["--target", "http://127.0.0.1:1/", "--header", "broken"], "has no ':'"),
         (vec!["--target", "http://127.0.0.1:1/", "--body-file", "/no/such/file"], "cannot be read"),

@@ -194,7 +194,7 @@ pub struct RunArgs {
     /// times are not touched), 0.01 to 1000 [default 1]
     #[arg(long, value_name = "X", value_parser = speed)]
     pub speed: Option<f64>,
-    /// HTTP service: each job sends a request to this URL (http://); 2xx is success
+    /// HTTP service: each job sends a request to this URL (http:// or https://); 2xx is success
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// HTTP method for --target [default GET]
@@ -209,6 +209,9 @@ pub struct RunArgs {
     /// The request body for --target, read from a file
     #[arg(long, value_name = "FILE", requires = "target")]
     pub body_file: Option<PathBuf>,
+    /// For an https --target: also trust the CA certificates in this PEM file (besides Mozilla's roots)
+    #[arg(long, value_name = "FILE", requires = "target")]
+    pub ca_cert: Option<PathBuf>,
     /// Serve tokio-console on ADDR (needs a build with --features console)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = socket)]
     pub console: Option<std::net::SocketAddr>,

@@ -65,7 +65,7 @@ fn set_up_http(args: &RunArgs) -> Result<(), BadInput> {
         args.body_file.as_deref(),
     )
     .map_err(BadInput)?;
-    let w = crate::http::HttpWork::new(target);
+    let w = crate::http::HttpWork::new(target, args.ca_cert.as_deref()).map_err(BadInput)?;
     HTTP.with(|h| *h.borrow_mut() = Some((std::sync::Arc::clone(&w.target), std::sync::Arc::clone(&w.stats))));
     WORK.with(|slot| *slot.borrow_mut() = Some(std::sync::Arc::new(w)));
     Ok(())
