@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Shared;
-use super::queue::Job;
+use super::queue::{FLOOD_BATCH, Job};
 use super::service::Sampler;
 use crate::settings::{ArrivalKind, Policy, Rate, Settings};
 
@@ -41,8 +41,6 @@ fn stream_seed(seed: u64, stream: u64) -> u64 {
 /// How many batches the flood mode issues between voluntary yields, so it never monopolises a
 /// runtime thread when the queue always has room.
 const FLOOD_YIELD_EVERY: u32 = 16;
-/// The most jobs `--rate max` puts in the queue under one lock.
-const FLOOD_BATCH: usize = 64;
 
 struct Producer {
     shared: Arc<Shared>,
@@ -266,12 +264,13 @@ impl Producer {
             }
             let room = shared.queue.room().min(FLOOD_BATCH).min(usize::try_from(left).unwrap_or(usize::MAX));
             if room == 0 {
-                // Full: wait for room like `block` would, one job at a time.
-                let job = self.make_job(Instant::now(), s, None);
-                if !self.push(job, Some(Policy::Block), cfg, cancel).await {
-                    return;
+                // Full: wait until a batch's worth is free, then fill again.
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return,
+                    _ = cfg.changed() => return,
+                    () = shared.queue.wait_refill() => continue,
                 }
-                continue;
             }
             let now = Instant::now();
             for _ in 0..room {

@@ -16,6 +16,16 @@ use tokio::sync::Notify;
 
 use crate::settings::Policy;
 
+/// The room a flooding producer waits for before it fills the queue again: half the bound, at
+/// most one flood batch, at least one place.
+#[must_use]
+pub fn refill_mark(bound: usize) -> usize {
+    (bound / 2).clamp(1, FLOOD_BATCH)
+}
+
+/// The most jobs `--rate max` puts in the queue under one lock.
+pub const FLOOD_BATCH: usize = 64;
+
 /// One unit of work as it travels through the queue. Small and allocation-free (the completion
 /// handle, when present, is a reference-count increment).
 #[derive(Debug, Clone)]
@@ -199,7 +209,12 @@ impl JobQueue {
     /// Takes the oldest job if there is one, with the instant it left the queue (its start);
     /// `Err(())` once the queue is closed and empty.
     pub fn try_pop(&self) -> Result<Option<(Job, Instant)>, ()> {
-        let now = Instant::now();
+        self.try_pop_at(Instant::now())
+    }
+
+    /// [`Self::try_pop`] with the clock already read: a worker going straight from one job to
+    /// the next passes the first one's end.
+    pub fn try_pop_at(&self, now: Instant) -> Result<Option<(Job, Instant)>, ()> {
         let bound = self.bound.load(Ordering::Relaxed);
         let mut q = self.lock();
         q.touch(now);
@@ -207,8 +222,10 @@ impl JobQueue {
         match q.jobs.pop_front() {
             Some(job) => {
                 drop(q);
-                // A producer can only be waiting for room if the queue was full.
-                if was >= bound {
+                // A producer waits for room only when the queue was full (one place is enough
+                // for `block`) or, flooding, for the refill mark ([`Self::wait_refill`]).
+                let room = bound.saturating_sub(was - 1);
+                if was >= bound || room == refill_mark(bound) {
                     self.not_full.notify_one();
                 }
                 Ok(Some((job, now)))
@@ -248,6 +265,26 @@ impl JobQueue {
     /// Wakes every waiting consumer so that retiring ones see their stop flag (set it first).
     pub fn wake_consumers(&self) {
         self.not_empty.notify_waiters();
+    }
+
+    /// Waits until the queue has room for [`refill_mark`] jobs (or is closed). A flooding
+    /// producer that woke for every freed place would cost a thread wake-up per job; waiting for
+    /// a batch's worth costs one per batch.
+    pub async fn wait_refill(&self) {
+        loop {
+            let room = self.not_full.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let bound = self.bound.load(Ordering::Relaxed);
+            let ready = {
+                let q = self.lock();
+                q.closed || bound.saturating_sub(q.jobs.len()) >= refill_mark(bound)
+            };
+            if ready {
+                return;
+            }
+            room.await;
+        }
     }
 
     /// Free places under the bound (0 when full or closed).
@@ -394,5 +431,23 @@ mod tests {
         tokio::task::yield_now().await;
         q.close();
         assert!(worker.await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_flooding_producer_waits_for_a_refill_not_for_one_place() {
+        let q = Arc::new(JobQueue::new(8, Policy::Block));
+        assert_eq!(refill_mark(8), 4);
+        let mut full: Vec<Job> = (0..8).map(job).collect();
+        assert_eq!(q.push_many(&mut full), 8);
+        let q2 = Arc::clone(&q);
+        let mut refill = tokio::spawn(async move { q2.wait_refill().await });
+        for _ in 0..3 {
+            q.try_pop().unwrap().unwrap();
+            tokio::task::yield_now().await;
+            assert!(futures_util::poll!(&mut refill).is_pending(), "woken with room {}", q.room());
+        }
+        q.try_pop().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), refill).await.expect("woken at the mark").unwrap();
+        assert_eq!(q.room(), 4);
     }
 }
