@@ -24,7 +24,7 @@ use clap::error::ErrorKind;
 
 use crate::engine::RunOptions;
 use crate::profile::RunSpec;
-use crate::settings::{ArrivalKind, DEFAULT_BATCH, Settings};
+use crate::settings::Settings;
 use args::{Cli, Cmd, RunArgs};
 
 /// Your work, shared by every engine this process starts.
@@ -150,9 +150,7 @@ pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInpu
     if let Some(seed) = args.workload.seed {
         s.seed = seed;
     }
-    if s.arrival == ArrivalKind::Batch && s.jobs.is_none() {
-        s.jobs = Some(DEFAULT_BATCH);
-    }
+    s.fill_batch_size();
     s.validate().map_err(BadInput)?;
     Ok(s)
 }
@@ -193,18 +191,7 @@ fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
             .into());
         }
     };
-    let base = match &profile {
-        Some(p) => {
-            let mut base = Settings::default();
-            for k in &p.workload {
-                k.apply(&mut base);
-            }
-            base.threads = p.threads.unwrap_or(base.threads);
-            base.seed = p.seed.unwrap_or(base.seed);
-            base
-        }
-        None => Settings::default(),
-    };
+    let base = profile.as_ref().map_or_else(Settings::default, |p| p.starting(&Settings::default()));
     let settings = settings_from(base, args)?;
     set_up_http(args)?;
     if !args.headless && !std::io::stdout().is_terminal() {

@@ -54,18 +54,23 @@ impl Profile {
     /// # Errors
     /// The combination is invalid (each value alone was checked when parsing).
     pub fn settings(&self, base: &Settings) -> Result<Settings, String> {
+        let mut s = self.starting(base);
+        s.fill_batch_size();
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// `base` with the profile's `[workload]` applied, not yet checked (flags may still
+    /// override it).
+    #[must_use]
+    pub fn starting(&self, base: &Settings) -> Settings {
         let mut s = base.clone();
         for k in &self.workload {
             k.apply(&mut s);
         }
-        if let Some(t) = self.threads {
-            s.threads = t;
-        }
-        if let Some(seed) = self.seed {
-            s.seed = seed;
-        }
-        s.validate()?;
-        Ok(s)
+        s.threads = self.threads.unwrap_or(s.threads);
+        s.seed = self.seed.unwrap_or(s.seed);
+        s
     }
 
     /// The same profile with every time offset and run length divided by `factor` (service

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
-use crate::settings::{ArrivalKind, DEFAULT_BATCH, KNOB_NAMES, Knob, MAX_THREADS, Settings};
+use crate::settings::{KNOB_NAMES, Knob, MAX_THREADS, Settings};
 
 /// A profile error with its position (1-based line and column; both 1 when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,17 +298,7 @@ fn check_combinations(
 ) -> Result<(), ProfileError> {
     let workload_span =
         doc.get_ref().iter().find(|(k, _)| k.get_ref().as_ref() == "workload").map_or(0..0, |(k, _)| k.span());
-    let mut s = p.settings(&Settings::default()).or_else(|_| {
-        // Batch without a size gets the command line's default, as `--arrival batch` does.
-        let mut with_jobs = Settings::default();
-        for k in &p.workload {
-            k.apply(&mut with_jobs);
-        }
-        if with_jobs.arrival == ArrivalKind::Batch && with_jobs.jobs.is_none() {
-            with_jobs.jobs = Some(DEFAULT_BATCH);
-        }
-        with_jobs.validate().map(|()| with_jobs)
-    });
+    let mut s = p.settings(&Settings::default());
     let mut current = match s.as_mut() {
         Ok(s) => s.clone(),
         Err(e) => return Err(ctx.err(workload_span, format!("[workload]: {e}"))),
