@@ -303,22 +303,8 @@ impl Settings {
     /// # Errors
     /// The first value that is out of range, with what is accepted.
     pub fn validate(&self) -> Result<(), String> {
-        let knobs = [
-            Knob::Workers(self.workers),
-            Knob::Queue(self.queue),
-            Knob::Rate(self.rate),
-            Knob::Clients(self.clients),
-            Knob::Think(self.think),
-            Knob::BurstOn(self.burst_on),
-            Knob::BurstOff(self.burst_off),
-            Knob::Service(self.service),
-            Knob::ServiceCv(self.service_cv),
-        ];
-        for k in knobs {
+        for k in Knob::all_of(self) {
             k.check()?;
-        }
-        if let Some(j) = self.jobs {
-            Knob::Jobs(j).check()?;
         }
         if self.threads == 0 || self.threads > MAX_THREADS {
             return Err(format!("threads {} is not accepted; expected 1 to {MAX_THREADS}", self.threads));
