@@ -10,11 +10,11 @@ use anyhow::Context;
 use super::args::RunArgs;
 use super::driver::Driver;
 use super::headless::open;
-use super::{BadInput, summary};
-use crate::engine::{EngineError, EngineHandle, RunOptions};
+use super::{BadInput, finish, summary};
+use crate::engine::{EngineHandle, RunOptions};
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
-use crate::report::{self, EndedBy, RunConfig, RunSummary};
+use crate::report::RunConfig;
 use crate::settings::Settings;
 use crate::tui::{self, State};
 
@@ -31,10 +31,7 @@ pub fn run(
     }
     let json = args.json.as_deref().map(|p| open(p, "JSON")).transpose()?;
     let config = RunConfig::new(&settings, &opts);
-    let engine = EngineHandle::start_with(settings, opts, super::work()).map_err(|e| match e {
-        EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
-        other => anyhow::Error::new(other),
-    })?;
+    let engine = finish::start_engine(settings, opts)?;
     let mut state = State::new(engine.latest(), opts.interval);
     state.slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
     state.work_label = super::http().map(|(t, _)| format!("http {}", t.method));
@@ -54,20 +51,13 @@ pub fn run(
     let last = engine.shutdown();
     let missed = driver.missed_ticks();
     let recorded = driver.finish(&last)?;
-    let mut run = RunSummary::new(&last, config, ended, missed);
-    run.http = super::http().map(|(t, s)| s.report(&t));
-    run.model = Some(report::model_report(&last, state.slo));
-    if let Some(mut f) = json {
-        writeln!(f, "{}", serde_json::to_string_pretty(&run)?).context("writing the JSON file")?;
-        f.commit().context("writing the JSON file")?;
+    let run = finish::summarise(&last, config, ended, missed, state.slo);
+    if let Some(f) = json {
+        finish::write_json(f, &serde_json::to_string_pretty(&run)?)?;
     }
     let _ = io::stdout().write_all(summary::render(&run).as_bytes());
     if let Some(path) = recorded {
         println!("recorded the session to {}", path.display());
     }
-    Ok(match ended {
-        EndedBy::Interrupt => ExitCode::from(130),
-        EndedBy::Terminate => ExitCode::from(143),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(finish::exit_code(ended))
 }

@@ -7,14 +7,12 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use super::args::RunArgs;
 use super::driver::Driver;
-use super::{BadInput, summary};
+use super::{BadInput, finish, summary};
 use crate::engine::{Command, EngineHandle, RunOptions};
 use crate::model::advisor::Target;
-use crate::report::{self, AtomicFile, EndedBy, RunConfig, RunSummary, SeriesWriter};
+use crate::report::{AtomicFile, EndedBy, RunConfig, SeriesWriter};
 use crate::settings::Settings;
 
 /// Opens an output file early, so a bad path is reported before the run rather than after it.
@@ -33,10 +31,7 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Dri
         _ => None,
     };
     let config = RunConfig::new(&settings, &opts);
-    let engine = EngineHandle::start_with(settings, opts, super::work()).map_err(|e| match e {
-        crate::engine::EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
-        other => anyhow::Error::new(other),
-    })?;
+    let engine = finish::start_engine(settings, opts)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::tui::install_headless_panic_hook();
     let signal = rt.block_on(follow(&engine, &mut driver))?;
@@ -55,13 +50,10 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Dri
         }
         None => EndedBy::Duration,
     };
-    let mut run = RunSummary::new(&last, config, ended_by, missed);
-    run.http = super::http().map(|(t, s)| s.report(&t));
-    run.model = Some(report::model_report(&last, args.slo_p99.map(|d| Target::P99(d.as_secs_f64()))));
+    let run = finish::summarise(&last, config, ended_by, missed, args.slo_p99.map(|d| Target::P99(d.as_secs_f64())));
     let text = serde_json::to_string_pretty(&run)?;
-    if let Some(mut f) = json.take() {
-        writeln!(f, "{text}").context("writing the JSON file")?;
-        f.commit().context("writing the JSON file")?;
+    if let Some(f) = json.take() {
+        finish::write_json(f, &text)?;
     }
     let human = summary::render(&run);
     if json_to_stdout {
@@ -70,11 +62,7 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Dri
     } else {
         print_ignoring_broken_pipe(&mut io::stdout(), &human);
     }
-    Ok(match signal {
-        Some(EndedBy::Interrupt) => ExitCode::from(130),
-        Some(EndedBy::Terminate) => ExitCode::from(143),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(finish::exit_code(ended_by))
 }
 
 /// A closed pipe on stdout (`pooltune ... | head`) is the reader's choice, not an error.

@@ -9,6 +9,7 @@ pub mod app;
 pub mod args;
 mod dashboard;
 mod driver;
+mod finish;
 mod headless;
 mod logging;
 mod model_cmd;
