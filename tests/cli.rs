@@ -29,6 +29,8 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         &["run", "--headless", "--service", "2h"],
         &["run", "--headless", "--service-dist", "uniform", "--service-cv", "2"],
         &["run", "--headless", "--service-kind", "nap"],
+        &["run", "--headless", "--service-kind", "http"],
+        &["run", "--headless", "--service-kind", "spin", "--target", "http://127.0.0.1:1/"],
         &["run", "--headless", "--threads", "0"],
         &["run", "--headless", "--interval", "1ms"],
         &["run", "--headless", "--duration", "1s", "--warmup", "2s"],

@@ -102,6 +102,8 @@ fn requests_are_measured_and_statuses_counted() {
     let o = pooltune(&[
         "run",
         "--headless",
+        "--service-kind",
+        "http",
         "--target",
         &url,
         "--rate",

@@ -14,6 +14,30 @@ fn knob(name: &'static str) -> impl Fn(&str) -> Result<Knob, String> + Clone + S
     move |s| Knob::parse(name, s)
 }
 
+/// `--service-kind`: a synthetic kind, or `http` (the jobs are requests to `--target`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KindFlag {
+    Synthetic(Knob),
+    Http,
+}
+
+impl KindFlag {
+    #[must_use]
+    pub fn knob(self) -> Option<Knob> {
+        match self {
+            KindFlag::Synthetic(k) => Some(k),
+            KindFlag::Http => None,
+        }
+    }
+}
+
+fn service_kind(s: &str) -> Result<KindFlag, String> {
+    if s.trim().eq_ignore_ascii_case("http") {
+        return Ok(KindFlag::Http);
+    }
+    Knob::parse("service_kind", s).map(KindFlag::Synthetic).map_err(|e| format!("{e}, or http (with --target URL)"))
+}
+
 fn dur(s: &str) -> Result<Duration, String> {
     duration::parse(s)
 }
@@ -115,9 +139,9 @@ pub struct WorkloadArgs {
     /// Coefficient of variation of service times (uniform, lognormal) [default 1]
     #[arg(long, value_name = "X", value_parser = knob("service_cv"))]
     pub service_cv: Option<Knob>,
-    /// What a job does: sleep | spin | block | offload [default sleep]
-    #[arg(long, value_name = "KIND", value_parser = knob("service_kind"))]
-    pub service_kind: Option<Knob>,
+    /// What a job does: sleep | spin | block | offload, or http (a request to --target) [default sleep]
+    #[arg(long, value_name = "KIND", value_parser = service_kind)]
+    pub service_kind: Option<KindFlag>,
     /// Cancel a job still running after this long, counting it as timed out; `off` for none
     #[arg(long, value_name = "DUR", value_parser = knob("timeout"))]
     pub timeout: Option<Knob>,
@@ -147,7 +171,7 @@ impl WorkloadArgs {
             self.service,
             self.service_dist,
             self.service_cv,
-            self.service_kind,
+            self.service_kind.and_then(KindFlag::knob),
             self.timeout,
         ]
         .into_iter()

@@ -26,7 +26,7 @@ use clap::error::ErrorKind;
 use crate::engine::RunOptions;
 use crate::profile::RunSpec;
 use crate::settings::Settings;
-use args::{Cli, Cmd, RunArgs};
+use args::{Cli, Cmd, KindFlag, RunArgs};
 
 /// Your work, shared by every engine this process starts.
 pub type Work = std::sync::Arc<dyn crate::work::Work>;
@@ -54,7 +54,21 @@ pub(crate) fn http() -> Option<Http> {
 
 /// With `--target`, the run's work becomes the HTTP service.
 fn set_up_http(args: &RunArgs) -> Result<(), BadInput> {
-    let Some(url) = &args.target else { return Ok(()) };
+    let kind = args.workload.service_kind;
+    let Some(url) = &args.target else {
+        return match kind {
+            Some(KindFlag::Http) => {
+                Err(BadInput("--service-kind http sends each job as a request: give its URL with --target URL".into()))
+            }
+            _ => Ok(()),
+        };
+    };
+    if let Some(KindFlag::Synthetic(k)) = kind {
+        return Err(BadInput(format!(
+            "--target makes each job an HTTP request, so --service-kind {} does not apply; use --service-kind http or leave it out",
+            k.value_text()
+        )));
+    }
     if work().is_some() {
         return Err(BadInput("--target and your own job were both given; a run has one kind of work".into()));
     }
