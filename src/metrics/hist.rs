@@ -18,9 +18,13 @@ pub fn new() -> Histogram<u64> {
 }
 
 /// Records a duration (rounded to the nearest microsecond; beyond an hour it saturates).
+///
+/// In u64 arithmetic: `as_nanos()` is a u128, and dividing one by 1000 is a library call that
+/// cost more than the histogram record itself, three times a job.
+#[inline]
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
-    let us = (d.as_nanos() + 500) / 1000;
-    h.saturating_record(u64::try_from(us).unwrap_or(MAX_US));
+    let us = d.as_secs().saturating_mul(1_000_000).saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
+    h.saturating_record(us.min(MAX_US));
 }
 
 /// Percentiles of a distribution of durations, in milliseconds. The mean comes from exact sums,
@@ -72,6 +76,19 @@ mod tests {
         assert!((s.p50 - 0.5).abs() <= 0.5 * 1e-3 + 1e-3, "{}", s.p50);
         assert!((s.p99 - 0.99).abs() <= 0.99 * 1e-3 + 1e-3, "{}", s.p99);
         assert!(s.max >= 1.0 && s.max <= 1.001);
+    }
+
+    #[test]
+    fn rounds_to_the_nearest_microsecond() {
+        for (ns, us) in [(0u64, 0u64), (499, 0), (500, 1), (1_499, 1), (999_999_499, 999_999), (999_999_500, 1_000_000)]
+        {
+            let mut h = new();
+            record(&mut h, Duration::from_nanos(ns));
+            assert_eq!(h.max(), h.highest_equivalent(us), "{ns} ns");
+        }
+        let mut h = new();
+        record(&mut h, Duration::from_nanos(2_000_000_400));
+        assert_eq!(h.max(), h.highest_equivalent(2_000_000));
     }
 
     #[test]
