@@ -162,7 +162,8 @@ impl State {
             self.desired = snap.settings.clone();
             self.paused_sent = snap.paused;
         }
-        if let Some(d) = &snap.dist {
+        // Each tick once, even if a snapshot came twice.
+        if let Some(d) = snap.dist.as_ref().filter(|_| snap.tick > self.snap.tick) {
             self.trail.add(t, snap.tick_len.as_secs_f64(), d);
         }
         self.snap = snap;
