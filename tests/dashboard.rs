@@ -124,6 +124,9 @@ fn the_distribution_follows_the_chart_window() {
     assert!(long.latency.wait.max > 9.0, "{:?}", long.latency.wait);
     assert!((464..=480).contains(&(long.latency.wait.count / 125)), "{:?}", long.latency.wait);
     assert!(format!("{}", render(&s, 80, 24).backend()).contains("ms, last 2m"));
+    // The same tick seen twice counts once.
+    s.on_snapshot(s.snap.clone());
+    assert_eq!(s.recent.unwrap().latency.wait.count, long.latency.wait.count);
     s.reset_distribution();
     assert!(s.recent.is_none());
 }
