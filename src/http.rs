@@ -24,8 +24,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::CertificateDer;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Serialize;
 
 use crate::work::{JobContext, JobFuture, Work};
@@ -137,18 +140,17 @@ pub struct HttpWork {
 }
 
 impl HttpWork {
-    /// A client for `target`; https trusts Mozilla's roots and the PEM certificates in
-    /// `ca_cert` (`--ca-cert`).
+    /// A client for `target`; https trusts what `trust` says.
     ///
     /// # Errors
-    /// `ca_cert` cannot be read or holds no usable certificate.
-    pub fn new(target: Target, ca_cert: Option<&Path>) -> Result<Self, String> {
+    /// The CA file cannot be read or holds no usable certificate.
+    pub fn new(target: Target, trust: &Trust) -> Result<Self, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(ca_cert)?)
+            .with_tls_config(tls_config(trust)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -160,10 +162,30 @@ impl HttpWork {
     }
 }
 
-/// TLS for https targets: ring's primitives, Mozilla's root certificates, plus any in `ca_cert`.
-fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+/// Which server certificates an https target may present.
+#[derive(Debug, Clone, Default)]
+pub struct Trust<'a> {
+    /// PEM CA certificates trusted besides Mozilla's roots (`--ca-cert`).
+    pub ca_cert: Option<&'a Path>,
+    /// Accept any certificate (`--insecure`, curl's `-k`): the handshake's signatures are still
+    /// checked, the certificate's issuer, name and dates are not.
+    pub insecure: bool,
+}
+
+/// TLS for https targets: ring's primitives, Mozilla's root certificates, plus any in the CA file.
+fn tls_config(trust: &Trust<'_>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+    if trust.insecure {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth());
+    }
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    if let Some(p) = ca_cert {
+    if let Some(p) = trust.ca_cert {
         let shown = p.display();
         let certs = CertificateDer::pem_file_iter(p)
             .map_err(|e| format!("--ca-cert '{shown}' cannot be read: {e}"))?
@@ -178,12 +200,47 @@ fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, String> {
             roots.add(c).map_err(|e| format!("--ca-cert '{shown}': a certificate cannot be a root: {e}"))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `--insecure`: any certificate is accepted; the handshake's signatures are still verified, so
+/// the connection is encrypted to whoever holds the certificate's key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// An error with its causes: hyper's own says only "client error (Connect)".

@@ -161,7 +161,7 @@ fn run_against(url: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 #[test]
-fn https_trusts_the_given_ca_and_counts_an_untrusted_certificate_as_a_failure() {
+fn https_trusts_the_given_ca_counts_an_untrusted_certificate_as_a_failure_and_insecure_takes_it() {
     let (ca_pem, tls) = test_ca();
     let (port, served) = start_server(Some(tls));
     let dir = tempfile::tempdir().unwrap();
@@ -185,6 +185,11 @@ fn https_trusts_the_given_ca_and_counts_an_untrusted_certificate_as_a_failure() 
     assert_eq!(v["http"]["errors"], v["jobs"]["failed"]);
     let err = v["recent_errors"][0].as_str().unwrap();
     assert!(err.contains("certificate") && err.contains("UnknownIssuer"), "{err}");
+
+    // --insecure accepts it, as curl -k would.
+    let v = run_against(&url, &["--insecure"]);
+    assert_eq!(v["http"]["errors"], 0, "{}", v["recent_errors"]);
+    assert!(v["jobs"]["completed"].as_u64().unwrap() > 50, "{}", v["jobs"]);
 }
 
 #[test]

@@ -236,6 +236,9 @@ pub struct RunArgs {
     /// For an https --target: also trust the CA certificates in this PEM file (besides Mozilla's roots)
     #[arg(long, value_name = "FILE", requires = "target")]
     pub ca_cert: Option<PathBuf>,
+    /// For an https --target: accept any server certificate (self-signed, expired, other name), like curl -k
+    #[arg(long, requires = "target", conflicts_with = "ca_cert")]
+    pub insecure: bool,
     /// Serve tokio-console on ADDR (needs a build with --features console)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = socket)]
     pub console: Option<std::net::SocketAddr>,

@@ -80,7 +80,8 @@ fn set_up_http(args: &RunArgs) -> Result<(), BadInput> {
         args.body_file.as_deref(),
     )
     .map_err(BadInput)?;
-    let w = crate::http::HttpWork::new(target, args.ca_cert.as_deref()).map_err(BadInput)?;
+    let trust = crate::http::Trust { ca_cert: args.ca_cert.as_deref(), insecure: args.insecure };
+    let w = crate::http::HttpWork::new(target, &trust).map_err(BadInput)?;
     HTTP.with(|h| *h.borrow_mut() = Some((std::sync::Arc::clone(&w.target), std::sync::Arc::clone(&w.stats))));
     WORK.with(|slot| *slot.borrow_mut() = Some(std::sync::Arc::new(w)));
     Ok(())
