@@ -13,8 +13,12 @@
 //! - [`work`]: your own async job, run by the engine in place of the synthetic service.
 //! - [`profile`]: saved timelines (TOML), their replay and the recorder.
 //! - [`duration`], [`suggest`]: human durations and "did you mean" suggestions.
+//! - `http` (feature `http`, part of `cli`): the built-in HTTP service, a [`work::Work`] that
+//!   sends each job as a request (https through rustls).
 //! - `cli` (feature `cli`, on by default): the command line, the headless runner and the
 //!   dashboard: clients of the engine like any other.
+//! - `tui` (feature `cli`): the dashboard's state, key table, actions and rendering (a pure
+//!   function of the state), and its trailing distribution windows.
 //!
 //! # Data flow
 //! ```text

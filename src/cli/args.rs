@@ -256,8 +256,8 @@ pub struct ModelArgs {
     /// Arrival rate λ, jobs per second
     #[arg(long, value_name = "R")]
     pub rate: f64,
-    /// Mean service time E[S], e.g. 5ms
-    #[arg(long, value_name = "DUR", value_parser = dur)]
+    // The help is an attribute, not a doc comment: rustdoc would read "E[S]" as a link.
+    #[arg(long, value_name = "DUR", value_parser = dur, help = "Mean service time E[S], e.g. 5ms")]
     pub service: Duration,
     /// Workers c
     #[arg(long, value_name = "N")]

@@ -1,9 +1,9 @@
 //! The application side: command-line parsing, exit codes, and the clients of the engine
-//! (headless runner, model printer; the dashboard in [`dashboard`] once it exists).
+//! (the headless runner, the dashboard, the model printer).
 //!
 //! Exit status: 0 done; 1 a runtime failure; 2 bad input (flags, values, files), always with a
-//! one-line message naming what was wrong and what is accepted; 130 and 143 when a headless run
-//! was ended by SIGINT or SIGTERM (its outputs are still written whole).
+//! one-line message naming what was wrong and what is accepted; 130 and 143 when a run was ended
+//! by SIGINT or SIGTERM (its outputs are still written whole).
 
 pub mod app;
 pub mod args;

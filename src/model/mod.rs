@@ -1,5 +1,5 @@
 //! Queueing theory for the settings that are running: what a pool of `c` workers behind a queue
-//! should do at arrival rate λ and mean service time E[S].
+//! should do at arrival rate λ and mean service time E\[S\].
 //!
 //! - [`erlang`]: Erlang B and C by recurrence, M/M/c/K through Erlang B (no factorials).
 //! - [`tail`]: waiting- and response-time distributions and their percentiles.
@@ -33,7 +33,7 @@ pub enum ModelError {
 pub struct Inputs {
     /// Arrival rate λ, jobs per second.
     pub rate: f64,
-    /// Mean service time E[S], seconds.
+    /// Mean service time E\[S\], seconds.
     pub service_mean: f64,
     /// Workers c.
     pub workers: u32,
@@ -86,7 +86,7 @@ impl Inputs {
         Ok(())
     }
 
-    /// Offered load a = λ·E[S] (in workers).
+    /// Offered load a = λ·E\[S\] (in workers).
     #[must_use]
     pub fn load(&self) -> f64 {
         self.rate * self.service_mean

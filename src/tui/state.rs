@@ -82,7 +82,7 @@ pub struct State {
     pub manual: Vec<&'static str>,
     /// What the workers run when it is not the synthetic service ("http GET").
     pub work_label: Option<String>,
-    /// The distribution over the chart's window, from [`Self::trail`].
+    /// The distribution over the chart's window, from the trailing windows kept here.
     pub recent: Option<Recent>,
     trail: Trail,
 }
