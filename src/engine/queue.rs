@@ -80,10 +80,15 @@ struct Inner {
 }
 
 impl Inner {
+    /// Adds the depth since the last change to the integral. `now` may be a little older than
+    /// the last change (a worker passes the clock read that ended its previous job): the mark
+    /// never moves back, so no stretch is counted twice.
     fn touch(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last_change).as_nanos();
-        self.area += dt * self.jobs.len() as u128;
-        self.last_change = now;
+        if now > self.last_change {
+            let dt = (now - self.last_change).as_nanos();
+            self.area += dt * self.jobs.len() as u128;
+            self.last_change = now;
+        }
     }
 }
 
