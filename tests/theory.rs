@@ -100,26 +100,34 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
 /// itself: such a run measured the machine's scheduler, not the queue. Above this limit (a tenth
 /// of the 1 ms service) the run is not judged but repeated, up to [`ATTEMPTS`] times in all.
 const LAG_LIMIT_MS: f64 = 0.1;
+/// A worker thread kept off the cores shows instead in the service times: the precise timer
+/// keeps a 1 ms sleep within 1% of its mean on a quiet machine (1.005–1.014 ms measured here);
+/// with the cores taken it came out at 1.06–1.23 ms. A run whose mean service is more than 3%
+/// over the configured one is repeated too. (The model is fed the measured mean either way.)
+const SERVICE_LIMIT: f64 = 1.03;
 const ATTEMPTS: usize = 3;
 
-/// A run whose producer kept to its schedule (see [`LAG_LIMIT_MS`]); panics, saying so, if no
-/// attempt did. Which runs are kept depends only on the lag, never on the statistic under test.
+/// A run whose producer kept to its schedule and whose workers got their service times (see
+/// [`LAG_LIMIT_MS`], [`SERVICE_LIMIT`]); panics, saying so, if no attempt did. Which runs are
+/// kept depends only on these two, never on the queueing statistic under test.
 fn undisturbed_run(s: &Settings, run: Duration) -> pooltune::metrics::Snapshot {
-    let mut lags = Vec::new();
+    let configured = s.service.as_secs_f64() * 1e3;
+    let mut seen = Vec::new();
     for _ in 0..ATTEMPTS {
         let last = run_for(s.clone(), run, Duration::from_secs(1));
         assert_accounted(&last);
         let m = &last.measured;
         let lag = m.latency.wait.mean - m.queued_ms_mean;
-        if lag <= LAG_LIMIT_MS {
-            eprintln!("producer lag {lag:.3} ms");
+        let service = m.latency.service.mean / configured;
+        eprintln!("producer lag {lag:.3} ms, service {service:.3}× the configured mean");
+        if lag <= LAG_LIMIT_MS && service <= SERVICE_LIMIT {
             return last;
         }
-        eprintln!("producer lag {lag:.3} ms > {LAG_LIMIT_MS} ms: the machine was busy; run again");
-        lags.push(lag);
+        eprintln!("the machine was busy (limits: lag {LAG_LIMIT_MS} ms, service {SERVICE_LIMIT}×); run again");
+        seen.push((lag, service));
     }
     panic!(
-        "the machine never left the engine its cores: producer lag (ms) in {ATTEMPTS} runs {lags:.3?}, limit {LAG_LIMIT_MS}"
+        "the machine never left the engine its cores: (producer lag ms, service ratio) in {ATTEMPTS} runs {seen:.3?}, limits {LAG_LIMIT_MS} ms and {SERVICE_LIMIT}×"
     );
 }
 
