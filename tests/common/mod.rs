@@ -46,3 +46,71 @@ pub fn assert_accounted(s: &Snapshot) {
     let t = &s.totals;
     assert_eq!(t.offered, t.completed + t.failed + t.rejected + t.dropped + t.abandoned, "jobs unaccounted for: {t:?}");
 }
+
+/// What the kernel says of this process's threads over a closure: how long they waited runnable
+/// for a CPU (the run-queue delay) and how many times they were put on one (`/proc/self/task/*/
+/// schedstat`, second and third fields).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunQueue {
+    pub delay: Duration,
+    pub slices: u64,
+}
+
+impl RunQueue {
+    /// The mean wait for a CPU each time a thread became runnable. A thread that wakes on a quiet
+    /// machine gets an idle core within microseconds; behind another process's busy thread it
+    /// waits for that thread's time slice, milliseconds.
+    pub fn mean_wait(&self) -> Duration {
+        if self.slices == 0 { Duration::ZERO } else { self.delay / u32::try_from(self.slices).unwrap_or(u32::MAX) }
+    }
+}
+
+/// Runs `f` and reports the [`RunQueue`] figures of this process's threads meanwhile. Threads
+/// that start and end inside `f` are seen through a sampler that reads every thread every 50 ms,
+/// so at most 50 ms of a thread's last figures are missed. `None` where the kernel does not report
+/// them.
+pub fn run_queue<T>(f: impl FnOnce() -> T) -> (T, Option<RunQueue>) {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    type Seen = HashMap<String, ([u64; 2], [u64; 2])>;
+    /// Reads every thread; one first seen after the start counts from zero (it was born in `f`).
+    fn read_all(seen: &mut Seen, at_start: bool) -> bool {
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return false };
+        for task in dir.flatten() {
+            let Some(now) = std::fs::read_to_string(task.path().join("schedstat")).ok().and_then(|s| {
+                let f: Vec<u64> = s.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+                (f.len() == 3).then(|| [f[1], f[2]])
+            }) else {
+                continue;
+            };
+            let name = task.file_name().to_string_lossy().into_owned();
+            seen.entry(name).and_modify(|e| e.1 = now).or_insert((if at_start { now } else { [0, 0] }, now));
+        }
+        true
+    }
+    let mut start = Seen::new();
+    if !read_all(&mut start, true) {
+        return (f(), None);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut seen = start;
+            while !stop.load(Ordering::Relaxed) {
+                read_all(&mut seen, false);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            read_all(&mut seen, false);
+            seen.values().fold(RunQueue::default(), |acc, (first, last)| RunQueue {
+                delay: acc.delay + Duration::from_nanos(last[0] - first[0]),
+                slices: acc.slices + (last[1] - first[1]),
+            })
+        })
+    };
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    let rq = sampler.join().expect("the schedstat sampler does not panic");
+    (out, Some(rq))
+}
