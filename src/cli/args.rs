@@ -1,14 +1,14 @@
-//! The command line. Every workload flag is parsed by [`Knob::parse`], the same parser the
-//! dashboard's `:` line and profiles use, so a value is accepted or refused with the same words
-//! everywhere.
+//! The command line. The workload flags come from the knob table ([`KNOBS`]): one flag per
+//! knob, parsed by [`Knob::parse`], the same parser the dashboard's `:` line and profiles use, so
+//! a value is accepted or refused with the same words everywhere.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 use crate::duration;
-use crate::settings::{Knob, MAX_THREADS, ServiceDist};
+use crate::settings::{KNOBS, Knob, KnobSpec, ServiceDist};
 
 fn knob(name: &'static str) -> impl Fn(&str) -> Result<Knob, String> + Clone + Send + Sync + 'static {
     move |s| Knob::parse(name, s)
@@ -61,13 +61,6 @@ fn socket(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse().map_err(|_| format!("'{s}' is not an address; expected IP:PORT, e.g. 127.0.0.1:6669"))
 }
 
-fn threads(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
-        _ => Err(format!("'{s}' is not accepted; expected a whole number from 1 to {MAX_THREADS}")),
-    }
-}
-
 /// Size a worker pool by watching it: a live dashboard over a producer → bounded queue → worker
 /// pool on tokio, with queueing theory beside the measurements.
 #[derive(Debug, Parser)]
@@ -96,87 +89,72 @@ pub enum Cmd {
     Model(ModelArgs),
 }
 
-/// The workload's knobs, each overriding the default (or the profile's starting value).
-#[derive(Debug, Clone, Default, Args)]
-#[command(allow_negative_numbers = true)]
+/// The workload's knobs, each overriding the default (or the profile's starting value): one
+/// flag per row of the knob table ([`KNOBS`]), its help and limits taken from there.
+#[derive(Debug, Clone, Default)]
 pub struct WorkloadArgs {
-    /// Worker tasks [0 to 100000; default 4]
-    #[arg(long, value_name = "N", value_parser = knob("workers"))]
-    pub workers: Option<Knob>,
-    /// Queue bound: waiting places [1 to 10000000; default 100]
-    #[arg(long, value_name = "N", value_parser = knob("queue"))]
-    pub queue: Option<Knob>,
-    /// What a full queue does with an arrival: block | reject | drop-oldest [default block]
-    #[arg(long, value_name = "POLICY", value_parser = knob("policy"))]
-    pub policy: Option<Knob>,
-    /// Arrival process: poisson | constant | bursty | closed | batch [default poisson]
-    #[arg(long, value_name = "PROCESS", value_parser = knob("arrival"))]
-    pub arrival: Option<Knob>,
-    /// Arrival rate in jobs/s, or `max` (as fast as the queue accepts) [default 500]
-    #[arg(long, value_name = "R", value_parser = knob("rate"))]
-    pub rate: Option<Knob>,
-    /// Closed loop: number of clients [default 8]
-    #[arg(long, value_name = "N", value_parser = knob("clients"))]
-    pub clients: Option<Knob>,
-    /// Closed loop: mean think time between a client's jobs [default 10ms]
-    #[arg(long, value_name = "DUR", value_parser = knob("think"))]
-    pub think: Option<Knob>,
-    /// Batch size for `batch`; otherwise end the run once this many jobs are done
-    #[arg(long, value_name = "N", value_parser = knob("jobs"))]
-    pub jobs: Option<Knob>,
-    /// Bursty: length of an on-period [default 200ms]
-    #[arg(long, value_name = "DUR", value_parser = knob("burst_on"))]
-    pub burst_on: Option<Knob>,
-    /// Bursty: length of an off-period [default 800ms]
-    #[arg(long, value_name = "DUR", value_parser = knob("burst_off"))]
-    pub burst_off: Option<Knob>,
-    /// Mean service time, e.g. 250us, 5ms [default 5ms]
-    #[arg(long, value_name = "DUR", value_parser = knob("service"))]
-    pub service: Option<Knob>,
-    /// Service distribution: constant | exponential | uniform | lognormal [default exponential]
-    #[arg(long, value_name = "DIST", value_parser = knob("service_dist"))]
-    pub service_dist: Option<Knob>,
-    /// Coefficient of variation of service times (uniform, lognormal) [default 1]
-    #[arg(long, value_name = "X", value_parser = knob("service_cv"))]
-    pub service_cv: Option<Knob>,
-    /// What a job does: sleep | spin | block | offload, or http (a request to --target) [default sleep]
-    #[arg(long, value_name = "KIND", value_parser = service_kind)]
+    /// The knobs given, in table order.
+    given: Vec<Knob>,
+    /// `--service-kind`, which also takes `http`.
     pub service_kind: Option<KindFlag>,
-    /// Cancel a job still running after this long, counting it as timed out; `off` for none
-    #[arg(long, value_name = "DUR", value_parser = knob("timeout"))]
-    pub timeout: Option<Knob>,
-    /// Threads of the workload runtime [default: number of cores]
-    #[arg(long, value_name = "N", value_parser = threads)]
-    pub threads: Option<usize>,
-    /// Seed of every random draw, so a run's random inputs repeat [default 1]
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
 }
 
 impl WorkloadArgs {
-    /// The knobs given, in an order where each is checked against those before it.
+    /// The knobs given, in table order, where each is checked against those before it.
     #[must_use]
     pub fn knobs(&self) -> Vec<Knob> {
-        [
-            self.workers,
-            self.queue,
-            self.policy,
-            self.arrival,
-            self.rate,
-            self.clients,
-            self.think,
-            self.jobs,
-            self.burst_on,
-            self.burst_off,
-            self.service,
-            self.service_dist,
-            self.service_cv,
-            self.service_kind.and_then(KindFlag::knob),
-            self.timeout,
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
+        self.given.clone()
+    }
+}
+
+/// The flag of one row of the knob table.
+fn knob_arg(spec: &'static KnobSpec) -> Arg {
+    let arg = Arg::new(spec.key).long(spec.flag).value_name(spec.value_name).action(ArgAction::Set);
+    if spec.key == "service_kind" {
+        arg.value_parser(service_kind).help(spec.help_line().replacen(" [", ", or http (a request to --target) [", 1))
+    } else {
+        arg.value_parser(knob(spec.key)).help(spec.help_line())
+    }
+}
+
+impl FromArgMatches for WorkloadArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut out = Self::default();
+        out.update_from_arg_matches(m)?;
+        Ok(out)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        for spec in KNOBS {
+            if spec.key == "service_kind" {
+                if let Some(flag) = m.get_one::<KindFlag>(spec.key) {
+                    self.service_kind = Some(*flag);
+                }
+                let synthetic = self.service_kind.and_then(KindFlag::knob);
+                self.set(spec, synthetic);
+            } else if let Some(k) = m.get_one::<Knob>(spec.key) {
+                self.set(spec, Some(*k));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WorkloadArgs {
+    fn set(&mut self, spec: &KnobSpec, knob: Option<Knob>) {
+        self.given.retain(|k| k.name() != spec.key);
+        self.given.extend(knob);
+        self.given.sort_by_key(|k| KNOBS.iter().position(|s| s.key == k.name()));
+    }
+}
+
+impl Args for WorkloadArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        KNOBS.iter().fold(cmd.allow_negative_numbers(true), |cmd, spec| cmd.arg(knob_arg(spec)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 

@@ -160,12 +160,6 @@ pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInpu
     for k in args.workload.knobs() {
         k.apply(&mut s);
     }
-    if let Some(t) = args.workload.threads {
-        s.threads = t;
-    }
-    if let Some(seed) = args.workload.seed {
-        s.seed = seed;
-    }
     s.fill_batch_size();
     s.validate().map_err(BadInput)?;
     Ok(s)

@@ -165,7 +165,7 @@ impl Controller {
     fn apply(&mut self, cmd: Command) {
         self.commands += 1;
         match cmd {
-            Command::Set(knob) => match self.settings.with(knob) {
+            Command::Set(knob) => match knob.live().and_then(|k| self.settings.with(k)) {
                 Ok(s) => {
                     self.settings = s;
                     if self.opts.reset_on_change {

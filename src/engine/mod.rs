@@ -246,6 +246,7 @@ impl EngineHandle {
     /// The reason a knob value is refused.
     pub fn check(&self, cmd: &Command) -> Result<(), EngineError> {
         if let Command::Set(knob) = cmd {
+            knob.live().map_err(EngineError::Invalid)?;
             self.snapshots.borrow().settings.with(*knob).map_err(EngineError::Invalid)?;
         }
         Ok(())

@@ -23,11 +23,10 @@ use crate::settings::{Knob, Settings};
 pub struct Profile {
     pub name: String,
     pub description: String,
-    /// The starting knobs the profile sets, in [`crate::settings::KNOB_NAMES`] order (they apply
-    /// together, so order carries no meaning); the rest keep their defaults or flags.
+    /// The starting knobs the profile sets (those fixed for a run, such as `threads`, too), in
+    /// [`crate::settings::KNOB_NAMES`] order (they apply together, so order carries no meaning);
+    /// the rest keep their defaults or flags.
     pub workload: Vec<Knob>,
-    pub threads: Option<usize>,
-    pub seed: Option<u64>,
     pub run: RunSpec,
     pub phases: Vec<Phase>,
 }
@@ -68,8 +67,6 @@ impl Profile {
         for k in &self.workload {
             k.apply(&mut s);
         }
-        s.threads = self.threads.unwrap_or(s.threads);
-        s.seed = self.seed.unwrap_or(s.seed);
         s
     }
 

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
-use crate::settings::{KNOB_NAMES, Knob, MAX_THREADS, Settings};
+use crate::settings::{KNOB_NAMES, Knob, KnobSpec, Settings, ValueKind, live_names};
 
 /// A profile error with its position (1-based line and column; both 1 when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,15 +84,10 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Profile, ProfileError> {
 const TOP_KEYS: &[&str] = &["name", "description", "workload", "run", "phase"];
 const RUN_KEYS: &[&str] = &["duration", "warmup", "tick"];
 
-fn workload_keys() -> Vec<&'static str> {
-    let mut v = KNOB_NAMES.to_vec();
-    v.extend(["threads", "seed"]);
-    v
-}
-
+/// `[workload]` takes every knob; a `[[phase]]` only those that change live.
 fn phase_keys() -> Vec<&'static str> {
     let mut v = vec!["at", "ramp"];
-    v.extend(KNOB_NAMES);
+    v.extend(live_names());
     v
 }
 
@@ -130,28 +125,16 @@ fn duration_of(ctx: &Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Result<Dur
     }
 }
 
-/// A knob's value as text for [`Knob::parse`], refusing TOML types the key cannot take.
-fn knob_of(ctx: &Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Result<Knob, ProfileError> {
-    let whole = matches!(key, "workers" | "queue" | "clients" | "jobs");
-    let number = matches!(key, "rate" | "service_cv");
-    let text = match v.get_ref() {
-        DeValue::Integer(i) if whole || number => integer_text(ctx, v, i)?,
-        DeValue::Float(f) if number => f.as_str().replace('_', ""),
-        DeValue::String(s) if key == "rate" && s.as_ref() == "max" => "max".to_string(),
-        DeValue::String(s) if !whole && !number => s.to_string(),
-        other => {
-            let want = if whole {
-                "a whole number"
-            } else if key == "rate" {
-                "a number of jobs per second or \"max\""
-            } else if number {
-                "a number"
-            } else if matches!(key, "think" | "burst_on" | "burst_off" | "service") {
-                "a duration string such as \"5ms\""
-            } else {
-                "a string"
-            };
-            return Err(ctx.err(v.span(), format!("{key} must be {want}, not {}", type_name(other))));
+/// A knob's value as text for [`Knob::parse`], refusing TOML types the knob's kind cannot take.
+fn knob_of(ctx: &Ctx<'_>, spec: &KnobSpec, v: &Spanned<DeValue<'_>>) -> Result<Knob, ProfileError> {
+    let key = spec.key;
+    let text = match (spec.kind, v.get_ref()) {
+        (ValueKind::Count | ValueKind::Number | ValueKind::Rate, DeValue::Integer(i)) => integer_text(ctx, v, i)?,
+        (ValueKind::Number | ValueKind::Rate, DeValue::Float(f)) => f.as_str().replace('_', ""),
+        (ValueKind::Rate, DeValue::String(s)) if s.as_ref() == "max" => "max".to_string(),
+        (ValueKind::Duration | ValueKind::OptionalDuration | ValueKind::Choice(_), DeValue::String(s)) => s.to_string(),
+        (kind, other) => {
+            return Err(ctx.err(v.span(), format!("{key} must be {}, not {}", kind.toml_want(), type_name(other))));
         }
     };
     Knob::parse(key, &text).map_err(|e| ctx.err(v.span(), e))
@@ -166,19 +149,6 @@ fn integer_text(ctx: &Ctx<'_>, v: &Spanned<DeValue<'_>>, i: &toml::de::DeInteger
     u64::from_str_radix(if body.is_empty() { "0" } else { body }, i.radix())
         .map(|n| n.to_string())
         .map_err(|_| ctx.err(v.span(), format!("'{}' is not a number pooltune can read", i.as_str())))
-}
-
-fn count_of(ctx: &Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>, max: u64) -> Result<u64, ProfileError> {
-    match v.get_ref() {
-        DeValue::Integer(i) => {
-            let text = integer_text(ctx, v, i)?;
-            text.parse::<u64>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| ctx.err(v.span(), format!("{key} {text} is not accepted; expected 0 to {max}")))
-        }
-        other => Err(ctx.err(v.span(), format!("{key} must be a whole number, not {}", type_name(other)))),
-    }
 }
 
 fn table<'t, 'i>(ctx: &Ctx<'_>, key: &str, v: &'t Spanned<DeValue<'i>>) -> Result<&'t DeTable<'i>, ProfileError> {
@@ -203,8 +173,6 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         name: String::new(),
         description: String::new(),
         workload: Vec::new(),
-        threads: None,
-        seed: None,
         run: RunSpec::default(),
         phases: Vec::new(),
     };
@@ -214,20 +182,10 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
             "name" => p.name = string(&ctx, "name", value)?,
             "description" => p.description = string(&ctx, "description", value)?,
             "workload" => {
-                let known = workload_keys();
                 for (k, v) in table(&ctx, "workload", value)? {
-                    match k.get_ref().as_ref() {
-                        "threads" => {
-                            let n = count_of(&ctx, "threads", v, MAX_THREADS as u64)?;
-                            if n == 0 {
-                                return Err(ctx
-                                    .err(v.span(), format!("threads 0 is not accepted; expected 1 to {MAX_THREADS}")));
-                            }
-                            p.threads = Some(n as usize);
-                        }
-                        "seed" => p.seed = Some(count_of(&ctx, "seed", v, u64::MAX)?),
-                        name if KNOB_NAMES.contains(&name) => p.workload.push(knob_of(&ctx, name, v)?),
-                        _ => return Err(unknown(&ctx, k, "[workload]", &known)),
+                    match KnobSpec::find(k.get_ref().as_ref()).filter(|s| s.key == k.get_ref().as_ref()) {
+                        Some(spec) => p.workload.push(knob_of(&ctx, spec, v)?),
+                        None => return Err(unknown(&ctx, k, "[workload]", KNOB_NAMES)),
                     }
                 }
             }
@@ -326,8 +284,10 @@ fn parse_phase(ctx: &Ctx<'_>, item: &Spanned<DeValue<'_>>) -> Result<(Phase, Ran
         match k.get_ref().as_ref() {
             "at" => at = Some((duration_of(ctx, "at", v)?, v.span())),
             "ramp" => ramp = Some(duration_of(ctx, "ramp", v)?),
-            name if KNOB_NAMES.contains(&name) => knobs.push(knob_of(ctx, name, v)?),
-            _ => return Err(unknown(ctx, k, "[[phase]]", &known)),
+            name => match KnobSpec::find(name).filter(|s| s.key == name && s.live) {
+                Some(spec) => knobs.push(knob_of(ctx, spec, v)?),
+                None => return Err(unknown(ctx, k, "[[phase]]", &known)),
+            },
         }
     }
     let Some((at, span)) = at else {

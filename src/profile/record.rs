@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
 use crate::metrics::Snapshot;
-use crate::settings::{Knob, Rate, Settings};
+use crate::settings::{Knob, Settings};
 
 pub struct Recorder {
     start: Settings,
@@ -48,8 +48,6 @@ impl Recorder {
             name: name.to_string(),
             description: description.to_string(),
             workload: Knob::all_of(&self.start),
-            threads: Some(self.start.threads),
-            seed: Some(self.start.seed),
             run: RunSpec { duration: Some(duration.max(Duration::from_millis(1))), ..self.run },
             phases: self.phases.clone(),
         }
@@ -62,11 +60,9 @@ fn quote(s: &str) -> String {
 
 /// A knob as a TOML `key = value` line.
 fn line(k: &Knob) -> String {
-    let v = match k {
-        Knob::Workers(_) | Knob::Queue(_) | Knob::Clients(_) | Knob::Jobs(_) | Knob::ServiceCv(_) => k.value_text(),
-        Knob::Rate(Rate::PerSec(r)) => format!("{r}"),
-        _ => quote(&k.value_text()),
-    };
+    // Numbers bare, everything else (durations, names, a rate of "max") as strings.
+    let text = k.value_text();
+    let v = if k.spec().kind.bare_in_toml() && text.parse::<f64>().is_ok() { text } else { quote(&text) };
     format!("{} = {v}\n", k.name())
 }
 
@@ -76,12 +72,6 @@ pub fn to_toml(p: &Profile) -> String {
     let mut out = format!("name = {}\ndescription = {}\n\n[workload]\n", quote(&p.name), quote(&p.description));
     for k in &p.workload {
         out.push_str(&line(k));
-    }
-    if let Some(t) = p.threads {
-        let _ = writeln!(out, "threads = {t}");
-    }
-    if let Some(s) = p.seed {
-        let _ = writeln!(out, "seed = {s}");
     }
     out.push_str("\n[run]\n");
     for (key, d) in [("duration", p.run.duration), ("warmup", p.run.warmup), ("tick", p.run.tick)] {
@@ -105,6 +95,7 @@ pub fn to_toml(p: &Profile) -> String {
 mod tests {
     use super::*;
     use crate::profile::parse::parse;
+    use crate::settings::Rate;
 
     #[test]
     fn a_recording_reads_back_as_the_same_profile() {

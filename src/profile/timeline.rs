@@ -1,8 +1,8 @@
 //! Replaying a profile's phases against a running engine.
 //!
 //! [`Timeline::due`] is called on every snapshot with the run's elapsed time and returns the
-//! knob changes due by then: a phase's knobs at once when it has no ramp; with a ramp, numeric
-//! knobs move linearly from their value when the phase starts to the target, one step a tick
+//! knob changes due by then: a phase's knobs at once when it has no ramp; with a ramp, the knobs
+//! the knob table marks as ramping move linearly from their value when the phase starts to the target, one step a tick
 //! (non-numeric knobs of a ramped phase apply at its start). A phase fires on the tick nearest
 //! its offset (up to half a tick early): tick instants jitter by microseconds, and a phase
 //! recorded at a tick must replay at that tick, not the next one. So changes land within one
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::Phase;
 use crate::duration;
-use crate::settings::{Knob, Rate, Settings};
+use crate::settings::{Knob, Settings};
 
 #[derive(Debug, Clone)]
 struct Ramp {
@@ -34,37 +34,9 @@ pub struct Timeline {
     slack: Duration,
 }
 
-/// A numeric knob's value as f64, for ramping (`None` for knobs that cannot ramp).
-fn numeric(k: &Knob) -> Option<f64> {
-    Some(match *k {
-        Knob::Workers(v) | Knob::Queue(v) | Knob::Clients(v) => v as f64,
-        Knob::Rate(Rate::PerSec(r)) => r,
-        Knob::Think(d) | Knob::BurstOn(d) | Knob::BurstOff(d) | Knob::Service(d) => d.as_secs_f64(),
-        Knob::ServiceCv(v) => v,
-        _ => return None,
-    })
-}
-
-/// The same knob holding `v`.
-fn with_value(k: &Knob, v: f64) -> Knob {
-    let secs = || Duration::from_secs_f64(v.max(0.0));
-    match *k {
-        Knob::Workers(_) => Knob::Workers(v.round() as usize),
-        Knob::Queue(_) => Knob::Queue((v.round() as usize).max(1)),
-        Knob::Clients(_) => Knob::Clients((v.round() as usize).max(1)),
-        Knob::Rate(_) => Knob::Rate(Rate::PerSec((v * 100.0).round() / 100.0)),
-        Knob::Think(_) => Knob::Think(secs()),
-        Knob::BurstOn(_) => Knob::BurstOn(secs()),
-        Knob::BurstOff(_) => Knob::BurstOff(secs()),
-        Knob::Service(_) => Knob::Service(Duration::from_nanos((v * 1e9 / 1000.0).round() as u64 * 1000)),
-        Knob::ServiceCv(_) => Knob::ServiceCv((v * 1000.0).round() / 1000.0),
-        other => other,
-    }
-}
-
 /// The value `current` holds for the knob `k` names.
 fn current_of(k: &Knob, current: &Settings) -> Option<f64> {
-    Knob::all_of(current).into_iter().find(|c| c.name() == k.name()).as_ref().and_then(numeric)
+    Knob::all_of(current).into_iter().find(|c| c.name() == k.name()).as_ref().and_then(Knob::ramp_value)
 }
 
 impl Timeline {
@@ -85,7 +57,7 @@ impl Timeline {
         let mut out = Vec::new();
         while let Some(ph) = self.phases.get(self.next).filter(|ph| ph.at <= elapsed + self.slack) {
             for k in &ph.knobs {
-                let ramped = ph.ramp.filter(|r| !r.is_zero()).zip(numeric(k)).zip(current_of(k, current));
+                let ramped = ph.ramp.filter(|r| !r.is_zero()).zip(k.ramp_value()).zip(current_of(k, current));
                 if let Some(((len, to), from)) = ramped {
                     // A new ramp of the same knob replaces an older one.
                     self.ramps.retain(|r| r.target.name() != k.name());
@@ -99,7 +71,7 @@ impl Timeline {
         }
         for r in &mut self.ramps {
             let frac = ((elapsed.saturating_sub(r.start)).as_secs_f64() / r.len.as_secs_f64()).clamp(0.0, 1.0);
-            let k = if frac >= 1.0 { r.target } else { with_value(&r.target, r.from + (r.to - r.from) * frac) };
+            let k = if frac >= 1.0 { r.target } else { r.target.with_ramp_value(r.from + (r.to - r.from) * frac) };
             if r.last != Some(k) {
                 r.last = Some(k);
                 out.push(k);
@@ -125,6 +97,7 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Rate;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

@@ -1,202 +1,325 @@
-//! [`Knob`]: one setting set to one value, the unit of every change (flags, profiles, the `:`
-//! command line, live commands), with its parsing, checks and names.
+//! The knob table: every setting of a workload stated once — its key, flag, value type and
+//! range, default, help line, whether it changes live and whether a profile may ramp it — and
+//! [`Knob`], one setting set to one value, the unit of every change (flags, profiles, the `:`
+//! command line, live engine commands, recordings).
+//!
+//! Everything else is derived from the table: the `Knob` enum and its parse, print, check,
+//! apply and `all_of`; `Settings::default()`; the `run` flags and their help (`cli::args`);
+//! profile keys and their TOML types (`profile::parse`, `profile::record`); which knobs ramp
+//! (`profile::timeline`); the `:` line's names and examples and the `?` overlay (`tui`); and
+//! the README's knob table (a test keeps it equal to [`markdown_table`]).
+//!
+//! **Adding a knob** is one entry here plus a field in [`Settings`] (the generated `Default`
+//! fails to compile until the two agree) and what the engine does with it: read the field where
+//! the work happens and, if it is live, react to `Command::Set` in `engine::control`. A value
+//! type the table does not know yet also needs a [`KnobValue`] implementation.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::value::{KnobValue, ValueKind};
 use super::{
-    ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_QUEUE, MAX_TIME, MAX_WORKERS, Policy, Rate, ServiceDist, ServiceKind,
-    Settings, check_rate,
+    ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_QUEUE, MAX_RATE, MAX_THREADS, MAX_TIME, MAX_WORKERS, Policy, Rate,
+    ServiceDist, ServiceKind, Settings, default_threads,
 };
-use crate::duration;
 
-/// One knob set to one value: the unit of every change, live or replayed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Knob {
-    Workers(usize),
-    Queue(usize),
-    Policy(Policy),
-    Arrival(ArrivalKind),
-    Rate(Rate),
-    Clients(usize),
-    Think(Duration),
-    Jobs(u64),
-    BurstOn(Duration),
-    BurstOff(Duration),
-    Service(Duration),
-    ServiceDist(ServiceDist),
-    ServiceCv(f64),
-    ServiceKind(ServiceKind),
+/// One row of the knob table, for clients that list knobs (help, flags, profiles, docs).
+#[derive(Debug, Clone, Copy)]
+pub struct KnobSpec {
+    /// The name in profiles, the `:` line and JSON (`burst_on`).
+    pub key: &'static str,
+    /// The command-line flag without its dashes (`burst-on`).
+    pub flag: &'static str,
+    /// Another name the `:` line and profiles accept (`kind` for `service_kind`).
+    pub alias: Option<&'static str>,
+    /// The placeholder in `--help` (`N`, `DUR`).
+    pub value_name: &'static str,
+    pub kind: ValueKind,
+    /// One line of help.
+    pub help: &'static str,
+    /// Changes while a run goes on (engine command, `:` line, profile phase); otherwise it is
+    /// fixed for a run (flag or a profile's `[workload]` only).
+    pub live: bool,
+    /// A profile phase may ramp it linearly.
+    pub ramps: bool,
+    /// A value to show in examples (`:workers 16`).
+    pub example: &'static str,
+    /// The accepted range as help prints it (`None`: a choice or any value).
+    pub range: fn() -> Option<String>,
+    /// The default as help prints it (`None`: unset by default).
+    pub default: fn() -> Option<String>,
+}
+
+impl KnobSpec {
+    /// The knob named `name` (its key, flag or alias; dashes and underscores alike).
+    #[must_use]
+    pub fn find(name: &str) -> Option<&'static KnobSpec> {
+        let key = name.trim().replace('-', "_");
+        KNOBS.iter().find(|s| s.key == key || s.alias == Some(key.as_str()))
+    }
+
+    /// The help line with its accepted values and default: `Worker tasks [0 to 100000;
+    /// default 4]`.
+    #[must_use]
+    pub fn help_line(&self) -> String {
+        let mut text = self.help.to_string();
+        if let ValueKind::Choice(names) = self.kind {
+            text = format!("{text}: {}", names.trim_end_matches(" | "));
+        }
+        let parts: Vec<String> = [
+            (self.range)().filter(|_| !matches!(self.kind, ValueKind::Choice(_))),
+            (self.default)().map(|d| format!("default {d}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() { text } else { format!("{text} [{}]", parts.join("; ")) }
+    }
+}
+
+/// Generates [`Knob`], [`KNOBS`], [`KNOB_NAMES`], the knob methods and `Settings::default()`
+/// from one entry per knob.
+macro_rules! knobs {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident($t:ty) {
+            key: $key:literal, flag: $flag:literal, alias: $alias:expr, label: $label:literal,
+            value_name: $vname:literal, range: ($lo:expr, $hi:expr),
+            default: $field:ident = $default:expr, shown: $shown:expr,
+            get: $get:expr, set: $set:expr,
+            live: $live:literal, ramps: $ramps:literal, example: $example:literal,
+            help: $help:literal $(,)?
+        }
+    ),+ $(,)?) => {
+        /// One knob set to one value: the unit of every change, live or replayed.
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub enum Knob { $($(#[$doc])* $variant($t)),+ }
+
+        /// The knob table, in its canonical order (flags, profiles and recordings follow it).
+        pub static KNOBS: &[KnobSpec] = &[$(KnobSpec {
+            key: $key,
+            flag: $flag,
+            alias: $alias,
+            value_name: $vname,
+            kind: <$t as KnobValue>::KIND,
+            help: $help,
+            live: $live,
+            ramps: $ramps,
+            example: $example,
+            range: || <$t as KnobValue>::range_text($lo, $hi),
+            default: || {
+                let shown: Option<&str> = $shown;
+                let get: fn(&Settings) -> Option<$t> = $get;
+                shown.map(String::from).or_else(|| get(&Settings::default()).map(|v| KnobValue::text(&v)))
+            },
+        }),+];
+
+        /// Every knob's key, in table order.
+        pub const KNOB_NAMES: &[&str] = &[$($key),+];
+
+        impl Knob {
+            /// Parses `name value`, e.g. `("workers", "16")` or `("service", "3ms")`.
+            ///
+            /// # Errors
+            /// An unknown name (with the nearest known one) or a value out of range.
+            pub fn parse(name: &str, value: &str) -> Result<Knob, String> {
+                let Some(spec) = KnobSpec::find(name) else { return Err(unknown_knob(name)) };
+                let knob = match spec.key {
+                    $($key => Knob::$variant(<$t as KnobValue>::parse($key, value, $lo, $hi)?),)+
+                    _ => unreachable!("KnobSpec::find returns a row of the table"),
+                };
+                knob.check()?;
+                Ok(knob)
+            }
+
+            /// The knob's key as [`Knob::parse`] takes it.
+            #[must_use]
+            pub fn name(&self) -> &'static str {
+                match self { $(Knob::$variant(_) => $key),+ }
+            }
+
+            /// The knob's row of the table.
+            #[must_use]
+            pub fn spec(&self) -> &'static KnobSpec {
+                KnobSpec::find(self.name()).expect("every knob has a row")
+            }
+
+            /// The value as [`Knob::parse`] takes it.
+            #[must_use]
+            pub fn value_text(&self) -> String {
+                match self { $(Knob::$variant(v) => KnobValue::text(v)),+ }
+            }
+
+            /// Checks the value on its own (combinations are checked by [`Settings::validate`]).
+            ///
+            /// # Errors
+            /// Why the value is refused and what is accepted.
+            pub fn check(&self) -> Result<(), String> {
+                match self { $(Knob::$variant(v) => KnobValue::check(v, $label, $lo, $hi)),+ }
+            }
+
+            /// Writes the value into `s` (unchecked; see [`Settings::with`]).
+            pub fn apply(self, s: &mut Settings) {
+                match self { $(Knob::$variant(v) => {
+                    let set: fn(&mut Settings, $t) = $set;
+                    set(s, v);
+                })+ }
+            }
+
+            /// Every knob of `s` that holds a value, in table order.
+            #[must_use]
+            pub fn all_of(s: &Settings) -> Vec<Knob> {
+                let mut out = Vec::with_capacity(KNOBS.len());
+                $({
+                    let get: fn(&Settings) -> Option<$t> = $get;
+                    out.extend(get(s).map(Knob::$variant));
+                })+
+                out
+            }
+
+            /// The value as a number for a ramp (`None`: this knob, or this value, does not ramp).
+            #[must_use]
+            pub fn ramp_value(&self) -> Option<f64> {
+                match self { $(Knob::$variant(v) => if $ramps { KnobValue::numeric(v) } else { None }),+ }
+            }
+
+            /// The same knob holding the value nearest `x` that it can take, for a ramp's steps.
+            #[must_use]
+            pub fn with_ramp_value(&self, x: f64) -> Knob {
+                match self { $(Knob::$variant(v) => Knob::$variant(KnobValue::ramped(v, x, $lo))),+ }
+            }
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $($field: $default),+ }
+            }
+        }
+    };
+}
+
+knobs! {
+    Workers(usize) {
+        key: "workers", flag: "workers", alias: None, label: "workers", value_name: "N",
+        range: (0, MAX_WORKERS), default: workers = 4, shown: None,
+        get: |s| Some(s.workers), set: |s, v| s.workers = v,
+        live: true, ramps: true, example: "16", help: "Worker tasks",
+    },
+    Queue(usize) {
+        key: "queue", flag: "queue", alias: None, label: "queue bound", value_name: "N",
+        range: (1, MAX_QUEUE), default: queue = 100, shown: None,
+        get: |s| Some(s.queue), set: |s, v| s.queue = v,
+        live: true, ramps: true, example: "500", help: "Queue bound: waiting places",
+    },
+    Policy(Policy) {
+        key: "policy", flag: "policy", alias: None, label: "policy", value_name: "POLICY",
+        range: ((), ()), default: policy = Policy::Block, shown: None,
+        get: |s| Some(s.policy), set: |s, v| s.policy = v,
+        live: true, ramps: false, example: "reject", help: "What a full queue does with an arrival",
+    },
+    Arrival(ArrivalKind) {
+        key: "arrival", flag: "arrival", alias: None, label: "arrival", value_name: "PROCESS",
+        range: ((), ()), default: arrival = ArrivalKind::Poisson, shown: None,
+        get: |s| Some(s.arrival), set: |s, v| s.arrival = v,
+        live: true, ramps: false, example: "constant", help: "Arrival process",
+    },
+    Rate(Rate) {
+        key: "rate", flag: "rate", alias: None, label: "rate", value_name: "R",
+        range: (0.0, MAX_RATE), default: rate = Rate::PerSec(500.0), shown: None,
+        get: |s| Some(s.rate), set: |s, v| s.rate = v,
+        live: true, ramps: true, example: "2500",
+        help: "Arrival rate in jobs/s, or `max` (as fast as the queue accepts)",
+    },
+    Clients(usize) {
+        key: "clients", flag: "clients", alias: None, label: "clients", value_name: "N",
+        range: (1, MAX_CLIENTS), default: clients = 8, shown: None,
+        get: |s| Some(s.clients), set: |s, v| s.clients = v,
+        live: true, ramps: true, example: "32", help: "Closed loop: number of clients",
+    },
+    Think(Duration) {
+        key: "think", flag: "think", alias: None, label: "think", value_name: "DUR",
+        range: (Duration::ZERO, MAX_TIME), default: think = Duration::from_millis(10), shown: None,
+        get: |s| Some(s.think), set: |s, v| s.think = v,
+        live: true, ramps: true, example: "20ms", help: "Closed loop: mean think time between a client's jobs",
+    },
+    /// `None` in [`Settings::jobs`] (no limit) has no knob value.
+    Jobs(u64) {
+        key: "jobs", flag: "jobs", alias: None, label: "jobs", value_name: "N",
+        range: (1, u64::MAX), default: jobs = None, shown: None,
+        get: |s| s.jobs, set: |s, v| s.jobs = Some(v),
+        live: true, ramps: false, example: "1000",
+        help: "Batch size for `batch`; otherwise end the run once this many jobs are done",
+    },
+    BurstOn(Duration) {
+        key: "burst_on", flag: "burst-on", alias: None, label: "burst_on", value_name: "DUR",
+        range: (Duration::from_micros(1), MAX_TIME), default: burst_on = Duration::from_millis(200), shown: None,
+        get: |s| Some(s.burst_on), set: |s, v| s.burst_on = v,
+        live: true, ramps: true, example: "200ms", help: "Bursty: length of an on-period",
+    },
+    BurstOff(Duration) {
+        key: "burst_off", flag: "burst-off", alias: None, label: "burst_off", value_name: "DUR",
+        range: (Duration::ZERO, MAX_TIME), default: burst_off = Duration::from_millis(800), shown: None,
+        get: |s| Some(s.burst_off), set: |s, v| s.burst_off = v,
+        live: true, ramps: true, example: "800ms", help: "Bursty: length of an off-period",
+    },
+    Service(Duration) {
+        key: "service", flag: "service", alias: None, label: "service", value_name: "DUR",
+        range: (Duration::ZERO, MAX_TIME), default: service = Duration::from_millis(5), shown: None,
+        get: |s| Some(s.service), set: |s, v| s.service = v,
+        live: true, ramps: true, example: "3ms", help: "Mean service time, e.g. 250us, 5ms",
+    },
+    ServiceDist(ServiceDist) {
+        key: "service_dist", flag: "service-dist", alias: None, label: "service_dist", value_name: "DIST",
+        range: ((), ()), default: service_dist = ServiceDist::Exponential, shown: None,
+        get: |s| Some(s.service_dist), set: |s, v| s.service_dist = v,
+        live: true, ramps: false, example: "lognormal", help: "Service distribution",
+    },
+    ServiceCv(f64) {
+        key: "service_cv", flag: "service-cv", alias: None, label: "service_cv", value_name: "X",
+        range: (0.0, MAX_CV), default: service_cv = 1.0, shown: None,
+        get: |s| Some(s.service_cv), set: |s, v| s.service_cv = v,
+        live: true, ramps: true, example: "2",
+        help: "Coefficient of variation of service times (uniform, lognormal)",
+    },
+    ServiceKind(ServiceKind) {
+        key: "service_kind", flag: "service-kind", alias: Some("kind"), label: "service_kind", value_name: "KIND",
+        range: ((), ()), default: service_kind = ServiceKind::Sleep, shown: None,
+        get: |s| Some(s.service_kind), set: |s, v| s.service_kind = v,
+        live: true, ramps: false, example: "offload", help: "What a job does",
+    },
     /// `None` turns the timeout off.
-    Timeout(Option<Duration>),
-}
-
-/// The live knobs' names, as used by profiles and the `:` command line (dashes also accepted).
-pub const KNOB_NAMES: &[&str] = &[
-    "workers",
-    "queue",
-    "policy",
-    "arrival",
-    "rate",
-    "clients",
-    "think",
-    "jobs",
-    "burst_on",
-    "burst_off",
-    "service",
-    "service_dist",
-    "service_cv",
-    "service_kind",
-    "timeout",
-];
-
-fn parse_count(name: &str, value: &str, max: u64) -> Result<u64, String> {
-    value.trim().parse::<u64>().map_err(|_| format!("{name} '{value}' is not a whole number; expected 0 to {max}"))
-}
-
-fn parse_time(name: &str, value: &str) -> Result<Duration, String> {
-    duration::parse(value).map_err(|e| format!("{name} {e}"))
+    Timeout(Option<Duration>) {
+        key: "timeout", flag: "timeout", alias: None, label: "timeout", value_name: "DUR",
+        range: (Duration::from_micros(1), MAX_TIME), default: timeout = None, shown: None,
+        get: |s| Some(s.timeout), set: |s, v| s.timeout = v,
+        live: true, ramps: false, example: "50ms",
+        help: "Cancel a job still running after this long, counting it as timed out",
+    },
+    Threads(usize) {
+        key: "threads", flag: "threads", alias: None, label: "threads", value_name: "N",
+        range: (1, MAX_THREADS), default: threads = default_threads(), shown: Some("the number of cores"),
+        get: |s| Some(s.threads), set: |s, v| s.threads = v,
+        live: false, ramps: false, example: "2", help: "Threads of the workload runtime",
+    },
+    Seed(u64) {
+        key: "seed", flag: "seed", alias: None, label: "seed", value_name: "N",
+        range: (0, u64::MAX), default: seed = 1, shown: None,
+        get: |s| Some(s.seed), set: |s, v| s.seed = v,
+        live: false, ramps: false, example: "7", help: "Seed of every random draw, so a run's random inputs repeat",
+    },
 }
 
 impl Knob {
-    /// Parses `name value`, e.g. `("workers", "16")` or `("service", "3ms")`.
+    /// This knob, refused if it cannot change during a run.
     ///
     /// # Errors
-    /// An unknown name (with the nearest known one) or a value out of range.
-    pub fn parse(name: &str, value: &str) -> Result<Knob, String> {
-        let key = name.trim().replace('-', "_");
-        let usize_of = |max: usize| -> Result<usize, String> {
-            let v = parse_count(&key, value, max as u64)?;
-            usize::try_from(v).map_err(|_| format!("{key} {v} is too large; expected at most {max}"))
-        };
-        let knob = match key.as_str() {
-            "workers" => Knob::Workers(usize_of(MAX_WORKERS)?),
-            "queue" => Knob::Queue(usize_of(MAX_QUEUE)?),
-            "policy" => Knob::Policy(value.parse()?),
-            "arrival" => Knob::Arrival(value.parse()?),
-            "rate" => Knob::Rate(value.parse()?),
-            "clients" => Knob::Clients(usize_of(MAX_CLIENTS)?),
-            "think" => Knob::Think(parse_time(&key, value)?),
-            "jobs" => Knob::Jobs(parse_count(&key, value, u64::MAX)?),
-            "burst_on" => Knob::BurstOn(parse_time(&key, value)?),
-            "burst_off" => Knob::BurstOff(parse_time(&key, value)?),
-            "service" => Knob::Service(parse_time(&key, value)?),
-            "service_dist" => Knob::ServiceDist(value.parse()?),
-            "service_cv" => Knob::ServiceCv(
-                value
-                    .trim()
-                    .parse::<f64>()
-                    .map_err(|_| format!("service_cv '{value}' is not a number; expected 0 to {MAX_CV}"))?,
-            ),
-            "service_kind" | "kind" => Knob::ServiceKind(value.parse()?),
-            "timeout" => Knob::Timeout(match value.trim() {
-                "off" | "none" => None,
-                v => Some(parse_time(&key, v)?),
-            }),
-            _ => return Err(unknown_knob(name)),
-        };
-        knob.check()?;
-        Ok(knob)
-    }
-
-    /// The knob's name as [`Knob::parse`] takes it.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        match self {
-            Knob::Workers(_) => "workers",
-            Knob::Queue(_) => "queue",
-            Knob::Policy(_) => "policy",
-            Knob::Arrival(_) => "arrival",
-            Knob::Rate(_) => "rate",
-            Knob::Clients(_) => "clients",
-            Knob::Think(_) => "think",
-            Knob::Jobs(_) => "jobs",
-            Knob::BurstOn(_) => "burst_on",
-            Knob::BurstOff(_) => "burst_off",
-            Knob::Service(_) => "service",
-            Knob::ServiceDist(_) => "service_dist",
-            Knob::ServiceCv(_) => "service_cv",
-            Knob::ServiceKind(_) => "service_kind",
-            Knob::Timeout(_) => "timeout",
-        }
-    }
-
-    /// The value as [`Knob::parse`] takes it.
-    #[must_use]
-    pub fn value_text(&self) -> String {
-        match self {
-            Knob::Workers(v) | Knob::Queue(v) | Knob::Clients(v) => v.to_string(),
-            Knob::Jobs(v) => v.to_string(),
-            Knob::Policy(v) => v.to_string(),
-            Knob::Arrival(v) => v.to_string(),
-            Knob::Rate(v) => v.to_string(),
-            Knob::Think(d) | Knob::BurstOn(d) | Knob::BurstOff(d) | Knob::Service(d) | Knob::Timeout(Some(d)) => {
-                duration::format(*d)
-            }
-            Knob::ServiceDist(v) => v.to_string(),
-            Knob::ServiceCv(v) => v.to_string(),
-            Knob::ServiceKind(v) => v.to_string(),
-            Knob::Timeout(None) => "off".into(),
-        }
-    }
-
-    /// Checks the value on its own (combinations are checked by [`Settings::validate`]).
-    ///
-    /// # Errors
-    /// Why the value is refused and what is accepted.
-    pub fn check(&self) -> Result<(), String> {
-        let time = |name: &str, d: &Duration, min: Duration| {
-            if *d < min || *d > MAX_TIME {
-                Err(format!(
-                    "{name} {} is not accepted; expected {} to 1h",
-                    duration::format(*d),
-                    duration::format(min)
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        match self {
-            Knob::Workers(n) if *n > MAX_WORKERS => {
-                Err(format!("workers {n} is too many; expected 0 to {MAX_WORKERS}"))
-            }
-            Knob::Queue(n) if *n == 0 || *n > MAX_QUEUE => {
-                Err(format!("queue bound {n} is not accepted; expected 1 to {MAX_QUEUE}"))
-            }
-            Knob::Clients(n) if *n == 0 || *n > MAX_CLIENTS => {
-                Err(format!("clients {n} is not accepted; expected 1 to {MAX_CLIENTS}"))
-            }
-            Knob::Jobs(0) => Err("jobs 0 is not accepted; expected at least 1".into()),
-            Knob::Rate(Rate::PerSec(v)) => check_rate(*v).map(|_| ()),
-            Knob::Timeout(Some(d)) => time("timeout", d, Duration::from_micros(1)),
-            Knob::ServiceCv(v) if !v.is_finite() || *v < 0.0 || *v > MAX_CV => {
-                Err(format!("service_cv {v} is not accepted; expected 0 to {MAX_CV}"))
-            }
-            Knob::Think(d) => time("think", d, Duration::ZERO),
-            Knob::Service(d) => time("service", d, Duration::ZERO),
-            Knob::BurstOn(d) => time("burst_on", d, Duration::from_micros(1)),
-            Knob::BurstOff(d) => time("burst_off", d, Duration::ZERO),
-            _ => Ok(()),
-        }
-    }
-
-    /// Writes the value into `s` (unchecked; see [`Settings::with`]).
-    pub fn apply(self, s: &mut Settings) {
-        match self {
-            Knob::Workers(v) => s.workers = v,
-            Knob::Queue(v) => s.queue = v,
-            Knob::Policy(v) => s.policy = v,
-            Knob::Arrival(v) => s.arrival = v,
-            Knob::Rate(v) => s.rate = v,
-            Knob::Clients(v) => s.clients = v,
-            Knob::Think(v) => s.think = v,
-            Knob::Jobs(v) => s.jobs = Some(v),
-            Knob::BurstOn(v) => s.burst_on = v,
-            Knob::BurstOff(v) => s.burst_off = v,
-            Knob::Service(v) => s.service = v,
-            Knob::ServiceDist(v) => s.service_dist = v,
-            Knob::ServiceCv(v) => s.service_cv = v,
-            Knob::ServiceKind(v) => s.service_kind = v,
-            Knob::Timeout(v) => s.timeout = v,
+    /// The knob is fixed for a run, and where it can be set instead.
+    pub fn live(self) -> Result<Knob, String> {
+        let spec = self.spec();
+        if spec.live {
+            Ok(self)
+        } else {
+            Err(format!("{} is fixed for a run; set it with --{} or in a profile's [workload]", spec.key, spec.flag))
         }
     }
 
@@ -207,40 +330,47 @@ impl Knob {
         let old = Knob::all_of(before);
         Knob::all_of(after).into_iter().filter(|k| !old.contains(k)).collect()
     }
-
-    /// Every live knob of `s`, in [`KNOB_NAMES`] order.
-    #[must_use]
-    pub fn all_of(s: &Settings) -> Vec<Knob> {
-        let mut v = vec![
-            Knob::Workers(s.workers),
-            Knob::Queue(s.queue),
-            Knob::Policy(s.policy),
-            Knob::Arrival(s.arrival),
-            Knob::Rate(s.rate),
-            Knob::Clients(s.clients),
-            Knob::Think(s.think),
-        ];
-        if let Some(j) = s.jobs {
-            v.push(Knob::Jobs(j));
-        }
-        v.extend([
-            Knob::BurstOn(s.burst_on),
-            Knob::BurstOff(s.burst_off),
-            Knob::Service(s.service),
-            Knob::ServiceDist(s.service_dist),
-            Knob::ServiceCv(s.service_cv),
-            Knob::ServiceKind(s.service_kind),
-            Knob::Timeout(s.timeout),
-        ]);
-        v
-    }
 }
 
-/// "unknown knob 'wokers'; did you mean 'workers'? Known: ..."
+/// The keys of the knobs that change live, in table order (profile phases, the `:` line).
+#[must_use]
+pub fn live_names() -> Vec<&'static str> {
+    KNOBS.iter().filter(|s| s.live).map(|s| s.key).collect()
+}
+
+/// "unknown setting 'wokers'; did you mean 'workers'? Known settings: ..."
 #[must_use]
 pub fn unknown_knob(name: &str) -> String {
     let hint = crate::suggest::closest(name, KNOB_NAMES).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
     format!("unknown setting '{name}'{hint} Known settings: {}", KNOB_NAMES.join(", "))
+}
+
+/// The knob table as the README shows it (a test keeps the README equal to this).
+#[must_use]
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| knob | flag | accepts | default | live | ramps | what it does |\n|---|---|---|---|---|---|---|\n",
+    );
+    for s in KNOBS {
+        let accepts = match s.kind {
+            ValueKind::Choice(names) => names.trim_end_matches(" | ").replace(" | ", ", "),
+            _ => (s.range)().unwrap_or_default(),
+        };
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let _ = writeln!(
+            out,
+            "| `{}` | `--{} {}` | {} | {} | {} | {} | {} |",
+            s.key,
+            s.flag,
+            s.value_name,
+            accepts,
+            (s.default)().unwrap_or_else(|| "none".into()),
+            yes(s.live),
+            yes(s.ramps),
+            s.help
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -249,9 +379,21 @@ mod tests {
 
     #[test]
     fn knobs_parse_and_print_back() {
-        for k in Knob::all_of(&Settings { jobs: Some(5), ..Settings::default() }) {
+        let all =
+            Knob::all_of(&Settings { jobs: Some(5), timeout: Some(Duration::from_millis(7)), ..Settings::default() });
+        assert_eq!(all.len(), KNOBS.len(), "every knob of the table holds a value here");
+        for k in all {
             let again = Knob::parse(k.name(), &k.value_text()).unwrap();
             assert_eq!(again, k);
+        }
+    }
+
+    #[test]
+    fn every_row_names_its_own_variant() {
+        for spec in KNOBS {
+            let k = Knob::parse(spec.key, spec.example).unwrap_or_else(|e| panic!("{}'s example: {e}", spec.key));
+            assert_eq!(k.name(), spec.key);
+            assert_eq!(KnobSpec::find(spec.flag).map(|s| s.key), Some(spec.key), "--{} finds its row", spec.flag);
         }
     }
 
@@ -266,11 +408,20 @@ mod tests {
             ("policy", "lifo", "expected one of block | reject | drop-oldest"),
             ("service", "2h", "expected 0s to 1h"),
             ("service_cv", "inf", "expected 0 to 100"),
+            ("threads", "0", "expected 1 to 1024"),
+            ("jobs", "0", "expected at least 1"),
             ("wokers", "3", "did you mean 'workers'"),
         ];
         for (name, value, want) in cases {
             let err = Knob::parse(name, value).unwrap_err();
             assert!(err.contains(want), "{name} {value}: {err}");
         }
+    }
+
+    #[test]
+    fn fixed_knobs_are_refused_live() {
+        assert!(Knob::Workers(3).live().is_ok());
+        let err = Knob::Threads(3).live().unwrap_err();
+        assert!(err.contains("fixed for a run") && err.contains("--threads"), "{err}");
     }
 }

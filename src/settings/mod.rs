@@ -9,12 +9,14 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::duration;
 
 mod knob;
-pub use knob::{KNOB_NAMES, Knob, unknown_knob};
+mod value;
+pub use knob::{KNOB_NAMES, KNOBS, Knob, KnobSpec, live_names, markdown_table, unknown_knob};
+pub use value::{KnobValue, ValueKind};
 
 /// The most workers a pool may have: beyond this the tool would measure its own task churn.
 pub const MAX_WORKERS: usize = 100_000;
@@ -37,7 +39,7 @@ pub const MAX_THREADS: usize = 1024;
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
         pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $variant),+ }
 
         impl $name {
@@ -149,20 +151,10 @@ impl FromStr for Rate {
             return Ok(Rate::Max);
         }
         let num = t.strip_suffix("/s").unwrap_or(t);
-        let v: f64 =
-            num.parse().map_err(|_| format!("'{s}' is not a rate; expected jobs per second (e.g. 2500) or 'max'"))?;
-        check_rate(v).map(Rate::PerSec)
+        num.parse()
+            .map(Rate::PerSec)
+            .map_err(|_| format!("'{s}' is not a rate; expected jobs per second (e.g. 2500) or 'max'"))
     }
-}
-
-pub(crate) fn check_rate(v: f64) -> Result<f64, String> {
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("rate {v} is not accepted; expected 0 to {MAX_RATE} jobs per second or 'max'"));
-    }
-    if v > MAX_RATE {
-        return Err(format!("rate {v} is too high; expected at most {MAX_RATE} jobs per second or 'max'"));
-    }
-    Ok(v)
 }
 
 impl fmt::Display for Rate {
@@ -183,22 +175,8 @@ impl Serialize for Rate {
     }
 }
 
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(v) => check_rate(v).map(Rate::PerSec).map_err(serde::de::Error::custom),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// Every knob of a running workload. `threads` and `seed` are fixed for a run; the rest change live.
+/// Every knob of a running workload, one field per row of the knob table ([`KNOBS`], which also
+/// gives `Default`). `threads` and `seed` are fixed for a run; the rest change live.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     pub workers: usize,
@@ -231,30 +209,6 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     pub threads: usize,
     pub seed: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            workers: 4,
-            queue: 100,
-            policy: Policy::Block,
-            arrival: ArrivalKind::Poisson,
-            rate: Rate::PerSec(500.0),
-            clients: 8,
-            think: Duration::from_millis(10),
-            jobs: None,
-            burst_on: Duration::from_millis(200),
-            burst_off: Duration::from_millis(800),
-            service: Duration::from_millis(5),
-            service_dist: ServiceDist::Exponential,
-            service_cv: 1.0,
-            service_kind: ServiceKind::Sleep,
-            timeout: None,
-            threads: default_threads(),
-            seed: 1,
-        }
-    }
 }
 
 /// The number of cores, the default runtime thread count.
@@ -305,9 +259,6 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         for k in Knob::all_of(self) {
             k.check()?;
-        }
-        if self.threads == 0 || self.threads > MAX_THREADS {
-            return Err(format!("threads {} is not accepted; expected 1 to {MAX_THREADS}", self.threads));
         }
         if self.service_dist == ServiceDist::Uniform && self.service_cv > UNIFORM_MAX_CV {
             return Err(format!(

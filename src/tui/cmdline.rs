@@ -1,7 +1,8 @@
 //! The `:` command line: `:workers 16`, `:rate 2500`, `:service 3ms`, `:queue 500`,
-//! `:policy reject`, `:kind offload` (any knob by its name), and `:pause`, `:resume`, `:reset`,
-//! `:window 2m`, `:slo 20ms`, `:help`, `:quit`. Knob values go through the same parser as flags
-//! and profiles.
+//! `:policy reject`, `:kind offload` (any live knob of the knob table, by its key or alias), and
+//! `:pause`, `:resume`, `:reset`, `:window 2m`, `:slo 20ms`, `:help`, `:quit`. Knob values go
+//! through the same parser as flags and profiles; a knob fixed for a run is refused with where
+//! to set it.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use super::state::WINDOWS;
 use crate::duration;
 use crate::engine::Command;
 use crate::model::advisor::Target;
-use crate::settings::{KNOB_NAMES, Knob};
+use crate::settings::{KNOB_NAMES, KNOBS, Knob, KnobSpec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
@@ -22,7 +23,7 @@ pub enum Line {
 }
 
 /// Words the command line takes besides the knob names.
-pub const WORDS: &[&str] = &["pause", "resume", "reset", "window", "slo", "help", "quit", "q", "kind"];
+pub const WORDS: &[&str] = &["pause", "resume", "reset", "window", "slo", "help", "quit", "q"];
 
 /// Parses one command line (without the leading `:`).
 ///
@@ -65,30 +66,25 @@ pub fn parse(text: &str) -> Result<Line, String> {
             }
         },
         name => {
-            let known = KNOB_NAMES.contains(&name.replace('-', "_").as_str()) || name == "kind";
-            if !known {
+            if KnobSpec::find(name).is_none() {
                 let mut all: Vec<&str> = KNOB_NAMES.to_vec();
+                all.extend(KNOBS.iter().filter_map(|s| s.alias));
                 all.extend_from_slice(WORDS);
                 let hint =
                     crate::suggest::closest(name, &all).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
                 return Err(format!("unknown command '{name}'{hint} (? lists them)"));
             }
-            Knob::parse(name, one()?).map(|k| Line::Engine(Command::Set(k)))
+            Knob::parse(name, one()?)?.live().map(|k| Line::Engine(Command::Set(k)))
         }
     }
 }
 
+/// A value to show for `word`: the knob table's example, or the command's own.
 fn example(word: &str) -> &'static str {
     match word {
-        "workers" => "16",
-        "rate" => "2500",
-        "service" | "think" | "burst_on" | "burst_off" | "slo" => "3ms",
-        "queue" => "500",
-        "policy" => "reject",
-        "kind" | "service_kind" => "offload",
-        "arrival" => "poisson",
+        "slo" => "20ms",
         "window" => "2m",
-        _ => "…",
+        w => KnobSpec::find(w).map_or("…", |s| s.example),
     }
 }
 
@@ -127,6 +123,7 @@ mod tests {
             ("window 5m", "expected 30s, 2m or 10m"),
             ("pause now", "takes no value"),
             ("rate fast", "not a rate"),
+            ("threads 4", "threads is fixed for a run; set it with --threads"),
         ] {
             let err = parse(line).unwrap_err();
             assert!(err.contains(want), "{line}: {err}");

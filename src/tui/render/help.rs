@@ -1,4 +1,5 @@
-//! The help overlay, generated from the key table and the command line's words.
+//! The help overlay, generated from the key table, the knob table (every live knob by name) and
+//! the command line's words.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -7,6 +8,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 
 use super::super::keys::KEYS;
+use crate::settings::live_names;
+
+/// The width of the command column and of the knob-name lines beside it.
+const CMD: usize = 15;
+const NAMES: usize = 40;
 
 pub fn render(area: Rect, buf: &mut Buffer) {
     let mut lines: Vec<Line> = KEYS
@@ -23,18 +29,24 @@ pub fn render(area: Rect, buf: &mut Buffer) {
         .collect();
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled("command line", Style::default().add_modifier(Modifier::BOLD))));
-    for (cmd, what) in [
-        (":workers 16", "any knob by name: workers queue policy"),
-        ("", "arrival rate clients think jobs service"),
-        ("", "service_dist service_cv kind burst_on"),
-        (":pause :resume", "stop or restart arrivals"),
-        (":reset", "reset statistics"),
-        (":window 2m", "chart window: 30s, 2m or 10m"),
-        (":slo 20ms", "p99 target for the advisor; :slo off"),
-        (":quit", "quit"),
-    ] {
+    let mut rows: Vec<(String, String)> = name_lines()
+        .into_iter()
+        .enumerate()
+        .map(|(i, names)| (if i == 0 { ":workers 16".into() } else { String::new() }, names))
+        .collect();
+    rows.extend(
+        [
+            (":pause :resume", "stop or restart arrivals"),
+            (":reset", "reset statistics"),
+            (":window 2m", "chart window: 30s, 2m or 10m"),
+            (":slo 20ms", "p99 target for the advisor; :slo off"),
+            (":quit", "quit"),
+        ]
+        .map(|(c, w)| (c.to_string(), w.to_string())),
+    );
+    for (cmd, what) in rows {
         lines.push(Line::from(vec![
-            Span::styled(format!("{cmd:<15} "), Style::default().fg(Color::Yellow)),
+            Span::styled(format!("{cmd:<CMD$} "), Style::default().fg(Color::Yellow)),
             Span::raw(what),
         ]));
     }
@@ -57,4 +69,19 @@ pub fn render(area: Rect, buf: &mut Buffer) {
         Paragraph::new(lines).render(a, buf);
         Paragraph::new(right).render(b, buf);
     }
+}
+
+/// "any knob by name: workers queue …", every live knob of the table, wrapped at [`NAMES`].
+fn name_lines() -> Vec<String> {
+    let mut out = vec![String::from("any knob by name:")];
+    for name in live_names() {
+        let last = out.last_mut().expect("starts with one line");
+        if last.len() + 1 + name.len() > NAMES {
+            out.push(name.to_string());
+        } else {
+            last.push(' ');
+            last.push_str(name);
+        }
+    }
+    out
 }
