@@ -5,7 +5,9 @@
 //!     channel pool of the same shape (one producer, N consumers sharing one receiver);
 //! (b) timer precision: mean and p99 error of `sleep` at 100 µs, 200 µs, 1 ms and 10 ms, for
 //!     pooltune's timer and tokio's, and the timer thread's CPU cost;
-//! (c) recording cost per job.
+//! (c) recording cost per job;
+//! (d) the dashboard's cost: rendering a 200×60 frame, and the ceiling with the dashboard drawing
+//!     beside a headless follower.
 //!
 //! `BENCH_SECONDS` (default 2) sets each ceiling measurement's length.
 

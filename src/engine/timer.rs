@@ -12,7 +12,8 @@
 //!
 //! Registering a sleep takes one uncontended lock and a heap push (no allocation once the heap
 //! has grown); the thread is unparked only when a new deadline becomes the earliest.
-//! Depends on nothing but std; the tokio runtime never sees this thread.
+//! Depends on std and, on Linux, `nix` (for the timer slack); the tokio runtime never sees this
+//! thread.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -145,7 +146,7 @@ impl Timer {
         self.sleep_until(Instant::now() + d)
     }
 
-    /// Total time the timer thread has spent awake (parsing, waking, spinning), for cost figures.
+    /// Total time the timer thread has spent awake (parking, waking, spinning), for cost figures.
     #[must_use]
     pub fn awake(&self) -> Duration {
         Duration::from_nanos(self.inner.awake_ns.load(AtomicOrdering::Relaxed))

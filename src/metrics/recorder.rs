@@ -239,16 +239,6 @@ impl Recorders {
         &self.shards[worker % self.shards.len()]
     }
 
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.shards.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.shards.is_empty()
-    }
-
     /// Workers running a job right now.
     #[must_use]
     pub fn busy(&self) -> u64 {
@@ -265,12 +255,6 @@ impl Recorders {
             spare.clear();
         }
     }
-}
-
-/// The service time that goes with a duration, in seconds squared (a helper for tests).
-#[must_use]
-pub fn squared(d: Duration) -> f64 {
-    d.as_secs_f64() * d.as_secs_f64()
 }
 
 #[cfg(test)]
@@ -294,7 +278,7 @@ mod tests {
             Kind::Ok,
         );
         assert_eq!(r.busy(), 0);
-        let mut spares: Vec<_> = (0..r.len()).map(|_| ShardStats::new()).collect();
+        let mut spares: Vec<_> = (0..2).map(|_| ShardStats::new()).collect();
         let mut all = ShardStats::new();
         r.drain_into(&mut spares, &mut all);
         assert_eq!(all.completed, 1);
@@ -302,7 +286,7 @@ mod tests {
         assert_eq!(all.wait_ns, 3_000_000);
         assert_eq!(all.service_ns, 7_000_000);
         assert_eq!(all.queued_ns, 2_000_000);
-        assert!((all.service_sq - squared(Duration::from_millis(7))).abs() < 1e-12);
+        assert!((all.service_sq - 0.007f64.powi(2)).abs() < 1e-12, "service² in seconds²");
         // Drained: a second drain finds nothing.
         let mut again = ShardStats::new();
         r.drain_into(&mut spares, &mut again);

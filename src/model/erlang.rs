@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn erlang_values_from_the_tables() {
-        // Exact: c = 3, a = 2 gives C = 4/9; c = 2, a = 1 gives C = 1/3 (QUEUEING.md and by hand).
+        // Exact: c = 3, a = 2 gives C = 4/9; c = 2, a = 1 gives C = 1/3 (by hand from the formulas in the module docs).
         assert!(close(erlang_c(3, 2.0), 4.0 / 9.0, 1e-12));
         assert!(close(erlang_c(2, 1.0), 1.0 / 3.0, 1e-12));
         // c = 1: C = ρ.
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn mmck_check_values() {
-        // QUEUEING.md: c = 1, ρ = 1, K = 4 (5 places) rejects 1/6.
+        // c = 1, ρ = 1, K = 4 (5 places): the 5 + 1 states are equally likely, so 1/6 is refused.
         assert!(close(mmck(1, 1.0, 4).p_reject, 1.0 / 6.0, 1e-12));
         // M/M/1/K closed form: p_K = (1 − ρ)ρ^(K+1−1)… with N = K+1 places, p_N = (1−ρ)ρ^N/(1−ρ^(N+1)).
         let (rho, n) = (0.8f64, 6u64);

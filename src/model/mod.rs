@@ -11,6 +11,41 @@
 //! queue bound, M/M/c/K rejection and means (waits scaled by Allen–Cunneen when not M/M).
 //! Pure maths: no tokio, no I/O. Nothing here returns NaN or infinity as a number: an
 //! unstable system gives `None` and a growth rate instead.
+//!
+//! # The formulas
+//! Notation: arrival rate λ, service rate μ = 1/E\[S\], c workers, offered load a = λ/μ,
+//! utilisation ρ = a/c, K waiting places (the queue bound).
+//!
+//! **M/M/c** (Poisson arrivals, exponential service, unbounded queue). Stable only for ρ < 1;
+//! otherwise the queue grows by about λ − cμ jobs a second.
+//! - Erlang B by recurrence, which needs no factorials and stays stable for thousands of
+//!   workers: B(0) = 1, B(k) = a·B(k−1) / (k + a·B(k−1)).
+//! - Erlang C, the probability of waiting: C = c·B(c) / (c − a·(1 − B(c))).
+//! - Mean wait Wq = C / (cμ − λ); mean response W = Wq + 1/μ; Lq = λ·Wq and L = λ·W (Little).
+//! - Wait tail P(Wq > t) = C·e^(−(cμ−λ)t). Response T = Wq + S: with α = cμ − λ ≠ μ,
+//!   P(T > t) = (1 − C)·e^(−μt) + C·(α·e^(−μt) − μ·e^(−αt)) / (α − μ), and with α = μ the last
+//!   factor is e^(−μt)·(1 + μt). Percentiles solve P(T > t) = 1 − q by bisection.
+//! - Check values: c = 3, a = 2 gives C = 4/9; c = 1 gives C = ρ and Wq = ρ/(μ − λ).
+//!
+//! **M/M/c/K** (c + K places in the system). p(n) ∝ aⁿ/n! for n ≤ c and ∝ (aᶜ/c!)·ρ^(n−c) for
+//! c < n ≤ c + K. An arrival that finds c + K jobs is refused: P(reject) = p(c + K). Throughput is
+//! λ(1 − P(reject)); means sum over p(n), and Little's law uses the admitted rate. Check value:
+//! c = 1, ρ = 1, K = 4 gives P(reject) = 1/6.
+//!
+//! **M/G/1** (Pollaczek–Khinchine, exact for means): Wq = λ·E\[S²\] / (2(1 − ρ)) =
+//! ρ·(1 + Cₛ²)/(2(1 − ρ))·E\[S\], with Cₛ the service time's coefficient of variation;
+//! constant service (M/D/1) has Cₛ = 0.
+//!
+//! **G/G/c** (Allen–Cunneen, an approximation): Wq ≈ (Cₐ² + Cₛ²)/2 · Wq(M/M/c), with Cₐ and
+//! Cₛ the coefficients of variation of inter-arrival and service times. Exact for M/M/c, good
+//! at moderate ρ, rough for heavy tails (the prediction says so above [`ROUGH_CV`]).
+//!
+//! # Testing against it
+//! A measured mean converges slowly at high ρ, because successive waits are correlated. The
+//! engine's theory tests therefore derive each tolerance from the run itself: an exact
+//! simulation of the same queue (each arrival starts at max(arrival, earliest free worker)) over
+//! many seeds with as many jobs as the run measured, allowing 4 standard deviations of the
+//! statistic across seeds, after a left-out warm-up and with a fixed seed.
 
 pub mod advisor;
 pub mod erlang;

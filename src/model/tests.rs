@@ -21,7 +21,7 @@ fn mm1_matches_the_textbook() {
 
 #[test]
 fn mmc_check_values() {
-    // QUEUEING.md: c = 3, a = 2 gives C = 4/9; Wq = C/(cμ − λ).
+    // Check value (see the module docs): c = 3, a = 2 gives C = 4/9; Wq = C/(cμ − λ).
     let p = predict(&Inputs::mmc(2.0, 1.0, 3)).unwrap();
     assert!(rel(p.p_wait.unwrap(), 4.0 / 9.0) < 1e-12);
     assert!(rel(p.wait_ms_mean.unwrap(), 4.0 / 9.0 * 1e3) < 1e-12);

@@ -46,12 +46,6 @@ impl Timeline {
         Self { phases, next: 0, ramps: Vec::new(), slack: tick / 2 }
     }
 
-    /// Whether every phase has started and every ramp ended.
-    #[must_use]
-    pub fn done(&self) -> bool {
-        self.next == self.phases.len() && self.ramps.is_empty()
-    }
-
     /// The knob changes due at `elapsed`, given the settings running now (ramps start from them).
     pub fn due(&mut self, elapsed: Duration, current: &Settings) -> Vec<Knob> {
         let mut out = Vec::new();
@@ -118,7 +112,7 @@ mod tests {
         assert_eq!(t.due(ms(999), &s), [Knob::Workers(8)]);
         assert!(t.due(ms(1250), &s).is_empty());
         assert_eq!(t.due(ms(2500), &s), [Knob::Rate(Rate::PerSec(900.0))]);
-        assert!(t.done());
+        assert_eq!(t.progress(), "timeline 2/2 done");
     }
 
     #[test]
@@ -132,7 +126,7 @@ mod tests {
         assert_eq!(t.due(ms(1250), &s), [Knob::Rate(Rate::PerSec(1250.0))]);
         assert_eq!(t.due(ms(1500), &s), [Knob::Rate(Rate::PerSec(1500.0))]);
         assert_eq!(t.due(ms(2100), &s), [Knob::Rate(Rate::PerSec(2000.0))]);
-        assert!(t.done());
+        assert_eq!(t.progress(), "timeline 1/1 done");
         assert!(t.due(ms(3000), &s).is_empty());
     }
 }

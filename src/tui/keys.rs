@@ -73,12 +73,47 @@ pub fn hints() -> String {
 mod tests {
     use super::*;
 
+    /// Every action, by an exhaustive match: a new action does not compile here until it has
+    /// a number, and the test then fails until it has a key.
+    fn number(a: Action) -> usize {
+        use Action::*;
+        match a {
+            Quit => 0,
+            Help => 1,
+            CommandLine => 2,
+            WorkersUp => 3,
+            WorkersDown => 4,
+            RateUp => 5,
+            RateDown => 6,
+            ServiceUp => 7,
+            ServiceDown => 8,
+            QueueUp => 9,
+            QueueDown => 10,
+            CyclePolicy => 11,
+            CycleArrival => 12,
+            CycleDist => 13,
+            CycleKind => 14,
+            Pause => 15,
+            Reset => 16,
+            ZoomIn => 17,
+            ZoomOut => 18,
+        }
+    }
+    const ACTIONS: usize = 19;
+
     #[test]
     fn every_action_has_one_plain_key_and_keys_are_unique() {
         for (i, a) in KEYS.iter().enumerate() {
             for b in &KEYS[i + 1..] {
                 assert!(!(a.code == b.code && a.ctrl == b.ctrl), "{} is bound twice", a.label);
             }
+        }
+        let mut plain = [0usize; ACTIONS];
+        for b in KEYS.iter().filter(|b| !b.ctrl) {
+            plain[number(b.action)] += 1;
+        }
+        for (n, count) in plain.iter().enumerate() {
+            assert_eq!(*count, 1, "action number {n} has {count} plain keys; every action needs exactly one");
         }
     }
 
