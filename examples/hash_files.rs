@@ -13,29 +13,25 @@
 use std::hash::{DefaultHasher, Hasher};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use pooltune::work::JobContext;
 
-/// 64 files of 256 KiB in a temporary directory, made once.
-fn files() -> &'static (tempfile::TempDir, Vec<PathBuf>) {
-    static FILES: OnceLock<(tempfile::TempDir, Vec<PathBuf>)> = OnceLock::new();
-    FILES.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let paths = (0..64u64)
-            .map(|i| {
-                let p = dir.path().join(format!("file-{i}.bin"));
-                let bytes: Vec<u8> = (0..256 * 1024u64).map(|b| (b.wrapping_mul(i + 7) >> 3) as u8).collect();
-                std::fs::write(&p, bytes).expect("write a sample file");
-                p
-            })
-            .collect();
-        (dir, paths)
-    })
+/// 64 files of 256 KiB in a temporary directory, which is removed when the returned `TempDir`
+/// is dropped (at the end of `main`).
+fn make_files() -> std::io::Result<(tempfile::TempDir, Vec<PathBuf>)> {
+    let dir = tempfile::tempdir()?;
+    let mut paths = Vec::with_capacity(64);
+    for i in 0..64u64 {
+        let p = dir.path().join(format!("file-{i}.bin"));
+        let bytes: Vec<u8> = (0..256 * 1024u64).map(|b| (b.wrapping_mul(i + 7) >> 3) as u8).collect();
+        std::fs::write(&p, bytes)?;
+        paths.push(p);
+    }
+    Ok((dir, paths))
 }
 
-async fn hash_one(ctx: JobContext) -> Result<(), String> {
-    let (_, paths) = files();
+async fn hash_one(paths: Arc<Vec<PathBuf>>, ctx: JobContext) -> Result<(), String> {
     if ctx.id % 97 == 96 {
         return Err(format!("job {}: simulated bad input", ctx.id));
     }
@@ -48,6 +44,16 @@ async fn hash_one(ctx: JobContext) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let _ = Arc::new(files());
-    pooltune::App::new(hash_one).run_from_args()
+    let (dir, paths) = match make_files() {
+        Ok(made) => made,
+        Err(e) => {
+            eprintln!("hash_files: cannot make the sample files in the temporary directory: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let paths = Arc::new(paths);
+    let code = pooltune::App::new(move |ctx| hash_one(Arc::clone(&paths), ctx)).run_from_args();
+    // The sample files go with the directory, whatever the run's outcome.
+    drop(dir);
+    code
 }

@@ -19,6 +19,7 @@
 //!   dashboard: clients of the engine like any other.
 //! - `tui` (feature `cli`): the dashboard's state, key table, actions and rendering (a pure
 //!   function of the state), and its trailing distribution windows.
+//! - `panic_hook` (feature `cli`): the hook both clients install for a run.
 //!
 //! # Data flow
 //! ```text
@@ -50,6 +51,8 @@ pub mod work;
 pub mod cli;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "cli")]
+pub mod panic_hook;
 #[cfg(feature = "cli")]
 pub mod tui;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 use crate::duration;
-use crate::settings::{KNOBS, Knob, KnobSpec, ServiceDist};
+use crate::settings::{ArrivalKind, KNOBS, Knob, KnobSpec, KnobValue, Rate, ServiceDist};
 
 fn knob(name: &'static str) -> impl Fn(&str) -> Result<Knob, String> + Clone + Send + Sync + 'static {
     move |s| Knob::parse(name, s)
@@ -38,15 +38,31 @@ fn service_kind(s: &str) -> Result<KindFlag, String> {
     Knob::parse("service_kind", s).map(KindFlag::Synthetic).map_err(|e| format!("{e}, or http (with --target URL)"))
 }
 
+/// A knob's value for `pooltune model`, parsed and checked by the knob table.
+fn model_knob<T: KnobValue + Clone + Send + Sync + 'static>(
+    key: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let spec = KnobSpec::find(key).expect("a key of the knob table");
+        Knob::parse(spec.key, s)?.value::<T>().ok_or_else(|| format!("{key} takes no such value here"))
+    }
+}
+
+/// `--rate` for the model: as `run` takes it, except `max`, which has no model.
+fn model_rate(s: &str) -> Result<f64, String> {
+    match model_knob::<Rate>("rate")(s).map_err(|e| e.replace(" or 'max'", ""))? {
+        Rate::PerSec(r) => Ok(r),
+        Rate::Max => Err("rate max has no model (the arrival rate is the model's input); give jobs per second".into()),
+    }
+}
+
 fn dur(s: &str) -> Result<Duration, String> {
     duration::parse(s)
 }
 
 fn interval(s: &str) -> Result<Duration, String> {
     let d = duration::parse(s)?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(60) {
-        return Err(format!("'{s}' is not accepted; expected 10ms to 60s"));
-    }
+    crate::engine::check_interval("interval", d)?;
     Ok(d)
 }
 
@@ -228,30 +244,32 @@ pub struct RunArgs {
     pub log: Option<PathBuf>,
 }
 
+/// `pooltune model` takes the knobs it shares with `run` through the same table parsers, so a
+/// value accepted or refused by one is accepted or refused by the other.
 #[derive(Debug, Clone, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct ModelArgs {
-    /// Arrival rate λ, jobs per second
-    #[arg(long, value_name = "R")]
+    /// Arrival rate λ, jobs per second [0 to 10000000]
+    #[arg(long, value_name = "R", value_parser = model_rate)]
     pub rate: f64,
     // The help is an attribute, not a doc comment: rustdoc would read "E[S]" as a link.
-    #[arg(long, value_name = "DUR", value_parser = dur, help = "Mean service time E[S], e.g. 5ms")]
+    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("service"), help = "Mean service time E[S], e.g. 5ms [0s to 1h]")]
     pub service: Duration,
-    /// Workers c
-    #[arg(long, value_name = "N")]
-    pub workers: u32,
-    /// Queue bound K (waiting places); without it the queue is unbounded
-    #[arg(long, value_name = "K")]
-    pub queue: Option<u64>,
+    /// Workers c [0 to 100000]
+    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"))]
+    pub workers: usize,
+    /// Queue bound K (waiting places); without it the queue is unbounded [1 to 10000000]
+    #[arg(long, value_name = "K", value_parser = model_knob::<usize>("queue"))]
+    pub queue: Option<usize>,
     /// Service distribution: constant | exponential | uniform | lognormal [default exponential]
-    #[arg(long, value_name = "DIST", conflicts_with = "service_cv")]
+    #[arg(long, value_name = "DIST", conflicts_with = "service_cv", value_parser = model_knob::<ServiceDist>("service_dist"))]
     pub service_dist: Option<ServiceDist>,
-    /// Coefficient of variation of service times (instead of a named distribution)
-    #[arg(long, value_name = "X")]
+    /// Coefficient of variation of service times (instead of a named distribution) [0 to 100]
+    #[arg(long, value_name = "X", value_parser = model_knob::<f64>("service_cv"))]
     pub service_cv: Option<f64>,
     /// Arrival process: poisson | constant [default poisson]
-    #[arg(long, value_name = "PROCESS")]
-    pub arrival: Option<crate::settings::ArrivalKind>,
+    #[arg(long, value_name = "PROCESS", value_parser = model_knob::<ArrivalKind>("arrival"))]
+    pub arrival: Option<ArrivalKind>,
     /// Coefficient of variation of inter-arrival times (instead of a named process)
     #[arg(long, value_name = "X", conflicts_with = "arrival")]
     pub arrival_cv: Option<f64>,

@@ -3,18 +3,17 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
 use super::args::RunArgs;
 use super::driver::Driver;
-use super::headless::open;
-use super::{BadInput, finish, summary};
+use super::finish::open;
+use super::{BadInput, Outcome, RunContext, finish, summary};
 use crate::engine::{EngineHandle, RunOptions};
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
-use crate::report::RunConfig;
+use crate::report::{EndedBy, RunConfig};
 use crate::settings::Settings;
 use crate::tui::{self, State};
 
@@ -22,19 +21,20 @@ pub fn run(
     settings: Settings,
     opts: RunOptions,
     args: &RunArgs,
+    ctx: &RunContext,
     mut driver: Driver,
     console: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+) -> Outcome {
     let opts = RunOptions { reset_on_change: true, distributions: true, ..opts };
     if args.json.as_deref() == Some(Path::new("-")) {
         return Err(BadInput("--json - needs --headless: the dashboard owns stdout".into()).into());
     }
     let json = args.json.as_deref().map(|p| open(p, "JSON")).transpose()?;
     let config = RunConfig::new(&settings, &opts);
-    let engine = finish::start_engine(settings, opts)?;
+    let engine = finish::start_engine(settings, opts, ctx)?;
     let mut state = State::new(engine.latest(), opts.interval);
     state.slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
-    state.work_label = super::http().map(|(t, _)| format!("http {}", t.method));
+    state.work_label = ctx.http.as_ref().map(|h| format!("http {}", h.target.method));
     let mut sink = |snap: &Snapshot, engine: &EngineHandle, state: &mut State| {
         let refused = driver.on_snapshot(snap, engine).map_err(|e| io::Error::other(format!("{e:#}")))?;
         if let Some(r) = refused.into_iter().next_back() {
@@ -42,16 +42,17 @@ pub fn run(
         }
         state.notes = driver.timeline.as_ref().map(|t| vec![t.progress()]).unwrap_or_default();
         state.notes.extend(console.map(String::from));
-        if let Some((t, stats)) = super::http() {
-            state.notes.push(format!("http {}", stats.report(&t).line()));
+        if let Some(h) = &ctx.http {
+            state.notes.push(format!("http {}", h.stats.report(&h.target).line()));
         }
         Ok(())
     };
     let ended = tui::run_live(&engine, &mut state, &mut sink).context("running the dashboard")?;
-    let last = engine.shutdown();
+    let last = engine.try_shutdown()?;
+    let ended = if ended == EndedBy::Duration { EndedBy::by_engine(&last, opts.duration) } else { ended };
     let missed = driver.missed_ticks();
     let recorded = driver.finish(&last)?;
-    let run = finish::summarise(&last, config, ended, missed, state.slo);
+    let run = finish::summarise(&last, ctx, config, ended, missed, state.slo);
     if let Some(f) = json {
         finish::write_json(f, &serde_json::to_string_pretty(&run)?)?;
     }

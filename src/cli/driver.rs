@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::BadInput;
-use super::headless::{open, open_series};
+use super::finish::{open, open_series};
 use crate::engine::{Command, EngineError, EngineHandle};
 use crate::metrics::Snapshot;
 use crate::profile::record::{Recorder, to_toml};

@@ -1,30 +1,45 @@
-//! What the headless runner and the dashboard share at both ends of a run: starting the engine,
-//! and the summary, JSON file and exit status they leave.
+//! What the headless runner and the dashboard share at both ends of a run: opening the output
+//! files, starting the engine, and the summary, JSON file and exit status they leave.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::BadInput;
-use crate::engine::{EngineError, EngineHandle, RunOptions};
+use super::{BadInput, Failure, RunContext};
+use crate::engine::{EngineHandle, RunOptions};
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
-use crate::report::{self, AtomicFile, EndedBy, RunConfig, RunSummary};
+use crate::report::{self, AtomicFile, EndedBy, RunConfig, RunSummary, SeriesWriter};
 use crate::settings::Settings;
 
+/// Opens an output file early, so a bad path is reported before the run rather than after it.
+pub fn open(path: &Path, what: &str) -> Result<AtomicFile, BadInput> {
+    AtomicFile::create(path).map_err(|e| BadInput(format!("cannot write the {what} file '{}': {e}", path.display())))
+}
+
+/// Opens the CSV series early, like [`open`].
+pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
+    SeriesWriter::create(path).map_err(|e| BadInput(format!("cannot write the CSV file '{}': {e}", path.display())))
+}
+
 /// Starts the engine on the run's work; settings it refuses are bad input (exit status 2).
-pub fn start_engine(settings: Settings, opts: RunOptions) -> anyhow::Result<EngineHandle> {
-    EngineHandle::start_with(settings, opts, super::work()).map_err(|e| match e {
-        EngineError::Invalid(m) => anyhow::Error::new(BadInput(m)),
-        other => anyhow::Error::new(other),
-    })
+pub fn start_engine(settings: Settings, opts: RunOptions, ctx: &RunContext) -> Result<EngineHandle, Failure> {
+    Ok(EngineHandle::start_with(settings, opts, ctx.work.clone())?)
 }
 
 /// The run's summary: the last snapshot, with the HTTP breakdown and the model beside it.
-pub fn summarise(last: &Snapshot, config: RunConfig, ended: EndedBy, missed: u64, slo: Option<Target>) -> RunSummary {
+pub fn summarise(
+    last: &Snapshot,
+    ctx: &RunContext,
+    config: RunConfig,
+    ended: EndedBy,
+    missed: u64,
+    slo: Option<Target>,
+) -> RunSummary {
     let mut run = RunSummary::new(last, config, ended, missed);
-    run.http = super::http().map(|(t, s)| s.report(&t));
+    run.http = ctx.http.as_ref().map(|h| h.stats.report(&h.target));
     run.model = Some(report::model_report(last, slo));
     run
 }

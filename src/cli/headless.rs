@@ -5,52 +5,34 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::ExitCode;
 
 use super::args::RunArgs;
 use super::driver::Driver;
-use super::{BadInput, finish, summary};
+use super::{Outcome, RunContext, finish, summary};
 use crate::engine::{Command, EngineHandle, RunOptions};
 use crate::model::advisor::Target;
-use crate::report::{AtomicFile, EndedBy, RunConfig, SeriesWriter};
+use crate::report::{EndedBy, RunConfig};
 use crate::settings::Settings;
 
-/// Opens an output file early, so a bad path is reported before the run rather than after it.
-pub fn open(path: &Path, what: &str) -> Result<AtomicFile, BadInput> {
-    AtomicFile::create(path).map_err(|e| BadInput(format!("cannot write the {what} file '{}': {e}", path.display())))
-}
-
-pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
-    SeriesWriter::create(path).map_err(|e| BadInput(format!("cannot write the CSV file '{}': {e}", path.display())))
-}
-
-pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, mut driver: Driver) -> anyhow::Result<ExitCode> {
+pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContext, mut driver: Driver) -> Outcome {
     let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
     let mut json = match &args.json {
-        Some(p) if !json_to_stdout => Some(open(p, "JSON")?),
+        Some(p) if !json_to_stdout => Some(finish::open(p, "JSON")?),
         _ => None,
     };
     let config = RunConfig::new(&settings, &opts);
-    let engine = finish::start_engine(settings, opts)?;
+    let engine = finish::start_engine(settings, opts, ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let _hook = crate::tui::install_headless_panic_hook();
+    let _hook = crate::panic_hook::install(None);
     let signal = rt.block_on(follow(&engine, &mut driver))?;
-    let last = engine.join();
+    let last = engine.try_join()?;
     let missed = driver.missed_ticks();
     if let Some(path) = driver.finish(&last)? {
         eprintln!("pooltune: recorded the session to {}", path.display());
     }
-    let ended_by = match signal {
-        Some(s) => s,
-        None if config.settings.jobs.is_some()
-            && last.totals.in_system() == 0
-            && opts.duration.is_none_or(|d| last.elapsed < d) =>
-        {
-            EndedBy::Jobs
-        }
-        None => EndedBy::Duration,
-    };
-    let run = finish::summarise(&last, config, ended_by, missed, args.slo_p99.map(|d| Target::P99(d.as_secs_f64())));
+    let ended_by = signal.unwrap_or_else(|| EndedBy::by_engine(&last, opts.duration));
+    let slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
+    let run = finish::summarise(&last, ctx, config, ended_by, missed, slo);
     let text = serde_json::to_string_pretty(&run)?;
     if let Some(f) = json.take() {
         finish::write_json(f, &text)?;

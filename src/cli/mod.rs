@@ -6,7 +6,9 @@
 //! by SIGINT or SIGTERM (its outputs are still written whole).
 
 pub mod app;
+pub use context::{RunContext, Work};
 pub mod args;
+mod context;
 mod dashboard;
 mod driver;
 mod finish;
@@ -26,66 +28,7 @@ use clap::error::ErrorKind;
 use crate::engine::RunOptions;
 use crate::profile::RunSpec;
 use crate::settings::Settings;
-use args::{Cli, Cmd, KindFlag, RunArgs};
-
-/// Your work, shared by every engine this process starts.
-pub type Work = std::sync::Arc<dyn crate::work::Work>;
-
-thread_local! {
-    /// The work `main_with` was given, for the run commands (the CLI runs on one thread).
-    static WORK: std::cell::RefCell<Option<Work>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The work this process runs, if any.
-pub(crate) fn work() -> Option<Work> {
-    WORK.with(|w| w.borrow().clone())
-}
-
-/// The HTTP target and its status counts, when the run sends requests (`--target`).
-pub(crate) type Http = (std::sync::Arc<crate::http::Target>, std::sync::Arc<crate::http::HttpStats>);
-
-thread_local! {
-    static HTTP: std::cell::RefCell<Option<Http>> = const { std::cell::RefCell::new(None) };
-}
-
-pub(crate) fn http() -> Option<Http> {
-    HTTP.with(|h| h.borrow().clone())
-}
-
-/// With `--target`, the run's work becomes the HTTP service.
-fn set_up_http(args: &RunArgs) -> Result<(), BadInput> {
-    let kind = args.workload.service_kind;
-    let Some(url) = &args.target else {
-        return match kind {
-            Some(KindFlag::Http) => {
-                Err(BadInput("--service-kind http sends each job as a request: give its URL with --target URL".into()))
-            }
-            _ => Ok(()),
-        };
-    };
-    if let Some(KindFlag::Synthetic(k)) = kind {
-        return Err(BadInput(format!(
-            "--target makes each job an HTTP request, so --service-kind {} does not apply; use --service-kind http or leave it out",
-            k.value_text()
-        )));
-    }
-    if work().is_some() {
-        return Err(BadInput("--target and your own job were both given; a run has one kind of work".into()));
-    }
-    let target = crate::http::Target::new(
-        url,
-        args.method.as_deref().unwrap_or("GET"),
-        &args.header,
-        args.body.as_deref(),
-        args.body_file.as_deref(),
-    )
-    .map_err(BadInput)?;
-    let trust = crate::http::Trust { ca_cert: args.ca_cert.as_deref(), insecure: args.insecure };
-    let w = crate::http::HttpWork::new(target, &trust).map_err(BadInput)?;
-    HTTP.with(|h| *h.borrow_mut() = Some((std::sync::Arc::clone(&w.target), std::sync::Arc::clone(&w.stats))));
-    WORK.with(|slot| *slot.borrow_mut() = Some(std::sync::Arc::new(w)));
-    Ok(())
-}
+use args::{Cli, Cmd, RunArgs};
 
 /// Bad input from the user: exit status 2 with this one-line message.
 #[derive(Debug)]
@@ -97,7 +40,66 @@ impl std::fmt::Display for BadInput {
     }
 }
 
-impl std::error::Error for BadInput {}
+/// Why a command failed, and so its exit status: [`Failure::BadInput`] 2, anything else 1. The
+/// status follows from the variant each failure is built as, never from inspecting an error.
+#[derive(Debug)]
+pub enum Failure {
+    BadInput(BadInput),
+    Failed(anyhow::Error),
+}
+
+impl Failure {
+    /// Prints the one-line message and gives the exit status.
+    fn report(&self) -> ExitCode {
+        match self {
+            Failure::BadInput(bad) => {
+                eprintln!("pooltune: {bad}");
+                ExitCode::from(2)
+            }
+            Failure::Failed(e) => {
+                eprintln!("pooltune: error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+impl From<BadInput> for Failure {
+    fn from(b: BadInput) -> Self {
+        Failure::BadInput(b)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Failed(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Failed(e.into())
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Self {
+        Failure::Failed(e.into())
+    }
+}
+
+/// Settings the engine refuses are the user's input; anything else is a failure of the run.
+impl From<crate::engine::EngineError> for Failure {
+    fn from(e: crate::engine::EngineError) -> Self {
+        match e {
+            crate::engine::EngineError::Invalid(m) => Failure::BadInput(BadInput(m)),
+            other => Failure::Failed(other.into()),
+        }
+    }
+}
+
+/// A command's result: its exit status, or why it failed.
+pub type Outcome = Result<ExitCode, Failure>;
 
 /// The default headless run length when neither `--duration` nor a job count ends the run.
 pub const HEADLESS_DURATION: Duration = Duration::from_secs(10);
@@ -110,30 +112,18 @@ pub fn main() -> ExitCode {
 /// The command line, with `work` (your own job) in place of the synthetic service when given.
 #[must_use]
 pub fn main_with(work: Option<Work>) -> ExitCode {
-    WORK.with(|w| *w.borrow_mut() = work);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
     let result = match cli.command {
-        Some(Cmd::Run(cmd)) => run(cmd.profile.as_deref(), &cmd.args),
+        Some(Cmd::Run(cmd)) => run(cmd.profile.as_deref(), &cmd.args, work),
         Some(Cmd::Model(args)) => model_cmd::run(&args),
         Some(Cmd::Profiles) => profiles_cmd::list(),
         Some(Cmd::Validate { files }) => Ok(profiles_cmd::validate(&files)),
-        None => run(None, &cli.run),
+        None => run(None, &cli.run, work),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            if let Some(bad) = e.downcast_ref::<BadInput>() {
-                eprintln!("pooltune: {bad}");
-                ExitCode::from(2)
-            } else {
-                eprintln!("pooltune: error: {e:#}");
-                ExitCode::from(1)
-            }
-        }
-    }
+    result.unwrap_or_else(|f| f.report())
 }
 
 /// Help and version print as clap prints them; any other parse error becomes one line
@@ -186,10 +176,13 @@ pub fn options_from(args: &RunArgs, s: &Settings, headless: bool, spec: RunSpec)
             )));
         }
     }
-    Ok(RunOptions { duration, warmup, interval: args.interval.or(spec.tick).unwrap_or(defaults.interval), ..defaults })
+    let opts =
+        RunOptions { duration, warmup, interval: args.interval.or(spec.tick).unwrap_or(defaults.interval), ..defaults };
+    opts.validate().map_err(BadInput)?;
+    Ok(opts)
 }
 
-fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
+fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     let profile = profile.map(crate::profile::library::find).transpose().map_err(BadInput)?;
     let profile = match (profile, args.speed) {
         (Some(p), Some(x)) => Some(p.time_scaled(x)),
@@ -203,7 +196,7 @@ fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let base = profile.as_ref().map_or_else(Settings::default, |p| p.starting(&Settings::default()));
     let settings = settings_from(base, args)?;
-    set_up_http(args)?;
+    let ctx = RunContext::new(work, args)?;
     if !args.headless && !std::io::stdout().is_terminal() {
         return Err(BadInput(
             "stdout is not a terminal, and the dashboard needs one; add --headless to run without it (with --json/--csv for output)".into(),
@@ -225,8 +218,8 @@ fn run(profile: Option<&str>, args: &RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(note) = &log.console_note {
             eprintln!("pooltune: {note}");
         }
-        headless::run(settings, opts, args, driver)
+        headless::run(settings, opts, args, &ctx, driver)
     } else {
-        dashboard::run(settings, opts, args, driver, log.console_note.as_deref())
+        dashboard::run(settings, opts, args, &ctx, driver, log.console_note.as_deref())
     }
 }

@@ -3,17 +3,14 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use super::BadInput;
 use super::args::ModelArgs;
+use super::{BadInput, Outcome};
 use crate::model::advisor::{self, Target};
 use crate::model::{self, Inputs, ModelError};
 use crate::settings::{ArrivalKind, ServiceDist};
 
 fn inputs(a: &ModelArgs) -> Result<Inputs, BadInput> {
     let (service_dist, service_cv) = match (a.service_dist, a.service_cv) {
-        (_, Some(cv)) if !cv.is_finite() || cv < 0.0 => {
-            return Err(BadInput(format!("--service-cv {cv} is not accepted; expected a finite value of 0 or more")));
-        }
         (_, Some(cv)) => (ServiceDist::Exponential, cv),
         (Some(ServiceDist::Constant), None) => (ServiceDist::Constant, 0.0),
         (Some(d @ (ServiceDist::Uniform | ServiceDist::Lognormal)), None) => {
@@ -34,15 +31,15 @@ fn inputs(a: &ModelArgs) -> Result<Inputs, BadInput> {
     Ok(Inputs {
         rate: a.rate,
         service_mean: a.service.as_secs_f64(),
-        workers: a.workers,
-        queue: a.queue,
+        workers: u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?,
+        queue: a.queue.map(|k| k as u64),
         arrival_cv,
         service_cv,
         service_dist,
     })
 }
 
-pub fn run(a: &ModelArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: &ModelArgs) -> Outcome {
     let i = inputs(a)?;
     let p = model::predict(&i).map_err(|ModelError::Invalid(m)| BadInput(m))?;
     let target = a.slo_p99.map(|d| Target::P99(d.as_secs_f64())).or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::{Failure, Outcome};
 use crate::profile::library::{SHIPPED, shipped};
 use crate::profile::parse::parse_bytes;
 
-pub fn list() -> anyhow::Result<ExitCode> {
-    let all = shipped()?;
+pub fn list() -> Outcome {
+    let all = shipped().map_err(|e| Failure::Failed(anyhow::anyhow!("a shipped profile is broken: {e}")))?;
     let width = all.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in all {
         println!("{:<width$}  {}", p.name, p.description);

@@ -220,11 +220,7 @@ impl Controller {
         let sh = Arc::clone(&self.shared);
         let mut inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
         inputs.runtime = self.introspect.sample();
-        let mut snap = self.agg.tick(&inputs);
-        snap.recent_errors =
-            sh.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
-        snap.custom_work = sh.work.is_some();
-        snap
+        self.agg.tick(&inputs)
     }
 
     fn inputs<'a>(
@@ -259,6 +255,14 @@ impl Controller {
             finished,
             commands,
             runtime: RuntimeStats::default(),
+            recent_errors: sh
+                .errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .cloned()
+                .collect(),
+            custom_work: sh.work.is_some(),
         }
     }
 

@@ -21,7 +21,7 @@
 mod control;
 mod introspect;
 mod producer;
-pub(crate) mod queue;
+mod queue;
 mod service;
 pub mod timer;
 mod worker;
@@ -65,7 +65,17 @@ pub enum EngineError {
     Stopped,
     #[error("could not start the workload runtime: {0}")]
     Start(String),
+    /// The engine's own thread panicked: a bug, reported rather than hidden behind a summary.
+    #[error("the engine thread panicked: {0}")]
+    Panicked(String),
 }
+
+/// The shortest snapshot period.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest snapshot period.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest run or warm-up: a year (longer ones are a typo, and past the clock's range).
+pub const MAX_RUN: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How a run is timed, fixed for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +94,40 @@ pub struct RunOptions {
     /// Publish each tick's distributions in full ([`crate::metrics::Snapshot::dist`]), for a
     /// client that keeps trailing windows of them (the dashboard).
     pub distributions: bool,
+}
+
+/// Checks a snapshot period (`label` names it: `--interval`, a profile's `tick`).
+///
+/// # Errors
+/// The period refused, and the range accepted.
+pub fn check_interval(label: &str, d: Duration) -> Result<(), String> {
+    if (MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{label} {} is not accepted; expected {} to {}s",
+            crate::duration::format(d),
+            crate::duration::format(MIN_INTERVAL),
+            MAX_INTERVAL.as_secs()
+        ))
+    }
+}
+
+impl RunOptions {
+    /// Checks the timing on its own: the interval and the run and warm-up lengths.
+    ///
+    /// # Errors
+    /// The value refused and what is accepted.
+    pub fn validate(&self) -> Result<(), String> {
+        let fmt = crate::duration::format;
+        check_interval("interval", self.interval)?;
+        for (what, d) in [("duration", self.duration), ("warmup", Some(self.warmup))] {
+            if let Some(d) = d.filter(|d| *d > MAX_RUN) {
+                return Err(format!("{what} {} is not accepted; expected at most 365d (a year)", fmt(d)));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for RunOptions {
@@ -223,9 +267,7 @@ impl EngineHandle {
         work: Option<std::sync::Arc<dyn crate::work::Work>>,
     ) -> Result<EngineHandle, EngineError> {
         settings.validate().map_err(EngineError::Invalid)?;
-        if opts.interval.is_zero() {
-            return Err(EngineError::Invalid("interval 0s is not accepted; expected at least 1ms".into()));
-        }
+        opts.validate().map_err(EngineError::Invalid)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (snap_tx, snap_rx) = watch::channel(Snapshot::initial(settings.clone()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -285,27 +327,40 @@ impl EngineHandle {
         self.snapshots.borrow().clone()
     }
 
-    /// Whether the engine has finished (its final snapshot is published).
-    #[must_use]
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
-    }
-
     /// Waits for the engine to end (by its duration, its job count or a `Shutdown`) and returns
     /// the final snapshot.
-    #[must_use]
-    pub fn join(mut self) -> Snapshot {
+    ///
+    /// # Errors
+    /// [`EngineError::Panicked`], with the panic's message, if the engine's thread panicked.
+    pub fn try_join(mut self) -> Result<Snapshot, EngineError> {
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            t.join().map_err(|p| EngineError::Panicked(crate::work::panic_message(p.as_ref())))?;
         }
-        self.snapshots.borrow().clone()
+        Ok(self.snapshots.borrow().clone())
+    }
+
+    /// [`Self::try_join`] for callers that treat an engine panic as their own (tests, examples).
+    ///
+    /// # Panics
+    /// If the engine's thread panicked, with its message.
+    #[must_use]
+    pub fn join(self) -> Snapshot {
+        self.try_join().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Asks for a graceful shutdown and waits for it.
+    ///
+    /// # Errors
+    /// As [`Self::try_join`].
+    pub fn try_shutdown(self) -> Result<Snapshot, EngineError> {
+        let _ = self.commands.try_send(Command::Shutdown);
+        self.try_join()
+    }
+
+    /// [`Self::try_shutdown`], panicking as [`Self::join`] does.
     #[must_use]
     pub fn shutdown(self) -> Snapshot {
-        let _ = self.commands.try_send(Command::Shutdown);
-        self.join()
+        self.try_shutdown().unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -314,5 +369,30 @@ impl Drop for EngineHandle {
         if self.thread.is_some() {
             let _ = self.commands.try_send(Command::Shutdown);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic on the engine's thread comes back from `try_join` with its message.
+    #[test]
+    fn an_engine_thread_panic_is_an_error_with_its_message() {
+        let (commands, _rx) = mpsc::channel(1);
+        let (_tx, snapshots) = watch::channel(Snapshot::initial(Settings::default()));
+        let thread = std::thread::spawn(|| panic!("the clock overflowed"));
+        let engine = EngineHandle { commands, snapshots, thread: Some(thread) };
+        assert_eq!(engine.try_join(), Err(EngineError::Panicked("the clock overflowed".into())));
+    }
+
+    #[test]
+    fn run_lengths_past_a_year_are_refused() {
+        let opts = RunOptions { duration: Some(Duration::from_secs(10_000_000_000)), ..RunOptions::default() };
+        let err = opts.validate().unwrap_err();
+        assert!(err.contains("at most 365d"), "{err}");
+        assert!(RunOptions { duration: Some(MAX_RUN), ..RunOptions::default() }.validate().is_ok());
+        let err = RunOptions { interval: Duration::from_millis(1), ..RunOptions::default() }.validate().unwrap_err();
+        assert!(err.contains("expected 10ms to 60s"), "{err}");
     }
 }

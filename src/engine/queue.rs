@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::metrics::aggregate::DepthStats;
 use crate::settings::Policy;
 
 /// The room a flooding producer waits for before it fills the queue again: half the bound, at
@@ -59,14 +60,6 @@ pub enum Pushed {
     Rejected(Job),
     /// Queued, and the oldest job was discarded to make room (policy `drop-oldest`).
     Dropped(Job),
-}
-
-/// Depth statistics since the last [`JobQueue::take_depth_stats`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DepthStats {
-    pub now: usize,
-    pub mean: f64,
-    pub max: usize,
 }
 
 struct Inner {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use super::recorder::{Recorders, ShardStats};
 use super::sparse::{Sparse, TickDist};
 use super::{Counters, Latency, Measured, QueueView, Rates, RuntimeStats, Snapshot, Summary};
-use crate::engine::queue::DepthStats;
 use crate::settings::Settings;
 
 /// Running sums of the scheduled inter-arrival gaps (seconds), for the arrival CV.
@@ -20,7 +19,17 @@ pub struct GapSums {
     pub sum_sq: f64,
 }
 
-/// What the engine hands the aggregator each tick besides the shards.
+/// The queue's depth since the previous tick: plain data the engine's queue fills in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DepthStats {
+    pub now: usize,
+    /// Time-weighted mean over the tick.
+    pub mean: f64,
+    pub max: usize,
+}
+
+/// Everything the aggregator needs for one tick besides the shards: the engine fills it in, and
+/// the aggregator builds the [`Snapshot`] from it whole.
 pub struct TickInputs<'a> {
     pub now: Instant,
     pub recorders: &'a Recorders,
@@ -37,6 +46,10 @@ pub struct TickInputs<'a> {
     pub finished: bool,
     pub commands: u64,
     pub runtime: RuntimeStats,
+    /// The latest failure messages, newest last.
+    pub recent_errors: Vec<String>,
+    /// The workers run your own job, not the synthetic service.
+    pub custom_work: bool,
 }
 
 pub struct Aggregator {
@@ -303,8 +316,8 @@ impl Aggregator {
             producer_lag: i.producer_lag,
             commands: i.commands,
             runtime: i.runtime,
-            recent_errors: Vec::new(),
-            custom_work: false,
+            recent_errors: i.recent_errors.clone(),
+            custom_work: i.custom_work,
             dist,
         }
     }
@@ -391,6 +404,8 @@ mod tests {
             finished: false,
             commands: 0,
             runtime: RuntimeStats::default(),
+            recent_errors: Vec::new(),
+            custom_work: false,
         };
         job(Duration::from_millis(100));
         let s = agg.tick(&inputs(t0 + Duration::from_millis(500), 1));

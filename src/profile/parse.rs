@@ -14,6 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
+use crate::engine::MAX_RUN;
 use crate::settings::{KNOB_NAMES, Knob, KnobSpec, Settings, ValueKind, live_names};
 
 /// A profile error with its position (1-based line and column; both 1 when unknown).
@@ -200,15 +201,21 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
                         "duration" if d.is_zero() => {
                             return Err(ctx.err(v.span(), "duration 0s is not accepted; expected a positive duration"));
                         }
-                        "duration" => p.run.duration = Some(d),
-                        "warmup" => p.run.warmup = Some(d),
-                        _ if d < Duration::from_millis(10) || d > Duration::from_secs(60) => {
+                        "duration" | "warmup" if d > MAX_RUN => {
                             return Err(ctx.err(
                                 v.span(),
-                                format!("tick {} is not accepted; expected 10ms to 60s", duration::format(d)),
+                                format!(
+                                    "{name} {} is not accepted; expected at most 365d (a year)",
+                                    duration::format(d)
+                                ),
                             ));
                         }
-                        _ => p.run.tick = Some(d),
+                        "duration" => p.run.duration = Some(d),
+                        "warmup" => p.run.warmup = Some(d),
+                        _ => {
+                            crate::engine::check_interval("tick", d).map_err(|e| ctx.err(v.span(), e))?;
+                            p.run.tick = Some(d);
+                        }
                     }
                 }
             }

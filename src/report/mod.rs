@@ -81,6 +81,16 @@ pub enum EndedBy {
     Quit,
 }
 
+impl EndedBy {
+    /// Why the engine ended a run that no signal or key ended: its job count (every job of a
+    /// `jobs`-limited run accounted for before the duration), or else its duration.
+    #[must_use]
+    pub fn by_engine(last: &Snapshot, duration: Option<std::time::Duration>) -> EndedBy {
+        let jobs_done = last.settings.jobs.is_some() && last.totals.in_system() == 0;
+        if jobs_done && duration.is_none_or(|d| last.elapsed < d) { EndedBy::Jobs } else { EndedBy::Duration }
+    }
+}
+
 /// The settings and timing a run used.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunConfig {
@@ -282,6 +292,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_ends_by_its_jobs_only_when_they_finished_it() {
+        use std::time::Duration;
+        let mut last = Snapshot::initial(Settings { jobs: Some(10), ..Settings::default() });
+        last.totals.offered = 10;
+        last.totals.completed = 10;
+        last.elapsed = Duration::from_secs(3);
+        assert_eq!(EndedBy::by_engine(&last, Some(Duration::from_secs(5))), EndedBy::Jobs);
+        assert_eq!(EndedBy::by_engine(&last, None), EndedBy::Jobs);
+        // The duration ran out first (or as the last job ended): the duration ended it.
+        last.elapsed = Duration::from_secs(5);
+        assert_eq!(EndedBy::by_engine(&last, Some(Duration::from_secs(5))), EndedBy::Duration);
+        // Jobs still in the system when the engine stopped: not ended by the job count.
+        last.elapsed = Duration::from_secs(3);
+        last.totals.offered = 12;
+        assert_eq!(EndedBy::by_engine(&last, Some(Duration::from_secs(5))), EndedBy::Duration);
+        last.settings.jobs = None;
+        assert_eq!(EndedBy::by_engine(&last, None), EndedBy::Duration);
+    }
+
+    #[test]
     fn atomic_file_replaces_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.json");
@@ -300,9 +330,93 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    /// Each column is checked by name against a snapshot whose every field holds a different
+    /// value, so two columns swapped (or one dropped) fail here.
     #[test]
-    fn csv_rows_match_the_header() {
-        let s = Snapshot::initial(Settings::default());
-        assert_eq!(csv_row(&s).split(',').count(), CSV_HEADER.split(',').count());
+    fn every_csv_column_holds_its_own_field() {
+        use std::time::Duration;
+
+        use crate::metrics::{QueueView, Rates, RuntimeStats, Summary};
+        use crate::settings::{ArrivalKind, Policy, ServiceKind};
+        let settings = Settings {
+            workers: 7,
+            queue: 11,
+            rate: Rate::PerSec(13.0),
+            service: Duration::from_millis(17),
+            policy: Policy::Reject,
+            arrival: ArrivalKind::Bursty,
+            service_kind: ServiceKind::Spin,
+            ..Settings::default()
+        };
+        let mut s = Snapshot::initial(settings);
+        s.elapsed = Duration::from_millis(1500);
+        s.rates = Rates { offered: 19.0, started: 0.0, completed: 23.0, failed: 29.0, rejected: 31.0, dropped: 37.0 };
+        s.queue = QueueView { depth: 41, mean: 43.0, max: 47, bound: 11 };
+        (s.in_flight, s.busy_workers, s.live_workers, s.utilisation) = (53, 59, 61, 0.67);
+        let summary = |p50: f64, p99: f64, max: f64| Summary { p50, p99, max, ..Summary::default() };
+        s.latency.response = summary(71.0, 73.0, 79.0);
+        s.latency.wait = summary(83.0, 89.0, 0.0);
+        s.latency.service = summary(97.0, 101.0, 0.0);
+        s.producer_lag = Duration::from_millis(103);
+        s.paused = true;
+        s.runtime = RuntimeStats {
+            workers: 107,
+            busy_ratio: 0.109,
+            global_queue_depth: 113,
+            live_tasks: 127,
+            park_count: 131,
+            mean_scheduled_delay_us: 137.0,
+            mean_poll_us: 139.0,
+            slow_poll_ratio: 0.149,
+            ..RuntimeStats::default()
+        };
+        let want = [
+            ("t_s", "1.500"),
+            ("offered_per_s", "19.0"),
+            ("completed_per_s", "23.0"),
+            ("rejected_per_s", "31.0"),
+            ("dropped_per_s", "37.0"),
+            ("queue_depth", "41"),
+            ("in_flight", "53"),
+            ("busy_workers", "59"),
+            ("workers", "7"),
+            ("queue_bound", "11"),
+            ("rate", "13"),
+            ("service_mean_ms", "17.000"),
+            ("latency_p50_ms", "71.000"),
+            ("latency_p99_ms", "73.000"),
+            ("latency_max_ms", "79.000"),
+            ("failed_per_s", "29.0"),
+            ("queue_depth_mean", "43.00"),
+            ("queue_depth_max", "47"),
+            ("utilisation", "0.6700"),
+            ("wait_p50_ms", "83.000"),
+            ("wait_p99_ms", "89.000"),
+            ("service_p50_ms", "97.000"),
+            ("service_p99_ms", "101.000"),
+            ("live_workers", "61"),
+            ("producer_lag_ms", "103.000"),
+            ("paused", "1"),
+            ("policy", "reject"),
+            ("arrival", "bursty"),
+            ("service_kind", "spin"),
+            ("rt_workers", "107"),
+            ("rt_busy_ratio", "0.1090"),
+            ("rt_global_queue_depth", "113"),
+            ("rt_live_tasks", "127"),
+            ("rt_park_count", "131"),
+            ("rt_mean_scheduled_delay_us", "137.0"),
+            ("rt_mean_poll_us", "139.0"),
+            ("rt_slow_poll_ratio", "0.1490"),
+        ];
+        let header: Vec<&str> = CSV_HEADER.split(',').collect();
+        let row = csv_row(&s);
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(header.len(), want.len(), "a column without a check here");
+        assert_eq!(cells.len(), header.len(), "{row}");
+        for (name, value) in want {
+            let i = header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name}"));
+            assert_eq!(cells[i], value, "column {name}");
+        }
     }
 }

@@ -177,6 +177,12 @@ macro_rules! knobs {
                 out
             }
 
+            /// The value, if this knob holds a `T` (for clients that want it typed).
+            #[must_use]
+            pub fn value<T: Copy + 'static>(&self) -> Option<T> {
+                match self { $(Knob::$variant(v) => (v as &dyn std::any::Any).downcast_ref::<T>().copied()),+ }
+            }
+
             /// The value as a number for a ramp (`None`: this knob, or this value, does not ramp).
             #[must_use]
             pub fn ramp_value(&self) -> Option<f64> {

@@ -81,7 +81,8 @@ where
                 sink(&snap, engine, state)?;
                 if finished {
                     draw(terminal, state)?;
-                    return Ok(if state.snap.settings.jobs.is_some() { EndedBy::Jobs } else { EndedBy::Duration });
+                    // The engine ended the run; the caller says why (`EndedBy::by_engine`).
+                    return Ok(EndedBy::Duration);
                 }
             }
             _ = frames.tick() => {

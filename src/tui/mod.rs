@@ -6,9 +6,9 @@
 //! - [`state`]: what is shown, fed by snapshots; [`render`]: `impl Widget for &State`.
 //! - [`app`]: the run loop, generic over backend and events.
 //!
-//! The terminal is restored on every exit: a `Drop` guard for normal ones, and a panic hook that
-//! restores only when the UI thread panics. A panic on any other thread (a workload task) is
-//! logged to the log file, never printed over the screen.
+//! The terminal is restored on every exit: a `Drop` guard for normal ones, and the panic hook
+//! ([`crate::panic_hook`]) restores it when the UI thread panics. A panic on any other thread (a
+//! workload task) is logged to the log file, never printed over the screen.
 
 pub mod action;
 pub mod app;
@@ -19,7 +19,6 @@ pub mod state;
 pub mod trail;
 
 use std::io::{self, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::EventStream;
@@ -63,49 +62,6 @@ impl Drop for TerminalGuard {
     }
 }
 
-type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
-
-/// Installs the dashboard's panic hook and returns a handle that puts the previous one back.
-pub fn install_panic_hook() -> PanicHookGuard {
-    install_hook(true)
-}
-
-/// The hook for headless runs: a job's panic is counted and logged, not printed, on any thread
-/// but this one; this thread's panics print as usual (there is no terminal to restore).
-pub fn install_headless_panic_hook() -> PanicHookGuard {
-    install_hook(false)
-}
-
-fn install_hook(restore_terminal: bool) -> PanicHookGuard {
-    let ui = std::thread::current().id();
-    let previous: Arc<Hook> = Arc::new(std::panic::take_hook());
-    let prev = Arc::clone(&previous);
-    std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current().id() == ui {
-            if restore_terminal {
-                restore();
-            }
-            prev(info);
-        } else {
-            // A workload task's panic is its job's failure, caught at its JoinHandle; printing it
-            // would scribble over the dashboard.
-            tracing::error!("panic on thread {:?}: {info}", std::thread::current().name());
-        }
-    }));
-    PanicHookGuard(Some(previous))
-}
-
-pub struct PanicHookGuard(Option<Arc<Hook>>);
-
-impl Drop for PanicHookGuard {
-    fn drop(&mut self) {
-        let _ = std::panic::take_hook();
-        if let Some(prev) = self.0.take() {
-            std::panic::set_hook(Box::new(move |info| prev(info)));
-        }
-    }
-}
-
 /// Terminal events and SIGINT/SIGTERM as one stream for [`run_loop`].
 ///
 /// # Errors
@@ -136,7 +92,7 @@ pub fn run_live(
     sink: &mut app::Sink<'_>,
 ) -> io::Result<EndedBy> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let _hook = install_panic_hook();
+    let _hook = crate::panic_hook::install(Some(restore));
     let guard = TerminalGuard::enter()?;
     let ended = rt.block_on(async {
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;

@@ -1,0 +1,71 @@
+//! [`RunContext`]: what a run carries besides its settings and timing, built once in
+//! `cli::run` and passed down to the headless runner or the dashboard: the work the workers do
+//! (your own job, or the HTTP service) and the HTTP target whose status counts the summary shows.
+//! Nothing of it lives in a global or a thread-local, so two runs in one process (a library user,
+//! a test) never see each other's.
+
+use std::sync::Arc;
+
+use super::BadInput;
+use super::args::{KindFlag, RunArgs};
+use crate::http::{HttpStats, HttpWork, Target, Trust};
+
+/// Your work, shared by every engine this process starts.
+pub type Work = Arc<dyn crate::work::Work>;
+
+/// The HTTP target and its status counts, when the run sends requests (`--target`).
+#[derive(Clone)]
+pub struct Http {
+    pub target: Arc<Target>,
+    pub stats: Arc<HttpStats>,
+}
+
+/// The run's work and what reports on it.
+#[derive(Clone, Default)]
+pub struct RunContext {
+    /// The job the workers run instead of the synthetic service (`None`: the synthetic service).
+    pub work: Option<Work>,
+    /// Set when the work is the built-in HTTP service.
+    pub http: Option<Http>,
+}
+
+impl RunContext {
+    /// The context for `args`: `work` (a library user's own job) or, with `--target`, the HTTP
+    /// service.
+    ///
+    /// # Errors
+    /// [`BadInput`] for a target that cannot be used, or one given beside your own job or a
+    /// synthetic `--service-kind`.
+    pub fn new(work: Option<Work>, args: &RunArgs) -> Result<RunContext, BadInput> {
+        let kind = args.workload.service_kind;
+        let Some(url) = &args.target else {
+            return match kind {
+                Some(KindFlag::Http) => Err(BadInput(
+                    "--service-kind http sends each job as a request: give its URL with --target URL".into(),
+                )),
+                _ => Ok(RunContext { work, http: None }),
+            };
+        };
+        if let Some(KindFlag::Synthetic(k)) = kind {
+            return Err(BadInput(format!(
+                "--target makes each job an HTTP request, so --service-kind {} does not apply; use --service-kind http or leave it out",
+                k.value_text()
+            )));
+        }
+        if work.is_some() {
+            return Err(BadInput("--target and your own job were both given; a run has one kind of work".into()));
+        }
+        let target = Target::new(
+            url,
+            args.method.as_deref().unwrap_or("GET"),
+            &args.header,
+            args.body.as_deref(),
+            args.body_file.as_deref(),
+        )
+        .map_err(BadInput)?;
+        let trust = Trust { ca_cert: args.ca_cert.as_deref(), insecure: args.insecure };
+        let w = HttpWork::new(target, &trust).map_err(BadInput)?;
+        let http = Http { target: Arc::clone(&w.target), stats: Arc::clone(&w.stats) };
+        Ok(RunContext { work: Some(Arc::new(w)), http: Some(http) })
+    }
+}
