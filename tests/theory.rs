@@ -121,6 +121,12 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
 /// previous gate used, overlap between a quiet machine and a busy one (service 1.002–1.046× quiet,
 /// 1.03–1.04× with a core taken), so they are no longer gated on.
 const RUN_QUEUE_WAIT_LIMIT: Duration = Duration::from_micros(20);
+/// On a virtual machine the host can take the cores without the guest's run queue showing it:
+/// the guest counts it as steal time. A quiet M/M/4 run here saw 3.2% of the machine's CPU time
+/// stolen; above three times that, the run is repeated like one whose threads waited for a CPU.
+/// (Two clean-clone CI runs failed M/M/4 by +14% with a quiet run queue, 10.7–12.3 µs, and the
+/// service running 5–6% long: the mark of a host that paused the machine.)
+const STEAL_LIMIT: f64 = 0.10;
 const ATTEMPTS: usize = 3;
 
 /// A run during which no other process took the cores (see [`RUN_QUEUE_WAIT_LIMIT`]); panics,
@@ -135,19 +141,23 @@ fn undisturbed_run(s: &Settings, run: Duration) -> pooltune::metrics::Snapshot {
         let Some(rq) = rq else { return last };
         let wait = rq.mean_wait();
         eprintln!(
-            "run-queue wait {:.1} µs a slice ({} slices, {:.0} ms in all)",
+            "run-queue wait {:.1} µs a slice ({} slices, {:.0} ms in all), steal {:.1}%",
             wait.as_secs_f64() * 1e6,
             rq.slices,
-            rq.delay.as_secs_f64() * 1e3
+            rq.delay.as_secs_f64() * 1e3,
+            rq.steal * 100.0
         );
-        if wait <= RUN_QUEUE_WAIT_LIMIT {
+        if wait <= RUN_QUEUE_WAIT_LIMIT && rq.steal <= STEAL_LIMIT {
             return last;
         }
-        eprintln!("another process took the cores (limit {RUN_QUEUE_WAIT_LIMIT:?} a slice); run again");
-        seen.push(wait);
+        eprintln!(
+            "another process or the host took the cores (limits {RUN_QUEUE_WAIT_LIMIT:?} a slice, steal {:.0}%); run again",
+            STEAL_LIMIT * 100.0
+        );
+        seen.push((wait, rq.steal));
     }
     panic!(
-        "the machine never left the engine its cores: mean run-queue waits {seen:.1?} in {ATTEMPTS} runs, limit {RUN_QUEUE_WAIT_LIMIT:?}"
+        "the machine never left the engine its cores: (mean run-queue wait, steal share) in {ATTEMPTS} runs {seen:.3?}, limits {RUN_QUEUE_WAIT_LIMIT:?} and {STEAL_LIMIT}"
     );
 }
 

@@ -54,6 +54,9 @@ pub fn assert_accounted(s: &Snapshot) {
 pub struct RunQueue {
     pub delay: Duration,
     pub slices: u64,
+    /// On a virtual machine: the share of the machine's CPU time the hypervisor gave to others
+    /// while the closure ran (`/proc/stat`, the `cpu` line's steal field, over wall time × CPUs).
+    pub steal: f64,
 }
 
 impl RunQueue {
@@ -89,10 +92,16 @@ pub fn run_queue<T>(f: impl FnOnce() -> T) -> (T, Option<RunQueue>) {
         }
         true
     }
+    /// The machine's total steal time, in clock ticks (`USER_HZ`, 100 a second on Linux).
+    fn steal_ticks() -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        stat.lines().next()?.split_whitespace().nth(8)?.parse().ok()
+    }
     let mut start = Seen::new();
     if !read_all(&mut start, true) {
         return (f(), None);
     }
+    let (steal_start, wall) = (steal_ticks(), std::time::Instant::now());
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = Arc::clone(&stop);
@@ -106,11 +115,16 @@ pub fn run_queue<T>(f: impl FnOnce() -> T) -> (T, Option<RunQueue>) {
             seen.values().fold(RunQueue::default(), |acc, (first, last)| RunQueue {
                 delay: acc.delay + Duration::from_nanos(last[0] - first[0]),
                 slices: acc.slices + (last[1] - first[1]),
+                steal: 0.0,
             })
         })
     };
     let out = f();
     stop.store(true, Ordering::Relaxed);
-    let rq = sampler.join().expect("the schedstat sampler does not panic");
+    let mut rq = sampler.join().expect("the schedstat sampler does not panic");
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+    if let (Some(a), Some(b)) = (steal_start, steal_ticks()) {
+        rq.steal = (b.saturating_sub(a)) as f64 / 100.0 / (wall.elapsed().as_secs_f64() * cpus);
+    }
     (out, Some(rq))
 }
