@@ -7,9 +7,12 @@
 //!     pooltune's timer and tokio's, and the timer thread's CPU cost;
 //! (c) recording cost per job;
 //! (d) the dashboard's cost: rendering a 200×60 frame, and the ceiling with the dashboard drawing
-//!     beside a headless follower.
+//!     beside a headless follower;
+//! (e) with `--features console` only: tokio-console's cost, the ceiling of the same build with
+//!     no subscriber and then with the console's layer installed and serving.
 //!
-//! `BENCH_SECONDS` (default 2) sets each ceiling measurement's length.
+//! `BENCH_SECONDS` (default 2) sets each ceiling measurement's length; `BENCH_SECTIONS` (for
+//! example `ae`) runs only those sections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +29,11 @@ use ratatui::backend::TestBackend;
 fn seconds() -> Duration {
     let s = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(2.0);
     Duration::from_secs_f64(s)
+}
+
+/// Whether section `letter` runs (`BENCH_SECTIONS` unset: all of them).
+fn wants(letter: char) -> bool {
+    std::env::var("BENCH_SECTIONS").map_or(true, |v| v.contains(letter))
 }
 
 fn threads() -> usize {
@@ -250,6 +258,28 @@ fn main() {
     println!("pooltune benchmarks ({} runtime threads, {:.1} s per ceiling run)\n", threads(), run.as_secs_f64());
     // Single ceiling runs here are bimodal (where tokio places producer and consumers), so each
     // figure is the median of 5 runs, the two pools alternating.
+    if wants('a') {
+        section_a(run);
+    }
+    if wants('b') {
+        section_b();
+    }
+    if wants('d') {
+        section_d(run);
+    }
+    if wants('c') {
+        let (batched, locked) = recording_cost();
+        println!(
+            "\n(c) recording one job (3 histograms + sums): {batched:.1} ns through a worker's batch, {locked:.1} ns with a lock a job"
+        );
+    }
+    #[cfg(feature = "console")]
+    if wants('e') {
+        section_e(run);
+    }
+}
+
+fn section_a(run: Duration) {
     println!("(a) ceiling, completed jobs/s at zero service, median of 5 alternating runs each");
     println!("workers   pooltune      bare pool     ratio");
     for workers in [1, 2, 4, 8] {
@@ -261,7 +291,9 @@ fn main() {
         let (b, o) = (percentile(&mut bare, 0.5), percentile(&mut ours, 0.5));
         println!("{workers:>7} {o:>10.0} {b:>13.0} {:>9.2}x", o / b);
     }
+}
 
+fn section_b() {
     println!("\n(b) timer precision: error of a sleep (actual − requested), µs, 8 concurrent sleepers");
     println!("requested   pooltune mean   p99     tokio mean   p99");
     let timer = Timer::start();
@@ -275,7 +307,9 @@ fn main() {
     }
     let awake = timer.awake().checked_sub(before).unwrap().as_secs_f64() / cpu_start.elapsed().as_secs_f64();
     println!("timer thread awake (CPU cost) while serving these sleeps: {:.1}% of one core", awake * 100.0);
+}
 
+fn section_d(run: Duration) {
     println!("\n(d) the dashboard's cost");
     let (mean, p99) = frame_cost();
     println!("rendering one 200×60 frame: mean {mean:.0} µs, p99 {p99:.0} µs");
@@ -292,9 +326,24 @@ fn main() {
         "ceiling (4 workers), median of {PAIRS} alternating runs: headless follower {h:.0}/s, dashboard drawing at 30 fps {d:.0}/s: {:.2}x",
         d / h
     );
+}
 
-    let (batched, locked) = recording_cost();
-    println!(
-        "\n(c) recording one job (3 histograms + sums): {batched:.1} ns through a worker's batch, {locked:.1} ns with a lock a job"
-    );
+/// tokio-console's cost. A global subscriber cannot be taken down again, so the runs without
+/// it come first; each figure is the median of 5 runs (the ceiling is bimodal, see (a)).
+#[cfg(feature = "console")]
+fn section_e(run: Duration) {
+    use tracing_subscriber::prelude::*;
+    println!("\n(e) tokio-console's cost: ceiling with 4 workers, this build (tokio/tracing compiled in)");
+    let median = |n: usize| {
+        let mut v: Vec<f64> = (0..n).map(|_| engine_ceiling(4, run)).collect();
+        percentile(&mut v, 0.5)
+    };
+    let without = median(5);
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let layer = console_subscriber::ConsoleLayer::builder().server_addr(addr).spawn();
+    tracing_subscriber::registry().with(layer).init();
+    let with = median(5);
+    println!("no subscriber {without:.0}/s; console layer serving on {addr} {with:.0}/s: {:.2}x", with / without);
 }

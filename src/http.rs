@@ -38,6 +38,29 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a request may take, whatever the `timeout` knob says.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a target cannot be used, found before the run starts; every one is the user's input.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("--target '{url}' is not a URL ({reason}); expected e.g. http://127.0.0.1:8080/path")]
+    NotUrl { url: String, reason: String },
+    #[error("--target '{0}' has no http:// or https:// scheme; expected e.g. http://127.0.0.1:8080/path")]
+    Scheme(String),
+    #[error("--target '{0}' has no host; expected e.g. http://127.0.0.1:8080/path")]
+    NoHost(String),
+    #[error("--method '{0}' is not an HTTP method; expected GET, POST, PUT, DELETE, ...")]
+    Method(String),
+    /// `problem` follows the quoted header: "has no ':'; expected 'Name: value'".
+    #[error("--header '{header}'{problem}")]
+    Header { header: String, problem: String },
+    #[error("--body and --body-file both given; choose one")]
+    TwoBodies,
+    #[error("--body-file '{path}' cannot be read: {source}")]
+    BodyFile { path: String, source: std::io::Error },
+    /// The CA file cannot be read, is not PEM, or holds nothing usable; or TLS cannot start.
+    #[error("{0}")]
+    Trust(String),
+}
+
 /// What every job sends.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -58,36 +81,35 @@ impl Target {
         headers: &[String],
         body: Option<&str>,
         body_file: Option<&Path>,
-    ) -> Result<Target, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("--target '{url}' is not a URL ({e}); expected e.g. http://127.0.0.1:8080/path"))?;
+    ) -> Result<Target, TargetError> {
+        let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| TargetError::NotUrl {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(format!(
-                "--target '{url}' has no http:// or https:// scheme; expected e.g. http://127.0.0.1:8080/path"
-            ));
+            return Err(TargetError::Scheme(url.into()));
         }
         if uri.host().is_none_or(str::is_empty) {
-            return Err(format!("--target '{url}' has no host; expected e.g. http://127.0.0.1:8080/path"));
+            return Err(TargetError::NoHost(url.into()));
         }
         let method = Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("--method '{method}' is not an HTTP method; expected GET, POST, PUT, DELETE, ..."))?;
+            .map_err(|_| TargetError::Method(method.into()))?;
         let mut map = HeaderMap::new();
         for h in headers {
-            let (name, value) =
-                h.split_once(':').ok_or_else(|| format!("--header '{h}' has no ':'; expected 'Name: value'"))?;
+            let bad = |problem: String| TargetError::Header { header: h.clone(), problem };
+            let (name, value) = h.split_once(':').ok_or_else(|| bad(" has no ':'; expected 'Name: value'".into()))?;
             let name = HeaderName::from_bytes(name.trim().as_bytes())
-                .map_err(|_| format!("--header '{h}': '{}' is not a header name", name.trim()))?;
+                .map_err(|_| bad(format!(": '{}' is not a header name", name.trim())))?;
             let value = HeaderValue::from_str(value.trim())
-                .map_err(|_| format!("--header '{h}': the value is not a valid header value"))?;
+                .map_err(|_| bad(": the value is not a valid header value".into()))?;
             map.append(name, value);
         }
         let body = match (body, body_file) {
-            (Some(_), Some(_)) => return Err("--body and --body-file both given; choose one".into()),
+            (Some(_), Some(_)) => return Err(TargetError::TwoBodies),
             (Some(b), None) => Bytes::from(b.to_string()),
-            (None, Some(p)) => {
-                Bytes::from(std::fs::read(p).map_err(|e| format!("--body-file '{}' cannot be read: {e}", p.display()))?)
-            }
+            (None, Some(p)) => Bytes::from(
+                std::fs::read(p).map_err(|source| TargetError::BodyFile { path: p.display().to_string(), source })?,
+            ),
             (None, None) => Bytes::new(),
         };
         Ok(Target { uri, method, headers: map, body })
@@ -144,13 +166,13 @@ impl HttpWork {
     ///
     /// # Errors
     /// The CA file cannot be read or holds no usable certificate.
-    pub fn new(target: Target, trust: &Trust) -> Result<Self, String> {
+    pub fn new(target: Target, trust: &Trust) -> Result<Self, TargetError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(trust)?)
+            .with_tls_config(tls_config(trust).map_err(TargetError::Trust)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -296,7 +318,7 @@ impl Work for HttpWork {
 
 #[cfg(test)]
 mod tests {
-    use super::Target;
+    use super::{Target, TargetError};
 
     #[test]
     fn targets_are_checked_up_front() {
@@ -306,9 +328,11 @@ mod tests {
             ("http://127.0.0.1:1/", "GE T", vec![], "not an HTTP method"),
             ("http://127.0.0.1:1/", "GET", vec!["NoColon".to_string()], "has no ':'"),
         ] {
-            let err = Target::new(url, method, &headers, None, None).unwrap_err();
+            let err = Target::new(url, method, &headers, None, None).unwrap_err().to_string();
             assert!(err.contains(want), "{url}: {err}");
         }
+        let both = Target::new("http://127.0.0.1:8080/x", "GET", &[], Some("a"), Some("b".as_ref())).unwrap_err();
+        assert!(matches!(both, TargetError::TwoBodies), "{both:?}");
         let t = Target::new("http://127.0.0.1:8080/x", "post", &["X-A: 1".into()], Some("hi"), None).unwrap();
         assert_eq!(t.method, hyper::Method::POST);
         assert_eq!(t.headers["x-a"], "1");

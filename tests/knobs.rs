@@ -35,6 +35,26 @@ fn run_help_lists_every_knob_flag_with_its_limits() {
     }
 }
 
+/// `pooltune model` words its flags in its own symbols, but what they accept is the table's.
+#[test]
+fn model_help_states_the_tables_limits_for_the_knobs_it_shares() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_pooltune")).args(["model", "--help"]).stdin(Stdio::null()).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for key in ["rate", "service", "workers", "queue", "service_dist", "service_cv", "arrival"] {
+        let spec = KnobSpec::find(key).unwrap();
+        let flag = format!("--{} <", spec.flag);
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&flag))
+            .unwrap_or_else(|| panic!("model --help lacks {flag}"));
+        let accepts = spec.accepts(" | ").unwrap();
+        // The model takes no `max` rate: only the numeric range is stated.
+        let accepts = accepts.trim_end_matches(", or max");
+        assert!(line.contains(accepts), "{flag} does not say {accepts}: {line}");
+    }
+}
+
 #[test]
 fn a_profile_sets_every_knob_where_it_may() {
     for spec in KNOBS {

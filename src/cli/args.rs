@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 use crate::duration;
-use crate::settings::{ArrivalKind, KNOBS, Knob, KnobSpec, KnobValue, Rate, ServiceDist};
+use crate::settings::{ArrivalKind, KNOBS, Knob, KnobError, KnobSpec, KnobValue, Rate, ServiceDist};
 
-fn knob(name: &'static str) -> impl Fn(&str) -> Result<Knob, String> + Clone + Send + Sync + 'static {
+fn knob(name: &'static str) -> impl Fn(&str) -> Result<Knob, KnobError> + Clone + Send + Sync + 'static {
     move |s| Knob::parse(name, s)
 }
 
@@ -35,7 +35,12 @@ fn service_kind(s: &str) -> Result<KindFlag, String> {
     if s.trim().eq_ignore_ascii_case("http") {
         return Ok(KindFlag::Http);
     }
-    Knob::parse("service_kind", s).map(KindFlag::Synthetic).map_err(|e| format!("{e}, or http (with --target URL)"))
+    match Knob::parse("service_kind", s) {
+        Ok(k) => Ok(KindFlag::Synthetic(k)),
+        // Not a synthetic kind at all: http is the other thing this flag accepts.
+        Err(KnobError::Malformed(m)) => Err(format!("{m}, or http (with --target URL)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A knob's value for `pooltune model`, parsed and checked by the knob table.
@@ -43,9 +48,24 @@ fn model_knob<T: KnobValue + Clone + Send + Sync + 'static>(
     key: &'static str,
 ) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
     move |s| {
-        let spec = KnobSpec::find(key).expect("a key of the knob table");
-        Knob::parse(spec.key, s)?.value::<T>().ok_or_else(|| format!("{key} takes no such value here"))
+        Knob::parse(key, s)
+            .map_err(|e| e.to_string())?
+            .value::<T>()
+            .ok_or_else(|| format!("{key} takes no such value here"))
     }
+}
+
+/// A shared knob's help for `pooltune model`: the model's words for it (with its symbol), then
+/// what the knob table accepts (the model has no `max` rate). No default: the model's inputs are
+/// required, or absent means unbounded.
+fn model_help(key: &str, what: &str) -> String {
+    let spec = KnobSpec::find(key).expect("a key of the knob table");
+    spec.help_with(what, false).replace(", or max]", "]")
+}
+
+/// As [`model_help`], with the table's default (a distribution or process left unset).
+fn model_default_help(key: &str, what: &str) -> String {
+    KnobSpec::find(key).expect("a key of the knob table").help_with(what, true)
 }
 
 /// `--rate` for the model: as `run` takes it, except `max`, which has no model.
@@ -249,26 +269,19 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct ModelArgs {
-    /// Arrival rate λ, jobs per second [0 to 10000000]
-    #[arg(long, value_name = "R", value_parser = model_rate)]
+    #[arg(long, value_name = "R", value_parser = model_rate, help = model_help("rate", "Arrival rate λ, jobs per second"))]
     pub rate: f64,
-    // The help is an attribute, not a doc comment: rustdoc would read "E[S]" as a link.
-    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("service"), help = "Mean service time E[S], e.g. 5ms [0s to 1h]")]
+    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("service"), help = model_help("service", "Mean service time E[S], e.g. 5ms"))]
     pub service: Duration,
-    /// Workers c [0 to 100000]
-    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"))]
+    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"), help = model_help("workers", "Workers c"))]
     pub workers: usize,
-    /// Queue bound K (waiting places); without it the queue is unbounded [1 to 10000000]
-    #[arg(long, value_name = "K", value_parser = model_knob::<usize>("queue"))]
+    #[arg(long, value_name = "K", value_parser = model_knob::<usize>("queue"), help = model_help("queue", "Queue bound K (waiting places); without it the queue is unbounded"))]
     pub queue: Option<usize>,
-    /// Service distribution: constant | exponential | uniform | lognormal [default exponential]
-    #[arg(long, value_name = "DIST", conflicts_with = "service_cv", value_parser = model_knob::<ServiceDist>("service_dist"))]
+    #[arg(long, value_name = "DIST", conflicts_with = "service_cv", value_parser = model_knob::<ServiceDist>("service_dist"), help = model_default_help("service_dist", "Service distribution"))]
     pub service_dist: Option<ServiceDist>,
-    /// Coefficient of variation of service times (instead of a named distribution) [0 to 100]
-    #[arg(long, value_name = "X", value_parser = model_knob::<f64>("service_cv"))]
+    #[arg(long, value_name = "X", value_parser = model_knob::<f64>("service_cv"), help = model_help("service_cv", "Coefficient of variation of service times (instead of a named distribution)"))]
     pub service_cv: Option<f64>,
-    /// Arrival process: poisson | constant [default poisson]
-    #[arg(long, value_name = "PROCESS", value_parser = model_knob::<ArrivalKind>("arrival"))]
+    #[arg(long, value_name = "PROCESS", value_parser = model_knob::<ArrivalKind>("arrival"), help = model_default_help("arrival", "Arrival process"))]
     pub arrival: Option<ArrivalKind>,
     /// Coefficient of variation of inter-arrival times (instead of a named process)
     #[arg(long, value_name = "X", conflicts_with = "arrival")]

@@ -62,9 +62,9 @@ impl RunContext {
             args.body.as_deref(),
             args.body_file.as_deref(),
         )
-        .map_err(BadInput)?;
+        .map_err(|e| BadInput(e.to_string()))?;
         let trust = Trust { ca_cert: args.ca_cert.as_deref(), insecure: args.insecure };
-        let w = HttpWork::new(target, &trust).map_err(BadInput)?;
+        let w = HttpWork::new(target, &trust).map_err(|e| BadInput(e.to_string()))?;
         let http = Http { target: Arc::clone(&w.target), stats: Arc::clone(&w.stats) };
         Ok(RunContext { work: Some(Arc::new(w)), http: Some(http) })
     }

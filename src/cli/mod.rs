@@ -34,6 +34,13 @@ use args::{Cli, Cmd, RunArgs};
 #[derive(Debug)]
 pub struct BadInput(pub String);
 
+/// The settings layer's refusals are the user's input.
+impl From<crate::settings::SettingsError> for BadInput {
+    fn from(e: crate::settings::SettingsError) -> Self {
+        BadInput(e.to_string())
+    }
+}
+
 impl std::fmt::Display for BadInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -93,6 +100,7 @@ impl From<crate::engine::EngineError> for Failure {
     fn from(e: crate::engine::EngineError) -> Self {
         match e {
             crate::engine::EngineError::Invalid(m) => Failure::BadInput(BadInput(m)),
+            crate::engine::EngineError::Settings(e) => Failure::BadInput(e.into()),
             other => Failure::Failed(other.into()),
         }
     }
@@ -151,7 +159,7 @@ pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInpu
         k.apply(&mut s);
     }
     s.fill_batch_size();
-    s.validate().map_err(BadInput)?;
+    s.validate().map_err(BadInput::from)?;
     Ok(s)
 }
 
@@ -183,7 +191,7 @@ pub fn options_from(args: &RunArgs, s: &Settings, headless: bool, spec: RunSpec)
 }
 
 fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
-    let profile = profile.map(crate::profile::library::find).transpose().map_err(BadInput)?;
+    let profile = profile.map(crate::profile::library::find).transpose().map_err(|e| BadInput(e.to_string()))?;
     let profile = match (profile, args.speed) {
         (Some(p), Some(x)) => Some(p.time_scaled(x)),
         (p, None) => p,

@@ -22,7 +22,7 @@ use super::{Command, EngineError, GapCounters, RunOptions, Shared, worker};
 use crate::metrics::aggregate::{Aggregator, TickInputs};
 use crate::metrics::recorder::Recorders;
 use crate::metrics::{RuntimeStats, Snapshot};
-use crate::settings::{Knob, Settings};
+use crate::settings::{Knob, Settings, SettingsError};
 
 /// Shards per runtime thread: enough that workers on different threads rarely share one.
 const SHARDS_PER_THREAD: usize = 4;
@@ -165,7 +165,7 @@ impl Controller {
     fn apply(&mut self, cmd: Command) {
         self.commands += 1;
         match cmd {
-            Command::Set(knob) => match knob.live().and_then(|k| self.settings.with(k)) {
+            Command::Set(knob) => match knob.live().map_err(SettingsError::from).and_then(|k| self.settings.with(k)) {
                 Ok(s) => {
                     self.settings = s;
                     if self.opts.reset_on_change {

@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 use crate::metrics::Snapshot;
 use crate::metrics::aggregate::GapSums;
 use crate::metrics::recorder::Recorders;
-use crate::settings::{Knob, Settings};
+use crate::settings::{Knob, Settings, SettingsError};
 use queue::{JobQueue, Pushed};
 use timer::Timer;
 
@@ -55,8 +55,12 @@ pub enum Command {
 }
 
 /// Why the engine refused something.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq)]
 pub enum EngineError {
+    /// Settings, or a knob change, that the settings layer refuses.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// Run options the engine refuses (interval, duration, warm-up).
     #[error("{0}")]
     Invalid(String),
     #[error("the engine is busy applying earlier commands; try again")]
@@ -266,7 +270,7 @@ impl EngineHandle {
         opts: RunOptions,
         work: Option<std::sync::Arc<dyn crate::work::Work>>,
     ) -> Result<EngineHandle, EngineError> {
-        settings.validate().map_err(EngineError::Invalid)?;
+        settings.validate()?;
         opts.validate().map_err(EngineError::Invalid)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (snap_tx, snap_rx) = watch::channel(Snapshot::initial(settings.clone()));
@@ -288,8 +292,7 @@ impl EngineHandle {
     /// The reason a knob value is refused.
     pub fn check(&self, cmd: &Command) -> Result<(), EngineError> {
         if let Command::Set(knob) = cmd {
-            knob.live().map_err(EngineError::Invalid)?;
-            self.snapshots.borrow().settings.with(*knob).map_err(EngineError::Invalid)?;
+            self.snapshots.borrow().settings.with(knob.live().map_err(SettingsError::from)?)?;
         }
         Ok(())
     }
@@ -297,7 +300,7 @@ impl EngineHandle {
     /// Sends a command without waiting (for UIs): refused values and a full channel are errors.
     ///
     /// # Errors
-    /// [`EngineError::Invalid`], [`EngineError::Busy`] or [`EngineError::Stopped`].
+    /// [`EngineError::Settings`], [`EngineError::Busy`] or [`EngineError::Stopped`].
     pub fn try_send(&self, cmd: Command) -> Result<(), EngineError> {
         self.check(&cmd)?;
         self.commands.try_send(cmd).map_err(|e| match e {
@@ -309,7 +312,7 @@ impl EngineHandle {
     /// Sends a command, waiting for room in the channel.
     ///
     /// # Errors
-    /// [`EngineError::Invalid`] or [`EngineError::Stopped`].
+    /// [`EngineError::Settings`] or [`EngineError::Stopped`].
     pub async fn send(&self, cmd: Command) -> Result<(), EngineError> {
         self.check(&cmd)?;
         self.commands.send(cmd).await.map_err(|_| EngineError::Stopped)

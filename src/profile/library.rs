@@ -28,27 +28,47 @@ pub fn shipped() -> Result<Vec<Profile>, ProfileError> {
     SHIPPED.iter().map(|(file, text)| parse(&format!("profiles/{file}"), text)).collect()
 }
 
+/// Why `pooltune run NAME` found no profile to run.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    /// Neither a file nor a shipped profile's name; `suggestion` is the nearest shipped name.
+    #[error(
+        "no profile '{name}': no such file, and no shipped profile has that name.{} Shipped: {} (pooltune profiles lists them)",
+        suggestion.map(|b| format!(" Did you mean '{b}'?")).unwrap_or_default(),
+        shipped_names().join(", ")
+    )]
+    NotFound { name: String, suggestion: Option<&'static str> },
+    #[error("{path}: cannot read: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    /// The file was read but is not a valid profile (located).
+    #[error(transparent)]
+    Invalid(#[from] ProfileError),
+}
+
+/// The shipped profiles' names (file stems), in `pooltune profiles` order.
+fn shipped_names() -> Vec<&'static str> {
+    SHIPPED.iter().map(|(f, _)| f.trim_end_matches(".toml")).collect()
+}
+
 /// Finds a profile by path, or by its name (or file stem) among the shipped ones.
 ///
 /// # Errors
 /// Not found (with the names that exist), unreadable, or invalid (located).
-pub fn find(name_or_path: &str) -> Result<Profile, String> {
+pub fn find(name_or_path: &str) -> Result<Profile, FindError> {
     let path = Path::new(name_or_path);
     if path.exists() {
-        let bytes = std::fs::read(path).map_err(|e| format!("{name_or_path}: cannot read: {e}"))?;
-        return parse_bytes(name_or_path, &bytes).map_err(|e| e.to_string());
+        let bytes =
+            std::fs::read(path).map_err(|source| FindError::Unreadable { path: name_or_path.to_string(), source })?;
+        return Ok(parse_bytes(name_or_path, &bytes)?);
     }
     for (file, text) in SHIPPED {
-        let p = parse(&format!("profiles/{file}"), text).map_err(|e| e.to_string())?;
+        let p = parse(&format!("profiles/{file}"), text)?;
         if p.name == name_or_path || file.trim_end_matches(".toml") == name_or_path {
             return Ok(p);
         }
     }
-    let names: Vec<&str> = SHIPPED.iter().map(|(f, _)| f.trim_end_matches(".toml")).collect();
-    let hint =
-        crate::suggest::closest(name_or_path, &names).map(|b| format!(" Did you mean '{b}'?")).unwrap_or_default();
-    Err(format!(
-        "no profile '{name_or_path}': no such file, and no shipped profile has that name.{hint} Shipped: {} (pooltune profiles lists them)",
-        names.join(", ")
-    ))
+    Err(FindError::NotFound {
+        name: name_or_path.to_string(),
+        suggestion: crate::suggest::closest(name_or_path, &shipped_names()),
+    })
 }

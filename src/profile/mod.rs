@@ -52,7 +52,7 @@ impl Profile {
     ///
     /// # Errors
     /// The combination is invalid (each value alone was checked when parsing).
-    pub fn settings(&self, base: &Settings) -> Result<Settings, String> {
+    pub fn settings(&self, base: &Settings) -> Result<Settings, crate::settings::SettingsError> {
         let mut s = self.starting(base);
         s.fill_batch_size();
         s.validate()?;

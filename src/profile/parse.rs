@@ -5,7 +5,6 @@
 //! a value out of range, a bad duration, phases out of order or past the run, and the TOML
 //! parser's own syntax errors all point at the place.
 
-use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -18,21 +17,14 @@ use crate::engine::MAX_RUN;
 use crate::settings::{KNOB_NAMES, Knob, KnobSpec, Settings, ValueKind, live_names};
 
 /// A profile error with its position (1-based line and column; both 1 when unknown).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
 pub struct ProfileError {
     pub file: String,
     pub line: usize,
     pub col: usize,
     pub message: String,
 }
-
-impl fmt::Display for ProfileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
-    }
-}
-
-impl std::error::Error for ProfileError {}
 
 /// Line and column (1-based, in characters) of a byte offset.
 fn position(text: &str, offset: usize) -> (usize, usize) {
@@ -138,7 +130,7 @@ fn knob_of(ctx: &Ctx<'_>, spec: &KnobSpec, v: &Spanned<DeValue<'_>>) -> Result<K
             return Err(ctx.err(v.span(), format!("{key} must be {}, not {}", kind.toml_want(), type_name(other))));
         }
     };
-    Knob::parse(key, &text).map_err(|e| ctx.err(v.span(), e))
+    Knob::parse(key, &text).map_err(|e| ctx.err(v.span(), e.to_string()))
 }
 
 fn integer_text(ctx: &Ctx<'_>, v: &Spanned<DeValue<'_>>, i: &toml::de::DeInteger<'_>) -> Result<String, ProfileError> {

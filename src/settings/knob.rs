@@ -17,6 +17,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::error::KnobError;
 use super::value::{KnobValue, ValueKind};
 use super::{
     ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_QUEUE, MAX_RATE, MAX_THREADS, MAX_TIME, MAX_WORKERS, Policy, Rate,
@@ -58,21 +59,38 @@ impl KnobSpec {
         KNOBS.iter().find(|s| s.key == key || s.alias == Some(key.as_str()))
     }
 
+    /// What the knob accepts, as help and the README print it: its range, or its choices
+    /// joined by `sep` (`None`: any value).
+    #[must_use]
+    pub fn accepts(&self, sep: &str) -> Option<String> {
+        match self.kind {
+            ValueKind::Choice(names) => Some(names.trim_end_matches(" | ").replace(" | ", sep)),
+            _ => (self.range)(),
+        }
+    }
+
     /// The help line with its accepted values and default: `Worker tasks [0 to 100000;
-    /// default 4]`.
+    /// default 4]`, `Arrival process: poisson | constant | … [default poisson]`.
     #[must_use]
     pub fn help_line(&self) -> String {
-        let mut text = self.help.to_string();
-        if let ValueKind::Choice(names) = self.kind {
-            text = format!("{text}: {}", names.trim_end_matches(" | "));
-        }
-        let parts: Vec<String> = [
-            (self.range)().filter(|_| !matches!(self.kind, ValueKind::Choice(_))),
-            (self.default)().map(|d| format!("default {d}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        self.help_with(self.help, true)
+    }
+
+    /// `what` followed by what the knob accepts and, if `with_default`, its default: the help
+    /// of a client that describes the knob in its own words (`pooltune model`).
+    #[must_use]
+    pub fn help_with(&self, what: &str, with_default: bool) -> String {
+        let choice = matches!(self.kind, ValueKind::Choice(_));
+        let accepts = self.accepts(" | ");
+        let text = match (&accepts, choice) {
+            (Some(names), true) => format!("{what}: {names}"),
+            _ => what.to_string(),
+        };
+        let parts: Vec<String> =
+            [accepts.filter(|_| !choice), (self.default)().filter(|_| with_default).map(|d| format!("default {d}"))]
+                .into_iter()
+                .flatten()
+                .collect();
         if parts.is_empty() { text } else { format!("{text} [{}]", parts.join("; ")) }
     }
 }
@@ -122,8 +140,8 @@ macro_rules! knobs {
             ///
             /// # Errors
             /// An unknown name (with the nearest known one) or a value out of range.
-            pub fn parse(name: &str, value: &str) -> Result<Knob, String> {
-                let Some(spec) = KnobSpec::find(name) else { return Err(unknown_knob(name)) };
+            pub fn parse(name: &str, value: &str) -> Result<Knob, KnobError> {
+                let Some(spec) = KnobSpec::find(name) else { return Err(KnobError::unknown(name)) };
                 let knob = match spec.key {
                     $($key => Knob::$variant(<$t as KnobValue>::parse($key, value, $lo, $hi)?),)+
                     _ => unreachable!("KnobSpec::find returns a row of the table"),
@@ -141,7 +159,9 @@ macro_rules! knobs {
             /// The knob's row of the table.
             #[must_use]
             pub fn spec(&self) -> &'static KnobSpec {
-                KnobSpec::find(self.name()).expect("every knob has a row")
+                #[allow(dead_code)]
+                enum Row { $($variant),+ }
+                &KNOBS[match self { $(Knob::$variant(_) => Row::$variant as usize),+ }]
             }
 
             /// The value as [`Knob::parse`] takes it.
@@ -154,7 +174,7 @@ macro_rules! knobs {
             ///
             /// # Errors
             /// Why the value is refused and what is accepted.
-            pub fn check(&self) -> Result<(), String> {
+            pub fn check(&self) -> Result<(), KnobError> {
                 match self { $(Knob::$variant(v) => KnobValue::check(v, $label, $lo, $hi)),+ }
             }
 
@@ -320,13 +340,9 @@ impl Knob {
     ///
     /// # Errors
     /// The knob is fixed for a run, and where it can be set instead.
-    pub fn live(self) -> Result<Knob, String> {
+    pub fn live(self) -> Result<Knob, KnobError> {
         let spec = self.spec();
-        if spec.live {
-            Ok(self)
-        } else {
-            Err(format!("{} is fixed for a run; set it with --{} or in a profile's [workload]", spec.key, spec.flag))
-        }
+        if spec.live { Ok(self) } else { Err(KnobError::Fixed { key: spec.key, flag: spec.flag }) }
     }
 
     /// The knobs of `after` that differ from `before`: a knob change, as the dashboard marks it
@@ -344,13 +360,6 @@ pub fn live_names() -> Vec<&'static str> {
     KNOBS.iter().filter(|s| s.live).map(|s| s.key).collect()
 }
 
-/// "unknown setting 'wokers'; did you mean 'workers'? Known settings: ..."
-#[must_use]
-pub fn unknown_knob(name: &str) -> String {
-    let hint = crate::suggest::closest(name, KNOB_NAMES).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
-    format!("unknown setting '{name}'{hint} Known settings: {}", KNOB_NAMES.join(", "))
-}
-
 /// The knob table as the README shows it (a test keeps the README equal to this).
 #[must_use]
 pub fn markdown_table() -> String {
@@ -358,10 +367,7 @@ pub fn markdown_table() -> String {
         "| knob | flag | accepts | default | live | ramps | what it does |\n|---|---|---|---|---|---|---|\n",
     );
     for s in KNOBS {
-        let accepts = match s.kind {
-            ValueKind::Choice(names) => names.trim_end_matches(" | ").replace(" | ", ", "),
-            _ => (s.range)().unwrap_or_default(),
-        };
+        let accepts = s.accepts(", ").unwrap_or_default();
         let yes = |b: bool| if b { "yes" } else { "no" };
         let _ = writeln!(
             out,
@@ -399,6 +405,7 @@ mod tests {
         for spec in KNOBS {
             let k = Knob::parse(spec.key, spec.example).unwrap_or_else(|e| panic!("{}'s example: {e}", spec.key));
             assert_eq!(k.name(), spec.key);
+            assert_eq!(k.spec().key, spec.key, "{}'s spec() is its own row", spec.key);
             assert_eq!(KnobSpec::find(spec.flag).map(|s| s.key), Some(spec.key), "--{} finds its row", spec.flag);
         }
     }
@@ -419,7 +426,7 @@ mod tests {
             ("wokers", "3", "did you mean 'workers'"),
         ];
         for (name, value, want) in cases {
-            let err = Knob::parse(name, value).unwrap_err();
+            let err = Knob::parse(name, value).unwrap_err().to_string();
             assert!(err.contains(want), "{name} {value}: {err}");
         }
     }
@@ -428,6 +435,8 @@ mod tests {
     fn fixed_knobs_are_refused_live() {
         assert!(Knob::Workers(3).live().is_ok());
         let err = Knob::Threads(3).live().unwrap_err();
+        assert_eq!(err, KnobError::Fixed { key: "threads", flag: "threads" });
+        let err = err.to_string();
         assert!(err.contains("fixed for a run") && err.contains("--threads"), "{err}");
     }
 }

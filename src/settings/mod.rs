@@ -13,9 +13,11 @@ use serde::Serialize;
 
 use crate::duration;
 
+mod error;
 mod knob;
 mod value;
-pub use knob::{KNOB_NAMES, KNOBS, Knob, KnobSpec, live_names, markdown_table, unknown_knob};
+pub use error::{KnobError, SettingsError};
+pub use knob::{KNOB_NAMES, KNOBS, Knob, KnobSpec, live_names, markdown_table};
 pub use value::{KnobValue, ValueKind};
 
 /// The most workers a pool may have: beyond this the tool would measure its own task churn.
@@ -256,18 +258,15 @@ impl Settings {
     ///
     /// # Errors
     /// The first value that is out of range, with what is accepted.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         for k in Knob::all_of(self) {
             k.check()?;
         }
         if self.service_dist == ServiceDist::Uniform && self.service_cv > UNIFORM_MAX_CV {
-            return Err(format!(
-                "service_cv {} is too high for a uniform distribution (it would need negative times); expected at most {UNIFORM_MAX_CV:.3}",
-                self.service_cv
-            ));
+            return Err(SettingsError::UniformTooWide { cv: self.service_cv, max: UNIFORM_MAX_CV });
         }
         if self.arrival == ArrivalKind::Batch && self.jobs.is_none() {
-            return Err("arrival 'batch' needs a batch size; set jobs (e.g. --jobs 100)".into());
+            return Err(SettingsError::BatchWithoutSize);
         }
         Ok(())
     }
@@ -276,7 +275,7 @@ impl Settings {
     ///
     /// # Errors
     /// Why the new value is refused.
-    pub fn with(&self, knob: Knob) -> Result<Settings, String> {
+    pub fn with(&self, knob: Knob) -> Result<Settings, SettingsError> {
         knob.check()?;
         let mut s = self.clone();
         knob.apply(&mut s);
@@ -300,10 +299,12 @@ mod tests {
     #[test]
     fn combinations_are_checked() {
         let s = Settings::default();
-        let s = s.with(Knob::ServiceDist(ServiceDist::Uniform)).unwrap_err();
-        assert!(s.contains("too high for a uniform"), "{s}");
+        let err = s.with(Knob::ServiceDist(ServiceDist::Uniform)).unwrap_err();
+        assert!(matches!(err, SettingsError::UniformTooWide { .. }), "{err:?}");
+        assert!(err.to_string().contains("too high for a uniform"), "{err}");
         let err = Settings::default().with(Knob::Arrival(ArrivalKind::Batch)).unwrap_err();
-        assert!(err.contains("needs a batch size"), "{err}");
+        assert_eq!(err, SettingsError::BatchWithoutSize);
+        assert!(err.to_string().contains("needs a batch size"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{ArrivalKind, Policy, Rate, ServiceDist, ServiceKind};
+use super::{ArrivalKind, KnobError, Policy, Rate, ServiceDist, ServiceKind};
 use crate::duration;
 
 /// The shape of a knob's value, for everything that is not Rust: TOML types in profiles, the
@@ -57,7 +57,7 @@ pub trait KnobValue: Copy + PartialEq + Sized {
     ///
     /// # Errors
     /// What was wrong and what is accepted.
-    fn parse(key: &str, text: &str, lo: Self::Bound, hi: Self::Bound) -> Result<Self, String>;
+    fn parse(key: &str, text: &str, lo: Self::Bound, hi: Self::Bound) -> Result<Self, KnobError>;
 
     /// The value as [`KnobValue::parse`] takes it.
     fn text(&self) -> String;
@@ -66,7 +66,7 @@ pub trait KnobValue: Copy + PartialEq + Sized {
     ///
     /// # Errors
     /// The value, and the range accepted.
-    fn check(&self, label: &str, lo: Self::Bound, hi: Self::Bound) -> Result<(), String>;
+    fn check(&self, label: &'static str, lo: Self::Bound, hi: Self::Bound) -> Result<(), KnobError>;
 
     /// The range as help prints it (`None` where there is none to print).
     fn range_text(lo: Self::Bound, hi: Self::Bound) -> Option<String>;
@@ -92,17 +92,27 @@ fn count_range(lo: u64, hi: u64) -> String {
     }
 }
 
-fn parse_count(key: &str, text: &str, lo: u64, hi: u64) -> Result<u64, String> {
-    text.trim()
-        .parse::<u64>()
-        .map_err(|_| format!("{key} '{text}' is not a whole number; expected {}", count_range(lo, hi)))
+fn parse_count(key: &str, text: &str, lo: u64, hi: u64) -> Result<u64, KnobError> {
+    text.trim().parse::<u64>().map_err(|_| {
+        KnobError::Malformed(format!("{key} '{text}' is not a whole number; expected {}", count_range(lo, hi)))
+    })
 }
 
-fn check_count(label: &str, v: u64, lo: u64, hi: u64) -> Result<(), String> {
+/// A value outside its range: `{label} {value} {verdict}; expected {expected}`.
+fn out_of_range(
+    label: &'static str,
+    value: &dyn std::fmt::Display,
+    verdict: &'static str,
+    expected: String,
+) -> KnobError {
+    KnobError::OutOfRange { label, value: value.to_string(), verdict, expected }
+}
+
+fn check_count(label: &'static str, v: u64, lo: u64, hi: u64) -> Result<(), KnobError> {
     if v > hi {
-        Err(format!("{label} {v} is too many; expected {}", count_range(lo, hi)))
+        Err(out_of_range(label, &v, "is too many", count_range(lo, hi)))
     } else if v < lo {
-        Err(format!("{label} {v} is not accepted; expected {}", count_range(lo, hi)))
+        Err(out_of_range(label, &v, "is not accepted", count_range(lo, hi)))
     } else {
         Ok(())
     }
@@ -111,13 +121,13 @@ fn check_count(label: &str, v: u64, lo: u64, hi: u64) -> Result<(), String> {
 impl KnobValue for u64 {
     type Bound = u64;
     const KIND: ValueKind = ValueKind::Count;
-    fn parse(key: &str, text: &str, lo: u64, hi: u64) -> Result<Self, String> {
+    fn parse(key: &str, text: &str, lo: u64, hi: u64) -> Result<Self, KnobError> {
         parse_count(key, text, lo, hi)
     }
     fn text(&self) -> String {
         self.to_string()
     }
-    fn check(&self, label: &str, lo: u64, hi: u64) -> Result<(), String> {
+    fn check(&self, label: &'static str, lo: u64, hi: u64) -> Result<(), KnobError> {
         check_count(label, *self, lo, hi)
     }
     fn range_text(lo: u64, hi: u64) -> Option<String> {
@@ -128,14 +138,14 @@ impl KnobValue for u64 {
 impl KnobValue for usize {
     type Bound = usize;
     const KIND: ValueKind = ValueKind::Count;
-    fn parse(key: &str, text: &str, lo: usize, hi: usize) -> Result<Self, String> {
+    fn parse(key: &str, text: &str, lo: usize, hi: usize) -> Result<Self, KnobError> {
         let v = parse_count(key, text, lo as u64, hi as u64)?;
-        usize::try_from(v).map_err(|_| format!("{key} {v} is too large; expected at most {hi}"))
+        usize::try_from(v).map_err(|_| KnobError::Malformed(format!("{key} {v} is too large; expected at most {hi}")))
     }
     fn text(&self) -> String {
         self.to_string()
     }
-    fn check(&self, label: &str, lo: usize, hi: usize) -> Result<(), String> {
+    fn check(&self, label: &'static str, lo: usize, hi: usize) -> Result<(), KnobError> {
         check_count(label, *self as u64, lo as u64, hi as u64)
     }
     fn range_text(lo: usize, hi: usize) -> Option<String> {
@@ -152,17 +162,19 @@ impl KnobValue for usize {
 impl KnobValue for f64 {
     type Bound = f64;
     const KIND: ValueKind = ValueKind::Number;
-    fn parse(key: &str, text: &str, lo: f64, hi: f64) -> Result<Self, String> {
-        text.trim().parse::<f64>().map_err(|_| format!("{key} '{text}' is not a number; expected {lo} to {hi}"))
+    fn parse(key: &str, text: &str, lo: f64, hi: f64) -> Result<Self, KnobError> {
+        text.trim()
+            .parse::<f64>()
+            .map_err(|_| KnobError::Malformed(format!("{key} '{text}' is not a number; expected {lo} to {hi}")))
     }
     fn text(&self) -> String {
         self.to_string()
     }
-    fn check(&self, label: &str, lo: f64, hi: f64) -> Result<(), String> {
+    fn check(&self, label: &'static str, lo: f64, hi: f64) -> Result<(), KnobError> {
         if self.is_finite() && (lo..=hi).contains(self) {
             Ok(())
         } else {
-            Err(format!("{label} {self} is not accepted; expected {lo} to {hi}"))
+            Err(out_of_range(label, &self, "is not accepted", format!("{lo} to {hi}")))
         }
     }
     fn range_text(lo: f64, hi: f64) -> Option<String> {
@@ -177,14 +189,10 @@ impl KnobValue for f64 {
     }
 }
 
-fn check_time(label: &str, d: Duration, lo: Duration, hi: Duration) -> Result<(), String> {
+fn check_time(label: &'static str, d: Duration, lo: Duration, hi: Duration) -> Result<(), KnobError> {
     if d < lo || d > hi {
-        Err(format!(
-            "{label} {} is not accepted; expected {} to {}",
-            duration::format(d),
-            duration::format(lo),
-            duration::format(hi)
-        ))
+        let expected = format!("{} to {}", duration::format(lo), duration::format(hi));
+        Err(out_of_range(label, &duration::format(d), "is not accepted", expected))
     } else {
         Ok(())
     }
@@ -193,13 +201,13 @@ fn check_time(label: &str, d: Duration, lo: Duration, hi: Duration) -> Result<()
 impl KnobValue for Duration {
     type Bound = Duration;
     const KIND: ValueKind = ValueKind::Duration;
-    fn parse(key: &str, text: &str, _: Duration, _: Duration) -> Result<Self, String> {
-        duration::parse(text).map_err(|e| format!("{key} {e}"))
+    fn parse(key: &str, text: &str, _: Duration, _: Duration) -> Result<Self, KnobError> {
+        duration::parse(text).map_err(|e| KnobError::Malformed(format!("{key} {e}")))
     }
     fn text(&self) -> String {
         duration::format(*self)
     }
-    fn check(&self, label: &str, lo: Duration, hi: Duration) -> Result<(), String> {
+    fn check(&self, label: &'static str, lo: Duration, hi: Duration) -> Result<(), KnobError> {
         check_time(label, *self, lo, hi)
     }
     fn range_text(lo: Duration, hi: Duration) -> Option<String> {
@@ -218,7 +226,7 @@ impl KnobValue for Duration {
 impl KnobValue for Option<Duration> {
     type Bound = Duration;
     const KIND: ValueKind = ValueKind::OptionalDuration;
-    fn parse(key: &str, text: &str, lo: Duration, hi: Duration) -> Result<Self, String> {
+    fn parse(key: &str, text: &str, lo: Duration, hi: Duration) -> Result<Self, KnobError> {
         match text.trim() {
             "off" | "none" => Ok(None),
             v => <Duration as KnobValue>::parse(key, v, lo, hi).map(Some),
@@ -227,7 +235,7 @@ impl KnobValue for Option<Duration> {
     fn text(&self) -> String {
         self.map_or_else(|| "off".into(), duration::format)
     }
-    fn check(&self, label: &str, lo: Duration, hi: Duration) -> Result<(), String> {
+    fn check(&self, label: &'static str, lo: Duration, hi: Duration) -> Result<(), KnobError> {
         self.map_or(Ok(()), |d| check_time(label, d, lo, hi))
     }
     fn range_text(lo: Duration, hi: Duration) -> Option<String> {
@@ -238,19 +246,19 @@ impl KnobValue for Option<Duration> {
 impl KnobValue for Rate {
     type Bound = f64;
     const KIND: ValueKind = ValueKind::Rate;
-    fn parse(_: &str, text: &str, _: f64, _: f64) -> Result<Self, String> {
-        text.parse()
+    fn parse(_: &str, text: &str, _: f64, _: f64) -> Result<Self, KnobError> {
+        text.parse().map_err(KnobError::Malformed)
     }
     fn text(&self) -> String {
         self.to_string()
     }
-    fn check(&self, label: &str, lo: f64, hi: f64) -> Result<(), String> {
+    fn check(&self, label: &'static str, lo: f64, hi: f64) -> Result<(), KnobError> {
         match *self {
             Rate::PerSec(v) if !v.is_finite() || v < lo => {
-                Err(format!("{label} {v} is not accepted; expected {lo} to {hi} jobs per second or 'max'"))
+                Err(out_of_range(label, &v, "is not accepted", format!("{lo} to {hi} jobs per second or 'max'")))
             }
             Rate::PerSec(v) if v > hi => {
-                Err(format!("{label} {v} is too high; expected at most {hi} jobs per second or 'max'"))
+                Err(out_of_range(label, &v, "is too high", format!("at most {hi} jobs per second or 'max'")))
             }
             Rate::PerSec(_) | Rate::Max => Ok(()),
         }
@@ -275,13 +283,13 @@ macro_rules! choice_value {
         impl KnobValue for $t {
             type Bound = ();
             const KIND: ValueKind = ValueKind::Choice(<$t>::NAMES);
-            fn parse(_: &str, text: &str, (): (), (): ()) -> Result<Self, String> {
-                text.parse()
+            fn parse(_: &str, text: &str, (): (), (): ()) -> Result<Self, KnobError> {
+                text.parse().map_err(KnobError::Malformed)
             }
             fn text(&self) -> String {
                 self.name().to_string()
             }
-            fn check(&self, _: &str, (): (), (): ()) -> Result<(), String> {
+            fn check(&self, _: &'static str, (): (), (): ()) -> Result<(), KnobError> {
                 Ok(())
             }
             fn range_text((): (), (): ()) -> Option<String> {

@@ -74,7 +74,8 @@ pub fn parse(text: &str) -> Result<Line, String> {
                     crate::suggest::closest(name, &all).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
                 return Err(format!("unknown command '{name}'{hint} (? lists them)"));
             }
-            Knob::parse(name, one()?)?.live().map(|k| Line::Engine(Command::Set(k)))
+            let knob = Knob::parse(name, one()?).and_then(Knob::live).map_err(|e| e.to_string())?;
+            Ok(Line::Engine(Command::Set(knob)))
         }
     }
 }

@@ -1,0 +1,57 @@
+//! Why settings were refused: [`KnobError`] for one knob's name or value, [`SettingsError`]
+//! for a whole set of settings.
+//!
+//! `Display` is the one-line message a user sees (naming what was wrong and what is accepted);
+//! the variant is what a caller branches on: the `:` line and the engine tell a knob that is
+//! fixed for a run ([`KnobError::Fixed`]) from a bad value, the `run` flags offer their own
+//! alternatives only for a value that is not one of the knob's ([`KnobError::Malformed`]), and
+//! every client treats all of these as the user's input (exit status 2), never as a failure of
+//! the run.
+
+use super::knob::KNOB_NAMES;
+
+/// Why a knob, or a value for one, was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KnobError {
+    /// No knob is called `name`; `suggestion` is the nearest known key.
+    #[error(
+        "unknown setting '{name}'{} Known settings: {}",
+        suggestion.map(|b| format!("; did you mean '{b}'?")).unwrap_or_default(),
+        KNOB_NAMES.join(", ")
+    )]
+    Unknown { name: String, suggestion: Option<&'static str> },
+    /// The text is not a value of the knob's type at all (`'fast' is not a rate`); the message
+    /// names the knob and what is accepted.
+    #[error("{0}")]
+    Malformed(String),
+    /// A value of the right type outside the knob's range: `{label} {value} {verdict};
+    /// expected {expected}`.
+    #[error("{label} {value} {verdict}; expected {expected}")]
+    OutOfRange { label: &'static str, value: String, verdict: &'static str, expected: String },
+    /// The knob holds for a whole run; it is set by its flag or a profile's `[workload]`.
+    #[error("{key} is fixed for a run; set it with --{flag} or in a profile's [workload]")]
+    Fixed { key: &'static str, flag: &'static str },
+}
+
+impl KnobError {
+    /// An unknown knob name, with the nearest known one if any is close.
+    #[must_use]
+    pub fn unknown(name: &str) -> KnobError {
+        KnobError::Unknown { name: name.to_string(), suggestion: crate::suggest::closest(name, KNOB_NAMES) }
+    }
+}
+
+/// Why a set of settings was refused: one knob, or a combination of knobs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Knob(#[from] KnobError),
+    /// A uniform distribution this wide would need negative service times.
+    #[error(
+        "service_cv {cv} is too high for a uniform distribution (it would need negative times); expected at most {max:.3}"
+    )]
+    UniformTooWide { cv: f64, max: f64 },
+    /// `batch` arrivals with no batch size.
+    #[error("arrival 'batch' needs a batch size; set jobs (e.g. --jobs 100)")]
+    BatchWithoutSize,
+}
