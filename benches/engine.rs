@@ -307,6 +307,27 @@ fn section_b() {
     }
     let awake = timer.awake().checked_sub(before).unwrap().as_secs_f64() / cpu_start.elapsed().as_secs_f64();
     println!("timer thread awake (CPU cost) while serving these sleeps: {:.1}% of one core", awake * 100.0);
+    // `--timeout`: every job races a long strict sleep, and the job wins.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads()).enable_all().build().unwrap();
+    let raced = 100_000;
+    let peak = rt.block_on(async {
+        let mut peak = (0, 0);
+        for i in 0..raced {
+            tokio::select! {
+                () = timer.sleep_until_strict(Instant::now() + Duration::from_secs(60)) => {}
+                () = tokio::task::yield_now() => {}
+            }
+            if i % 1000 == 0 {
+                peak = peak.max(timer.pending());
+            }
+        }
+        peak
+    });
+    let (entries, live) = timer.pending();
+    println!(
+        "timer heap after {raced} jobs beat a 60 s timeout: {entries} entries, {live} sleeps pending (largest seen: {} entries)",
+        peak.0
+    );
 }
 
 fn section_d(run: Duration) {

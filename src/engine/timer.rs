@@ -12,6 +12,15 @@
 //!
 //! Registering a sleep takes one uncontended lock and a heap push (no allocation once the heap
 //! has grown); the thread is unparked only when a new deadline becomes the earliest.
+//!
+//! **Nothing outlives its sleep.** Each registered [`Sleep`] owns a slot (its waker and a
+//! generation); the heap holds `(deadline, slot, generation)`. Polling a sleep again replaces
+//! its waker in the slot (no second entry); a sleep that ends or is dropped frees its slot at
+//! once (the waker goes with it), and the heap entry it leaves is dead (its generation no longer
+//! matches), skipped without a wake-up, and swept out as soon as dead entries outnumber live
+//! ones. So a job that beats its `--timeout` leaves nothing behind, and the heap stays within
+//! twice the sleeps actually pending.
+//!
 //! Depends on std and, on Linux, `nix` (for the timer slack); the tokio runtime never sees this
 //! thread.
 
@@ -33,10 +42,12 @@ const LEARN_CLAMP_NS: i64 = 50_000;
 /// Spinning margin kept on top of the measured park overshoot.
 const SPIN_MARGIN_NS: u64 = 5_000;
 
+/// A heap entry: the deadline of the sleep registered in `slot` at `generation`.
 struct Entry {
     deadline: Instant,
     seq: u64,
-    waker: Waker,
+    slot: u32,
+    generation: u32,
 }
 
 impl PartialEq for Entry {
@@ -57,10 +68,73 @@ impl Ord for Entry {
     }
 }
 
+/// One registered sleep: its current waker (`None` once fired), and the generation that tells
+/// its heap entry from those of earlier sleeps in the same slot.
+struct Slot {
+    generation: u32,
+    waker: Option<Waker>,
+}
+
 #[derive(Default)]
 struct Heap {
     entries: BinaryHeap<Entry>,
     seq: u64,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Entries in `entries` whose sleep has ended or been dropped.
+    dead: usize,
+}
+
+/// Where a registered sleep's slot is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
+    slot: u32,
+    generation: u32,
+}
+
+impl Heap {
+    /// Whether `e` is the live registration of its slot.
+    fn live(&self, e: &Entry) -> bool {
+        let s = &self.slots[e.slot as usize];
+        s.generation == e.generation && s.waker.is_some()
+    }
+
+    fn take_slot(&mut self, waker: Waker) -> Key {
+        if let Some(i) = self.free.pop() {
+            let s = &mut self.slots[i as usize];
+            s.waker = Some(waker);
+            return Key { slot: i, generation: s.generation };
+        }
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 sleeps pending at once");
+        self.slots.push(Slot { generation: 0, waker: Some(waker) });
+        Key { slot, generation: 0 }
+    }
+
+    fn push(&mut self, deadline: Instant, key: Key) {
+        self.seq += 1;
+        self.entries.push(Entry { deadline, seq: self.seq, slot: key.slot, generation: key.generation });
+    }
+
+    /// Frees `key`'s slot; its heap entry, if still there, becomes dead.
+    fn release(&mut self, key: Key) {
+        let s = &mut self.slots[key.slot as usize];
+        if s.generation != key.generation {
+            return;
+        }
+        if s.waker.take().is_some() {
+            self.dead += 1;
+        }
+        s.generation = s.generation.wrapping_add(1);
+        self.free.push(key.slot);
+        if self.dead > 64 && self.dead * 2 > self.entries.len() {
+            let slots = &self.slots;
+            self.entries.retain(|e| {
+                let s = &slots[e.slot as usize];
+                s.generation == e.generation && s.waker.is_some()
+            });
+            self.dead = 0;
+        }
+    }
 }
 
 struct Inner {
@@ -130,20 +204,28 @@ impl Timer {
     /// a few microseconds early (service times are measured from real instants either way).
     #[must_use]
     pub fn sleep_until(&self, deadline: Instant) -> Sleep<'_> {
-        Sleep { timer: &self.inner, deadline, registered: false, strict: false }
+        Sleep { timer: &self.inner, deadline, key: None, strict: false }
     }
 
     /// Sleeps until `deadline` and never returns before it: woken early, it spins the few
     /// microseconds left. For arrivals, which must not precede their intended time.
     #[must_use]
     pub fn sleep_until_strict(&self, deadline: Instant) -> Sleep<'_> {
-        Sleep { timer: &self.inner, deadline, registered: false, strict: true }
+        Sleep { timer: &self.inner, deadline, key: None, strict: true }
     }
 
     /// Sleeps for `d`.
     #[must_use]
     pub fn sleep(&self, d: Duration) -> Sleep<'_> {
         self.sleep_until(Instant::now() + d)
+    }
+
+    /// Heap entries, and sleeps registered and not yet ended (for the benchmark and the leak
+    /// tests: the first stays within about twice the second).
+    #[must_use]
+    pub fn pending(&self) -> (usize, usize) {
+        let heap = lock(&self.inner.heap);
+        (heap.entries.len(), heap.slots.len() - heap.free.len())
     }
 
     /// Total time the timer thread has spent awake (parking, waking, spinning), for cost figures.
@@ -157,8 +239,17 @@ impl Timer {
 pub struct Sleep<'a> {
     timer: &'a Inner,
     deadline: Instant,
-    registered: bool,
+    /// The slot while registered with the timer thread.
+    key: Option<Key>,
     strict: bool,
+}
+
+impl Drop for Sleep<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            lock(&self.timer.heap).release(key);
+        }
+    }
 }
 
 impl Future for Sleep<'_> {
@@ -169,14 +260,15 @@ impl Future for Sleep<'_> {
         // The early allowance applies only to a sleep the timer woke: one that is merely polled
         // before its deadline must wait for it. (Otherwise a sleep shorter than the allowance
         // would end at once and never teach the timer that it fires too early.)
-        let early = if self.registered {
+        let early = if self.key.is_some() {
             Duration::from_nanos(self.timer.early_ns.load(AtomicOrdering::Relaxed).unsigned_abs())
         } else {
             Duration::ZERO
         };
         if now + early >= self.deadline {
-            if self.registered {
+            if let Some(key) = self.key.take() {
                 learn_wake_latency(self.timer, now, self.deadline);
+                lock(&self.timer.heap).release(key);
             }
             if self.strict {
                 // At most the learned early offset (bounded by MAX_EARLY_NS), typically ~10 µs.
@@ -186,8 +278,8 @@ impl Future for Sleep<'_> {
             }
             return Poll::Ready(());
         }
-        self.registered = true;
-        register(self.timer, self.deadline, cx.waker().clone());
+        let key = register(self.timer, self.deadline, self.key, cx.waker());
+        self.key = Some(key);
         Poll::Pending
     }
 }
@@ -208,14 +300,29 @@ fn learn_wake_latency(t: &Inner, now: Instant, deadline: Instant) {
     t.early_ns.store(next, AtomicOrdering::Relaxed);
 }
 
-fn register(t: &Inner, deadline: Instant, waker: Waker) {
-    let earliest = {
+/// Registers (or re-registers) a sleep: a sleep already waiting only has its waker replaced; one
+/// the timer fired too early for it (or a new one) gets a heap entry.
+fn register(t: &Inner, deadline: Instant, key: Option<Key>, waker: &Waker) -> Key {
+    let (key, earliest) = {
         let mut heap = lock(&t.heap);
-        let earliest = heap.entries.peek().is_none_or(|top| deadline < top.deadline);
-        heap.seq += 1;
-        let seq = heap.seq;
-        heap.entries.push(Entry { deadline, seq, waker });
-        earliest
+        if let Some(k) = key {
+            let s = &mut heap.slots[k.slot as usize];
+            if let Some(w) = s.waker.as_mut() {
+                if !w.will_wake(waker) {
+                    w.clone_from(waker);
+                }
+                return k;
+            }
+            // Fired, but polled before its deadline: wait again in the same slot.
+            s.waker = Some(waker.clone());
+            heap.push(deadline, k);
+            (k, heap.entries.peek().is_some_and(|top| top.slot == k.slot && top.generation == k.generation))
+        } else {
+            let earliest = heap.entries.peek().is_none_or(|top| deadline < top.deadline);
+            let k = heap.take_slot(waker.clone());
+            heap.push(deadline, k);
+            (k, earliest)
+        }
     };
     if earliest {
         t.dirty.store(true, AtomicOrdering::Release);
@@ -223,6 +330,7 @@ fn register(t: &Inner, deadline: Instant, waker: Waker) {
             th.unpark();
         }
     }
+    key
 }
 
 fn run(t: &Inner) {
@@ -236,9 +344,20 @@ fn run(t: &Inner) {
             let mut heap = lock(&t.heap);
             t.dirty.store(false, AtomicOrdering::Release);
             let now = Instant::now();
-            while heap.entries.peek().is_some_and(|e| e.deadline <= now + early) {
-                if let Some(e) = heap.entries.pop() {
-                    due.push(e.waker);
+            loop {
+                // Dead entries on top are dropped whatever their deadline: they wake nobody, and
+                // the next park is timed by the earliest live sleep.
+                match heap.entries.peek() {
+                    Some(e) if !heap.live(e) => {
+                        heap.entries.pop();
+                        heap.dead = heap.dead.saturating_sub(1);
+                    }
+                    Some(e) if e.deadline <= now + early => {
+                        let slot = e.slot as usize;
+                        heap.entries.pop();
+                        due.extend(heap.slots[slot].waker.take());
+                    }
+                    _ => break,
                 }
             }
             heap.entries.peek().map(|e| e.deadline.checked_sub(early).unwrap_or(e.deadline))
@@ -319,6 +438,64 @@ mod tests {
             timer.sleep_until_strict(deadline).await;
             assert!(Instant::now() >= deadline);
         }
+    }
+
+    /// Polls `sleep` once with `waker`.
+    fn poll_once(sleep: &mut Sleep<'_>, waker: &Waker) -> Poll<()> {
+        Pin::new(sleep).poll(&mut Context::from_waker(waker))
+    }
+
+    /// The `--timeout` pattern: a long sleep raced against a job that wins. Without slots, each
+    /// dropped sleep left its entry (and waker) in the heap until its deadline.
+    #[test]
+    fn dropped_sleeps_leave_nothing_behind() {
+        let timer = Timer::start();
+        let far = Instant::now() + Duration::from_secs(60);
+        for _ in 0..10_000 {
+            let mut sleep = timer.sleep_until_strict(far);
+            assert!(poll_once(&mut sleep, Waker::noop()).is_pending());
+        }
+        let (entries, live) = timer.pending();
+        assert_eq!(live, 0, "every dropped sleep freed its slot");
+        assert!(
+            entries <= 64,
+            "{entries} heap entries left by 10,000 dropped sleeps (the sweep keeps at most 64 dead)"
+        );
+    }
+
+    #[test]
+    fn polling_again_does_not_register_again() {
+        let timer = Timer::start();
+        let mut sleep = timer.sleep(Duration::from_secs(60));
+        for _ in 0..1000 {
+            assert!(poll_once(&mut sleep, Waker::noop()).is_pending());
+        }
+        assert_eq!(timer.pending(), (1, 1));
+        drop(sleep);
+        assert_eq!(timer.pending().1, 0);
+    }
+
+    /// A dropped sleep's deadline passes without waking anyone.
+    #[test]
+    fn a_dropped_sleep_wakes_nobody() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, AtomicOrdering::Relaxed);
+            }
+        }
+        let timer = Timer::start();
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut kept = timer.sleep(Duration::from_millis(2));
+        let mut dropped = timer.sleep(Duration::from_millis(1));
+        assert!(poll_once(&mut kept, &waker).is_pending());
+        assert!(poll_once(&mut dropped, &waker).is_pending());
+        drop(dropped);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(count.0.load(AtomicOrdering::Relaxed), 1, "only the sleep still held was woken");
+        assert!(poll_once(&mut kept, &waker).is_ready());
+        assert_eq!(timer.pending(), (0, 0));
     }
 
     #[tokio::test]
