@@ -74,13 +74,20 @@ struct Controller {
 
 impl Controller {
     fn new(settings: Settings, opts: RunOptions, handle: Handle, work: Option<Arc<dyn crate::work::Work>>) -> Self {
-        let start = Instant::now();
         let shards = (settings.threads * SHARDS_PER_THREAD).clamp(1, 256);
+        // Everything slow to build (histograms, the timer thread, runtime introspection) is
+        // built before the run's clock starts: the producer owes arrivals from that instant.
+        let (queue, recorders, timer) =
+            (JobQueue::new(settings.queue, settings.policy), Recorders::new(shards), Timer::start());
+        let introspect = Introspect::new(&handle);
+        let agg = Aggregator::new(Instant::now(), opts.warmup, shards).with_distributions(opts.distributions);
+        let start = Instant::now();
         let shared = Arc::new(Shared {
-            queue: JobQueue::new(settings.queue, settings.policy),
-            recorders: Recorders::new(shards),
-            timer: Timer::start(),
+            queue,
+            recorders,
+            timer,
             start,
+            end: opts.duration.map(|d| start + d),
             offered: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             work,
@@ -95,7 +102,7 @@ impl Controller {
         });
         let (producer, _) = watch::channel(ProducerCfg { settings: settings.clone(), paused: false });
         Self {
-            agg: Aggregator::new(start, opts.warmup, shards).with_distributions(opts.distributions),
+            agg: agg.starting(start),
             shared,
             settings,
             opts,
@@ -105,7 +112,7 @@ impl Controller {
             producer_stop: CancellationToken::new(),
             paused: false,
             commands: 0,
-            introspect: Introspect::new(&handle),
+            introspect,
             handle,
         }
     }
@@ -121,7 +128,10 @@ impl Controller {
         #[cfg(not(all(tokio_unstable, feature = "console")))]
         let producer = self.handle.spawn(make());
         self.set_workers(self.settings.workers);
-        let end = self.opts.duration.map(|d| start + d);
+        let end = self.shared.end;
+        // Ticks and the end on the engine's own timer: tokio's rounds up to the next
+        // millisecond, which ran every timed run a millisecond or two long.
+        let timer = self.shared.timer.clone();
         let mut next_tick = start + self.opts.interval;
         // An extra tick where the warm-up ends, so the measured window starts exactly there.
         let mut warm_end = (!self.opts.warmup.is_zero()).then(|| start + self.opts.warmup);
@@ -133,7 +143,7 @@ impl Controller {
                     None | Some(Command::Shutdown) => break,
                     Some(cmd) => self.apply(cmd),
                 },
-                () = tokio::time::sleep_until(at.into()) => {
+                () = timer.sleep_until_strict(at) => {
                     if end.is_some_and(|e| at >= e) {
                         break;
                     }

@@ -159,7 +159,10 @@ pub(crate) struct Shared {
     pub queue: JobQueue,
     pub recorders: Recorders,
     pub timer: Timer,
+    /// The run's clock: schedule time 0, from which the producer owes arrivals.
     pub start: Instant,
+    /// When a timed run ends: no arrival is intended at or after it.
+    pub end: Option<Instant>,
     pub offered: AtomicU64,
     pub next_id: AtomicU64,
     /// Your work, run in place of the synthetic service when present.

@@ -52,6 +52,10 @@ struct Producer {
     last_intended: Option<Instant>,
     batch_left: Option<(Instant, u64)>,
     arrival: ArrivalKind,
+    /// Until the producer first runs: its schedule starts at the run's clock (time 0), not when
+    /// the runtime first polls it, so the run's first arrivals are owed (and show as lag), not
+    /// lost.
+    from_start: bool,
 }
 
 pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, cancel: CancellationToken) {
@@ -65,6 +69,7 @@ pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, can
         last_intended: None,
         batch_left: None,
         arrival: cfg.borrow().settings.arrival,
+        from_start: true,
     };
     while !cancel.is_cancelled() {
         let c = cfg.borrow_and_update().clone();
@@ -84,6 +89,7 @@ pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, can
             _ if c.settings.rate == Rate::Max => p.flood(&c.settings, &mut cfg, &cancel).await,
             _ => p.open_loop(&c.settings, &mut cfg, &cancel).await,
         }
+        p.from_start = false;
     }
     if p.pending.take().is_some() {
         p.shared.abandoned.fetch_add(1, Ordering::Relaxed);
@@ -208,7 +214,7 @@ impl Producer {
             self.next = None;
             return wait_change(cfg, cancel).await;
         }
-        let now_v = self.to_schedule(Instant::now(), s);
+        let now_v = if self.from_start { 0.0 } else { self.to_schedule(Instant::now(), s) };
         let mut next = match (self.next, self.last_intended) {
             // Owed arrivals keep their times; a future one is re-drawn at the new rate.
             (Some(n), _) if n <= now_v => n,
@@ -223,6 +229,10 @@ impl Producer {
                 return wait_change(cfg, cancel).await;
             }
             let at = self.to_real(next, s);
+            if self.shared.end.is_some_and(|end| at >= end) {
+                // The run ends first: this arrival is not part of it.
+                return wait_change(cfg, cancel).await;
+            }
             if at > Instant::now() {
                 tokio::select! {
                     biased;

@@ -183,6 +183,16 @@ impl Aggregator {
         }
     }
 
+    /// The same aggregator with the run's clock starting at `start`: its histograms take
+    /// milliseconds to allocate, so it is built first and the clock started after.
+    #[must_use]
+    pub fn starting(mut self, start: Instant) -> Self {
+        self.start = start;
+        self.last_tick = start;
+        self.since = start;
+        self
+    }
+
     /// Publishes each tick's distributions in full from now on ([`Snapshot::dist`]).
     #[must_use]
     pub fn with_distributions(mut self, on: bool) -> Self {
