@@ -349,22 +349,36 @@ fn section_d(run: Duration) {
     );
 }
 
+/// The ceiling on one runtime thread: with two, where tokio places the producer and the
+/// workers makes single runs bimodal (see (a)), which hides a cost of this size.
+#[cfg(feature = "console")]
+fn one_thread_ceiling(run: Duration) -> f64 {
+    let (mut s, opts) = ceiling(4, run);
+    s.threads = 1;
+    EngineHandle::start(s, opts).unwrap().join().measured.throughput_per_s
+}
+
 /// tokio-console's cost. A global subscriber cannot be taken down again, so the runs without
-/// it come first; each figure is the median of 5 runs (the ceiling is bimodal, see (a)).
+/// it come first; each figure is the median of 5 runs.
 #[cfg(feature = "console")]
 fn section_e(run: Duration) {
     use tracing_subscriber::prelude::*;
-    println!("\n(e) tokio-console's cost: ceiling with 4 workers, this build (tokio/tracing compiled in)");
-    let median = |n: usize| {
-        let mut v: Vec<f64> = (0..n).map(|_| engine_ceiling(4, run)).collect();
+    println!(
+        "\n(e) tokio-console's cost, this build (tokio/tracing compiled in): ceiling, 4 workers, 1 runtime thread"
+    );
+    let measure = || {
+        let mut v: Vec<f64> = (0..5).map(|_| one_thread_ceiling(run)).collect();
+        println!("  runs {v:.0?}");
         percentile(&mut v, 0.5)
     };
-    let without = median(5);
+    println!("no subscriber:");
+    let without = measure();
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = probe.local_addr().unwrap();
     drop(probe);
     let layer = console_subscriber::ConsoleLayer::builder().server_addr(addr).spawn();
     tracing_subscriber::registry().with(layer).init();
-    let with = median(5);
-    println!("no subscriber {without:.0}/s; console layer serving on {addr} {with:.0}/s: {:.2}x", with / without);
+    println!("console layer serving on {addr}:");
+    let with = measure();
+    println!("medians: {without:.0}/s without, {with:.0}/s with the console: {:.2}x", with / without);
 }
