@@ -93,6 +93,51 @@ fn scripted_state(overloaded: bool) -> State {
     state
 }
 
+/// The `knee` profile's workload (4 workers, 5 ms service, queue 500, reject) mid-ramp: 30 s at
+/// 400/s, then the timeline raising the rate 5/s every 250 ms tick, 20 s in (800/s).
+fn knee_state() -> State {
+    let knee = Settings { workers: 4, queue: 500, policy: Policy::Reject, rate: Rate::PerSec(400.0), ..settings() };
+    let first = Snapshot::initial(knee);
+    let mut state = State::new(first.clone(), Duration::from_millis(250));
+    for i in 1..=200u32 {
+        let mut s = first.clone();
+        s.tick = u64::from(i);
+        s.elapsed = Duration::from_millis(u64::from(i) * 250);
+        s.tick_len = Duration::from_millis(250);
+        let rate = if i > 120 { 400.0 + 5.0 * f64::from(i - 120) } else { 400.0 };
+        s.settings.rate = Rate::PerSec(rate);
+        let rho = rate * 0.005 / 4.0;
+        s.rates.offered = rate;
+        s.rates.completed = rate;
+        s.queue.depth = (rho * rho * 8.0) as usize;
+        s.queue.bound = 500;
+        s.busy_workers = (rho * 4.0).round() as u64;
+        s.live_workers = 4;
+        s.utilisation = rho;
+        let wait = rho.powi(4) * 10.0;
+        s.latency.response = summary(5.0 + wait, 3.6 + wait / 2.0, 23.0 + 4.0 * wait, 40.0 + 5.0 * wait);
+        s.latency.wait = summary(wait, wait / 3.0, 4.0 * wait, 5.0 * wait);
+        s.latency.service = summary(5.0, 3.5, 23.0, 34.0);
+        s.totals.offered = u64::from(i) * 125;
+        s.totals.completed = u64::from(i) * 125 - 2;
+        s.measuring = true;
+        // The dashboard's window restarts at every change: during the ramp it is one tick.
+        let window_ticks = if i > 120 { 1.0 } else { f64::from(i) };
+        s.measured.duration_s = window_ticks / 4.0;
+        s.measured.offered_per_s = rate;
+        s.measured.throughput_per_s = rate;
+        s.measured.utilisation = rho;
+        s.measured.latency = s.latency;
+        s.measured.service_cv = 1.0;
+        s.measured.arrival_cv = 1.0;
+        s.measured.jobs.offered = (rate * window_ticks / 4.0) as u64;
+        s.measured.jobs.completed = s.measured.jobs.offered;
+        s.dist = Some(tick_dist(i));
+        state.on_snapshot(s);
+    }
+    state
+}
+
 fn render(state: &State, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| f.render_widget(state, f.area())).unwrap();
@@ -102,6 +147,50 @@ fn render(state: &State, w: u16, h: u16) -> Terminal<TestBackend> {
 #[test]
 fn renders_at_80x24() {
     insta::assert_snapshot!(render(&scripted_state(false), 80, 24).backend());
+}
+
+#[test]
+fn renders_at_200x60() {
+    insta::assert_snapshot!(render(&scripted_state(false), 200, 60).backend());
+}
+
+/// A ramp is one change: one marker spanning it (two lines on the charts), and the model panel
+/// says it waits for the settings to hold rather than comparing one-tick windows.
+#[test]
+fn a_ramp_is_one_marker_and_the_model_waits_for_it() {
+    let s = knee_state();
+    assert_eq!(s.markers.len(), 1, "{:?}", s.markers);
+    let m = &s.markers[0];
+    assert_eq!((m.t, m.until), (30.25, 50.0), "{m:?}");
+    assert_eq!(m.label, "rate 400→800 (ramp)");
+    assert_eq!(s.ramping(), Some("rate"));
+    let text = format!("{}", render(&s, 200, 60).backend());
+    // The panel wraps the reason: "ramping rate: comparing when settings" / "hold".
+    assert!(text.contains("ramping rate: comparing when settings"), "{text}");
+    assert!(s.model.as_ref().and_then(|m| m.reason.as_deref()) == Some("ramping rate: comparing when settings hold"));
+    assert!(!text.contains("longer than configured") && !text.contains("below the set rate"), "{text}");
+}
+
+#[test]
+fn renders_knee_mid_ramp_at_80x24() {
+    insta::assert_snapshot!(render(&knee_state(), 80, 24).backend());
+}
+
+#[test]
+fn renders_knee_mid_ramp_at_200x60() {
+    insta::assert_snapshot!(render(&knee_state(), 200, 60).backend());
+}
+
+/// At 80×24 every panel's text is whole: fields the width cannot hold are dropped, not cut.
+#[test]
+fn at_80x24_no_field_is_cut() {
+    for s in [scripted_state(false), knee_state()] {
+        let text = format!("{}", render(&s, 80, 24).backend());
+        for whole in ["kind sleep", "abandoned 0", "resp ms", "ramping rate", "p policy"] {
+            let part = &whole[..whole.len() - 2];
+            assert!(!text.contains(part) || text.contains(whole), "'{part}' is cut from '{whole}':\n{text}");
+        }
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::recorder::{Recorders, ShardStats};
+use super::schedule::ScheduleSums;
 use super::sparse::{Sparse, TickDist};
 use super::{Counters, Latency, Measured, QueueView, Rates, RuntimeStats, Snapshot, Summary};
 use crate::settings::Settings;
@@ -75,6 +76,7 @@ pub struct Aggregator {
     runtime: RuntimeSums,
     /// Publish each tick's distributions in full ([`Snapshot::dist`]).
     distributions: bool,
+    schedule: ScheduleSums,
 }
 
 /// Sums of per-tick runtime figures over the measured window. The worker-task figures are
@@ -180,6 +182,7 @@ impl Aggregator {
             carry: false,
             runtime: RuntimeSums::default(),
             distributions: false,
+            schedule: ScheduleSums::default(),
         }
     }
 
@@ -215,6 +218,7 @@ impl Aggregator {
             self.depth_area += i.depth.mean * secs;
             self.depth_max = self.depth_max.max(i.depth.max);
             self.worker_time += i.settings.workers as f64 * secs;
+            self.schedule.add(i.settings, i.paused, secs);
         }
         self.frozen = Some(self.measured(&totals, &i.gaps, i.now));
     }
@@ -246,6 +250,7 @@ impl Aggregator {
         self.depth_max = 0;
         self.worker_time = 0.0;
         self.runtime = RuntimeSums::default();
+        self.schedule.reset();
         self.base_gaps = GapSums { count: u64::MAX, ..GapSums::default() };
     }
 
@@ -298,6 +303,7 @@ impl Aggregator {
             self.depth_max = self.depth_max.max(i.depth.max);
             self.worker_time += workers * secs;
             self.runtime.add(&i.runtime);
+            self.schedule.add(i.settings, i.paused, secs);
             self.last = totals;
             self.last_tick = i.now;
         }
@@ -368,6 +374,8 @@ impl Aggregator {
             arrival_cv,
             runtime: self.runtime.mean(),
             failed_latency: Summary::of(&w.failed_latency, w.failed_latency_ns),
+            set_rate_per_s: self.schedule.set_rate_per_s(),
+            setting_changes: self.schedule.changes(),
         }
     }
 }

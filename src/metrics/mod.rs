@@ -3,6 +3,8 @@
 //! - [`recorder`]: the hot path's sharded per-job recording (no allocation, no waiting).
 //! - [`hist`]: HDR histograms in microseconds and the [`Summary`] of percentiles.
 //! - [`aggregate`]: the per-tick merge that turns shards and counters into a [`Snapshot`].
+//! - [`schedule`]: what the settings asked for over the measured window (the mean set rate,
+//!   the changes).
 //!
 //! A [`Snapshot`] is the only thing clients (dashboard, headless printer, recorder) read. It is
 //! small and owns no histogram, so publishing one per tick on a `watch` channel costs nothing
@@ -11,6 +13,7 @@
 pub mod aggregate;
 pub mod hist;
 pub mod recorder;
+pub mod schedule;
 pub mod sparse;
 
 use std::time::Duration;
@@ -120,6 +123,11 @@ pub struct Measured {
     /// Latency of the jobs that failed (error, timeout, panic), apart from the successes'.
     #[serde(rename = "failed_latency_ms")]
     pub failed_latency: Summary,
+    /// The set arrival rate averaged over the window's time (`None`: `max`, closed or batch
+    /// arrivals at some point): what `offered_per_s` is to be compared with when the rate ramps.
+    pub set_rate_per_s: Option<f64>,
+    /// Ticks in the window at which a knob changed: the model describes settings held still.
+    pub setting_changes: u64,
 }
 
 /// The workload runtime over one tick, from tokio-metrics: a `RuntimeMonitor` over the runtime

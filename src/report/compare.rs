@@ -46,6 +46,12 @@ pub struct ModelReport {
     pub advice: Option<Advice>,
 }
 
+/// The fewest completed jobs a window needs before it is compared with the model or a cause is
+/// named. The mean of n response times with coefficient of variation c has a relative standard
+/// error c/√n; an M/M/c response has c ≈ 1, so 400 jobs put the mean within ±10% (2 standard
+/// errors) of its own long-run value: differences smaller than that are not yet there to explain.
+pub const MIN_COMPARE_JOBS: u64 = 400;
+
 fn pair(name: &'static str, predicted: Option<f64>, measured: f64) -> Compared {
     // A relative difference against a prediction of (practically) zero says nothing: a rejection
     // probability of 1e-232 against a measured 21% is "the model expects none", not "+6e232%".
@@ -53,25 +59,46 @@ fn pair(name: &'static str, predicted: Option<f64>, measured: f64) -> Compared {
     Compared { name, predicted, measured, diff }
 }
 
+impl ModelReport {
+    /// No comparison, for `reason`.
+    #[must_use]
+    pub fn not_compared(reason: String) -> ModelReport {
+        ModelReport {
+            inputs: None,
+            predicted: None,
+            compared: Vec::new(),
+            little: None,
+            reason: Some(reason),
+            diagnosis: None,
+            advice: None,
+        }
+    }
+}
+
 /// Compares the model with the measured window of `s`.
 #[must_use]
 pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
     let m = &s.measured;
     let st = &s.settings;
+    let enough = m.latency.service.count >= MIN_COMPARE_JOBS;
     let none = |why: &str| ModelReport {
-        inputs: None,
-        predicted: None,
-        compared: Vec::new(),
-        little: None,
-        reason: Some(why.to_string()),
-        diagnosis: None,
-        advice: None,
+        diagnosis: if enough { diagnose(s) } else { None },
+        ..ModelReport::not_compared(why.to_string())
     };
     if matches!(st.arrival, ArrivalKind::Closed | ArrivalKind::Batch) || st.rate == Rate::Max {
         return none("the model covers open-loop arrivals (poisson, constant, bursty) at a set rate");
     }
-    if m.latency.service.count < 2 {
-        return none("not enough completed jobs measured yet");
+    if !enough {
+        return none(&format!(
+            "comparing needs {MIN_COMPARE_JOBS} completed jobs in the window ({} so far)",
+            m.latency.service.count
+        ));
+    }
+    if m.setting_changes > 0 {
+        return none(&format!(
+            "the settings changed {} times in this window: the model describes settings held still",
+            m.setting_changes
+        ));
     }
     let configured_arrival_cv = match st.arrival {
         ArrivalKind::Poisson => Some(1.0),
@@ -171,16 +198,21 @@ fn diagnose(s: &Snapshot) -> Option<String> {
         ));
     }
     let configured = s.settings.service.as_secs_f64() * 1e3;
-    if !s.custom_work && configured > 0.0 && m.latency.service.count > 100 {
+    let n = m.latency.service.count;
+    if !s.custom_work && configured > 0.0 && n >= MIN_COMPARE_JOBS && m.setting_changes == 0 {
         let over = m.latency.service.mean / configured - 1.0;
-        if over > 0.05 {
+        // Beyond 3 standard errors of the mean of n draws (relative SE = CV/√n), and 5%.
+        let noise = 3.0 * m.service_cv / (n as f64).sqrt();
+        if over > noise.max(0.05) {
             return Some(format!(
                 "service runs {:.0}% longer than configured: a late timer or a starved runtime (blocking jobs?)",
                 over * 100.0
             ));
         }
     }
-    if let Rate::PerSec(r) = s.settings.rate
+    // The rate the settings asked for over the window, averaged over its time: a ramp's
+    // arrivals are compared with the ramp, not with where it ended.
+    if let Some(r) = m.set_rate_per_s
         && r > 0.0
         && m.duration_s > 1.0
         && m.offered_per_s < 0.95 * r
@@ -192,4 +224,56 @@ fn diagnose(s: &Snapshot) -> Option<String> {
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Summary;
+    use crate::settings::Settings;
+
+    /// A window of `jobs` jobs at a measured 688/s, 5 ms service, the rate now set at 1000/s.
+    fn window(jobs: u64, set_rate: Option<f64>, changes: u64) -> Snapshot {
+        let mut s = Snapshot::initial(Settings { rate: Rate::PerSec(1000.0), ..Settings::default() });
+        let m = &mut s.measured;
+        m.duration_s = 5.8;
+        m.offered_per_s = 688.0;
+        m.throughput_per_s = 688.0;
+        m.latency.service = Summary { count: jobs, mean: 5.0, ..Summary::default() };
+        m.latency.response = Summary { count: jobs, mean: 80.0, ..Summary::default() };
+        m.service_cv = 1.0;
+        m.arrival_cv = 1.0;
+        m.set_rate_per_s = set_rate;
+        m.setting_changes = changes;
+        s
+    }
+
+    #[test]
+    fn arrivals_are_judged_against_the_rate_set_over_the_window() {
+        // A ramp from 400/s averaged 710/s over the window: 688/s is 3% below it, not 31%.
+        assert_eq!(diagnose(&window(4000, Some(710.0), 16)), None);
+        let held = diagnose(&window(4000, Some(1000.0), 0)).unwrap();
+        assert!(held.contains("31% below the set rate"), "{held}");
+    }
+
+    #[test]
+    fn no_comparison_from_a_window_too_short_or_while_settings_moved() {
+        let r = model_report(&window(399, Some(1000.0), 0), None);
+        assert!(r.predicted.is_none() && r.diagnosis.is_none(), "{r:?}");
+        assert_eq!(r.reason.as_deref(), Some("comparing needs 400 completed jobs in the window (399 so far)"));
+        let r = model_report(&window(4000, Some(710.0), 16), None);
+        assert!(r.predicted.is_none(), "{r:?}");
+        assert!(r.reason.unwrap().contains("changed 16 times"));
+        assert!(model_report(&window(4000, Some(1000.0), 0), None).predicted.is_some());
+    }
+
+    #[test]
+    fn a_service_gap_inside_its_noise_is_not_a_diagnosis() {
+        // 5.3 ms for 5 ms over 400 exponential draws is 1.2 standard errors: noise.
+        let mut s = window(400, Some(688.0), 0);
+        s.measured.latency.service.mean = 5.3;
+        assert_eq!(diagnose(&s), None);
+        s.measured.latency.service = Summary { count: 40_000, mean: 5.3, ..Summary::default() };
+        assert!(diagnose(&s).unwrap().contains("6% longer"), "{:?}", diagnose(&s));
+    }
 }

@@ -65,8 +65,8 @@ pub fn action_for(ev: &KeyEvent) -> Option<Action> {
 
 /// The status line's key hints, from the same table.
 #[must_use]
-pub fn hints() -> String {
-    KEYS.iter().filter_map(|b| b.hint).collect::<Vec<_>>().join("  ")
+pub fn hints() -> Vec<&'static str> {
+    KEYS.iter().filter_map(|b| b.hint).collect()
 }
 
 #[cfg(test)]

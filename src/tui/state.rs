@@ -32,12 +32,22 @@ pub struct Point {
     pub predicted_queue: Option<f64>,
 }
 
-/// A knob change, drawn as a vertical line on the charts.
+/// A knob change, drawn as a vertical line on the charts; a ramp (the same knob moved by the
+/// timeline at consecutive ticks) is one marker spanning `t` to `until`, drawn at both ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Marker {
     pub t: f64,
+    /// Where a ramp ended so far (`t` for a single change).
+    pub until: f64,
     pub label: String,
+    key: &'static str,
+    /// The value before the change, and the tick of the latest step.
+    from: String,
+    last_tick: u64,
 }
+
+/// A step this many ticks after the previous one of the same knob continues its ramp.
+const RAMP_TICKS: u64 = 2;
 
 /// A line for the status bar.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,15 +158,36 @@ impl State {
 
     pub fn on_snapshot(&mut self, snap: Snapshot) {
         let t = snap.elapsed.as_secs_f64();
+        let before = Knob::all_of(&self.snap.settings);
         for k in Knob::changed(&self.snap.settings, &snap.settings) {
             let by_hand = self.manual.iter().position(|m| *m == k.name()).map(|i| self.manual.swap_remove(i)).is_some();
-            let label =
-                format!("{} {}{}", k.name().replace('_', " "), k.value_text(), if by_hand { " (manual)" } else { "" });
-            self.last_change = Some(label.clone());
-            if self.markers.len() == MAX_MARKERS {
-                self.markers.pop_front();
-            }
-            self.markers.push_back(Marker { t, label });
+            let name = k.name().replace('_', " ");
+            let ramp = (!by_hand)
+                .then(|| self.markers.iter_mut().rev().find(|m| m.key == k.name()))
+                .flatten()
+                .filter(|m| snap.tick.saturating_sub(m.last_tick) <= RAMP_TICKS);
+            let label = if let Some(m) = ramp {
+                m.until = t;
+                m.last_tick = snap.tick;
+                m.label = format!("{name} {}→{} (ramp)", m.from, k.value_text());
+                m.label.clone()
+            } else {
+                let label = format!("{name} {}{}", k.value_text(), if by_hand { " (manual)" } else { "" });
+                let from = before.iter().find(|b| b.name() == k.name()).map_or_else(String::new, Knob::value_text);
+                if self.markers.len() == MAX_MARKERS {
+                    self.markers.pop_front();
+                }
+                self.markers.push_back(Marker {
+                    t,
+                    until: t,
+                    label: label.clone(),
+                    key: k.name(),
+                    from,
+                    last_tick: snap.tick,
+                });
+                label
+            };
+            self.last_change = Some(label);
         }
         if snap.commands >= self.sent {
             self.desired = snap.settings.clone();
@@ -194,8 +225,26 @@ impl State {
         self.dirty = true;
     }
 
+    /// The knob a timeline is ramping now (a ramp whose latest step was within
+    /// [`RAMP_TICKS`] of this tick).
+    #[must_use]
+    pub fn ramping(&self) -> Option<&'static str> {
+        self.markers
+            .iter()
+            .rev()
+            .find(|m| m.until > m.t && self.snap.tick.saturating_sub(m.last_tick) <= RAMP_TICKS)
+            .map(|m| m.key)
+    }
+
+    /// The model beside the measurements, unless a ramp is moving the settings: then each
+    /// window is a tick long and still settling, too short to compare or to name a cause.
     pub fn refresh_model(&mut self) {
-        self.model = Some(model_report(&self.snap, self.slo));
+        self.model = Some(match self.ramping() {
+            Some(k) => {
+                ModelReport::not_compared(format!("ramping {}: comparing when settings hold", k.replace('_', " ")))
+            }
+            None => model_report(&self.snap, self.slo),
+        });
     }
 
     /// The points inside the current window.

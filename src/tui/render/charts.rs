@@ -6,10 +6,11 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
-use ratatui::text::{Line, Span};
+use ratatui::text::Span;
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Widget};
 
 use super::super::state::{Point, State, WINDOWS};
+use super::fit::{HIGH, KEEP, LOW, fit};
 use super::panels::{count, ms};
 
 struct Series {
@@ -65,8 +66,15 @@ fn draw(s: &State, area: Rect, buf: &mut Buffer, title: &str, all: &[Series], fm
     let top = all.iter().flat_map(|x| x.data.iter().map(|p| p.1)).fold(0.0, f64::max);
     let top = if top > 0.0 { top * 1.1 } else { 1.0 };
     let now = s.now();
-    let markers: Vec<[(f64, f64); 2]> =
-        s.markers.iter().map(|m| m.t - now).filter(|x| *x >= -window).map(|x| [(x, 0.0), (x, top)]).collect();
+    // A single change is one line; a ramp is two, where it started and where it ended (so far).
+    let markers: Vec<[(f64, f64); 2]> = s
+        .markers
+        .iter()
+        .flat_map(|m| if m.until > m.t { vec![m.t, m.until] } else { vec![m.t] })
+        .map(|t| t - now)
+        .filter(|x| *x >= -window)
+        .map(|x| [(x, 0.0), (x, top)])
+        .collect();
     let mut sets: Vec<Dataset> = markers
         .iter()
         .map(|m| {
@@ -85,16 +93,18 @@ fn draw(s: &State, area: Rect, buf: &mut Buffer, title: &str, all: &[Series], fm
             .style(Style::default().fg(x.color))
             .data(&x.data)
     }));
-    let mut title = vec![Span::raw(format!(" {title} "))];
+    // The legend fits the border by the fitting rule: the model's series go first.
+    let mut title = vec![(KEEP, Span::raw(format!(" {title} ")))];
     for x in all {
-        let mark = if x.predicted { "· " } else { "━ " };
-        title.push(Span::styled(format!("{mark}{} ", x.name), Style::default().fg(x.color)));
+        let (mark, rank) = if x.predicted { ("· ", LOW) } else { ("━ ", HIGH) };
+        title.push((rank, Span::styled(format!("{mark}{} ", x.name), Style::default().fg(x.color))));
     }
+    let title = fit(title, area.width.saturating_sub(2) as usize);
     let w = crate::duration::format(WINDOWS[s.window]);
     let x_labels = vec![Span::raw(format!("-{w}")), Span::raw("now")];
     let y_labels = vec![Span::raw("0"), Span::raw(fmt(top / 2.0)), Span::raw(fmt(top))];
     Chart::new(sets)
-        .block(Block::bordered().title(Line::from(title)))
+        .block(Block::bordered().title(title))
         .x_axis(Axis::default().bounds([-window, 0.0]).labels(x_labels).style(Style::default().fg(Color::DarkGray)))
         .y_axis(Axis::default().bounds([0.0, top]).labels(y_labels).style(Style::default().fg(Color::DarkGray)))
         .legend_position(None)

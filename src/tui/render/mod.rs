@@ -7,6 +7,7 @@
 //! says the terminal is too small.
 
 mod charts;
+mod fit;
 mod help;
 mod panels;
 mod runtime;

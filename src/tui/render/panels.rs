@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use super::super::state::{State, WINDOWS};
 use super::super::trail::SLOTS;
+use super::fit::{self, HIGH, KEEP, LOW, MID};
 use crate::duration;
 use crate::metrics::Summary;
 use crate::settings::{ArrivalKind, Rate};
@@ -77,63 +78,71 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
         }
         _ => rate,
     };
-    let mut lines = vec![
-        Line::from(vec![
-            label("workers"),
-            value(format!("{:<6}", k.workers)),
-            dim(format!("busy {} live {}", snap.busy_workers, snap.live_workers)),
-        ]),
-        Line::from(vec![
-            label("queue bound"),
-            value(format!("{:<6}", count(k.queue as f64))),
-            dim(format!("depth {}", snap.queue.depth)),
-        ]),
-        Line::from(vec![label("policy"), value(k.policy.to_string())]),
-        Line::from(vec![label("arrival"), value(format!("{} ", k.arrival)), dim(arrival_detail)]),
-        Line::from(vec![
-            label("offered"),
-            value(format!("{:<6}", format!("{}/s", count(snap.rates.offered)))),
-            dim(format!(" done {}/s", count(snap.rates.completed))),
-        ]),
+    let mut lines: Vec<Vec<(u8, Span<'static>)>> = vec![
+        vec![
+            (KEEP, label("workers")),
+            (KEEP, value(format!("{:<6}", k.workers))),
+            (MID, dim(format!("busy {} ", snap.busy_workers))),
+            (LOW, dim(format!("live {}", snap.live_workers))),
+        ],
+        vec![
+            (KEEP, label("queue bound")),
+            (KEEP, value(format!("{:<6}", count(k.queue as f64)))),
+            (MID, dim(format!("depth {}", snap.queue.depth))),
+        ],
+        vec![(KEEP, label("policy")), (KEEP, value(k.policy.to_string()))],
+        vec![(KEEP, label("arrival")), (KEEP, value(format!("{} ", k.arrival))), (HIGH, dim(arrival_detail))],
+        vec![
+            (KEEP, label("offered")),
+            (KEEP, value(format!("{:<6}", format!("{}/s", count(snap.rates.offered))))),
+            (HIGH, dim(format!(" done {}/s", count(snap.rates.completed)))),
+        ],
         if snap.custom_work {
-            Line::from(vec![
-                label("service"),
-                value(s.work_label.clone().unwrap_or_else(|| "your job".into())),
-                dim(format!("  mean {} ms", ms(snap.latency.service.mean))),
-            ])
+            vec![
+                (KEEP, label("service")),
+                (KEEP, value(s.work_label.clone().unwrap_or_else(|| "your job".into()))),
+                (MID, dim(format!("  mean {} ms", ms(snap.latency.service.mean)))),
+            ]
         } else {
-            Line::from(vec![label("service"), value(format!("{} {}", duration::format(k.service), k.service_dist))])
+            vec![(KEEP, label("service")), (KEEP, value(format!("{} {}", duration::format(k.service), k.service_dist)))]
         },
-        Line::from(vec![
-            label("timeout"),
-            value(format!("{:<6}", k.timeout.map_or_else(|| "off".to_string(), duration::format))),
-            dim(if snap.custom_work {
-                format!("cv {:.2}", snap.measured.service_cv)
-            } else {
-                format!("cv {:.2} kind {}", k.effective_service_cv(), k.service_kind)
-            }),
-        ]),
-        Line::from(vec![
-            label("utilisation"),
-            value(format!("{:<6}", format!("{:.0}%", snap.utilisation * 100.0))),
-            dim(format!("in flight {}", snap.in_flight)),
-        ]),
-        Line::from(vec![label("last change"), dim(s.last_change.clone().unwrap_or_else(|| "none yet".into()))]),
+        vec![
+            (KEEP, label("timeout")),
+            (KEEP, value(format!("{:<6}", k.timeout.map_or_else(|| "off".to_string(), duration::format)))),
+            (
+                LOW,
+                dim(format!(
+                    "cv {:.2} ",
+                    if snap.custom_work { snap.measured.service_cv } else { k.effective_service_cv() }
+                )),
+            ),
+            (MID, dim(if snap.custom_work { String::new() } else { format!("kind {}", k.service_kind) })),
+        ],
+        vec![
+            (KEEP, label("utilisation")),
+            (KEEP, value(format!("{:<6}", format!("{:.0}%", snap.utilisation * 100.0)))),
+            (MID, dim(format!("in flight {}", snap.in_flight))),
+        ],
+        vec![(KEEP, label("last change")), (KEEP, dim(s.last_change.clone().unwrap_or_else(|| "none yet".into())))],
     ];
     if snap.totals.failed > 0 {
         let t = &snap.totals;
-        lines.push(Line::from(vec![
-            Span::styled(format!(" {:<12}", "failed"), Style::default().fg(Color::Red)),
-            value(format!("{:<6}", format!("{}/s", count(snap.rates.failed)))),
-            dim(format!("{} · {} t/o · {} panic", t.failed, t.timed_out, t.panicked)),
-        ]));
+        lines.push(vec![
+            (KEEP, Span::styled(format!(" {:<12}", "failed"), Style::default().fg(Color::Red))),
+            (KEEP, value(format!("{:<6}", format!("{}/s", count(snap.rates.failed))))),
+            (HIGH, dim(format!("{} ", t.failed))),
+            (fit::count_rank(t.timed_out, MID), dim(format!("· {} t/o ", t.timed_out))),
+            (fit::count_rank(t.panicked, MID), dim(format!("· {} panic", t.panicked))),
+        ]);
     }
     if snap.producer_lag > std::time::Duration::ZERO {
-        lines.push(Line::from(vec![
-            label("behind"),
-            value(format!("{} ms", ms(snap.producer_lag.as_secs_f64() * 1e3))),
-        ]));
+        lines.push(vec![
+            (KEEP, label("behind")),
+            (KEEP, value(format!("{} ms", ms(snap.producer_lag.as_secs_f64() * 1e3)))),
+        ]);
     }
+    let width = area.width.saturating_sub(2) as usize;
+    let mut lines: Vec<Line<'static>> = lines.into_iter().map(|l| fit::fit(l, width)).collect();
     lines.extend(s.notes.iter().map(|n| Line::from(dim(format!(" {n}")))));
     Paragraph::new(lines).block(Block::bordered().title(" knobs ")).render(area, buf);
 }
@@ -181,62 +190,76 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
         Paragraph::new("").block(Block::bordered().title(" model ")).render(area, buf);
         return;
     };
-    let mut lines = Vec::new();
+    // Ranked for a short panel: the response figures and a named cause outrank the rest.
+    let mut lines: Vec<(u8, Line<'static>)> = Vec::new();
     let title = match &report.predicted {
         Some(p) => format!(" model: {} ", p.method),
         None => " model ".to_string(),
     };
     match (&report.predicted, &report.reason) {
         (Some(p), _) if !p.stable => {
-            lines.push(Line::from(Span::styled(
-                format!(" unstable: ρ = {:.2}, queue grows ~{:.0}/s", p.rho, p.growth_per_s.unwrap_or(0.0)),
-                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
-            )));
+            lines.push((
+                KEEP,
+                Line::from(Span::styled(
+                    format!(" unstable: ρ = {:.2}, queue grows ~{:.0}/s", p.rho, p.growth_per_s.unwrap_or(0.0)),
+                    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )),
+            ));
         }
         (Some(_), _) => {
-            lines.push(Line::from(dim(format!(" {:<10}{:>7}{:>7}{:>7}", "", "model", "meas", "diff"))));
+            lines.push((KEEP, Line::from(dim(format!(" {:<10}{:>7}{:>7}{:>7}", "", "model", "meas", "diff")))));
             for c in &report.compared {
-                let (name, scale) = match c.name {
-                    "utilisation" => ("ρ", 1.0),
-                    "wait_ms_mean" => ("wait ms", 1.0),
-                    "latency_ms_mean" => ("resp ms", 1.0),
-                    "latency_ms_p99" => ("p99 ms", 1.0),
-                    "queue_len_mean" => ("queue", 1.0),
-                    "p_reject" => ("reject %", 100.0),
-                    other => (other, 1.0),
+                let (name, scale, rank) = match c.name {
+                    "utilisation" => ("ρ", 1.0, LOW),
+                    "wait_ms_mean" => ("wait ms", 1.0, MID),
+                    "latency_ms_mean" => ("resp ms", 1.0, KEEP),
+                    "latency_ms_p99" => ("p99 ms", 1.0, HIGH),
+                    "queue_len_mean" => ("queue", 1.0, LOW),
+                    "p_reject" => ("reject %", 100.0, HIGH),
+                    other => (other, 1.0, LOW),
                 };
                 let pred = c.predicted.map_or("n/a".to_string(), |v| ms(v * scale));
-                lines.push(Line::from(vec![
-                    Span::styled(format!(" {name:<10}"), Style::default().fg(Color::Gray)),
-                    Span::raw(format!("{pred:>7}{:>7}", ms(c.measured * scale))),
-                    Span::styled(format!("{:>7}", pct(c.diff)), Style::default().fg(diff_color(c.diff))),
-                ]));
+                lines.push((
+                    rank,
+                    Line::from(vec![
+                        Span::styled(format!(" {name:<10}"), Style::default().fg(Color::Gray)),
+                        Span::raw(format!("{pred:>7}{:>7}", ms(c.measured * scale))),
+                        Span::styled(format!("{:>7}", pct(c.diff)), Style::default().fg(diff_color(c.diff))),
+                    ]),
+                ));
             }
             if let Some(l) = &report.little {
-                lines.push(Line::from(dim(format!(
-                    " Little: L {} vs λW {} {}",
-                    ms(l.measured),
-                    ms(l.predicted.unwrap_or(0.0)),
-                    pct(l.diff)
-                ))));
+                lines.push((
+                    LOW,
+                    Line::from(dim(format!(
+                        " Little: L {} vs λW {} {}",
+                        ms(l.measured),
+                        ms(l.predicted.unwrap_or(0.0)),
+                        pct(l.diff)
+                    ))),
+                ));
             }
         }
-        (None, Some(why)) => lines.push(Line::from(dim(format!(" {why}")))),
+        (None, Some(why)) => lines.push((KEEP, Line::from(dim(format!(" {why}"))))),
         (None, None) => {}
     }
     if let Some(a) = &report.advice {
-        lines.push(Line::from(Span::styled(format!(" {}", a.line()), Style::default().fg(Color::Cyan))));
+        lines.push((HIGH, Line::from(Span::styled(format!(" {}", a.line()), Style::default().fg(Color::Cyan)))));
     }
     if let Some(d) = &report.diagnosis {
-        lines.push(Line::from(Span::styled(format!(" {d}"), Style::default().fg(Color::Yellow))));
+        lines.push((KEEP, Line::from(Span::styled(format!(" {d}"), Style::default().fg(Color::Yellow)))));
     }
     if let Some(note) = report.predicted.as_ref().and_then(|p| p.note.as_ref()) {
-        lines.push(Line::from(dim(format!(" {note}"))));
+        lines.push((LOW, Line::from(dim(format!(" {note}")))));
     }
     for e in s.snap.recent_errors.iter().rev() {
-        lines.push(Line::from(Span::styled(format!(" ✗ {e}"), Style::default().fg(Color::Red))));
+        lines.push((MID, Line::from(Span::styled(format!(" ✗ {e}"), Style::default().fg(Color::Red)))));
     }
-    Paragraph::new(lines).block(Block::bordered().title(title)).wrap(Wrap { trim: false }).render(area, buf);
+    let inner = (area.width.saturating_sub(2) as usize, area.height.saturating_sub(2) as usize);
+    Paragraph::new(fit::fit_rows(lines, inner.0, inner.1))
+        .block(Block::bordered().title(title))
+        .wrap(Wrap { trim: false })
+        .render(area, buf);
 }
 
 fn diff_color(diff: Option<f64>) -> Color {

@@ -2,8 +2,6 @@
 //! goes (queue wait, runtime scheduling delay, service) as a stacked bar, so the operator sees
 //! whether the queue or the runtime is the bottleneck.
 
-use std::fmt::Write as _;
-
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
@@ -11,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget};
 
 use super::super::state::State;
+use super::fit::{self, HIGH, KEEP, LOW, MID};
 use super::panels::{count, ms};
 
 fn per_s(n: u64, s: &State) -> f64 {
@@ -20,34 +19,33 @@ fn per_s(n: u64, s: &State) -> f64 {
 
 pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let r = &s.snap.runtime;
-    let mut first = format!(
-        " threads {}  busy {:.0}%  global queue {}  tasks {}  parks {}/s",
-        r.workers,
-        r.busy_ratio * 100.0,
-        r.global_queue_depth,
-        r.live_tasks,
-        count(per_s(r.park_count, s))
-    );
+    let width = area.width.saturating_sub(2) as usize;
+    let mut first = vec![
+        (KEEP, Span::raw(format!(" threads {}", r.workers))),
+        (KEEP, Span::raw(format!("  busy {:.0}%", r.busy_ratio * 100.0))),
+        (HIGH, Span::raw(format!("  global queue {}", r.global_queue_depth))),
+        (MID, Span::raw(format!("  tasks {}", r.live_tasks))),
+        (LOW, Span::raw(format!("  parks {}/s", count(per_s(r.park_count, s))))),
+    ];
     if let Some(st) = r.steals {
-        let _ = write!(first, "  steals {}/s", count(per_s(st, s)));
+        first.push((LOW, Span::raw(format!("  steals {}/s", count(per_s(st, s))))));
     }
     if let Some(q) = r.local_queue_depth {
-        let _ = write!(first, "  local queues {q}");
+        first.push((MID, Span::raw(format!("  local queues {q}"))));
     }
     if let Some(b) = r.blocking_queue_depth {
-        let _ = write!(first, "  blocking queue {b}");
+        first.push((fit::count_rank(b as u64, HIGH), Span::raw(format!("  blocking queue {b}"))));
     }
     // Task figures over the window since the last change, weighted by polls: a tick in which a
     // blocking poll was still running completed no poll and would read as zero.
     let w = &s.snap.measured.runtime;
-    let second = format!(
-        " worker tasks: scheduled delay {} ms · poll {} ms · slow polls {:.0}% · busy {:.0}%",
-        ms(w.mean_scheduled_delay_us / 1e3),
-        ms(w.mean_poll_us / 1e3),
-        w.slow_poll_ratio * 100.0,
-        w.busy_ratio * 100.0
-    );
-    let lines = vec![Line::from(first), Line::from(second), bar(s, area.width.saturating_sub(2) as usize)];
+    let second = vec![
+        (KEEP, Span::raw(format!(" tasks: sched delay {} ms", ms(w.mean_scheduled_delay_us / 1e3)))),
+        (HIGH, Span::raw(format!(" · poll {} ms", ms(w.mean_poll_us / 1e3)))),
+        (MID, Span::raw(format!(" · slow polls {:.0}%", w.slow_poll_ratio * 100.0))),
+        (LOW, Span::raw(format!(" · busy {:.0}%", w.busy_ratio * 100.0))),
+    ];
+    let lines = vec![fit::fit(first, width), fit::fit(second, width), bar(s, width)];
     Paragraph::new(lines).block(Block::bordered().title(" runtime (tokio-metrics) ")).render(area, buf);
 }
 
@@ -61,16 +59,22 @@ fn bar(s: &State, width: usize) -> Line<'static> {
     let total = queue + sched + service;
     let label = format!(" response {} ms = ", ms(total));
     let legend = [("queue", queue, Color::Yellow), ("sched", sched, Color::Red), ("service", service, Color::Green)];
-    let room = width.saturating_sub(label.chars().count() + 40).max(10);
-    let mut spans = vec![Span::raw(label)];
+    let legend: Vec<Span<'static>> = legend
+        .iter()
+        .map(|(name, v, c)| Span::styled(format!(" {name} {}", ms(*v)), Style::default().fg(*c)))
+        .collect();
+    let legend_w: usize = legend.iter().map(Span::width).sum();
+    // The bar takes what the legend leaves, and at least 10 columns: on a narrow panel the
+    // legend's smaller parts go first.
+    let room = width.saturating_sub(label.chars().count() + legend_w).clamp(10, 40);
+    let mut fields = vec![(KEEP, Span::raw(label))];
     if total > 0.0 {
-        for (_, v, c) in legend {
+        for (v, c) in [(queue, Color::Yellow), (sched, Color::Red), (service, Color::Green)] {
             let n = ((v / total) * room as f64).round() as usize;
-            spans.push(Span::styled("█".repeat(n), Style::default().fg(c)));
+            fields.push((KEEP, Span::styled("█".repeat(n), Style::default().fg(c))));
         }
     }
-    for (name, v, c) in legend {
-        spans.push(Span::styled(format!(" {name} {}", ms(v)), Style::default().fg(c)));
-    }
-    Line::from(spans)
+    let ranks = [HIGH, LOW, MID];
+    fields.extend(ranks.into_iter().zip(legend));
+    fit::fit(fields, width)
 }

@@ -8,6 +8,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::super::keys;
 use super::super::state::State;
+use super::fit::{self, HIGH, KEEP, MID};
 
 pub fn banner(s: &State, area: Rect, buf: &mut Buffer) {
     if let Some(text) = &s.overload {
@@ -53,16 +54,26 @@ pub fn status(s: &State, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(format!("{} ", m.text), style));
         spans.push(Span::raw("│"));
     }
-    spans.push(Span::raw(format!(
-        " offered {} · done {} · refused {} · abandoned {}",
-        t.offered,
-        t.completed,
-        t.rejected + t.dropped,
-        t.abandoned
-    )));
-    Paragraph::new(Line::from(spans)).render(area, buf);
+    // Counts by the fitting rule: on a narrow screen a zero goes first, exact counts stay exact.
+    let refused = t.rejected + t.dropped;
+    let mut fields: Vec<(u8, Span<'static>)> = spans.into_iter().map(|s| (KEEP, s)).collect();
+    fields.extend([
+        (HIGH, Span::raw(format!(" offered {}", t.offered))),
+        (HIGH, Span::raw(format!(" · done {}", t.completed))),
+        (fit::count_rank(refused, MID), Span::raw(format!(" · refused {refused}"))),
+        (fit::count_rank(t.abandoned, MID), Span::raw(format!(" · abandoned {}", t.abandoned))),
+    ]);
+    Paragraph::new(fit::fit(fields, area.width as usize)).render(area, buf);
 }
 
+/// The key hints, whole ones only: the table's order is their importance, so a narrow screen
+/// loses them from the right.
 pub fn hints(_s: &State, area: Rect, buf: &mut Buffer) {
-    Paragraph::new(format!(" {}", keys::hints())).style(Style::default().fg(Color::DarkGray)).render(area, buf);
+    let fields = keys::hints()
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| (if i < 3 { KEEP } else { MID }, Span::raw(format!(" {h} "))));
+    Paragraph::new(fit::fit(fields.collect(), area.width as usize))
+        .style(Style::default().fg(Color::DarkGray))
+        .render(area, buf);
 }
