@@ -127,6 +127,14 @@ const RUN_QUEUE_WAIT_LIMIT: Duration = Duration::from_micros(20);
 /// (Two clean-clone CI runs failed M/M/4 by +14% with a quiet run queue, 10.7–12.3 µs, and the
 /// service running 5–6% long: the mark of a host that paused the machine.)
 const STEAL_LIMIT: f64 = 0.10;
+/// Other processes' share of the machine's CPU time ([`common::RunQueue::others`]). A
+/// low-priority (`nice 19`) build on the same 2 cores kept the run-queue wait quiet (11.6 µs)
+/// while M/M/4 measured +25% against a 9.2% band. Calibrated with `THEORY_JUDGE_EVERY_RUN=1`
+/// (every first run judged), the binary alone and beside two `nice -n 19` busy loops, alternating,
+/// 3 runs each: alone, others used 0.0–3.2% and M/M/4 sat +3.5% to +5.6% above the model (all
+/// passed); beside the loops, others used 83–96%, the run-queue wait stayed 4.7–15.6 µs, and
+/// M/M/4 sat +5.0%, +9.4% and +12.8% (one failure). 25% is far from both.
+const OTHERS_LIMIT: f64 = 0.25;
 const ATTEMPTS: usize = 3;
 
 /// A run during which no other process took the cores (see [`RUN_QUEUE_WAIT_LIMIT`]); panics,
@@ -141,23 +149,28 @@ fn undisturbed_run(s: &Settings, run: Duration) -> pooltune::metrics::Snapshot {
         let Some(rq) = rq else { return last };
         let wait = rq.mean_wait();
         eprintln!(
-            "run-queue wait {:.1} µs a slice ({} slices, {:.0} ms in all), steal {:.1}%",
+            "run-queue wait {:.1} µs a slice ({} slices, {:.0} ms in all), steal {:.1}%, other processes {:.1}%",
             wait.as_secs_f64() * 1e6,
             rq.slices,
             rq.delay.as_secs_f64() * 1e3,
-            rq.steal * 100.0
+            rq.steal * 100.0,
+            rq.others * 100.0
         );
-        if wait <= RUN_QUEUE_WAIT_LIMIT && rq.steal <= STEAL_LIMIT {
+        // THEORY_JUDGE_EVERY_RUN=1 judges the first run whatever these figures say: how the
+        // limits were calibrated (print the figures, see which comparisons fail).
+        let judge_anyway = std::env::var_os("THEORY_JUDGE_EVERY_RUN").is_some();
+        if judge_anyway || (wait <= RUN_QUEUE_WAIT_LIMIT && rq.steal <= STEAL_LIMIT && rq.others <= OTHERS_LIMIT) {
             return last;
         }
         eprintln!(
-            "another process or the host took the cores (limits {RUN_QUEUE_WAIT_LIMIT:?} a slice, steal {:.0}%); run again",
-            STEAL_LIMIT * 100.0
+            "another process or the host took the cores (limits {RUN_QUEUE_WAIT_LIMIT:?} a slice, steal {:.0}%, other processes {:.0}%); run again",
+            STEAL_LIMIT * 100.0,
+            OTHERS_LIMIT * 100.0
         );
-        seen.push((wait, rq.steal));
+        seen.push((wait, rq.steal, rq.others));
     }
     panic!(
-        "the machine never left the engine its cores: (mean run-queue wait, steal share) in {ATTEMPTS} runs {seen:.3?}, limits {RUN_QUEUE_WAIT_LIMIT:?} and {STEAL_LIMIT}"
+        "the machine never left the engine its cores: (mean run-queue wait, steal share, others' share) in {ATTEMPTS} runs {seen:.3?}, limits {RUN_QUEUE_WAIT_LIMIT:?}, {STEAL_LIMIT} and {OTHERS_LIMIT}"
     );
 }
 

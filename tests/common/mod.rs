@@ -57,6 +57,12 @@ pub struct RunQueue {
     /// On a virtual machine: the share of the machine's CPU time the hypervisor gave to others
     /// while the closure ran (`/proc/stat`, the `cpu` line's steal field, over wall time × CPUs).
     pub steal: f64,
+    /// The share of the machine's CPU time other processes used meanwhile: the machine's busy
+    /// time (`/proc/stat`: user, nice, system, irq, softirq) less this process's own
+    /// (`/proc/self/stat`: utime, stime), over wall time × CPUs. A low-priority (`nice`) process
+    /// yields to this one at once, so it barely shows in the run-queue wait, but it still shares
+    /// the cores' caches and, on sibling hyper-threads, their execution units.
+    pub others: f64,
 }
 
 impl RunQueue {
@@ -92,16 +98,23 @@ pub fn run_queue<T>(f: impl FnOnce() -> T) -> (T, Option<RunQueue>) {
         }
         true
     }
-    /// The machine's total steal time, in clock ticks (`USER_HZ`, 100 a second on Linux).
-    fn steal_ticks() -> Option<u64> {
+    /// The machine's steal and busy time, and this process's CPU time, in clock ticks
+    /// (`USER_HZ`, 100 a second on Linux).
+    fn ticks() -> Option<[u64; 3]> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        stat.lines().next()?.split_whitespace().nth(8)?.parse().ok()
+        let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        let busy = [0, 1, 2, 5, 6].iter().map(|&i| cpu.get(i).copied().unwrap_or(0)).sum();
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After the command name: state, ppid, …; utime and stime are the 12th and 13th.
+        let own: Vec<&str> = own.rsplit(')').next()?.split_whitespace().collect();
+        let field = |i: usize| own.get(i).and_then(|v| v.parse::<u64>().ok());
+        Some([*cpu.get(7)?, busy, field(11)? + field(12)?])
     }
     let mut start = Seen::new();
     if !read_all(&mut start, true) {
         return (f(), None);
     }
-    let (steal_start, wall) = (steal_ticks(), std::time::Instant::now());
+    let (ticks_start, wall) = (ticks(), std::time::Instant::now());
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = Arc::clone(&stop);
@@ -116,6 +129,7 @@ pub fn run_queue<T>(f: impl FnOnce() -> T) -> (T, Option<RunQueue>) {
                 delay: acc.delay + Duration::from_nanos(last[0] - first[0]),
                 slices: acc.slices + (last[1] - first[1]),
                 steal: 0.0,
+                others: 0.0,
             })
         })
     };
@@ -123,8 +137,10 @@ pub fn run_queue<T>(f: impl FnOnce() -> T) -> (T, Option<RunQueue>) {
     stop.store(true, Ordering::Relaxed);
     let mut rq = sampler.join().expect("the schedstat sampler does not panic");
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
-    if let (Some(a), Some(b)) = (steal_start, steal_ticks()) {
-        rq.steal = (b.saturating_sub(a)) as f64 / 100.0 / (wall.elapsed().as_secs_f64() * cpus);
+    if let (Some(a), Some(b)) = (ticks_start, ticks()) {
+        let share = |t: u64| t as f64 / 100.0 / (wall.elapsed().as_secs_f64() * cpus);
+        rq.steal = share(b[0].saturating_sub(a[0]));
+        rq.others = share(b[1].saturating_sub(a[1]).saturating_sub(b[2].saturating_sub(a[2])));
     }
     (out, Some(rq))
 }
