@@ -226,7 +226,7 @@ impl State {
     }
 
     /// The knob a timeline is ramping now (a ramp whose latest step was within
-    /// [`RAMP_TICKS`] of this tick).
+    /// two ticks of this one).
     #[must_use]
     pub fn ramping(&self) -> Option<&'static str> {
         self.markers
