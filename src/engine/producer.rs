@@ -79,6 +79,8 @@ pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, can
             p.batch_left = None;
         }
         if c.paused {
+            // Paused from the start: arrivals resume from the moment of resuming, owing none.
+            p.from_start = false;
             p.next = None;
             wait_change(&mut cfg, &cancel).await;
             continue;
