@@ -14,8 +14,9 @@
 //! then account for), and the measured producer lag is added to the prediction (a job's wait
 //! starts at its intended arrival; the queue sees it only once it is enqueued).
 //!
-//! What is not judged: a run during which another process took the cores ([`undisturbed_run`],
-//! by the kernel's own run-queue figures), which is repeated instead.
+//! What is not judged: a run during which another process or the host took the cores
+//! ([`disturbed`], by the kernel's own figures), which is repeated instead; its comparison is
+//! printed all the same, marked "not judged", so the limits can be checked against it.
 
 mod common;
 
@@ -85,7 +86,39 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
         seed: 11,
         ..settings()
     };
-    let last = undisturbed_run(&s, Duration::from_secs(secs));
+    // Up to ATTEMPTS runs; the first that no other process or the host disturbed is judged.
+    // A disturbed run's comparison is still printed, marked as not judged: the data the limits
+    // are calibrated from. Which run is judged depends only on the kernel's figures.
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let (last, rq) = run_queue(|| run_for(s.clone(), Duration::from_secs(secs), Duration::from_secs(1)));
+        assert_accounted(&last);
+        let out = compare(&last, rate, es, c, constant, rho);
+        let Some(why) = rq.and_then(|rq| disturbed(&rq)) else { return out };
+        let show = |(m, p, tol): (f64, f64, f64)| {
+            let ok = (m - p).abs() <= p * tol + HANDOFF_MS;
+            format!(
+                "{m:.4} ms against {p:.4} ({:+.1}%, {})",
+                (m / p - 1.0) * 100.0,
+                if ok { "within" } else { "outside" }
+            )
+        };
+        eprintln!("not judged ({why}): response {}, wait {}; run again", show(out.0), show(out.1));
+        seen.push(why);
+    }
+    panic!("the machine never left the engine its cores in {ATTEMPTS} runs: {seen:?}");
+}
+
+/// The model fed what the run measured, beside the measurement: (measured, predicted,
+/// tolerance) for the mean response and the mean wait.
+fn compare(
+    last: &pooltune::metrics::Snapshot,
+    rate: f64,
+    es: f64,
+    c: usize,
+    constant: bool,
+    rho: f64,
+) -> ((f64, f64, f64), (f64, f64, f64)) {
     let m = &last.measured;
     assert_eq!(m.jobs.rejected, 0, "the bound is far out of reach at ρ = {rho}");
     let lag = m.latency.wait.mean - m.queued_ms_mean;
@@ -122,11 +155,14 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
 /// 1.03–1.04× with a core taken), so they are no longer gated on.
 const RUN_QUEUE_WAIT_LIMIT: Duration = Duration::from_micros(20);
 /// On a virtual machine the host can take the cores without the guest's run queue showing it:
-/// the guest counts it as steal time. A quiet M/M/4 run here saw 3.2% of the machine's CPU time
-/// stolen; above three times that, the run is repeated like one whose threads waited for a CPU.
-/// (Two clean-clone CI runs failed M/M/4 by +14% with a quiet run queue, 10.7–12.3 µs, and the
-/// service running 5–6% long: the mark of a host that paused the machine.)
-const STEAL_LIMIT: f64 = 0.10;
+/// the guest counts it as steal time. (Two clean-clone CI runs failed M/M/4 by +14% with a quiet
+/// run queue, 10.7–12.3 µs, and the service running 5–6% long: the mark of a host that paused
+/// the machine.) M/M/4 keeps both vCPUs busy and so sees more steal than M/M/1 at the same time
+/// (7–14% against 2–5% in one busy hour). The limit was 10%: in 16 full `cargo test` runs three
+/// failed because every attempt of M/M/4 saw 10.3–22%. The comparisons of such runs, printed
+/// unjudged, matched quiet runs: +4.9%, +5.0% and +4.9% at 11.7%, 12.1% and 10.3% steal, against
+/// +3.5% to +5.6% quiet. Hence 15%, with more attempts to ride out a burst.
+const STEAL_LIMIT: f64 = 0.15;
 /// Other processes' share of the machine's CPU time ([`common::RunQueue::others`]). A
 /// low-priority (`nice 19`) build on the same 2 cores kept the run-queue wait quiet (11.6 µs)
 /// while M/M/4 measured +25% against a 9.2% band. Calibrated with `THEORY_JUDGE_EVERY_RUN=1`
@@ -135,43 +171,36 @@ const STEAL_LIMIT: f64 = 0.10;
 /// passed); beside the loops, others used 83–96%, the run-queue wait stayed 4.7–15.6 µs, and
 /// M/M/4 sat +5.0%, +9.4% and +12.8% (one failure). 25% is far from both.
 const OTHERS_LIMIT: f64 = 0.25;
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: usize = 5;
 
-/// A run during which no other process took the cores (see [`RUN_QUEUE_WAIT_LIMIT`]); panics,
-/// saying so, if no attempt was. Which runs are kept depends only on the kernel's scheduling
-/// figures, never on the queueing statistic under test. Where the kernel does not report them
-/// (no `/proc/self/task/*/schedstat`), every run is judged.
-fn undisturbed_run(s: &Settings, run: Duration) -> pooltune::metrics::Snapshot {
-    let mut seen = Vec::new();
-    for _ in 0..ATTEMPTS {
-        let (last, rq) = run_queue(|| run_for(s.clone(), run, Duration::from_secs(1)));
-        assert_accounted(&last);
-        let Some(rq) = rq else { return last };
-        let wait = rq.mean_wait();
-        eprintln!(
-            "run-queue wait {:.1} µs a slice ({} slices, {:.0} ms in all), steal {:.1}%, other processes {:.1}%",
-            wait.as_secs_f64() * 1e6,
-            rq.slices,
-            rq.delay.as_secs_f64() * 1e3,
-            rq.steal * 100.0,
-            rq.others * 100.0
-        );
-        // THEORY_JUDGE_EVERY_RUN=1 judges the first run whatever these figures say: how the
-        // limits were calibrated (print the figures, see which comparisons fail).
-        let judge_anyway = std::env::var_os("THEORY_JUDGE_EVERY_RUN").is_some();
-        if judge_anyway || (wait <= RUN_QUEUE_WAIT_LIMIT && rq.steal <= STEAL_LIMIT && rq.others <= OTHERS_LIMIT) {
-            return last;
-        }
-        eprintln!(
-            "another process or the host took the cores (limits {RUN_QUEUE_WAIT_LIMIT:?} a slice, steal {:.0}%, other processes {:.0}%); run again",
-            STEAL_LIMIT * 100.0,
-            OTHERS_LIMIT * 100.0
-        );
-        seen.push((wait, rq.steal, rq.others));
-    }
-    panic!(
-        "the machine never left the engine its cores: (mean run-queue wait, steal share, others' share) in {ATTEMPTS} runs {seen:.3?}, limits {RUN_QUEUE_WAIT_LIMIT:?}, {STEAL_LIMIT} and {OTHERS_LIMIT}"
+/// Why a run was disturbed, if it was: this process's threads waited for a CPU (see
+/// [`RUN_QUEUE_WAIT_LIMIT`]), the host stole the machine, or other processes used it. Prints the
+/// figures either way. `THEORY_JUDGE_EVERY_RUN=1` judges every first run whatever they say: how
+/// the limits were calibrated. Where the kernel does not report them, every run is judged.
+fn disturbed(rq: &common::RunQueue) -> Option<String> {
+    let wait = rq.mean_wait();
+    eprintln!(
+        "run-queue wait {:.1} µs a slice ({} slices, {:.0} ms in all), steal {:.1}%, other processes {:.1}%",
+        wait.as_secs_f64() * 1e6,
+        rq.slices,
+        rq.delay.as_secs_f64() * 1e3,
+        rq.steal * 100.0,
+        rq.others * 100.0
     );
+    if std::env::var_os("THEORY_JUDGE_EVERY_RUN").is_some() {
+        return None;
+    }
+    let mut why = Vec::new();
+    if wait > RUN_QUEUE_WAIT_LIMIT {
+        why.push(format!("run-queue wait {:.1} µs > {RUN_QUEUE_WAIT_LIMIT:?}", wait.as_secs_f64() * 1e6));
+    }
+    if rq.steal > STEAL_LIMIT {
+        why.push(format!("host steal {:.1}% > {:.0}%", rq.steal * 100.0, STEAL_LIMIT * 100.0));
+    }
+    if rq.others > OTHERS_LIMIT {
+        why.push(format!("other processes {:.1}% > {:.0}%", rq.others * 100.0, OTHERS_LIMIT * 100.0));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 fn within(what: &str, (measured, predicted, tol): (f64, f64, f64), extra_ms: f64) {
