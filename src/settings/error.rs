@@ -8,18 +8,16 @@
 //! every client treats all of these as the user's input (exit status 2), never as a failure of
 //! the run.
 
-use super::knob::KNOB_NAMES;
-
 /// Why a knob, or a value for one, was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum KnobError {
-    /// No knob is called `name`; `suggestion` is the nearest known key.
+    /// No knob is called `name`; `suggestion` is the nearest of the `known` keys.
     #[error(
         "unknown setting '{name}'{} Known settings: {}",
         suggestion.map(|b| format!("; did you mean '{b}'?")).unwrap_or_default(),
-        KNOB_NAMES.join(", ")
+        known.join(", ")
     )]
-    Unknown { name: String, suggestion: Option<&'static str> },
+    Unknown { name: String, suggestion: Option<&'static str>, known: &'static [&'static str] },
     /// The text is not a value of the knob's type at all (`'fast' is not a rate`); the message
     /// names the knob and what is accepted.
     #[error("{0}")]
@@ -31,14 +29,6 @@ pub enum KnobError {
     /// The knob holds for a whole run; it is set by its flag or a profile's `[workload]`.
     #[error("{key} is fixed for a run; set it with --{flag} or in a profile's [workload]")]
     Fixed { key: &'static str, flag: &'static str },
-}
-
-impl KnobError {
-    /// An unknown knob name, with the nearest known one if any is close.
-    #[must_use]
-    pub fn unknown(name: &str) -> KnobError {
-        KnobError::Unknown { name: name.to_string(), suggestion: crate::suggest::closest(name, KNOB_NAMES) }
-    }
 }
 
 /// Why a set of settings was refused: one knob, or a combination of knobs.

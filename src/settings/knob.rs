@@ -141,7 +141,7 @@ macro_rules! knobs {
             /// # Errors
             /// An unknown name (with the nearest known one) or a value out of range.
             pub fn parse(name: &str, value: &str) -> Result<Knob, KnobError> {
-                let Some(spec) = KnobSpec::find(name) else { return Err(KnobError::unknown(name)) };
+                let Some(spec) = KnobSpec::find(name) else { return Err(unknown_knob(name)) };
                 let knob = match spec.key {
                     $($key => Knob::$variant(<$t as KnobValue>::parse($key, value, $lo, $hi)?),)+
                     _ => unreachable!("KnobSpec::find returns a row of the table"),
@@ -358,6 +358,15 @@ impl Knob {
 #[must_use]
 pub fn live_names() -> Vec<&'static str> {
     KNOBS.iter().filter(|s| s.live).map(|s| s.key).collect()
+}
+
+/// An unknown knob name, with the nearest known one if any is close.
+fn unknown_knob(name: &str) -> KnobError {
+    KnobError::Unknown {
+        name: name.to_string(),
+        suggestion: crate::suggest::closest(name, KNOB_NAMES),
+        known: KNOB_NAMES,
+    }
 }
 
 /// The knob table as the README shows it (a test keeps the README equal to this).
