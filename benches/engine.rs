@@ -159,6 +159,7 @@ fn recording_cost() -> (f64, f64) {
         JobTimes {
             intended: at,
             enqueued: at,
+            ready: at,
             start: at + Duration::from_micros(3),
             end: at + Duration::from_micros(50),
         }

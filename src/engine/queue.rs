@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::metrics::aggregate::DepthStats;
+use crate::metrics::aggregate::{DepthStats, GapSums};
 use crate::settings::Policy;
 
 /// The room a flooding producer waits for before it fills the queue again: half the bound, at
@@ -70,6 +70,10 @@ struct Inner {
     area: u128,
     window_start: Instant,
     max: usize,
+    /// The last enqueue, and the gaps between enqueues since the last tick: the arrival
+    /// process as the queue saw it (the producer's lateness included).
+    last_push: Option<Instant>,
+    gaps: GapSums,
 }
 
 impl Inner {
@@ -82,6 +86,21 @@ impl Inner {
             self.area += dt * self.jobs.len() as u128;
             self.last_change = now;
         }
+    }
+
+    /// Counts `n` jobs entering at `now`: one gap since the previous enqueue, then `n − 1` of 0.
+    fn arrived(&mut self, now: Instant, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if let Some(last) = self.last_push {
+            let gap = now.saturating_duration_since(last).as_secs_f64();
+            self.gaps.sum += gap;
+            self.gaps.sum_sq += gap * gap;
+            self.gaps.count += 1;
+        }
+        self.gaps.count += n as u64 - 1;
+        self.last_push = Some(now);
     }
 }
 
@@ -113,6 +132,8 @@ impl JobQueue {
                 area: 0,
                 window_start: now,
                 max: 0,
+                last_push: None,
+                gaps: GapSums::default(),
             }),
             not_empty: Notify::new(),
             not_full: Notify::new(),
@@ -177,6 +198,7 @@ impl JobQueue {
             }
         }
         q.touch(now);
+        q.arrived(now, 1);
         job.enqueued = now;
         q.jobs.push_back(job);
         q.max = q.max.max(q.jobs.len());
@@ -304,6 +326,7 @@ impl JobQueue {
         }
         q.touch(now);
         let n = jobs.len().min(bound.saturating_sub(q.jobs.len()));
+        q.arrived(now, n);
         for mut job in jobs.drain(..n) {
             job.enqueued = now;
             q.jobs.push_back(job);
@@ -341,7 +364,12 @@ impl JobQueue {
         let span = now.saturating_duration_since(q.window_start).as_nanos();
         #[allow(clippy::cast_precision_loss)]
         let mean = if span == 0 { q.jobs.len() as f64 } else { q.area as f64 / span as f64 };
-        let stats = DepthStats { now: q.jobs.len(), mean, max: q.max.max(q.jobs.len()) };
+        let stats = DepthStats {
+            now: q.jobs.len(),
+            mean,
+            max: q.max.max(q.jobs.len()),
+            enqueue_gaps: std::mem::take(&mut q.gaps),
+        };
         q.area = 0;
         q.window_start = now;
         q.max = q.jobs.len();
@@ -374,6 +402,27 @@ mod tests {
         q.set_policy(Policy::Block);
         assert!(matches!(q.try_push_as(job(5), None), Err(j) if id(&j) == 5));
         assert_eq!(q.len(), 2);
+    }
+
+    /// The gaps between enqueues: one per job after the first, a batch's jobs 0 apart, refused
+    /// jobs not counted, and each tick's gaps handed out once.
+    #[test]
+    fn enqueue_gaps_are_the_arrivals_the_queue_saw() {
+        let q = JobQueue::new(10, Policy::Reject);
+        q.try_push_as(job(1), None).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        q.try_push_as(job(2), None).unwrap();
+        let g = q.take_depth_stats().enqueue_gaps;
+        assert_eq!(g.count, 1);
+        assert!(g.sum >= 0.002 && (g.sum_sq - g.sum * g.sum).abs() < 1e-15, "{g:?}");
+        let mut batch: Vec<Job> = (3..6).map(job).collect();
+        assert_eq!(q.push_many(&mut batch), 3);
+        q.set_bound(5);
+        assert!(matches!(q.try_push_as(job(9), None), Ok(Pushed::Rejected(_))));
+        let g = q.take_depth_stats().enqueue_gaps;
+        assert_eq!(g.count, 3, "one gap from job 2, then two of 0; the refused job is no arrival");
+        assert!(g.sum > 0.0 && (g.sum_sq - g.sum * g.sum).abs() < 1e-15, "{g:?}");
+        assert_eq!(q.take_depth_stats().enqueue_gaps.count, 0);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
     let mut records = Batch::new(shard);
     // The clock read that ended the last job, when nothing since could have taken long.
     let mut last_end = None;
+    // Since when this worker has been free: a job queued before it is ready from here, one
+    // queued after from its enqueue; the rest of its wait is the hand-off.
+    let mut free_since = Instant::now();
     loop {
         // Take a job without waiting if there is one; otherwise publish what is recorded before
         // waiting, so an idle worker never sits on unpublished records.
@@ -58,8 +61,10 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
             Outcome::TimedOut => note(&shared, Kind::TimedOut, format!("job {} timed out", job.id)),
             Outcome::Panicked(m) => note(&shared, Kind::Panicked, format!("job {} panicked: {m}", job.id)),
         };
-        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, start, end }, kind);
+        let ready = job.enqueued.max(free_since).min(start);
+        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, ready, start, end }, kind);
         job.release();
+        free_since = end;
         // Taking a job spends tokio's cooperative budget, as a channel receive would: a worker
         // that never waits (zero, spin or block service under load) still yields every 128 jobs
         // instead of holding its thread for ever. Unless it yields now, this job's end is the

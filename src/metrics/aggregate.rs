@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::recorder::{Recorders, ShardStats};
 use super::schedule::ScheduleSums;
 use super::sparse::{Sparse, TickDist};
-use super::{Counters, Latency, Measured, QueueView, Rates, RuntimeStats, Snapshot, Summary};
+use super::{Counters, Latency, Measured, Micros, QueueView, Rates, RuntimeStats, Snapshot, Summary};
 use crate::settings::Settings;
 
 /// Running sums of the scheduled inter-arrival gaps (seconds), for the arrival CV.
@@ -27,6 +27,16 @@ pub struct DepthStats {
     /// Time-weighted mean over the tick.
     pub mean: f64,
     pub max: usize,
+    /// The gaps between the tick's enqueues (seconds): the arrivals as the queue saw them.
+    pub enqueue_gaps: GapSums,
+}
+
+impl GapSums {
+    fn add(&mut self, o: &GapSums) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+    }
 }
 
 /// Everything the aggregator needs for one tick besides the shards: the engine fills it in, and
@@ -66,6 +76,8 @@ pub struct Aggregator {
     since: Instant,
     base: Counters,
     base_gaps: GapSums,
+    /// The gaps between enqueues over the window.
+    enqueue_gaps: GapSums,
     depth_area: f64,
     depth_max: usize,
     worker_time: f64,
@@ -175,6 +187,7 @@ impl Aggregator {
             since: start,
             base: Counters::default(),
             base_gaps: GapSums::default(),
+            enqueue_gaps: GapSums::default(),
             depth_area: 0.0,
             depth_max: 0,
             worker_time: 0.0,
@@ -217,6 +230,7 @@ impl Aggregator {
             self.window.merge(&self.tick_stats);
             self.depth_area += i.depth.mean * secs;
             self.depth_max = self.depth_max.max(i.depth.max);
+            self.enqueue_gaps.add(&i.depth.enqueue_gaps);
             self.worker_time += i.settings.workers as f64 * secs;
             self.schedule.add(i.settings, i.paused, secs);
         }
@@ -248,6 +262,7 @@ impl Aggregator {
         self.base = self.last;
         self.depth_area = 0.0;
         self.depth_max = 0;
+        self.enqueue_gaps = GapSums::default();
         self.worker_time = 0.0;
         self.runtime = RuntimeSums::default();
         self.schedule.reset();
@@ -301,6 +316,7 @@ impl Aggregator {
             self.window.merge(&self.tick_stats);
             self.depth_area += i.depth.mean * secs;
             self.depth_max = self.depth_max.max(i.depth.max);
+            self.enqueue_gaps.add(&i.depth.enqueue_gaps);
             self.worker_time += workers * secs;
             self.runtime.add(&i.runtime);
             self.schedule.add(i.settings, i.paused, secs);
@@ -347,13 +363,8 @@ impl Aggregator {
         let w = &self.window;
         let jobs = totals.since(&self.base);
         let n = w.completed as f64;
-        let service_cv = if w.completed >= 2 {
-            let mean = w.service_ns as f64 / 1e9 / n;
-            let var = (w.service_sq / n - mean * mean).max(0.0);
-            if mean > 0.0 { var.sqrt() / mean } else { 0.0 }
-        } else {
-            0.0
-        };
+        let service_cv = cv(n, w.service_ns as f64 / 1e9, w.service_sq);
+        let holding_cv = cv(n, (w.service_ns + w.handoff_ns) as f64 / 1e9, w.held_sq);
         let g = if self.base_gaps.count == u64::MAX { GapSums::default() } else { self.base_gaps };
         let arrival_cv = cv((gaps.count - g.count.min(gaps.count)) as f64, gaps.sum - g.sum, gaps.sum_sq - g.sum_sq);
         Measured {
@@ -372,6 +383,10 @@ impl Aggregator {
             utilisation: if self.worker_time > 0.0 { w.service_ns as f64 / 1e9 / self.worker_time } else { 0.0 },
             service_cv,
             arrival_cv,
+            enqueue_cv: cv(self.enqueue_gaps.count as f64, self.enqueue_gaps.sum, self.enqueue_gaps.sum_sq),
+            lag_us: Micros::of(&w.lag, w.lag_ns),
+            handoff_us: Micros::of(&w.handoff, w.handoff_ns),
+            holding_cv,
             runtime: self.runtime.mean(),
             failed_latency: Summary::of(&w.failed_latency, w.failed_latency_ns),
             set_rate_per_s: self.schedule.set_rate_per_s(),
@@ -402,7 +417,13 @@ mod tests {
             rec.shard(0).start();
             let start = t0 + at;
             rec.shard(0).finish(
-                JobTimes { intended: start, enqueued: start, start, end: start + Duration::from_millis(2) },
+                JobTimes {
+                    intended: start,
+                    enqueued: start,
+                    ready: start,
+                    start,
+                    end: start + Duration::from_millis(2),
+                },
                 crate::metrics::recorder::Kind::Ok,
             );
         };

@@ -57,6 +57,26 @@ impl Summary {
     }
 }
 
+/// A short engine overhead (producer lag, hand-off) in microseconds: its exact mean, some
+/// percentiles and the largest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Micros {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Micros {
+    /// Summarises `h` with the exact sum of the recorded values in nanoseconds.
+    #[must_use]
+    pub fn of(h: &Histogram<u64>, sum_ns: u128) -> Micros {
+        let s = Summary::of(h, sum_ns);
+        Micros { mean: s.mean * 1e3, p50: s.p50 * 1e3, p99: s.p99 * 1e3, p999: s.p999 * 1e3, max: s.max * 1e3 }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use hist::Summary;
+pub use hist::{Micros, Summary};
 
 use crate::settings::Settings;
 
@@ -117,6 +117,18 @@ pub struct Measured {
     pub service_cv: f64,
     /// Coefficient of variation of the inter-arrival times the producer scheduled.
     pub arrival_cv: f64,
+    /// Coefficient of variation of the gaps between enqueues: the arrivals as the queue saw
+    /// them, which a producer woken late makes burstier than its schedule.
+    pub enqueue_cv: f64,
+    /// How late jobs entered the queue (enqueued − intended): the producer's wake-up.
+    pub lag_us: Micros,
+    /// How long a job and a free worker both existed before the worker took it: waking the
+    /// worker, scheduling it, the pop. An ideal queue has none; the engine reports it apart.
+    pub handoff_us: Micros,
+    /// Coefficient of variation of the time a job held its worker, hand-off included (ready to
+    /// end): the service time the queue's servers really gave, for a model fed the engine's own
+    /// overheads.
+    pub holding_cv: f64,
     /// The runtime over the window: means of the per-tick figures (`park_count`, `polls` and
     /// `steals` are totals).
     pub runtime: RuntimeStats,

@@ -34,6 +34,15 @@ pub struct ShardStats {
     pub service_sq: f64,
     /// Σ (start − enqueue), the time spent in the queue itself, for Little's law.
     pub queued_ns: u128,
+    /// Producer lag (enqueued − intended): how late the job entered the queue.
+    pub lag: Histogram<u64>,
+    pub lag_ns: u128,
+    /// Hand-off (start − ready): how long a job and a free worker both existed before they met.
+    pub handoff: Histogram<u64>,
+    pub handoff_ns: u128,
+    /// Σ (end − ready)² in s²: the time a job held its worker, hand-off included, for the CV
+    /// of what the queue's servers really spent on a job.
+    pub held_sq: f64,
 }
 
 impl ShardStats {
@@ -54,6 +63,11 @@ impl ShardStats {
             service_ns: 0,
             service_sq: 0.0,
             queued_ns: 0,
+            lag: hist::new(),
+            lag_ns: 0,
+            handoff: hist::new(),
+            handoff_ns: 0,
+            held_sq: 0.0,
         }
     }
 
@@ -64,6 +78,8 @@ impl ShardStats {
         let _ = self.wait.add(&other.wait);
         let _ = self.service.add(&other.service);
         let _ = self.failed_latency.add(&other.failed_latency);
+        let _ = self.lag.add(&other.lag);
+        let _ = self.handoff.add(&other.handoff);
         self.completed += other.completed;
         self.failed += other.failed;
         self.timed_out += other.timed_out;
@@ -74,6 +90,9 @@ impl ShardStats {
         self.service_ns += other.service_ns;
         self.service_sq += other.service_sq;
         self.queued_ns += other.queued_ns;
+        self.lag_ns += other.lag_ns;
+        self.handoff_ns += other.handoff_ns;
+        self.held_sq += other.held_sq;
     }
 
     pub fn clear(&mut self) {
@@ -81,6 +100,8 @@ impl ShardStats {
         self.wait.reset();
         self.service.reset();
         self.failed_latency.reset();
+        self.lag.reset();
+        self.handoff.reset();
         self.completed = 0;
         self.failed = 0;
         self.timed_out = 0;
@@ -91,6 +112,9 @@ impl ShardStats {
         self.service_ns = 0;
         self.service_sq = 0.0;
         self.queued_ns = 0;
+        self.lag_ns = 0;
+        self.handoff_ns = 0;
+        self.held_sq = 0.0;
     }
 }
 
@@ -121,6 +145,9 @@ pub enum Kind {
 pub struct JobTimes {
     pub intended: Instant,
     pub enqueued: Instant,
+    /// When the job and a free worker first both existed: the later of its enqueue and the
+    /// moment the worker that took it became free. An ideal queue starts the job here.
+    pub ready: Instant,
     pub start: Instant,
     pub end: Instant,
 }
@@ -133,7 +160,7 @@ impl Shard {
     }
 
     /// A worker finished a job: latency = end − intended, wait = start − intended,
-    /// service = end − start.
+    /// service = end − start, lag = enqueued − intended, hand-off = start − ready.
     pub fn finish(&self, t: JobTimes, kind: Kind) {
         self.busy.fetch_sub(1, Ordering::Relaxed);
         self.record(&[(t, kind)]);
@@ -153,6 +180,9 @@ impl ShardStats {
         let wait = t.start.saturating_duration_since(t.intended);
         let service = t.end.saturating_duration_since(t.start);
         let queued = t.start.saturating_duration_since(t.enqueued);
+        let lag = t.enqueued.saturating_duration_since(t.intended);
+        let handoff = t.start.saturating_duration_since(t.ready);
+        let held = t.end.saturating_duration_since(t.ready).as_secs_f64();
         let s = self;
         if kind == Kind::Ok {
             s.completed += 1;
@@ -164,6 +194,11 @@ impl ShardStats {
             s.service_ns += service.as_nanos();
             s.service_sq += service.as_secs_f64() * service.as_secs_f64();
             s.queued_ns += queued.as_nanos();
+            hist::record(&mut s.lag, lag);
+            s.lag_ns += lag.as_nanos();
+            hist::record(&mut s.handoff, handoff);
+            s.handoff_ns += handoff.as_nanos();
+            s.held_sq += held * held;
         } else {
             s.failed += 1;
             s.timed_out += u64::from(kind == Kind::TimedOut);
@@ -192,7 +227,7 @@ impl<'a> Batch<'a> {
     #[must_use]
     pub fn new(shard: &'a Shard) -> Self {
         let now = Instant::now();
-        let blank = JobTimes { intended: now, enqueued: now, start: now, end: now };
+        let blank = JobTimes { intended: now, enqueued: now, ready: now, start: now, end: now };
         Self { shard, buf: [(blank, Kind::Ok); BATCH], len: 0 }
     }
 
@@ -272,6 +307,7 @@ mod tests {
             JobTimes {
                 intended: t0,
                 enqueued: t0 + Duration::from_millis(1),
+                ready: t0 + Duration::from_millis(2),
                 start: t0 + Duration::from_millis(3),
                 end: t0 + Duration::from_millis(10),
             },
@@ -286,6 +322,9 @@ mod tests {
         assert_eq!(all.wait_ns, 3_000_000);
         assert_eq!(all.service_ns, 7_000_000);
         assert_eq!(all.queued_ns, 2_000_000);
+        assert_eq!(all.lag_ns, 1_000_000, "enqueued − intended");
+        assert_eq!(all.handoff_ns, 1_000_000, "start − ready");
+        assert!((all.held_sq - 0.008f64.powi(2)).abs() < 1e-12, "(end − ready)² in seconds²");
         assert!((all.service_sq - 0.007f64.powi(2)).abs() < 1e-12, "service² in seconds²");
         // Drained: a second drain finds nothing.
         let mut again = ShardStats::new();

@@ -152,6 +152,13 @@ pub struct RunSummary {
     pub utilisation: f64,
     pub service_cv: f64,
     pub arrival_cv: f64,
+    /// Coefficient of variation of the gaps between enqueues (the arrivals as the queue saw them).
+    pub enqueue_cv: f64,
+    /// How late jobs entered the queue (enqueued − intended), in µs.
+    pub lag_us: crate::metrics::Micros,
+    /// How long a job and a free worker both existed before they met, in µs: the engine's
+    /// hand-off, which an ideal queue does not have.
+    pub handoff_us: crate::metrics::Micros,
     /// The workload runtime over the measured window (tokio-metrics).
     pub runtime: crate::metrics::RuntimeStats,
     /// Snapshot ticks the writer could not keep up with (0 in a healthy run).
@@ -184,6 +191,9 @@ impl RunSummary {
             utilisation: m.utilisation,
             service_cv: m.service_cv,
             arrival_cv: m.arrival_cv,
+            enqueue_cv: m.enqueue_cv,
+            lag_us: m.lag_us,
+            handoff_us: m.handoff_us,
             runtime: m.runtime,
             missed_ticks,
             model: None,
