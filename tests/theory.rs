@@ -8,15 +8,19 @@
 //! (a false failure about once in 16,000 runs), plus a small allowance for the engine's real,
 //! measured overheads where the comment says so.
 //!
-//! What the model is fed, so that the machine's timing moves both sides alike ([`check`]): the
-//! measured arrival rate, the measured service mean **and coefficient of variation** (a timer
-//! tail that lengthens some services raises E\[S²\], which Pollaczek–Khinchine and Allen–Cunneen
-//! then account for), and the measured producer lag is added to the prediction (a job's wait
-//! starts at its intended arrival; the queue sees it only once it is enqueued).
+//! What the model is fed ([`compare`]): the queue as it ran, so that the machine's timing moves
+//! both sides alike. The arrivals as they entered the queue (the measured rate and the CV of the
+//! gaps between enqueues: a producer woken late enqueues in bunches), each server's holding time
+//! from the moment a job and a free worker both existed to the job's end (the measured service
+//! plus the hand-off, mean and CV: a timer tail that lengthens some services raises E\[S²\],
+//! which Pollaczek–Khinchine and Allen–Cunneen account for), and the measured producer lag added
+//! to the prediction (a job's wait starts at its intended arrival; the queue sees it only once it
+//! is enqueued). Nothing else is allowed for: the tolerance is the run length's alone.
 //!
-//! What is not judged: a run during which another process or the host took the cores
-//! ([`disturbed`], by the kernel's own figures), which is repeated instead; its comparison is
-//! printed all the same, marked "not judged", so the limits can be checked against it.
+//! Judged on every run, busy machine or not. What the kernel says of the run (this process's
+//! wait for a CPU, the host's steal, other processes' use) is printed beside the comparison, and
+//! so is the distance from the textbook queue at the measured rate and service (the engine's own
+//! overhead, which the benchmark reports).
 
 mod common;
 
@@ -64,14 +68,17 @@ fn exact_spread(rate: f64, service: f64, constant: bool, c: usize, n: usize) -> 
 }
 
 /// Runs an open-loop Poisson workload and returns (measured, predicted, tolerance) for the
-/// response mean, and the same for the wait mean.
+/// response mean, and the same for the wait mean, the model fed the queue as it ran
+/// ([`compare`]).
 ///
-/// The prediction is the model's at the run's measured inputs (rate, service mean and CV), plus
-/// the measured mean producer lag (enqueued − intended): the model's premise is a job entering
-/// the queue at its arrival instant, and the lag is the measured part of the response before
-/// that. On a quiet machine it is 20–50 µs; the timer's ordinary tail makes a 1 ms exponential
-/// service run 0.3–4.6% long with a CV of 0.98–1.01 (constant 1 ms: CV 0.10–0.25), all of which
-/// the model now sees. (Measured over 42 runs here, quiet and with one core taken.)
+/// Measured here, before the model was fed the enqueue CV and the hand-off (only the service
+/// mean and CV and the lag), the M/M/4 response sat +3.5% to +5.6% above the model on a quiet
+/// machine, +5% to +15% with both cores taken by `nice -n 19` busy loops, and up to +8.5% with
+/// the host stealing 17–20% (the CI machine), against a 9.2% band; so a gate had to tell a
+/// disturbed run apart, and on a CI host that never left the cores it failed. Fed the queue as
+/// it ran, 6 runs each here: quiet (steal 1–6%), M/M/4 −0.2% to +1.5%, M/M/1 +0.6% to +1.8%,
+/// M/D/1 wait −5% to −3%; with both cores taken (others 80–95%), M/M/4 −1.1% to +1.0%, M/M/1
+/// −5.5% to +1.2%, M/D/1 wait −15% to −10% (band 26%).
 fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((f64, f64, f64), (f64, f64, f64)) {
     let es = service.as_secs_f64();
     let rate = rho * c as f64 / es;
@@ -86,27 +93,18 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
         seed: 11,
         ..settings()
     };
-    // Up to ATTEMPTS runs; the first that no other process or the host disturbed is judged.
-    // A disturbed run's comparison is still printed, marked as not judged: the data the limits
-    // are calibrated from. Which run is judged depends only on the kernel's figures.
-    let mut seen = Vec::new();
-    for _ in 0..ATTEMPTS {
-        let (last, rq) = run_queue(|| run_for(s.clone(), Duration::from_secs(secs), Duration::from_secs(1)));
-        assert_accounted(&last);
-        let out = compare(&last, rate, es, c, constant, rho);
-        let Some(why) = rq.and_then(|rq| disturbed(&rq)) else { return out };
-        let show = |(m, p, tol): (f64, f64, f64)| {
-            let ok = (m - p).abs() <= p * tol + HANDOFF_MS;
-            format!(
-                "{m:.4} ms against {p:.4} ({:+.1}%, {})",
-                (m / p - 1.0) * 100.0,
-                if ok { "within" } else { "outside" }
-            )
-        };
-        eprintln!("not judged ({why}): response {}, wait {}; run again", show(out.0), show(out.1));
-        seen.push(why);
+    let (last, rq) = run_queue(|| run_for(s, Duration::from_secs(secs), Duration::from_secs(1)));
+    if let Some(rq) = rq {
+        eprintln!(
+            "the machine meanwhile: run-queue wait {:.1} µs a slice ({} slices), host steal {:.1}%, other processes {:.1}%",
+            rq.mean_wait().as_secs_f64() * 1e6,
+            rq.slices,
+            rq.steal * 100.0,
+            rq.others * 100.0
+        );
     }
-    panic!("the machine never left the engine its cores in {ATTEMPTS} runs: {seen:?}");
+    assert_accounted(&last);
+    compare(&last, rate, es, c, constant, rho)
 }
 
 /// The model fed what the run measured, beside the measurement: (measured, predicted,
@@ -121,103 +119,73 @@ fn compare(
 ) -> ((f64, f64, f64), (f64, f64, f64)) {
     let m = &last.measured;
     assert_eq!(m.jobs.rejected, 0, "the bound is far out of reach at ρ = {rho}");
-    let lag = m.latency.wait.mean - m.queued_ms_mean;
-    let inputs = Inputs {
+    let lag = m.lag_us.mean / 1e3;
+    let handoff = m.handoff_us.mean / 1e3;
+    let dist = if constant { ServiceDist::Constant } else { ServiceDist::Exponential };
+    // The textbook queue at the measured rate and service: what the dashboard's model panel
+    // shows. Not judged (the engine's lag and hand-off are real time it does not contain); its
+    // distance from the measurement is the engine's overhead, printed for the record.
+    let ideal = Inputs {
         rate: m.offered_per_s,
         service_mean: m.latency.service.mean / 1e3,
         workers: c as u32,
         queue: None,
         arrival_cv: 1.0,
         service_cv: m.service_cv,
-        service_dist: if constant { ServiceDist::Constant } else { ServiceDist::Exponential },
+        service_dist: dist,
+    };
+    let ideal_resp = predict(&ideal).unwrap().latency_ms_mean.unwrap();
+    // The queue as it ran: arrivals when they entered it, each server held from the moment the
+    // job and a free worker both existed until the job ended (hand-off included).
+    let inputs = Inputs {
+        service_mean: (m.latency.service.mean + handoff) / 1e3,
+        arrival_cv: m.enqueue_cv,
+        service_cv: m.holding_cv,
+        ..ideal
     };
     let p = predict(&inputs).unwrap();
     eprintln!(
-        "inputs: {:.1} jobs/s, service {:.4} ms (cv {:.3}), producer lag {lag:.4} ms; model {}",
-        inputs.rate, m.latency.service.mean, m.service_cv, p.method
+        "measured: {:.1} jobs/s entering with cv {:.3}; service {:.4} ms (cv {:.3}); producer lag {:.1} µs (p50 {:.0}, p99 {:.0}); hand-off {:.1} µs (p99 {:.0}); model {}",
+        inputs.rate,
+        m.enqueue_cv,
+        m.latency.service.mean,
+        m.service_cv,
+        m.lag_us.mean,
+        m.lag_us.p50,
+        m.lag_us.p99,
+        m.handoff_us.mean,
+        m.handoff_us.p99,
+        p.method
+    );
+    let resp = p.latency_ms_mean.unwrap() + lag;
+    eprintln!(
+        "engine overhead: response {:.4} ms against the ideal queue's {ideal_resp:.4} ({:+.1}%), against the queue as it ran {resp:.4} ({:+.1}%)",
+        m.latency.response.mean,
+        (m.latency.response.mean / ideal_resp - 1.0) * 100.0,
+        (m.latency.response.mean / resp - 1.0) * 100.0,
     );
     let n = m.jobs.completed as usize;
     let (rsd_resp, rsd_wait) = exact_spread(rate, es, constant, c, n);
     (
-        (m.latency.response.mean, p.latency_ms_mean.unwrap() + lag, 4.0 * rsd_resp),
-        (m.latency.wait.mean, p.wait_ms_mean.unwrap() + lag, 4.0 * rsd_wait),
+        (m.latency.response.mean, resp, 4.0 * rsd_resp),
+        (m.latency.wait.mean, p.wait_ms_mean.unwrap() + lag + handoff, 4.0 * rsd_wait),
     )
 }
 
-/// The limit on the mean time this process's threads waited for a CPU each time they became
-/// runnable ([`common::RunQueue::mean_wait`]). It tells "another process took the cores" apart
-/// from the engine's own timing, which the model is fed anyway. Measured here over the three
-/// statistical tests (42 runs): 7–12 µs on a quiet machine (the engine's own timer, producer and
-/// runtime threads share 2 cores), 11–14 µs with one core taken by a busy loop (every comparison
-/// still passed), 24–36 µs with both cores taken (the M/M/4 comparison then failed 2 runs in 3,
-/// by +12% and +15% against a 9.2% band). The producer lag and the service ratio, which the
-/// previous gate used, overlap between a quiet machine and a busy one (service 1.002–1.046× quiet,
-/// 1.03–1.04× with a core taken), so they are no longer gated on.
-const RUN_QUEUE_WAIT_LIMIT: Duration = Duration::from_micros(20);
-/// On a virtual machine the host can take the cores without the guest's run queue showing it:
-/// the guest counts it as steal time. (Two clean-clone CI runs failed M/M/4 by +14% with a quiet
-/// run queue, 10.7–12.3 µs, and the service running 5–6% long: the mark of a host that paused
-/// the machine.) M/M/4 keeps both vCPUs busy and so sees more steal than M/M/1 at the same time
-/// (7–14% against 2–5% in one busy hour). The limit was 10%: in 16 full `cargo test` runs three
-/// failed because every attempt of M/M/4 saw 10.3–22%. The comparisons of such runs, printed
-/// unjudged, matched quiet runs: +4.9%, +5.0% and +4.9% at 11.7%, 12.1% and 10.3% steal, against
-/// +3.5% to +5.6% quiet. Hence 15%, with more attempts to ride out a burst.
-const STEAL_LIMIT: f64 = 0.15;
-/// Other processes' share of the machine's CPU time ([`common::RunQueue::others`]). A
-/// low-priority (`nice 19`) build on the same 2 cores kept the run-queue wait quiet (11.6 µs)
-/// while M/M/4 measured +25% against a 9.2% band. Calibrated with `THEORY_JUDGE_EVERY_RUN=1`
-/// (every first run judged), the binary alone and beside two `nice -n 19` busy loops, alternating,
-/// 3 runs each: alone, others used 0.0–3.2% and M/M/4 sat +3.5% to +5.6% above the model (all
-/// passed); beside the loops, others used 83–96%, the run-queue wait stayed 4.7–15.6 µs, and
-/// M/M/4 sat +5.0%, +9.4% and +12.8% (one failure). 25% is far from both.
-const OTHERS_LIMIT: f64 = 0.25;
-const ATTEMPTS: usize = 5;
-
-/// Why a run was disturbed, if it was: this process's threads waited for a CPU (see
-/// [`RUN_QUEUE_WAIT_LIMIT`]), the host stole the machine, or other processes used it. Prints the
-/// figures either way. `THEORY_JUDGE_EVERY_RUN=1` judges every first run whatever they say: how
-/// the limits were calibrated. Where the kernel does not report them, every run is judged.
-fn disturbed(rq: &common::RunQueue) -> Option<String> {
-    let wait = rq.mean_wait();
-    eprintln!(
-        "run-queue wait {:.1} µs a slice ({} slices, {:.0} ms in all), steal {:.1}%, other processes {:.1}%",
-        wait.as_secs_f64() * 1e6,
-        rq.slices,
-        rq.delay.as_secs_f64() * 1e3,
-        rq.steal * 100.0,
-        rq.others * 100.0
-    );
-    if std::env::var_os("THEORY_JUDGE_EVERY_RUN").is_some() {
-        return None;
-    }
-    let mut why = Vec::new();
-    if wait > RUN_QUEUE_WAIT_LIMIT {
-        why.push(format!("run-queue wait {:.1} µs > {RUN_QUEUE_WAIT_LIMIT:?}", wait.as_secs_f64() * 1e6));
-    }
-    if rq.steal > STEAL_LIMIT {
-        why.push(format!("host steal {:.1}% > {:.0}%", rq.steal * 100.0, STEAL_LIMIT * 100.0));
-    }
-    if rq.others > OTHERS_LIMIT {
-        why.push(format!("other processes {:.1}% > {:.0}%", rq.others * 100.0, OTHERS_LIMIT * 100.0));
-    }
-    (!why.is_empty()).then(|| why.join(", "))
-}
-
-fn within(what: &str, (measured, predicted, tol): (f64, f64, f64), extra_ms: f64) {
+fn within(what: &str, (measured, predicted, tol): (f64, f64, f64)) {
     let diff = (measured - predicted).abs();
-    eprintln!("{what}: measured {measured:.4} ms, predicted {predicted:.4} ms, tolerance {:.1}%", tol * 100.0);
+    eprintln!(
+        "{what}: measured {measured:.4} ms, predicted {predicted:.4} ms ({:+.1}%), tolerance {:.1}%",
+        (measured / predicted - 1.0) * 100.0,
+        tol * 100.0
+    );
     assert!(
-        diff <= predicted * tol + extra_ms,
-        "{what}: measured {measured:.4} ms, predicted {predicted:.4} ms, allowed ±{:.4} ms ({:.1}% + {extra_ms} ms)",
-        predicted * tol + extra_ms,
+        diff <= predicted * tol,
+        "{what}: measured {measured:.4} ms, predicted {predicted:.4} ms, allowed ±{:.4} ms ({:.1}%)",
+        predicted * tol,
         tol * 100.0
     );
 }
-
-/// An arrival that finds an idle worker still waits for the hand-off: the producer's wake-up and
-/// the worker's poll. It is real time the job spends waiting, and the engine reports it; measured
-/// here at about 30 µs on the mean wait (M/M/4, 500 µs service, 110,000 jobs). Allow 50 µs.
-const HANDOFF_MS: f64 = 0.05;
 
 /// With the `console` feature, tokio instruments every task (`tokio/tracing`), and each poll
 /// and wake-up costs more: measured here, the M/M/4 run's mean response then sat 8–14% above
@@ -239,7 +207,7 @@ fn mm1_mean_response_is_erlang_c() {
     }
     let _g = exclusive();
     let (resp, _) = check(1, 0.5, Duration::from_millis(1), false, 8);
-    within("M/M/1 mean response", resp, HANDOFF_MS);
+    within("M/M/1 mean response", resp);
 }
 
 #[test]
@@ -249,7 +217,7 @@ fn mmc_mean_response_is_erlang_c() {
     }
     let _g = exclusive();
     let (resp, _) = check(4, 0.7, Duration::from_millis(1), false, 8);
-    within("M/M/4 mean response", resp, HANDOFF_MS);
+    within("M/M/4 mean response", resp);
 }
 
 #[test]
@@ -259,7 +227,7 @@ fn md1_mean_wait_is_pollaczek_khinchine() {
     }
     let _g = exclusive();
     let (_, wait) = check(1, 0.5, Duration::from_millis(1), true, 8);
-    within("M/D/1 mean wait", wait, HANDOFF_MS);
+    within("M/D/1 mean wait", wait);
 }
 
 #[test]
@@ -304,10 +272,15 @@ fn batch_of_100_on_5_workers_ends_at_20_services() {
     let svc = &last.measured.latency.service;
     let max = last.measured.latency.response.max;
     // Each worker runs 20 jobs back to back from the same intended instant, so the last one ends
-    // after 20 services: at least 20 × the shortest, at most 20 × the longest plus 20 hand-offs.
+    // after 20 services: at least 20 × the shortest, at most the producer's lag plus 20 × the
+    // longest service and the longest hand-off (all three measured).
+    let (lag, handoff) = (last.measured.lag_us.max / 1e3, last.measured.handoff_us.max / 1e3);
     assert!(max >= 20.0 * svc.p50.min(svc.mean) * 0.999, "last job at {max} ms, before 20 services");
-    assert!(max <= 20.0 * (svc.max + HANDOFF_MS), "last job at {max} ms, after 20 × {} ms", svc.max);
-    // The median job waits for 10 rounds.
+    assert!(
+        max <= lag + 20.0 * (svc.max + handoff) + 0.001,
+        "last job at {max} ms, after {lag} + 20 × ({} + {handoff}) ms",
+        svc.max
+    );
     // The median job (the 50th or 51st) ends in round 10 or 11.
     let p50 = last.measured.latency.response.p50;
     assert!((p50 / svc.mean - 10.5).abs() <= 1.0, "median at {p50} ms = {} services", p50 / svc.mean);
