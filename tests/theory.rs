@@ -17,10 +17,11 @@
 //! to the prediction (a job's wait starts at its intended arrival; the queue sees it only once it
 //! is enqueued). Nothing else is allowed for: the tolerance is the run length's alone.
 //!
-//! Judged on every run, busy machine or not. What the kernel says of the run (this process's
-//! wait for a CPU, the host's steal, other processes' use) is printed beside the comparison, and
-//! so is the distance from the textbook queue at the measured rate and service (the engine's own
-//! overhead, which the benchmark reports).
+//! Every run is judged, busy machine or not: a comparison within the tolerance passes whatever
+//! the machine did. One outside is repeated only if the kernel says the machine was disturbed
+//! (this process's wait for a CPU, the host's steal, other processes' use, all printed), and
+//! fails at once otherwise. The distance from the textbook queue at the measured rate and service
+//! (the engine's own overhead) is printed too.
 
 mod common;
 
@@ -67,9 +68,9 @@ fn exact_spread(rate: f64, service: f64, constant: bool, c: usize, n: usize) -> 
     (rsd(|r| r.0), rsd(|r| r.1))
 }
 
-/// Runs an open-loop Poisson workload and returns (measured, predicted, tolerance) for the
-/// response mean, and the same for the wait mean, the model fed the queue as it ran
-/// ([`compare`]).
+/// Runs an open-loop Poisson workload and judges `figure` against the model fed the queue as it
+/// ran ([`compare`]), repeating a run only when it is outside on a disturbed machine
+/// ([`ATTEMPTS`]).
 ///
 /// Measured here, before the model was fed the enqueue CV and the hand-off (only the service
 /// mean and CV and the lag), the M/M/4 response sat +3.5% to +5.6% above the model on a quiet
@@ -78,8 +79,9 @@ fn exact_spread(rate: f64, service: f64, constant: bool, c: usize, n: usize) -> 
 /// disturbed run apart, and on a CI host that never left the cores it failed. Fed the queue as
 /// it ran, 6 runs each here: quiet (steal 1–6%), M/M/4 −0.2% to +1.5%, M/M/1 +0.6% to +1.8%,
 /// M/D/1 wait −5% to −3%; with both cores taken (others 80–95%), M/M/4 −1.1% to +1.0%, M/M/1
-/// −5.5% to +1.2%, M/D/1 wait −15% to −10% (band 26%).
-fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((f64, f64, f64), (f64, f64, f64)) {
+/// −5.5% to +1.2%, M/D/1 wait −15% to −10% (band 26%); one run with the host stealing 20.4%,
+/// M/M/4 +2.9% (against +31% from the textbook queue).
+fn check(what: &str, figure: Figure, c: usize, rho: f64, service: Duration, constant: bool, secs: u64) {
     let es = service.as_secs_f64();
     let rate = rho * c as f64 / es;
     let s = Settings {
@@ -93,18 +95,74 @@ fn check(c: usize, rho: f64, service: Duration, constant: bool, secs: u64) -> ((
         seed: 11,
         ..settings()
     };
-    let (last, rq) = run_queue(|| run_for(s, Duration::from_secs(secs), Duration::from_secs(1)));
-    if let Some(rq) = rq {
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let (last, rq) = run_queue(|| run_for(s.clone(), Duration::from_secs(secs), Duration::from_secs(1)));
+        let disturbance = rq.and_then(|rq| disturbed(&rq));
+        assert_accounted(&last);
+        let out = compare(&last, rate, es, c, constant, rho);
+        let (m, p, tol) = match figure {
+            Figure::Response => out.0,
+            Figure::Wait => out.1,
+        };
         eprintln!(
-            "the machine meanwhile: run-queue wait {:.1} µs a slice ({} slices), host steal {:.1}%, other processes {:.1}%",
-            rq.mean_wait().as_secs_f64() * 1e6,
-            rq.slices,
-            rq.steal * 100.0,
-            rq.others * 100.0
+            "{what}: measured {m:.4} ms, predicted {p:.4} ms ({:+.1}%), tolerance {:.1}%",
+            (m / p - 1.0) * 100.0,
+            tol * 100.0
         );
+        if (m - p).abs() <= p * tol {
+            return;
+        }
+        let Some(why) = disturbance else {
+            panic!("{what}: measured {m:.4} ms, predicted {p:.4} ms, allowed ±{:.4} ms ({:.1}%)", p * tol, tol * 100.0);
+        };
+        eprintln!("outside, on a disturbed machine ({why}): run again");
+        seen.push(format!("{:+.1}% ({why})", (m / p - 1.0) * 100.0));
     }
-    assert_accounted(&last);
-    compare(&last, rate, es, c, constant, rho)
+    panic!("{what}: outside the {ATTEMPTS} times, each on a disturbed machine: {seen:?}");
+}
+
+/// Which mean a test judges.
+#[derive(Clone, Copy)]
+enum Figure {
+    Response,
+    Wait,
+}
+
+/// A run is repeated only when its comparison is outside the tolerance *and* the kernel says the
+/// machine was disturbed; a comparison within is accepted whatever the machine did, and one
+/// outside on an undisturbed machine fails at once.
+const ATTEMPTS: usize = 3;
+
+/// Why a run was disturbed, if it was, by the kernel's figures (printed either way): this
+/// process's threads waited over 20 µs a time for a CPU, the host stole over 15% of the
+/// machine, or other processes used over 25% of it on the whole or over 50% in its busiest half
+/// second. Quiet here: 7–12 µs, steal 0–6%, others 0–3%. Comparisons seen outside here: M/M/4
+/// +17% beside a CPU-bound test (others 50%), and +67% and +108% with a compiler and another
+/// test binary working in bursts (others 14–19% on the whole, the producer's lag p99 15 ms).
+fn disturbed(rq: &common::RunQueue) -> Option<String> {
+    let wait = rq.mean_wait().as_secs_f64() * 1e6;
+    eprintln!(
+        "the machine meanwhile: run-queue wait {wait:.1} µs a slice ({} slices), host steal {:.1}%, other processes {:.1}% (busiest half second {:.0}%)",
+        rq.slices,
+        rq.steal * 100.0,
+        rq.others * 100.0,
+        rq.others_peak * 100.0
+    );
+    let mut why = Vec::new();
+    if wait > 20.0 {
+        why.push(format!("run-queue wait {wait:.1} µs > 20 µs"));
+    }
+    if rq.steal > 0.15 {
+        why.push(format!("host steal {:.1}% > 15%", rq.steal * 100.0));
+    }
+    if rq.others > 0.25 {
+        why.push(format!("other processes {:.1}% > 25%", rq.others * 100.0));
+    }
+    if rq.others_peak > 0.5 {
+        why.push(format!("other processes {:.0}% > 50% in a half second", rq.others_peak * 100.0));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 /// The model fed what the run measured, beside the measurement: (measured, predicted,
@@ -172,21 +230,6 @@ fn compare(
     )
 }
 
-fn within(what: &str, (measured, predicted, tol): (f64, f64, f64)) {
-    let diff = (measured - predicted).abs();
-    eprintln!(
-        "{what}: measured {measured:.4} ms, predicted {predicted:.4} ms ({:+.1}%), tolerance {:.1}%",
-        (measured / predicted - 1.0) * 100.0,
-        tol * 100.0
-    );
-    assert!(
-        diff <= predicted * tol,
-        "{what}: measured {measured:.4} ms, predicted {predicted:.4} ms, allowed ±{:.4} ms ({:.1}%)",
-        predicted * tol,
-        tol * 100.0
-    );
-}
-
 /// With the `console` feature, tokio instruments every task (`tokio/tracing`), and each poll
 /// and wake-up costs more: measured here, the M/M/4 run's mean response then sat 8–14% above
 /// the model (against +1–4% in the default build), the instrumentation's own cost rather than
@@ -206,8 +249,7 @@ fn mm1_mean_response_is_erlang_c() {
         return;
     }
     let _g = exclusive();
-    let (resp, _) = check(1, 0.5, Duration::from_millis(1), false, 8);
-    within("M/M/1 mean response", resp);
+    check("M/M/1 mean response", Figure::Response, 1, 0.5, Duration::from_millis(1), false, 8);
 }
 
 #[test]
@@ -216,8 +258,7 @@ fn mmc_mean_response_is_erlang_c() {
         return;
     }
     let _g = exclusive();
-    let (resp, _) = check(4, 0.7, Duration::from_millis(1), false, 8);
-    within("M/M/4 mean response", resp);
+    check("M/M/4 mean response", Figure::Response, 4, 0.7, Duration::from_millis(1), false, 8);
 }
 
 #[test]
@@ -226,8 +267,7 @@ fn md1_mean_wait_is_pollaczek_khinchine() {
         return;
     }
     let _g = exclusive();
-    let (_, wait) = check(1, 0.5, Duration::from_millis(1), true, 8);
-    within("M/D/1 mean wait", wait);
+    check("M/D/1 mean wait", Figure::Wait, 1, 0.5, Duration::from_millis(1), true, 8);
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub struct RunQueue {
     /// yields to this one at once, so it barely shows in the run-queue wait, but it still shares
     /// the cores' caches and, on sibling hyper-threads, their execution units.
     pub others: f64,
+    /// The same share over the busiest half second: a neighbour that works in bursts (a
+    /// compiler, another test's engine) stalls the engine in them while its average stays low.
+    pub others_peak: f64,
 }
 
 impl RunQueue {
@@ -114,33 +117,46 @@ pub fn run_queue<T>(f: impl FnOnce() -> T) -> (T, Option<RunQueue>) {
     if !read_all(&mut start, true) {
         return (f(), None);
     }
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+    // Other processes' share of the machine between two readings of [`ticks`].
+    let others = move |a: [u64; 3], b: [u64; 3], secs: f64| {
+        b[1].saturating_sub(a[1]).saturating_sub(b[2].saturating_sub(a[2])) as f64 / 100.0 / (secs * cpus)
+    };
     let (ticks_start, wall) = (ticks(), std::time::Instant::now());
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             let mut seen = start;
+            let (mut window, mut peak) = ((ticks_start, std::time::Instant::now()), 0.0f64);
             while !stop.load(Ordering::Relaxed) {
                 read_all(&mut seen, false);
                 std::thread::sleep(Duration::from_millis(50));
+                let secs = window.1.elapsed().as_secs_f64();
+                if secs >= 0.5 {
+                    let now = ticks();
+                    if let (Some(a), Some(b)) = (window.0, now) {
+                        peak = peak.max(others(a, b, secs));
+                    }
+                    window = (now, std::time::Instant::now());
+                }
             }
             read_all(&mut seen, false);
-            seen.values().fold(RunQueue::default(), |acc, (first, last)| RunQueue {
+            let rq = seen.values().fold(RunQueue::default(), |acc, (first, last)| RunQueue {
                 delay: acc.delay + Duration::from_nanos(last[0] - first[0]),
                 slices: acc.slices + (last[1] - first[1]),
-                steal: 0.0,
-                others: 0.0,
-            })
+                ..acc
+            });
+            RunQueue { others_peak: peak, ..rq }
         })
     };
     let out = f();
     stop.store(true, Ordering::Relaxed);
     let mut rq = sampler.join().expect("the schedstat sampler does not panic");
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
     if let (Some(a), Some(b)) = (ticks_start, ticks()) {
-        let share = |t: u64| t as f64 / 100.0 / (wall.elapsed().as_secs_f64() * cpus);
-        rq.steal = share(b[0].saturating_sub(a[0]));
-        rq.others = share(b[1].saturating_sub(a[1]).saturating_sub(b[2].saturating_sub(a[2])));
+        let secs = wall.elapsed().as_secs_f64();
+        rq.steal = b[0].saturating_sub(a[0]) as f64 / 100.0 / (secs * cpus);
+        rq.others = others(a, b, secs);
     }
     (out, Some(rq))
 }
