@@ -48,6 +48,15 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         &["model", "--rate", "100", "--service", "5ms", "--workers", "0"],
         &["model", "--rate", "-1", "--service", "5ms", "--workers", "2"],
         &["model", "--rate", "100", "--service", "5ms", "--workers", "2", "--service-dist", "lognormal"],
+        &["model", "--arrival", "closed", "--service", "5ms", "--workers", "4"],
+        &["model", "--arrival", "closed", "--clients", "0", "--service", "5ms", "--workers", "4"],
+        &["model", "--arrival", "closed", "--clients", "8", "--rate", "100", "--service", "5ms", "--workers", "4"],
+        &["model", "--arrival", "batch", "--service", "5ms", "--workers", "4"],
+        &["model", "--arrival", "batch", "--jobs", "0", "--service", "5ms", "--workers", "4"],
+        &["model", "--arrival", "batch", "--jobs", "10", "--think", "5ms", "--service", "5ms", "--workers", "4"],
+        &["model", "--arrival", "bursty", "--service", "5ms", "--workers", "4"],
+        &["model", "--rate", "100", "--jobs", "10", "--service", "5ms", "--workers", "4"],
+        &["model", "--arrival", "closed", "--clients", "8", "--service", "5ms", "--workers", "4", "--slo-p99", "20ms"],
     ];
     let mut all = String::new();
     for args in cases {
@@ -267,6 +276,45 @@ fn model_json_has_the_documented_fields() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["workers_needed"].is_null());
     assert!(v["workers_needed_reason"].as_str().unwrap().contains("service time alone"));
+}
+
+/// `pooltune model` for a closed loop and a batch prints what a run's model panel shows for the
+/// same inputs: the run is fed its measured service mean, so the model command is given that.
+#[test]
+fn model_prints_what_the_run_predicts_for_closed_loops_and_batches() {
+    let run = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["run", "--headless", "--threads", "1", "--json", "-"];
+        all.extend_from_slice(args);
+        let o = pooltune(&all);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let batch = ["--arrival", "batch", "--jobs", "40", "--workers", "4", "--service-dist", "constant"];
+    let closed = ["--arrival", "closed", "--clients", "6", "--think", "5ms", "--workers", "3", "--duration", "2s"];
+    for (shape, flags) in [("batch", &batch[..]), ("closed", &closed[..])] {
+        let mut args = flags.to_vec();
+        args.extend_from_slice(&["--service", "2ms"]);
+        let r = run(&args);
+        let inputs = &r["model"]["inputs"];
+        let fed = format!("{}us", (inputs["service_ms_mean"].as_f64().unwrap() * 1e3).round());
+        let cv = inputs["service_cv"].as_f64().unwrap().to_string();
+        let mut margs: Vec<&str> = vec!["model", "--json", "--service", &fed];
+        if shape == "closed" {
+            // The measured CV, as the run fed it (exponential within sampling noise: 1).
+            margs.extend(["--service-cv", &cv]);
+        }
+        margs.extend(flags.iter().copied().filter(|f| *f != "--duration" && *f != "2s"));
+        let o = pooltune(&margs);
+        assert_eq!(o.status.code(), Some(0), "{shape}: {}", stderr(&o));
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let p = &r["model"]["predicted"];
+        assert_eq!(m["method"], p["method"], "{shape}");
+        for key in ["throughput_per_s", "latency_ms_mean", "wait_ms_mean"] {
+            let (a, b) = (m[key].as_f64().unwrap(), p[key].as_f64().unwrap());
+            // The run's service mean is rounded to the microsecond for the command line.
+            assert!((a / b - 1.0).abs() < 2e-3, "{shape} {key}: model {a}, run {b}");
+        }
+    }
 }
 
 #[test]

@@ -110,6 +110,7 @@ fn check(what: &str, figure: Figure, c: usize, rho: f64, service: Duration, cons
             (m / p - 1.0) * 100.0,
             tol * 100.0
         );
+        // (A NaN prediction, from a measured ρ ≥ 1, is never within.)
         if (m - p).abs() <= p * tol {
             return;
         }
@@ -192,7 +193,9 @@ fn compare(
         service_cv: m.service_cv,
         service_dist: dist,
     };
-    let ideal_resp = predict(&ideal).unwrap().latency_ms_mean.unwrap();
+    // A machine that stalls the services enough makes even the measured load reach ρ ≥ 1: then
+    // there is no prediction (NaN), and the comparison is outside.
+    let ideal_resp = predict(&ideal).unwrap().latency_ms_mean.unwrap_or(f64::NAN);
     // The queue as it ran: arrivals when they entered it, each server held from the moment the
     // job and a free worker both existed until the job ended (hand-off included).
     let inputs = Inputs {
@@ -215,7 +218,7 @@ fn compare(
         m.handoff_us.p99,
         p.method
     );
-    let resp = p.latency_ms_mean.unwrap() + lag;
+    let resp = p.latency_ms_mean.unwrap_or(f64::NAN) + lag;
     eprintln!(
         "engine overhead: response {:.4} ms against the ideal queue's {ideal_resp:.4} ({:+.1}%), against the queue as it ran {resp:.4} ({:+.1}%)",
         m.latency.response.mean,
@@ -226,7 +229,7 @@ fn compare(
     let (rsd_resp, rsd_wait) = exact_spread(rate, es, constant, c, n);
     (
         (m.latency.response.mean, resp, 4.0 * rsd_resp),
-        (m.latency.wait.mean, p.wait_ms_mean.unwrap() + lag + handoff, 4.0 * rsd_wait),
+        (m.latency.wait.mean, p.wait_ms_mean.unwrap_or(f64::NAN) + lag + handoff, 4.0 * rsd_wait),
     )
 }
 
@@ -292,36 +295,4 @@ fn littles_law_holds_on_the_queue() {
     let edge = 2.0 * m.queue_depth_max as f64 * (m.latency.wait.max / 1e3) / m.duration_s;
     assert!(l > 0.0);
     assert!((l - lambda_w).abs() <= edge, "L = {l:.4}, λW = {lambda_w:.4}, edge bound {edge:.4}");
-}
-
-#[test]
-fn batch_of_100_on_5_workers_ends_at_20_services() {
-    let _g = exclusive();
-    let s = Settings {
-        workers: 5,
-        arrival: ArrivalKind::Batch,
-        jobs: Some(100),
-        queue: 100,
-        service: Duration::from_millis(20),
-        service_dist: ServiceDist::Constant,
-        ..settings()
-    };
-    let opts = pooltune::engine::RunOptions { interval: Duration::from_millis(20), ..Default::default() };
-    let last = pooltune::engine::EngineHandle::start(s, opts).unwrap().join();
-    assert_eq!(last.totals.completed, 100);
-    let svc = &last.measured.latency.service;
-    let max = last.measured.latency.response.max;
-    // Each worker runs 20 jobs back to back from the same intended instant, so the last one ends
-    // after 20 services: at least 20 × the shortest, at most the producer's lag plus 20 × the
-    // longest service and the longest hand-off (all three measured).
-    let (lag, handoff) = (last.measured.lag_us.max / 1e3, last.measured.handoff_us.max / 1e3);
-    assert!(max >= 20.0 * svc.p50.min(svc.mean) * 0.999, "last job at {max} ms, before 20 services");
-    assert!(
-        max <= lag + 20.0 * (svc.max + handoff) + 0.001,
-        "last job at {max} ms, after {lag} + 20 × ({} + {handoff}) ms",
-        svc.max
-    );
-    // The median job (the 50th or 51st) ends in round 10 or 11.
-    let p50 = last.measured.latency.response.p50;
-    assert!((p50 / svc.mean - 10.5).abs() <= 1.0, "median at {p50} ms = {} services", p50 / svc.mean);
 }

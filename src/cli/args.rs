@@ -269,8 +269,8 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct ModelArgs {
-    #[arg(long, value_name = "R", value_parser = model_rate, help = model_help("rate", "Arrival rate λ, jobs per second"))]
-    pub rate: f64,
+    #[arg(long, value_name = "R", value_parser = model_rate, help = model_help("rate", "Arrival rate λ, jobs per second (open-loop and bursty arrivals)"))]
+    pub rate: Option<f64>,
     #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("service"), help = model_help("service", "Mean service time E[S], e.g. 5ms"))]
     pub service: Duration,
     #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"), help = model_help("workers", "Workers c"))]
@@ -286,6 +286,16 @@ pub struct ModelArgs {
     /// Coefficient of variation of inter-arrival times (instead of a named process)
     #[arg(long, value_name = "X", conflicts_with = "arrival")]
     pub arrival_cv: Option<f64>,
+    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("clients"), help = model_help("clients", "Closed loop (--arrival closed): number of clients N"))]
+    pub clients: Option<usize>,
+    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("think"), help = model_default_help("think", "Closed loop: mean think time Z"))]
+    pub think: Option<Duration>,
+    #[arg(long, value_name = "N", value_parser = model_knob::<u64>("jobs"), help = model_help("jobs", "Batch (--arrival batch): the number of jobs N, all arriving at once"))]
+    pub jobs: Option<u64>,
+    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("burst_on"), help = model_default_help("burst_on", "Bursty: length of an on-period"))]
+    pub burst_on: Option<Duration>,
+    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("burst_off"), help = model_default_help("burst_off", "Bursty: length of an off-period"))]
+    pub burst_off: Option<Duration>,
     /// A p99 response-time target: also print the smallest pool and the highest rate meeting it
     #[arg(long, value_name = "DUR", value_parser = dur, conflicts_with = "slo_mean")]
     pub slo_p99: Option<Duration>,

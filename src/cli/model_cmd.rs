@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use super::args::ModelArgs;
 use super::{BadInput, Outcome};
 use crate::model::advisor::{self, Target};
-use crate::model::{self, Inputs, ModelError};
-use crate::settings::{ArrivalKind, ServiceDist};
+use crate::model::batch::Batch;
+use crate::model::bursty::Bursty;
+use crate::model::closed::Closed;
+use crate::model::{self, Inputs, ModelError, Workload};
+use crate::settings::{ArrivalKind, ServiceDist, Settings};
 
-fn inputs(a: &ModelArgs) -> Result<Inputs, BadInput> {
+fn inputs(a: &ModelArgs) -> Result<Workload, BadInput> {
     let (service_dist, service_cv) = match (a.service_dist, a.service_cv) {
         (_, Some(cv)) => (ServiceDist::Exponential, cv),
         (Some(ServiceDist::Constant), None) => (ServiceDist::Constant, 0.0),
@@ -18,32 +21,101 @@ fn inputs(a: &ModelArgs) -> Result<Inputs, BadInput> {
         }
         _ => (ServiceDist::Exponential, 1.0),
     };
-    let arrival_cv = match (a.arrival, a.arrival_cv) {
-        (_, Some(cv)) => cv,
-        (None | Some(ArrivalKind::Poisson), None) => 1.0,
-        (Some(ArrivalKind::Constant), None) => 0.0,
-        (Some(other), None) => {
-            return Err(BadInput(format!(
-                "--arrival {other} has no fixed arrival CV; give --arrival-cv X (the model covers open-loop arrivals)"
-            )));
+    let workers = u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?;
+    let service_mean = a.service.as_secs_f64();
+    let arrival = a.arrival.unwrap_or(ArrivalKind::Poisson);
+    // Each process takes its own flags and no other's.
+    let foreign: &[(&str, bool)] = match arrival {
+        ArrivalKind::Closed => &[
+            ("--rate", a.rate.is_some()),
+            ("--jobs", a.jobs.is_some()),
+            ("--burst-on/--burst-off", a.burst_on.or(a.burst_off).is_some()),
+        ],
+        ArrivalKind::Batch => &[
+            ("--rate", a.rate.is_some()),
+            ("--clients/--think", a.clients.is_some() || a.think.is_some()),
+            ("--burst-on/--burst-off", a.burst_on.or(a.burst_off).is_some()),
+        ],
+        ArrivalKind::Bursty => {
+            &[("--clients/--think", a.clients.is_some() || a.think.is_some()), ("--jobs", a.jobs.is_some())]
         }
+        ArrivalKind::Poisson | ArrivalKind::Constant => &[
+            ("--clients/--think", a.clients.is_some() || a.think.is_some()),
+            ("--jobs", a.jobs.is_some()),
+            ("--burst-on/--burst-off", a.burst_on.or(a.burst_off).is_some()),
+        ],
     };
-    Ok(Inputs {
-        rate: a.rate,
-        service_mean: a.service.as_secs_f64(),
-        workers: u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?,
+    if let Some((flag, _)) = foreign.iter().find(|f| f.1) {
+        return Err(BadInput(format!("{flag} does not apply to --arrival {arrival}")));
+    }
+    let default = Settings::default();
+    let rate = || {
+        a.rate.ok_or_else(|| {
+            BadInput(format!(
+                "--arrival {arrival} needs --rate R (jobs per second; closed and batch arrivals set their own)"
+            ))
+        })
+    };
+    let open = |rate: f64, arrival_cv: f64| Inputs {
+        rate,
+        service_mean,
+        workers,
         queue: a.queue.map(|k| k as u64),
         arrival_cv,
         service_cv,
         service_dist,
+    };
+    Ok(match arrival {
+        ArrivalKind::Closed => Workload::Closed(Closed {
+            clients: a.clients.ok_or_else(|| {
+                BadInput(
+                    "--arrival closed needs --clients N (1 to 100000), and takes --think DUR (default 10ms)".into(),
+                )
+            })? as u64,
+            think: a.think.unwrap_or(default.think).as_secs_f64(),
+            workers,
+            queue: a.queue.map(|k| k as u64),
+            service_mean,
+            service_cv,
+            service_dist,
+        }),
+        ArrivalKind::Batch => Workload::Batch(Batch {
+            jobs: a.jobs.ok_or_else(|| BadInput("--arrival batch needs --jobs N (at least 1)".into()))?,
+            workers,
+            service_mean,
+            service_dist,
+        }),
+        ArrivalKind::Bursty => Workload::Bursty(Bursty {
+            base: open(rate()?, 1.0),
+            on: a.burst_on.unwrap_or(default.burst_on).as_secs_f64(),
+            off: a.burst_off.unwrap_or(default.burst_off).as_secs_f64(),
+        }),
+        ArrivalKind::Poisson | ArrivalKind::Constant => {
+            let arrival_cv = match (a.arrival, a.arrival_cv) {
+                (_, Some(cv)) => cv,
+                (Some(ArrivalKind::Constant), None) => 0.0,
+                _ => 1.0,
+            };
+            Workload::Open(open(rate()?, arrival_cv))
+        }
     })
 }
 
 pub fn run(a: &ModelArgs) -> Outcome {
-    let i = inputs(a)?;
-    let p = model::predict(&i).map_err(|ModelError::Invalid(m)| BadInput(m))?;
+    let w = inputs(a)?;
+    let p = model::predict_workload(&w).map_err(|ModelError::Invalid(m)| BadInput(m))?;
     let target = a.slo_p99.map(|d| Target::P99(d.as_secs_f64())).or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));
-    let advice = target.map(|t| advisor::advise(&i, t));
+    let advice = match (target, w) {
+        (None, _) => None,
+        (Some(t), Workload::Open(i)) => Some(advisor::advise(&i, t)),
+        (Some(_), _) => {
+            return Err(BadInput(format!(
+                "--slo-p99/--slo-mean advise open-loop pools (poisson or constant arrivals at --rate), not --arrival {}",
+                a.arrival.unwrap_or(ArrivalKind::Poisson)
+            ))
+            .into());
+        }
+    };
     if a.json {
         let mut v = serde_json::to_value(&p)?;
         if let (Some(adv), Some(obj)) = (&advice, v.as_object_mut()) {
@@ -87,6 +159,9 @@ pub fn run(a: &ModelArgs) -> Outcome {
         }
     }
     let _ = writeln!(out, "throughput /s      {:.2}", p.throughput_per_s);
+    if let Some(m) = p.makespan_ms {
+        let _ = writeln!(out, "last job ends ms   {m:.4}");
+    }
     if let Some(n) = &p.note {
         let _ = writeln!(out, "note: {n}");
     }

@@ -66,10 +66,19 @@ pub fn render(r: &RunSummary) -> String {
         match (&m.predicted, &m.reason) {
             (Some(p), _) => {
                 let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+                // A closed loop's or a batch's throughput is the model's answer, not its input.
+                let thru = m
+                    .compared
+                    .iter()
+                    .find(|c| c.name == "throughput_per_s")
+                    .map(|_| format!(", throughput {:.1}/s", p.throughput_per_s))
+                    .unwrap_or_default();
+                let last = p.makespan_ms.map(|x| format!(", last job {x:.3} ms")).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "model     {}: latency mean {} ms, p99 {} ms, wait mean {} ms{}",
+                    "model     {}{}: latency mean {} ms, p99 {} ms, wait mean {} ms{thru}{last}{}",
                     p.method,
+                    if p.exact { "" } else { " (approximate)" },
                     fmt(p.latency_ms_mean),
                     fmt(p.latency_ms_p99),
                     fmt(p.wait_ms_mean),

@@ -4,6 +4,9 @@
 //! - [`erlang`]: Erlang B and C by recurrence, M/M/c/K through Erlang B (no factorials).
 //! - [`tail`]: waiting- and response-time distributions and their percentiles.
 //! - [`advisor`]: the smallest pool, or the highest rate, that meets a latency target.
+//! - [`bursty`], [`closed`], [`batch`]: on/off arrivals (approximate: quasi-static or fluid),
+//!   closed loops (M/M/c//N, exact for exponential service) and batches (exact for constant
+//!   service, exact means for exponential); [`predict_workload`] picks the model for a workload.
 //!
 //! Which formula applies: M/M/c (Erlang C) for Poisson arrivals and exponential service;
 //! M/G/1 (Pollaczek–Khinchine, exact for means) for one worker and Poisson arrivals;
@@ -48,7 +51,11 @@
 //! statistic across seeds, after a left-out warm-up and with a fixed seed.
 
 pub mod advisor;
+pub mod batch;
+pub mod bursty;
+pub mod closed;
 pub mod erlang;
+pub mod simulate;
 pub mod tail;
 
 use serde::Serialize;
@@ -160,8 +167,40 @@ pub struct Prediction {
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p90: Option<f64>,
     pub latency_ms_p99: Option<f64>,
+    /// A batch: when its last job is expected to end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub makespan_ms: Option<f64>,
     /// A caveat worth showing beside the numbers.
     pub note: Option<String>,
+}
+
+impl Prediction {
+    /// A prediction with no figures yet but its method, utilisation and throughput.
+    #[must_use]
+    pub(crate) fn blank(method: &'static str, exact: bool, rho: f64, throughput_per_s: f64) -> Prediction {
+        Prediction {
+            method,
+            exact,
+            rho,
+            stable: true,
+            growth_per_s: None,
+            p_wait: None,
+            p_reject: None,
+            throughput_per_s,
+            wait_ms_mean: None,
+            latency_ms_mean: None,
+            queue_len_mean: None,
+            in_system_mean: None,
+            wait_ms_p50: None,
+            wait_ms_p90: None,
+            wait_ms_p99: None,
+            latency_ms_p50: None,
+            latency_ms_p90: None,
+            latency_ms_p99: None,
+            makespan_ms: None,
+            note: None,
+        }
+    }
 }
 
 /// Above this service CV the Allen–Cunneen approximation is rough, and the UI says so.
@@ -173,6 +212,63 @@ pub const ROUGH_CV: f64 = 2.0;
 /// Inputs the model cannot take (no workers, no service time, a negative or NaN rate).
 pub fn predict(i: &Inputs) -> Result<Prediction, ModelError> {
     predict_for(i, Percentiles::All)
+}
+
+/// Any workload pooltune runs, with what its model needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Workload {
+    /// Open-loop arrivals at a set rate with a given CV (Poisson, constant, or a measured CV).
+    Open(Inputs),
+    /// On/off arrivals ([`bursty`]).
+    Bursty(bursty::Bursty),
+    /// Clients that think, submit and wait ([`closed`]).
+    Closed(closed::Closed),
+    /// N jobs at once ([`batch`]).
+    Batch(batch::Batch),
+}
+
+/// Predicts any workload: [`predict`] for open-loop arrivals, the bursty, closed-loop and batch
+/// models otherwise. The prediction names its method and says whether it is exact.
+///
+/// # Errors
+/// Inputs the model cannot take, with what is accepted.
+pub fn predict_workload(w: &Workload) -> Result<Prediction, ModelError> {
+    fn bad<T>(m: &str) -> Result<T, ModelError> {
+        Err(ModelError::Invalid(m.to_string()))
+    }
+    let service = |s: f64| {
+        if s.is_finite() && s > 0.0 {
+            Ok(())
+        } else {
+            bad("the service time must be more than zero (with no service time there is no queue to model)")
+        }
+    };
+    let workers = |c: u32| {
+        if c == 0 { bad("workers 0: a pool with no workers serves nothing; expected at least 1") } else { Ok(()) }
+    };
+    match w {
+        Workload::Open(i) => predict(i),
+        Workload::Bursty(b) => bursty::predict(b),
+        Workload::Closed(l) => {
+            service(l.service_mean)?;
+            workers(l.workers)?;
+            if l.clients == 0 {
+                return bad("a closed loop of 0 clients offers nothing; expected --clients 1 or more");
+            }
+            if !(l.think.is_finite() && l.think >= 0.0) {
+                return bad(&format!("think time {} s is not accepted; expected 0 or more", l.think));
+            }
+            Ok(closed::predict(l))
+        }
+        Workload::Batch(b) => {
+            service(b.service_mean)?;
+            workers(b.workers)?;
+            if b.jobs == 0 {
+                return bad("a batch of 0 jobs has nothing to model; expected --jobs 1 or more");
+            }
+            Ok(batch::predict(b))
+        }
+    }
 }
 
 /// Which percentiles to compute: with a general service distribution each one costs a
@@ -205,27 +301,7 @@ pub(crate) fn predict_for(i: &Inputs, which: Percentiles) -> Result<Prediction, 
     };
     let mut note = (i.service_cv > ROUGH_CV && !exact)
         .then(|| format!("service cv {:.1} is heavy-tailed: Allen–Cunneen is rough here", i.service_cv));
-    let mut p = Prediction {
-        method,
-        exact,
-        rho,
-        stable: true,
-        growth_per_s: None,
-        p_wait: None,
-        p_reject: None,
-        throughput_per_s: i.rate,
-        wait_ms_mean: None,
-        latency_ms_mean: None,
-        queue_len_mean: None,
-        in_system_mean: None,
-        wait_ms_p50: None,
-        wait_ms_p90: None,
-        wait_ms_p99: None,
-        latency_ms_p50: None,
-        latency_ms_p90: None,
-        latency_ms_p99: None,
-        note: None,
-    };
+    let mut p = Prediction::blank(method, exact, rho, i.rate);
     let (p_wait, wait_mean, theta) = if let Some(k) = i.queue {
         let m = erlang::mmck(c, a, k);
         let admitted = i.rate * (1.0 - m.p_reject);

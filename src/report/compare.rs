@@ -6,7 +6,10 @@ use serde::Serialize;
 
 use crate::metrics::Snapshot;
 use crate::model::advisor::{self, Advice, Target};
-use crate::model::{self, Inputs, Prediction};
+use crate::model::batch::Batch;
+use crate::model::bursty::Bursty;
+use crate::model::closed::Closed;
+use crate::model::{self, Inputs, Prediction, Workload};
 use crate::settings::{ArrivalKind, Policy, Rate, ServiceDist, ServiceKind};
 
 /// What the model was fed.
@@ -18,6 +21,19 @@ pub struct ModelInputs {
     pub queue: Option<usize>,
     pub arrival_cv: f64,
     pub service_cv: f64,
+    /// Closed loop: the clients and their mean think time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_ms: Option<f64>,
+    /// Batch: its size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u64>,
+    /// Bursty: the on- and off-periods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_on_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_off_ms: Option<f64>,
 }
 
 /// One figure, predicted and measured, with their relative difference.
@@ -85,10 +101,17 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         diagnosis: if enough { diagnose(s) } else { None },
         ..ModelReport::not_compared(why.to_string())
     };
-    if matches!(st.arrival, ArrivalKind::Closed | ArrivalKind::Batch) || st.rate == Rate::Max {
-        return none("the model covers open-loop arrivals (poisson, constant, bursty) at a set rate");
+    let open = !matches!(st.arrival, ArrivalKind::Closed | ArrivalKind::Batch);
+    if open && st.rate == Rate::Max {
+        return none("the model needs a set rate (not max), a closed loop or a batch");
     }
-    if !enough {
+    if st.arrival == ArrivalKind::Batch {
+        // A batch is compared whole: all of it, measured from its start.
+        let (want, done) = (st.jobs.unwrap_or(0), m.jobs.completed + m.jobs.failed);
+        if done < want || m.jobs.offered < want {
+            return none(&format!("comparing a batch needs all its {want} jobs done in the window ({done} so far)"));
+        }
+    } else if !enough {
         return none(&format!(
             "comparing needs {MIN_COMPARE_JOBS} completed jobs in the window ({} so far)",
             m.latency.service.count
@@ -100,44 +123,21 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
             m.setting_changes
         ));
     }
-    let configured_arrival_cv = match st.arrival {
-        ArrivalKind::Poisson => Some(1.0),
-        ArrivalKind::Constant => Some(0.0),
-        _ => None,
-    };
-    // A producer held back by a full queue (`block`) offers what the pool lets it, not what its
-    // schedule says: then the scheduled rate is the arrival rate the queue really faces.
-    let rate = match st.rate {
-        Rate::PerSec(r) if st.policy == Policy::Block && s.producer_lag > std::time::Duration::from_millis(10) => {
-            r.max(m.offered_per_s)
-        }
-        _ => m.offered_per_s,
-    };
-    let inputs = ModelInputs {
-        rate_per_s: rate,
-        service_ms_mean: m.latency.service.mean,
-        workers: st.workers,
-        // Under `block` nothing is refused and latency counts from the intended time, so the
-        // producer's backlog is part of the queue: the unbounded model applies.
-        queue: (st.policy != Policy::Block).then_some(st.queue),
-        arrival_cv: snap_cv(configured_arrival_cv, m.arrival_cv, m.jobs.offered),
-        // Your own job has no configured distribution: its measured CV is all there is.
-        service_cv: snap_cv((!s.custom_work).then(|| st.effective_service_cv()), m.service_cv, m.latency.service.count),
-    };
-    let mi = Inputs {
-        rate: inputs.rate_per_s,
-        service_mean: inputs.service_ms_mean / 1e3,
-        workers: u32::try_from(st.workers).unwrap_or(u32::MAX),
-        queue: inputs.queue.map(|q| q as u64),
-        arrival_cv: inputs.arrival_cv,
-        service_cv: inputs.service_cv,
-        service_dist: if s.custom_work { ServiceDist::Exponential } else { st.service_dist },
-    };
-    let predicted = match model::predict(&mi) {
+    let (inputs, workload) = workload(s);
+    let predicted = match model::predict_workload(&workload) {
         Ok(p) => p,
         Err(e) => {
             return ModelReport { inputs: Some(inputs), ..none(&e.to_string()) };
         }
+    };
+    let mi = match workload {
+        Workload::Open(i) => i,
+        Workload::Bursty(b) => b.base,
+        Workload::Closed(_) | Workload::Batch(_) => Inputs {
+            rate: m.offered_per_s,
+            service_mean: inputs.service_ms_mean / 1e3,
+            ..Inputs::mmc(0.0, 1.0, u32::try_from(st.workers).unwrap_or(u32::MAX))
+        },
     };
     let refused = m.jobs.rejected + m.jobs.dropped;
     let p_reject = if m.jobs.offered > 0 { refused as f64 / m.jobs.offered as f64 } else { 0.0 };
@@ -155,9 +155,16 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
     if predicted.p_reject.is_some() {
         compared.push(pair("p_reject", predicted.p_reject, p_reject));
     }
+    if !open {
+        compared.insert(0, pair("throughput_per_s", Some(predicted.throughput_per_s), m.throughput_per_s));
+    }
+    if predicted.makespan_ms.is_some() {
+        compared.push(pair("makespan_ms", predicted.makespan_ms, m.latency.response.max));
+    }
     let little = (m.throughput_per_s > 0.0)
         .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_depth_mean));
-    let advice = target.map(|t| advisor::advise(&mi, t));
+    // The advisor searches open-loop pools.
+    let advice = target.filter(|_| matches!(workload, Workload::Open(_))).map(|t| advisor::advise(&mi, t));
     ModelReport {
         inputs: Some(inputs),
         diagnosis: diagnose(s),
@@ -167,6 +174,83 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         reason: None,
         advice,
     }
+}
+
+/// What the model is fed for the window of `s`: the measured rate and service, the configured
+/// shape of the workload.
+fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
+    let m = &s.measured;
+    let st = &s.settings;
+    let configured_arrival_cv = match st.arrival {
+        ArrivalKind::Poisson | ArrivalKind::Bursty => Some(1.0),
+        ArrivalKind::Constant => Some(0.0),
+        _ => None,
+    };
+    // A producer held back by a full queue (`block`) offers what the pool lets it, not what its
+    // schedule says: then the scheduled rate is the arrival rate the queue really faces.
+    let rate = match st.rate {
+        Rate::PerSec(r) if st.policy == Policy::Block && s.producer_lag > std::time::Duration::from_millis(10) => {
+            r.max(m.offered_per_s)
+        }
+        _ => m.offered_per_s,
+    };
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let mut inputs = ModelInputs {
+        rate_per_s: rate,
+        service_ms_mean: m.latency.service.mean,
+        workers: st.workers,
+        // Under `block` nothing is refused and latency counts from the intended time, so the
+        // producer's backlog is part of the queue: the unbounded model applies.
+        queue: (st.policy != Policy::Block).then_some(st.queue),
+        // Bursty arrivals are Poisson within a burst; the bursts are the model's own.
+        arrival_cv: if st.arrival == ArrivalKind::Bursty {
+            1.0
+        } else {
+            snap_cv(configured_arrival_cv, m.arrival_cv, m.jobs.offered)
+        },
+        // Your own job has no configured distribution: its measured CV is all there is.
+        service_cv: snap_cv((!s.custom_work).then(|| st.effective_service_cv()), m.service_cv, m.latency.service.count),
+        clients: None,
+        think_ms: None,
+        jobs: None,
+        burst_on_ms: None,
+        burst_off_ms: None,
+    };
+    let workers = u32::try_from(st.workers).unwrap_or(u32::MAX);
+    let service_dist = if s.custom_work { ServiceDist::Exponential } else { st.service_dist };
+    let mi = Inputs {
+        rate: inputs.rate_per_s,
+        service_mean: inputs.service_ms_mean / 1e3,
+        workers,
+        queue: inputs.queue.map(|q| q as u64),
+        arrival_cv: inputs.arrival_cv,
+        service_cv: inputs.service_cv,
+        service_dist,
+    };
+    let w = match st.arrival {
+        ArrivalKind::Bursty => {
+            (inputs.burst_on_ms, inputs.burst_off_ms) = (Some(ms(st.burst_on)), Some(ms(st.burst_off)));
+            Workload::Bursty(Bursty { base: mi, on: st.burst_on.as_secs_f64(), off: st.burst_off.as_secs_f64() })
+        }
+        ArrivalKind::Closed => {
+            (inputs.clients, inputs.think_ms) = (Some(st.clients), Some(ms(st.think)));
+            Workload::Closed(Closed {
+                clients: st.clients as u64,
+                think: st.think.as_secs_f64(),
+                workers,
+                queue: mi.queue,
+                service_mean: mi.service_mean,
+                service_cv: mi.service_cv,
+                service_dist,
+            })
+        }
+        ArrivalKind::Batch => {
+            inputs.jobs = st.jobs;
+            Workload::Batch(Batch { jobs: st.jobs.unwrap_or(0), workers, service_mean: mi.service_mean, service_dist })
+        }
+        ArrivalKind::Poisson | ArrivalKind::Constant => Workload::Open(mi),
+    };
+    (inputs, w)
 }
 
 /// The configured coefficient of variation when the measured one is within sampling noise of it,

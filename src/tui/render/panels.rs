@@ -193,7 +193,7 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
     // Ranked for a short panel: the response figures and a named cause outrank the rest.
     let mut lines: Vec<(u8, Line<'static>)> = Vec::new();
     let title = match &report.predicted {
-        Some(p) => format!(" model: {} ", p.method),
+        Some(p) => format!(" model: {}{} ", p.method, if p.exact { "" } else { " (approx.)" }),
         None => " model ".to_string(),
     };
     match (&report.predicted, &report.reason) {
@@ -216,6 +216,8 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
                     "latency_ms_p99" => ("p99 ms", 1.0, HIGH),
                     "queue_len_mean" => ("queue", 1.0, LOW),
                     "p_reject" => ("reject %", 100.0, HIGH),
+                    "throughput_per_s" => ("thru /s", 1.0, HIGH),
+                    "makespan_ms" => ("last ms", 1.0, HIGH),
                     other => (other, 1.0, LOW),
                 };
                 let pred = c.predicted.map_or("n/a".to_string(), |v| ms(v * scale));
