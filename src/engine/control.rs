@@ -19,7 +19,7 @@ use super::queue::JobQueue;
 use super::service::kind_code;
 use super::timer::Timer;
 use super::{Command, EngineError, GapCounters, RunOptions, Shared, worker};
-use crate::metrics::aggregate::{Aggregator, TickInputs};
+use crate::metrics::aggregate::{Aggregator, GapSums, TickInputs};
 use crate::metrics::recorder::Recorders;
 use crate::metrics::{RuntimeStats, Snapshot};
 use crate::settings::{Knob, Settings, SettingsError};
@@ -98,6 +98,8 @@ impl Controller {
             abandoned: AtomicU64::new(0),
             pending_intended: AtomicU64::new(u64::MAX),
             gaps: GapCounters::default(),
+            think_ns: AtomicU64::new(0),
+            thinks: AtomicU64::new(0),
             service_kind: AtomicU8::new(kind_code(settings.service_kind)),
         });
         let (producer, _) = watch::channel(ProducerCfg { settings: settings.clone(), paused: false });
@@ -249,6 +251,12 @@ impl Controller {
             now.saturating_duration_since(sh.start + Duration::from_nanos(pending))
         };
         let gaps = sh.gaps.read();
+        #[allow(clippy::cast_precision_loss)]
+        let think = GapSums {
+            count: sh.thinks.swap(0, Ordering::Relaxed),
+            sum: sh.think_ns.swap(0, Ordering::Relaxed) as f64 / 1e9,
+            sum_sq: 0.0,
+        };
         TickInputs {
             now,
             recorders: &sh.recorders,
@@ -262,6 +270,7 @@ impl Controller {
             live_workers,
             producer_lag,
             gaps,
+            think,
             finished,
             commands,
             runtime: RuntimeStats::default(),

@@ -178,6 +178,11 @@ pub(crate) struct Shared {
     /// Intended time (ns since `start`) of the job the producer is trying to enqueue; `u64::MAX` when none.
     pub pending_intended: AtomicU64,
     pub gaps: GapCounters,
+    /// Closed loop: the think time clients really spent (from their job's end to their next
+    /// submission), summed since the last tick: the timer runs a think a little long, and the
+    /// model is fed what was measured.
+    pub think_ns: AtomicU64,
+    pub thinks: AtomicU64,
     /// The service kind, read by workers at the start of each job so a switch applies at once.
     pub service_kind: std::sync::atomic::AtomicU8,
 }

@@ -363,6 +363,7 @@ async fn client(shared: Arc<Shared>, cfg: watch::Receiver<ProducerCfg>, seed: u6
     let done = Arc::new(Notify::new());
     loop {
         let s = cfg.borrow().settings.clone();
+        let thinking = Instant::now();
         if !think_mean.is_zero() {
             let pause = think.map_or(0.0, |d| d.sample(&mut rng));
             tokio::select! {
@@ -375,6 +376,9 @@ async fn client(shared: Arc<Shared>, cfg: watch::Receiver<ProducerCfg>, seed: u6
         }
         shared.offered.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
+        let thought = u64::try_from((now - thinking).as_nanos()).unwrap_or(u64::MAX);
+        shared.think_ns.fetch_add(thought, Ordering::Relaxed);
+        shared.thinks.fetch_add(1, Ordering::Relaxed);
         let job = Job {
             id: shared.next_id.fetch_add(1, Ordering::Relaxed),
             intended: now,

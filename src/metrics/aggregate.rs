@@ -54,6 +54,8 @@ pub struct TickInputs<'a> {
     pub live_workers: usize,
     pub producer_lag: Duration,
     pub gaps: GapSums,
+    /// Closed loop: the think times clients spent since the last tick (count and seconds).
+    pub think: GapSums,
     pub finished: bool,
     pub commands: u64,
     pub runtime: RuntimeStats,
@@ -78,6 +80,8 @@ pub struct Aggregator {
     base_gaps: GapSums,
     /// The gaps between enqueues over the window.
     enqueue_gaps: GapSums,
+    /// Closed loop: think times over the window.
+    think: GapSums,
     depth_area: f64,
     depth_max: usize,
     worker_time: f64,
@@ -188,6 +192,7 @@ impl Aggregator {
             base: Counters::default(),
             base_gaps: GapSums::default(),
             enqueue_gaps: GapSums::default(),
+            think: GapSums::default(),
             depth_area: 0.0,
             depth_max: 0,
             worker_time: 0.0,
@@ -231,6 +236,7 @@ impl Aggregator {
             self.depth_area += i.depth.mean * secs;
             self.depth_max = self.depth_max.max(i.depth.max);
             self.enqueue_gaps.add(&i.depth.enqueue_gaps);
+            self.think.add(&i.think);
             self.worker_time += i.settings.workers as f64 * secs;
             self.schedule.add(i.settings, i.paused, secs);
         }
@@ -263,6 +269,7 @@ impl Aggregator {
         self.depth_area = 0.0;
         self.depth_max = 0;
         self.enqueue_gaps = GapSums::default();
+        self.think = GapSums::default();
         self.worker_time = 0.0;
         self.runtime = RuntimeSums::default();
         self.schedule.reset();
@@ -317,6 +324,7 @@ impl Aggregator {
             self.depth_area += i.depth.mean * secs;
             self.depth_max = self.depth_max.max(i.depth.max);
             self.enqueue_gaps.add(&i.depth.enqueue_gaps);
+            self.think.add(&i.think);
             self.worker_time += workers * secs;
             self.runtime.add(&i.runtime);
             self.schedule.add(i.settings, i.paused, secs);
@@ -383,6 +391,7 @@ impl Aggregator {
             utilisation: if self.worker_time > 0.0 { w.service_ns as f64 / 1e9 / self.worker_time } else { 0.0 },
             service_cv,
             arrival_cv,
+            think_ms_mean: (self.think.count > 0).then(|| self.think.sum / self.think.count as f64 * 1e3),
             enqueue_cv: cv(self.enqueue_gaps.count as f64, self.enqueue_gaps.sum, self.enqueue_gaps.sum_sq),
             lag_us: Micros::of(&w.lag, w.lag_ns),
             handoff_us: Micros::of(&w.handoff, w.handoff_ns),
@@ -440,6 +449,7 @@ mod tests {
             live_workers: 1,
             producer_lag: Duration::ZERO,
             gaps: GapSums::default(),
+            think: GapSums::default(),
             finished: false,
             commands: 0,
             runtime: RuntimeStats::default(),

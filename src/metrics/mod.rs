@@ -120,6 +120,8 @@ pub struct Measured {
     /// Coefficient of variation of the gaps between enqueues: the arrivals as the queue saw
     /// them, which a producer woken late makes burstier than its schedule.
     pub enqueue_cv: f64,
+    /// Closed loop: the mean think time clients really spent (`None` without a closed loop).
+    pub think_ms_mean: Option<f64>,
     /// How late jobs entered the queue (enqueued − intended): the producer's wake-up.
     pub lag_us: Micros,
     /// How long a job and a free worker both existed before the worker took it: waking the

@@ -233,10 +233,12 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
             Workload::Bursty(Bursty { base: mi, on: st.burst_on.as_secs_f64(), off: st.burst_off.as_secs_f64() })
         }
         ArrivalKind::Closed => {
-            (inputs.clients, inputs.think_ms) = (Some(st.clients), Some(ms(st.think)));
+            // The think time clients really spent (the timer runs each a little long).
+            let think_ms = m.think_ms_mean.unwrap_or_else(|| ms(st.think));
+            (inputs.clients, inputs.think_ms) = (Some(st.clients), Some(think_ms));
             Workload::Closed(Closed {
                 clients: st.clients as u64,
-                think: st.think.as_secs_f64(),
+                think: think_ms / 1e3,
                 workers,
                 queue: mi.queue,
                 service_mean: mi.service_mean,
