@@ -10,6 +10,7 @@
 //! - [`model`]: queueing theory (Erlang C, M/M/c/K, Pollaczek–Khinchine, Allen–Cunneen), pure
 //!   maths with no tokio.
 //! - [`report`]: the JSON summary and CSV series written by headless runs, written atomically.
+//! - [`sweep`]: capacity sweeps, a client of the engine that steps a knob and finds the knee.
 //! - [`work`]: your own async job, run by the engine in place of the synthetic service.
 //! - [`profile`]: saved timelines (TOML), their replay and the recorder.
 //! - [`duration`], [`suggest`]: human durations and "did you mean" suggestions.
@@ -45,6 +46,7 @@ pub mod profile;
 pub mod report;
 pub mod settings;
 pub mod suggest;
+pub mod sweep;
 pub mod work;
 
 #[cfg(feature = "cli")]

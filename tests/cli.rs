@@ -57,6 +57,15 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         &["model", "--arrival", "bursty", "--service", "5ms", "--workers", "4"],
         &["model", "--rate", "100", "--jobs", "10", "--service", "5ms", "--workers", "4"],
         &["model", "--arrival", "closed", "--clients", "8", "--service", "5ms", "--workers", "4", "--slo-p99", "20ms"],
+        &["sweep", "wokers", "1..8"],
+        &["sweep", "policy", "1..8"],
+        &["sweep", "rate", "2000..200"],
+        &["sweep", "rate", "200-2000"],
+        &["sweep", "rate", "200..2000", "--steps", "1"],
+        &["sweep", "rate", "0..2000", "--scale", "log"],
+        &["sweep", "rate", "200..2000", "--per-step", "1ms"],
+        &["sweep", "rate", "200..2000", "--json", "/no/such/dir/sweep.json"],
+        &["sweep", "workers", "0..200000"],
     ];
     let mut all = String::new();
     for args in cases {
@@ -315,6 +324,52 @@ fn model_prints_what_the_run_predicts_for_closed_loops_and_batches() {
             assert!((a / b - 1.0).abs() < 2e-3, "{shape} {key}: model {a}, run {b}");
         }
     }
+}
+
+/// A short sweep writes the documented JSON and one CSV row per step.
+#[test]
+fn sweep_json_and_csv_have_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sweep.csv");
+    let o = pooltune(&[
+        "sweep",
+        "workers",
+        "1..3",
+        "--steps",
+        "3",
+        "--per-step",
+        "300ms",
+        "--settle",
+        "100ms",
+        "--rate",
+        "200",
+        "--service",
+        "2ms",
+        "--threads",
+        "1",
+        "--slo-p99",
+        "50ms",
+        "--json",
+        "-",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["knob"], "workers");
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    for key in ["value", "offered_per_s", "throughput_per_s", "utilisation", "rejected", "dropped"] {
+        assert!(steps[0][key].is_number(), "{key}: {}", steps[0][key]);
+    }
+    assert!(steps[0]["latency_ms"]["p99"].is_number() && steps[0]["saturated"].is_boolean());
+    for key in ["p99_ms", "max_passing", "first_failing", "model_answer"] {
+        assert!(v["slo"].get(key).is_some(), "slo.{key}");
+    }
+    assert!(v["verdict"].is_string());
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().count(), 4, "a header and one row per step: {rows}");
+    assert!(stderr(&o).contains("step 3 of 3"), "progress on stderr");
 }
 
 #[test]

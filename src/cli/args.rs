@@ -123,6 +123,8 @@ pub enum Cmd {
     },
     /// Print what queueing theory predicts for a pool, and what meets a latency target.
     Model(ModelArgs),
+    /// Step a knob through a range and measure each step: the knee, and the highest value that meets a p99 target.
+    Sweep(Box<super::sweep_cmd::SweepArgs>),
 }
 
 /// The workload's knobs, each overriding the default (or the profile's starting value): one

@@ -17,6 +17,7 @@ mod logging;
 mod model_cmd;
 mod profiles_cmd;
 mod summary;
+mod sweep_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -127,6 +128,7 @@ pub fn main_with(work: Option<Work>) -> ExitCode {
     let result = match cli.command {
         Some(Cmd::Run(cmd)) => run(cmd.profile.as_deref(), &cmd.args, work),
         Some(Cmd::Model(args)) => model_cmd::run(&args),
+        Some(Cmd::Sweep(args)) => sweep_cmd::run(&args, work),
         Some(Cmd::Profiles) => profiles_cmd::list(),
         Some(Cmd::Validate { files }) => Ok(profiles_cmd::validate(&files)),
         None => run(None, &cli.run, work),

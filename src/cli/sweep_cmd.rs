@@ -1,0 +1,176 @@
+//! `pooltune sweep`: a capacity sweep from the command line, a client of [`crate::sweep`]. A
+//! progress line on stderr while it runs; at the end a table of the steps, the knee and the
+//! verdict on stdout, and the JSON and CSV files written whole.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgAction, Args};
+
+use super::args::WorkloadArgs;
+use super::{BadInput, Outcome, RunContext, finish};
+use crate::engine::RunOptions;
+use crate::settings::Settings;
+use crate::sweep::{self, Plan, Scale, SweepReport};
+
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// The knob to step: one of the table's numeric knobs (workers, queue, rate, clients, think, burst-on, burst-off, service, service-cv)
+    #[arg(value_name = "KNOB")]
+    pub knob: String,
+    /// The range, FROM..TO in the knob's own units (200..2000, 1ms..10ms)
+    #[arg(value_name = "FROM..TO")]
+    pub range: String,
+    /// How many values, FROM and TO included [2 to 1000; default 10]
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub steps: usize,
+    /// How the values are spaced [default lin]
+    #[arg(long, value_enum, default_value_t = Scale::Lin)]
+    pub scale: Scale,
+    /// How long each step is measured [default 10s]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse, default_value = "10s")]
+    pub per_step: Duration,
+    /// How long each step runs before it is measured (left out of its statistics) [default 2s]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse, default_value = "2s")]
+    pub settle: Duration,
+    /// Stop at the first step that saturates the pool (queue at its bound, jobs refused, arrivals behind) [default true]
+    #[arg(long, value_name = "BOOL", action = ArgAction::Set, default_value_t = true)]
+    pub stop_on_saturation: bool,
+    /// A p99 response-time target: report the highest passing value and the first failing one
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse)]
+    pub slo_p99: Option<Duration>,
+    /// Write the sweep as JSON here (`-` for stdout)
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write one CSV row per step here
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
+    let (knob, values) = Plan::values_of(&a.knob, &a.range, a.steps, a.scale).map_err(|e| BadInput(e.to_string()))?;
+    if a.per_step < Duration::from_millis(100) {
+        return Err(BadInput(format!(
+            "--per-step {} is too short to measure; expected 100ms or more",
+            crate::duration::format(a.per_step)
+        ))
+        .into());
+    }
+    let mut base = Settings::default();
+    for k in a.workload.knobs() {
+        k.apply(&mut base);
+    }
+    let mut first = base.clone();
+    values[0].apply(&mut first);
+    first.fill_batch_size();
+    first.validate().map_err(BadInput::from)?;
+    let to_stdout = a.json.as_deref() == Some(Path::new("-"));
+    let json = match &a.json {
+        Some(p) if !to_stdout => Some(finish::open(p, "JSON")?),
+        _ => None,
+    };
+    let csv = a.csv.as_deref().map(|p| finish::open(p, "CSV")).transpose()?;
+    let plan = Plan { knob, values, settle: a.settle, per_step: a.per_step, stop_on_saturation: a.stop_on_saturation };
+    let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
+    let ctx = RunContext { work, http: None };
+    let engine = finish::start_engine(first, opts, &ctx)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _hook = crate::panic_hook::install(None);
+    let report = rt.block_on(sweep::run(&engine, &plan, &base, a.slo_p99, |k, n, left| {
+        eprint!("\rpooltune: sweep step {k} of {n}, about {} left   ", crate::duration::format(left));
+        let _ = std::io::stderr().flush();
+    }));
+    eprintln!();
+    let _ = engine.try_join()?;
+    let report = report?;
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(f) = json {
+        finish::write_json(f, &text)?;
+    }
+    if let Some(mut f) = csv {
+        f.write_all(csv_rows(&report).as_bytes())?;
+        f.commit()?;
+    }
+    if to_stdout {
+        println!("{text}");
+        eprint!("{}", table(&report));
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csv_rows(r: &SweepReport) -> String {
+    let mut out = String::from(
+        "value,offered_per_s,throughput_per_s,utilisation,latency_ms_mean,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_max,wait_ms_mean,wait_ms_p99,service_ms_mean,rejected,dropped,saturated,model_latency_ms_mean,model_latency_ms_p99\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.4}"));
+    for s in &r.steps {
+        let l = &s.latency_ms;
+        let _ = writeln!(
+            out,
+            "{},{:.3},{:.3},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{},{}",
+            s.value,
+            s.offered_per_s,
+            s.throughput_per_s,
+            s.utilisation,
+            l.mean,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            s.wait_ms.mean,
+            s.wait_ms.p99,
+            s.service_ms.mean,
+            s.rejected,
+            s.dropped,
+            s.saturated,
+            opt(s.model.and_then(|m| m.latency_ms_mean)),
+            opt(s.model.and_then(|m| m.latency_ms_p99)),
+        );
+    }
+    out
+}
+
+fn table(r: &SweepReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>12} {:>10} {:>10} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        r.knob, "offered/s", "done/s", "ρ", "mean ms", "p99 ms", "model p99", ""
+    );
+    for s in &r.steps {
+        let model = s.model.and_then(|m| m.latency_ms_p99).map_or("n/a".to_string(), |p| format!("{p:.3}"));
+        let _ = writeln!(
+            out,
+            "{:>12} {:>10.1} {:>10.1} {:>6.3} {:>9.3} {:>9.3} {:>9} {:>9}",
+            s.value_text,
+            s.offered_per_s,
+            s.throughput_per_s,
+            s.utilisation,
+            s.latency_ms.mean,
+            s.latency_ms.p99,
+            model,
+            if s.saturated { "saturated" } else { "" }
+        );
+    }
+    if let Some(k) = &r.knee {
+        let _ = writeln!(out, "knee      {} {} ({})", r.knob, k.value, k.rule);
+    }
+    if let Some(why) = &r.stopped_early {
+        let _ = writeln!(out, "stopped   {why}");
+    }
+    if let Some(s) = &r.slo
+        && let Some(why) = &s.model_answer_reason
+        && s.model_answer.is_none()
+    {
+        let _ = writeln!(out, "model     no answer: {why}");
+    }
+    let _ = writeln!(out, "verdict   {}", r.verdict);
+    out
+}
