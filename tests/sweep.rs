@@ -20,6 +20,13 @@ use pooltune::sweep::{self, Plan, Scale};
 /// 23rd largest, whose rank moves by about √23 ≈ 5, under 10% of the value here.
 #[test]
 fn the_highest_passing_rate_is_within_one_step_of_the_model() {
+    // The model's answer is from the configured service; with `--features console` tokio
+    // instruments every task and each hand-off costs more (see tests/theory.rs), which moves
+    // the measured curve, not the sweep's logic. Judged in the default build.
+    if cfg!(feature = "console") {
+        eprintln!("skipped under --features console: task instrumentation slows every hand-off; run `cargo test`");
+        return;
+    }
     let _g = exclusive();
     let base = Settings {
         workers: 4,
