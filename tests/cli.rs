@@ -307,12 +307,17 @@ fn model_prints_what_the_run_predicts_for_closed_loops_and_batches() {
         let inputs = &r["model"]["inputs"];
         let fed = format!("{}us", (inputs["service_ms_mean"].as_f64().unwrap() * 1e3).round());
         let cv = inputs["service_cv"].as_f64().unwrap().to_string();
+        let think = format!("{}us", (inputs["think_ms"].as_f64().unwrap_or(0.0) * 1e3).round());
         let mut margs: Vec<&str> = vec!["model", "--json", "--service", &fed];
+        let mut flags: Vec<&str> = flags.iter().copied().filter(|f| *f != "--duration" && *f != "2s").collect();
         if shape == "closed" {
-            // The measured CV, as the run fed it (exponential within sampling noise: 1).
+            // The measured CV and think time, as the run fed them (the CV exponential within
+            // sampling noise reads 1; each think runs a little long).
             margs.extend(["--service-cv", &cv]);
+            let at = flags.iter().position(|f| *f == "--think").unwrap();
+            flags[at + 1] = &think;
         }
-        margs.extend(flags.iter().copied().filter(|f| *f != "--duration" && *f != "2s"));
+        margs.extend(flags);
         let o = pooltune(&margs);
         assert_eq!(o.status.code(), Some(0), "{shape}: {}", stderr(&o));
         let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
