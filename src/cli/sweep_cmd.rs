@@ -4,53 +4,15 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgAction, Args};
-
-use super::args::WorkloadArgs;
+use super::args::SweepArgs;
 use super::{BadInput, Outcome, RunContext, finish};
 use crate::engine::RunOptions;
 use crate::settings::Settings;
-use crate::sweep::{self, Plan, Scale, SweepReport};
-
-#[derive(Debug, Clone, Args)]
-pub struct SweepArgs {
-    /// The knob to step: one of the table's numeric knobs (workers, queue, rate, clients, think, burst-on, burst-off, service, service-cv)
-    #[arg(value_name = "KNOB")]
-    pub knob: String,
-    /// The range, FROM..TO in the knob's own units (200..2000, 1ms..10ms)
-    #[arg(value_name = "FROM..TO")]
-    pub range: String,
-    /// How many values, FROM and TO included [2 to 1000; default 10]
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub steps: usize,
-    /// How the values are spaced [default lin]
-    #[arg(long, value_enum, default_value_t = Scale::Lin)]
-    pub scale: Scale,
-    /// How long each step is measured [default 10s]
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse, default_value = "10s")]
-    pub per_step: Duration,
-    /// How long each step runs before it is measured (left out of its statistics) [default 2s]
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse, default_value = "2s")]
-    pub settle: Duration,
-    /// Stop at the first step that saturates the pool (queue at its bound, jobs refused, arrivals behind) [default true]
-    #[arg(long, value_name = "BOOL", action = ArgAction::Set, default_value_t = true)]
-    pub stop_on_saturation: bool,
-    /// A p99 response-time target: report the highest passing value and the first failing one
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse)]
-    pub slo_p99: Option<Duration>,
-    /// Write the sweep as JSON here (`-` for stdout)
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write one CSV row per step here
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
-    #[command(flatten)]
-    pub workload: WorkloadArgs,
-}
+use crate::sweep::{self, Plan, SweepReport};
 
 pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     let (knob, values) = Plan::values_of(&a.knob, &a.range, a.steps, a.scale).map_err(|e| BadInput(e.to_string()))?;
