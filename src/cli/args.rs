@@ -255,6 +255,13 @@ pub struct RunArgs {
     /// For an https --target: accept any server certificate (self-signed, expired, other name), like curl -k
     #[arg(long, requires = "target", conflicts_with = "ca_cert")]
     pub insecure: bool,
+    /// Use a NATS JetStream server as the queue, e.g. `nats://127.0.0.1:4222` (the bound and the
+    /// policy become the run's stream's)
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
+    /// The run's name on the broker: letters, digits, '-' and '_' [default: a unique one, printed]
+    #[arg(long, value_name = "NAME", requires = "broker")]
+    pub run_name: Option<String>,
     /// Serve tokio-console on ADDR (needs a build with --features console)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = socket)]
     pub console: Option<std::net::SocketAddr>,

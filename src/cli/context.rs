@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::BadInput;
 use super::args::{KindFlag, RunArgs};
+use crate::engine::QueueChoice;
 use crate::http::{HttpStats, HttpWork, Target, Trust};
 
 /// Your work, shared by every engine this process starts.
@@ -27,6 +28,10 @@ pub struct RunContext {
     pub work: Option<Work>,
     /// Set when the work is the built-in HTTP service.
     pub http: Option<Http>,
+    /// Where the queue lives (`--broker`).
+    pub queue: QueueChoice,
+    /// Said on stderr once the run has started: the name given to a broker run that had none.
+    pub announce: Option<String>,
 }
 
 impl RunContext {
@@ -37,13 +42,19 @@ impl RunContext {
     /// [`BadInput`] for a target that cannot be used, or one given beside your own job or a
     /// synthetic `--service-kind`.
     pub fn new(work: Option<Work>, args: &RunArgs) -> Result<RunContext, BadInput> {
+        let (queue, announce) = queue_choice(args)?;
+        let (work, http) = Self::work(work, args)?;
+        Ok(RunContext { work, http, queue, announce })
+    }
+
+    fn work(work: Option<Work>, args: &RunArgs) -> Result<(Option<Work>, Option<Http>), BadInput> {
         let kind = args.workload.service_kind;
         let Some(url) = &args.target else {
             return match kind {
                 Some(KindFlag::Http) => Err(BadInput(
                     "--service-kind http sends each job as a request: give its URL with --target URL".into(),
                 )),
-                _ => Ok(RunContext { work, http: None }),
+                _ => Ok((work, None)),
             };
         };
         if let Some(KindFlag::Synthetic(k)) = kind {
@@ -66,6 +77,18 @@ impl RunContext {
         let trust = Trust { ca_cert: args.ca_cert.as_deref(), insecure: args.insecure };
         let w = HttpWork::new(target, &trust).map_err(|e| BadInput(e.to_string()))?;
         let http = Http { target: Arc::clone(&w.target), stats: Arc::clone(&w.stats) };
-        Ok(RunContext { work: Some(Arc::new(w)), http: Some(http) })
+        Ok((Some(Arc::new(w)), Some(http)))
     }
+}
+
+/// The queue `--broker` and `--run-name` ask for. A run without a name gets a unique one, to be
+/// said once the run has started (other processes join a run by its name).
+fn queue_choice(args: &RunArgs) -> Result<(QueueChoice, Option<String>), BadInput> {
+    let Some(url) = &args.broker else {
+        return Ok((QueueChoice::InProcess, None));
+    };
+    let name = args.run_name.clone().unwrap_or_else(crate::engine::broker::unique_run_name);
+    let spec = crate::engine::broker::BrokerSpec::new(url, &name).map_err(|e| BadInput(e.to_string()))?;
+    let announce = args.run_name.is_none().then(|| format!("run {name} on {url}"));
+    Ok((QueueChoice::Broker(spec), announce))
 }

@@ -26,7 +26,11 @@ pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
 
 /// Starts the engine on the run's work; settings it refuses are bad input (exit status 2).
 pub fn start_engine(settings: Settings, opts: RunOptions, ctx: &RunContext) -> Result<EngineHandle, Failure> {
-    Ok(EngineHandle::start_with(settings, opts, ctx.work.clone())?)
+    let engine = EngineHandle::start_on(settings, opts, ctx.work.clone(), ctx.queue.clone())?;
+    if let Some(note) = &ctx.announce {
+        eprintln!("pooltune: {note}");
+    }
+    Ok(engine)
 }
 
 /// The run's summary: the last snapshot, with the HTTP breakdown and the model beside it.

@@ -102,6 +102,12 @@ impl From<crate::engine::EngineError> for Failure {
         match e {
             crate::engine::EngineError::Invalid(m) => Failure::BadInput(BadInput(m)),
             crate::engine::EngineError::Settings(e) => Failure::BadInput(e.into()),
+            // A broker that cannot be reached or offers no JetStream is the user's --broker;
+            // one that refuses the run's stream is a failure of the run.
+            crate::engine::EngineError::Broker(e @ crate::engine::broker::BrokerError::Setup { .. }) => {
+                Failure::Failed(e.into())
+            }
+            crate::engine::EngineError::Broker(e) => Failure::BadInput(BadInput(e.to_string())),
             other => Failure::Failed(other.into()),
         }
     }

@@ -39,7 +39,7 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     let csv = a.csv.as_deref().map(|p| finish::open(p, "CSV")).transpose()?;
     let plan = Plan { knob, values, settle: a.settle, per_step: a.per_step, stop_on_saturation: a.stop_on_saturation };
     let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
-    let ctx = RunContext { work, http: None };
+    let ctx = RunContext { work, ..RunContext::default() };
     let engine = finish::start_engine(first, opts, &ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);

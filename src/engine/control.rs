@@ -13,12 +13,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::backend::Queue;
 use super::introspect::Introspect;
 use super::producer::{self, ProducerCfg};
 use super::queue::JobQueue;
 use super::service::kind_code;
 use super::timer::Timer;
-use super::{Command, EngineError, GapCounters, RunOptions, Shared, worker};
+use super::{Command, EngineError, GapCounters, QueueChoice, RunOptions, Shared, worker};
 use crate::metrics::aggregate::{Aggregator, GapSums, TickInputs};
 use crate::metrics::recorder::Recorders;
 use crate::metrics::{RuntimeStats, Snapshot};
@@ -27,10 +28,12 @@ use crate::settings::{Knob, Settings, SettingsError};
 /// Shards per runtime thread: enough that workers on different threads rarely share one.
 const SHARDS_PER_THREAD: usize = 4;
 
+#[cfg_attr(not(feature = "broker"), allow(clippy::needless_pass_by_value))]
 pub fn run_thread(
     settings: Settings,
     opts: RunOptions,
     work: Option<Arc<dyn crate::work::Work>>,
+    queue: QueueChoice,
     commands: mpsc::Receiver<Command>,
     snapshots: &watch::Sender<Snapshot>,
     ready: &std::sync::mpsc::Sender<Result<(), EngineError>>,
@@ -48,8 +51,24 @@ pub fn run_thread(
             return;
         }
     };
+    // A broker is connected to and set up on the workload runtime (its client's tasks live
+    // there), before the run's clock starts.
+    let queue = match queue {
+        QueueChoice::InProcess => Queue::Local(JobQueue::new(settings.queue, settings.policy)),
+        #[cfg(feature = "broker")]
+        QueueChoice::Broker(spec) => {
+            match workload.block_on(super::broker::BrokerQueue::connect(&spec, &settings, Instant::now())) {
+                Ok(b) => Queue::Broker(Box::new(b)),
+                Err(e) => {
+                    let _ = ready.send(Err(e.into()));
+                    workload.shutdown_background();
+                    return;
+                }
+            }
+        }
+    };
     let _ = ready.send(Ok(()));
-    let controller = Controller::new(settings, opts, workload.handle().clone(), work);
+    let controller = Controller::new(settings, opts, workload.handle().clone(), work, queue);
     control.block_on(controller.run(commands, snapshots));
     // Threads stuck in blocking service are not waited for: their jobs are already abandoned.
     workload.shutdown_background();
@@ -73,12 +92,17 @@ struct Controller {
 }
 
 impl Controller {
-    fn new(settings: Settings, opts: RunOptions, handle: Handle, work: Option<Arc<dyn crate::work::Work>>) -> Self {
+    fn new(
+        settings: Settings,
+        opts: RunOptions,
+        handle: Handle,
+        work: Option<Arc<dyn crate::work::Work>>,
+        queue: Queue,
+    ) -> Self {
         let shards = (settings.threads * SHARDS_PER_THREAD).clamp(1, 256);
         // Everything slow to build (histograms, the timer thread, runtime introspection) is
         // built before the run's clock starts: the producer owes arrivals from that instant.
-        let (queue, recorders, timer) =
-            (JobQueue::new(settings.queue, settings.policy), Recorders::new(shards), Timer::start());
+        let (recorders, timer) = (Recorders::new(shards), Timer::start());
         let introspect = Introspect::new(&handle);
         let agg = Aggregator::new(Instant::now(), opts.warmup, shards).with_distributions(opts.distributions);
         let start = Instant::now();
@@ -178,6 +202,9 @@ impl Controller {
         self.commands += 1;
         match cmd {
             Command::Set(knob) => match knob.live().map_err(SettingsError::from).and_then(|k| self.settings.with(k)) {
+                Ok(s) if self.shared.queue.is_broker() && s.arrival == crate::settings::ArrivalKind::Closed => {
+                    tracing::warn!("refused {} {}: a closed loop over a broker", knob.name(), knob.value_text());
+                }
                 Ok(s) => {
                     self.settings = s;
                     if self.opts.reset_on_change {
@@ -185,8 +212,9 @@ impl Controller {
                     }
                     match knob {
                         Knob::Workers(n) => self.set_workers(n),
-                        Knob::Queue(n) => self.shared.queue.set_bound(n),
-                        Knob::Policy(p) => self.shared.queue.set_policy(p),
+                        Knob::Queue(_) | Knob::Policy(_) | Knob::Prefetch(_) | Knob::AckWait(_) => {
+                            self.shared.queue.configure(&self.settings);
+                        }
                         Knob::ServiceKind(k) => self.shared.service_kind.store(kind_code(k), Ordering::Relaxed),
                         Knob::Timeout(t) => self.shared.timeout_ns.store(timeout_ns(t), Ordering::Relaxed),
                         _ => {}
@@ -251,6 +279,7 @@ impl Controller {
             now.saturating_duration_since(sh.start + Duration::from_nanos(pending))
         };
         let gaps = sh.gaps.read();
+        let counted = sh.queue.counts();
         #[allow(clippy::cast_precision_loss)]
         let think = GapSums {
             count: sh.thinks.swap(0, Ordering::Relaxed),
@@ -261,8 +290,8 @@ impl Controller {
             now,
             recorders: &sh.recorders,
             offered: sh.offered.load(Ordering::Relaxed),
-            rejected: sh.rejected.load(Ordering::Relaxed),
-            dropped: sh.dropped.load(Ordering::Relaxed),
+            rejected: sh.rejected.load(Ordering::Relaxed) + counted.rejected,
+            dropped: sh.dropped.load(Ordering::Relaxed) + counted.dropped,
             abandoned: sh.abandoned.load(Ordering::Relaxed),
             depth: sh.queue.take_depth_stats(),
             settings,
@@ -293,14 +322,16 @@ impl Controller {
         self.producer_stop.cancel();
         let grace = self.opts.grace;
         let _ = tokio::time::timeout(grace, producer).await;
-        let left = self.shared.queue.close();
-        self.shared.abandoned.fetch_add(left.len() as u64, Ordering::Relaxed);
-        for job in &left {
+        let closed = self.shared.queue.close().await;
+        let abandoned = closed.left.len() as u64 + closed.left_in_broker;
+        self.shared.abandoned.fetch_add(abandoned, Ordering::Relaxed);
+        for job in &closed.left {
             job.release();
         }
         self.set_workers(0);
         self.tracker.close();
         let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
+        self.shared.queue.finish().await;
         let mut last = self.tick(true);
         let unaccounted = last.totals.in_system();
         last.totals.abandoned += unaccounted;

@@ -18,6 +18,9 @@
 //! Clients (dashboard, headless runner, recorder) name only [`Command`], [`Knob`] and
 //! [`Snapshot`]; the queue and the pool stay private to this module.
 
+mod backend;
+#[cfg(feature = "broker")]
+pub mod broker;
 mod control;
 mod introspect;
 mod producer;
@@ -37,7 +40,8 @@ use crate::metrics::Snapshot;
 use crate::metrics::aggregate::GapSums;
 use crate::metrics::recorder::Recorders;
 use crate::settings::{Knob, Settings, SettingsError};
-use queue::{JobQueue, Pushed};
+use backend::Queue;
+use queue::Pushed;
 use timer::Timer;
 
 /// A change to a running engine.
@@ -72,6 +76,21 @@ pub enum EngineError {
     /// The engine's own thread panicked: a bug, reported rather than hidden behind a summary.
     #[error("the engine thread panicked: {0}")]
     Panicked(String),
+    /// The broker could not be reached or set up.
+    #[cfg(feature = "broker")]
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
+}
+
+/// Where the run's queue lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum QueueChoice {
+    /// In this process (the default).
+    #[default]
+    InProcess,
+    /// A NATS JetStream stream; this process publishes the arrivals and hosts the `workers`.
+    #[cfg(feature = "broker")]
+    Broker(broker::BrokerSpec),
 }
 
 /// The shortest snapshot period.
@@ -147,6 +166,21 @@ impl Default for RunOptions {
     }
 }
 
+/// Refuses what a queue cannot do: over a broker, a closed loop's clients would have to hear
+/// of each job's end from wherever it ran, which nodes do not report yet.
+#[cfg_attr(not(feature = "broker"), allow(unused_variables, clippy::unnecessary_wraps))]
+pub(crate) fn check_queue_choice(queue: &QueueChoice, s: &Settings) -> Result<(), EngineError> {
+    match queue {
+        QueueChoice::InProcess => Ok(()),
+        #[cfg(feature = "broker")]
+        QueueChoice::Broker(_) if s.arrival == crate::settings::ArrivalKind::Closed => Err(EngineError::Invalid(
+            "--arrival closed is not accepted with --broker; expected poisson, constant, bursty or batch".into(),
+        )),
+        #[cfg(feature = "broker")]
+        QueueChoice::Broker(_) => Ok(()),
+    }
+}
+
 /// How many recent failure messages snapshots carry.
 pub const RECENT_ERRORS: usize = 5;
 
@@ -156,7 +190,7 @@ const COMMAND_BUFFER: usize = 64;
 
 /// State shared by the producer, the workers and the control thread.
 pub(crate) struct Shared {
-    pub queue: JobQueue,
+    pub queue: Queue,
     pub recorders: Recorders,
     pub timer: Timer,
     /// The run's clock: schedule time 0, from which the producer owes arrivals.
@@ -244,6 +278,7 @@ pub struct EngineHandle {
     commands: mpsc::Sender<Command>,
     snapshots: watch::Receiver<Snapshot>,
     thread: Option<JoinHandle<()>>,
+    queue: QueueChoice,
 }
 
 impl EngineHandle {
@@ -278,17 +313,35 @@ impl EngineHandle {
         opts: RunOptions,
         work: Option<std::sync::Arc<dyn crate::work::Work>>,
     ) -> Result<EngineHandle, EngineError> {
+        Self::start_on(settings, opts, work, QueueChoice::InProcess)
+    }
+
+    /// Starts an engine whose queue is `queue` (a broker is connected to and set up before
+    /// this returns, so an unreachable one is an error here, not a failed run).
+    ///
+    /// # Errors
+    /// Invalid settings, a runtime that could not be built, or a broker that could not be used.
+    pub fn start_on(
+        settings: Settings,
+        opts: RunOptions,
+        work: Option<std::sync::Arc<dyn crate::work::Work>>,
+        queue: QueueChoice,
+    ) -> Result<EngineHandle, EngineError> {
         settings.validate()?;
+        check_queue_choice(&queue, &settings)?;
         opts.validate().map_err(EngineError::Invalid)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (snap_tx, snap_rx) = watch::channel(Snapshot::initial(settings.clone()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let choice = queue.clone();
         let thread = std::thread::Builder::new()
             .name("pooltune-engine".into())
-            .spawn(move || control::run_thread(settings, opts, work, cmd_rx, &snap_tx, &ready_tx))
+            .spawn(move || control::run_thread(settings, opts, work, queue, cmd_rx, &snap_tx, &ready_tx))
             .map_err(|e| EngineError::Start(e.to_string()))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread) }),
+            Ok(Ok(())) => {
+                Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread), queue: choice })
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(EngineError::Start("the engine thread ended while starting".into())),
         }
@@ -300,7 +353,8 @@ impl EngineHandle {
     /// The reason a knob value is refused.
     pub fn check(&self, cmd: &Command) -> Result<(), EngineError> {
         if let Command::Set(knob) = cmd {
-            self.snapshots.borrow().settings.with(knob.live().map_err(SettingsError::from)?)?;
+            let after = self.snapshots.borrow().settings.with(knob.live().map_err(SettingsError::from)?)?;
+            check_queue_choice(&self.queue, &after)?;
         }
         Ok(())
     }
@@ -393,7 +447,7 @@ mod tests {
         let (commands, _rx) = mpsc::channel(1);
         let (_tx, snapshots) = watch::channel(Snapshot::initial(Settings::default()));
         let thread = std::thread::spawn(|| panic!("the clock overflowed"));
-        let engine = EngineHandle { commands, snapshots, thread: Some(thread) };
+        let engine = EngineHandle { commands, snapshots, thread: Some(thread), queue: QueueChoice::InProcess };
         assert_eq!(engine.try_join(), Err(EngineError::Panicked("the clock overflowed".into())));
     }
 

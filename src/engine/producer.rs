@@ -119,6 +119,7 @@ impl Producer {
             enqueued: intended,
             service: self.sampler.draw(s),
             done,
+            receipt: None,
         }
     }
 
@@ -292,6 +293,7 @@ impl Producer {
                     enqueued: now,
                     service: self.sampler.draw(s),
                     done: None,
+                    receipt: None,
                 });
             }
             let queued = shared.queue.push_many(&mut batch);
@@ -385,6 +387,7 @@ async fn client(shared: Arc<Shared>, cfg: watch::Receiver<ProducerCfg>, seed: u6
             enqueued: now,
             service: sampler.draw(&s),
             done: Some(Arc::clone(&done)),
+            receipt: None,
         };
         tokio::select! {
             () = cancel.cancelled() => {

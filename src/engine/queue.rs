@@ -41,6 +41,8 @@ pub struct Job {
     pub service: Duration,
     /// A closed-loop client waiting for this job to be done (completed, rejected or dropped).
     pub done: Option<Arc<Notify>>,
+    /// The broker's receipt, settled when the job is done (none on the local queue).
+    pub receipt: Option<super::backend::Receipt>,
 }
 
 impl Job {
@@ -110,6 +112,9 @@ pub struct JobQueue {
     not_full: Notify,
     bound: AtomicUsize,
     policy: AtomicU8,
+    /// Whether a push stamps the job's enqueue time (not in a relay, whose jobs were enqueued
+    /// elsewhere: the broker's inbox).
+    stamps: bool,
 }
 
 fn policy_code(p: Policy) -> u8 {
@@ -139,7 +144,15 @@ impl JobQueue {
             not_full: Notify::new(),
             bound: AtomicUsize::new(bound),
             policy: AtomicU8::new(policy_code(policy)),
+            stamps: true,
         }
+    }
+
+    /// A queue that keeps the enqueue time its jobs arrive with (policy `block`).
+    #[cfg(feature = "broker")]
+    #[must_use]
+    pub fn relay(bound: usize) -> Self {
+        Self { stamps: false, ..Self::new(bound, Policy::Block) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -199,7 +212,9 @@ impl JobQueue {
         }
         q.touch(now);
         q.arrived(now, 1);
-        job.enqueued = now;
+        if self.stamps {
+            job.enqueued = now;
+        }
         q.jobs.push_back(job);
         q.max = q.max.max(q.jobs.len());
         drop(q);
@@ -328,7 +343,9 @@ impl JobQueue {
         let n = jobs.len().min(bound.saturating_sub(q.jobs.len()));
         q.arrived(now, n);
         for mut job in jobs.drain(..n) {
-            job.enqueued = now;
+            if self.stamps {
+                job.enqueued = now;
+            }
             q.jobs.push_back(job);
         }
         q.max = q.max.max(q.jobs.len());
@@ -384,7 +401,7 @@ mod tests {
     /// A job told apart by its service demand (`id` nanoseconds).
     fn job(id: u64) -> Job {
         let now = Instant::now();
-        Job { id, intended: now, enqueued: now, service: Duration::from_nanos(id), done: None }
+        Job { id, intended: now, enqueued: now, service: Duration::from_nanos(id), done: None, receipt: None }
     }
 
     fn id(j: &Job) -> u64 {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
+use super::backend::settle;
 use super::service::serve;
 use super::{RECENT_ERRORS, Shared};
 use crate::engine::queue::Job;
@@ -38,7 +39,7 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
         // Take a job without waiting if there is one; otherwise publish what is recorded before
         // waiting, so an idle worker never sits on unpublished records.
         let now = last_end.take().unwrap_or_else(Instant::now);
-        let (job, start) = match shared.queue.try_pop_at(now) {
+        let (mut job, start) = match shared.queue.try_pop_at(now) {
             Ok(Some(taken)) => taken,
             Err(()) => break,
             Ok(None) => {
@@ -64,6 +65,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
         let ready = job.enqueued.max(free_since).min(start);
         records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, ready, start, end }, kind);
         job.release();
+        if let Some(receipt) = job.receipt.take() {
+            settle(receipt).await;
+        }
         free_since = end;
         // Taking a job spends tokio's cooperative budget, as a channel receive would: a worker
         // that never waits (zero, spin or block service under load) still yields every 128 jobs

@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::error::KnobError;
 use super::value::{KnobValue, ValueKind};
 use super::{
-    ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_QUEUE, MAX_RATE, MAX_THREADS, MAX_TIME, MAX_WORKERS, Policy, Rate,
-    ServiceDist, ServiceKind, Settings, default_threads,
+    ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_PREFETCH, MAX_QUEUE, MAX_RATE, MAX_THREADS, MAX_TIME, MAX_WORKERS, Policy,
+    Rate, ServiceDist, ServiceKind, Settings, default_threads,
 };
 
 /// One row of the knob table, for clients that list knobs (help, flags, profiles, docs).
@@ -320,6 +320,20 @@ knobs! {
         get: |s| Some(s.timeout), set: |s, v| s.timeout = v,
         live: true, ramps: false, example: "50ms",
         help: "Cancel a job still running after this long, counting it as timed out",
+    },
+    Prefetch(usize) {
+        key: "prefetch", flag: "prefetch", alias: None, label: "prefetch", value_name: "N",
+        range: (1, MAX_PREFETCH), default: prefetch = 64, shown: None,
+        get: |s| Some(s.prefetch), set: |s, v| s.prefetch = v,
+        live: true, ramps: false, example: "128",
+        help: "Broker: jobs a node pulls ahead of its workers",
+    },
+    AckWait(Duration) {
+        key: "ack_wait", flag: "ack-wait", alias: None, label: "ack_wait", value_name: "DUR",
+        range: (Duration::from_millis(10), MAX_TIME), default: ack_wait = Duration::from_secs(30), shown: None,
+        get: |s| Some(s.ack_wait), set: |s, v| s.ack_wait = v,
+        live: true, ramps: false, example: "5s",
+        help: "Broker: a job held unacknowledged this long is delivered again",
     },
     Threads(usize) {
         key: "threads", flag: "threads", alias: None, label: "threads", value_name: "N",

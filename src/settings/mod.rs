@@ -24,6 +24,8 @@ pub use value::{KnobValue, ValueKind};
 pub const MAX_WORKERS: usize = 100_000;
 /// The largest queue bound; memory grows only with what is really queued, not with the bound.
 pub const MAX_QUEUE: usize = 10_000_000;
+/// The most jobs a broker node pulls ahead of its workers.
+pub const MAX_PREFETCH: usize = 100_000;
 /// The highest finite arrival rate, jobs per second (`max` means "as fast as the queue accepts").
 pub const MAX_RATE: f64 = 10_000_000.0;
 /// The longest service, think or burst time.
@@ -209,6 +211,11 @@ pub struct Settings {
     /// A job running longer than this is cancelled and counted as timed out (`None`: no limit).
     #[serde(serialize_with = "timeout_serde")]
     pub timeout: Option<Duration>,
+    /// Broker: how many jobs a node pulls ahead of its workers.
+    pub prefetch: usize,
+    /// Broker: a job held unacknowledged this long is delivered again.
+    #[serde(with = "duration_serde")]
+    pub ack_wait: Duration,
     pub threads: usize,
     pub seed: u64,
 }

