@@ -1,5 +1,8 @@
 //! The real binary in a real terminal (tmux): keys reach the engine, `q` exits 0 and the
 //! terminal is restored; with every runtime thread blocked, the dashboard still answers.
+//! Without tmux each test says how to install it and skips (a failure under `.ci/run`).
+
+mod common;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -9,11 +12,13 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(name: &str, shell_command: &str) -> Tmux {
+    /// A session running `shell_command`, or `None` (skip) when tmux is not installed.
+    fn start(name: &str, shell_command: &str) -> Option<Tmux> {
+        common::servers::need("tmux", "install it with `apt-get install tmux`")?;
         let t = Tmux { socket: format!("pooltune-{name}-{}", std::process::id()) };
         let o = t.run(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", shell_command]);
         assert!(o.status.success(), "tmux: {}", String::from_utf8_lossy(&o.stderr));
-        t
+        Some(t)
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -62,7 +67,7 @@ fn shell(args: &str) -> String {
 
 #[test]
 fn keys_reach_the_engine_and_q_restores_the_terminal() {
-    let t = Tmux::start("keys", &shell("--threads 2"));
+    let Some(t) = Tmux::start("keys", &shell("--threads 2")) else { return };
     let s = t.wait("the dashboard", |s| workers(s).is_some() && s.contains("running"));
     let before = workers(&s).unwrap();
     t.keys("w");
@@ -81,7 +86,11 @@ fn keys_reach_the_engine_and_q_restores_the_terminal() {
 #[test]
 fn a_blocked_runtime_does_not_freeze_the_dashboard() {
     // Every runtime thread sits in std::thread::sleep most of the time: the classic mistake.
-    let t = Tmux::start("blocked", &shell("--threads 2 --workers 8 --service-kind block --service 200ms --rate 200"));
+    let Some(t) =
+        Tmux::start("blocked", &shell("--threads 2 --workers 8 --service-kind block --service 200ms --rate 200"))
+    else {
+        return;
+    };
     let s = t.wait("the dashboard", |s| workers(s).is_some());
     let clock = |s: &str| {
         s.lines()
@@ -116,7 +125,7 @@ fn signals_end_the_dashboard_with_whole_outputs_and_a_restored_terminal() {
         let dir = tempfile::tempdir().unwrap();
         let (json, csv, log) = (dir.path().join("out.json"), dir.path().join("out.csv"), dir.path().join("marker.log"));
         let args = format!("--threads 2 --json {} --csv {} --log {}", json.display(), csv.display(), log.display());
-        let t = Tmux::start(&format!("sig{code}"), &shell(&args));
+        let Some(t) = Tmux::start(&format!("sig{code}"), &shell(&args)) else { return };
         t.wait("the dashboard", |s| workers(s).is_some() && s.contains("running"));
         let pid = pid_with(log.to_str().unwrap()).expect("the dashboard's pid");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
@@ -152,7 +161,7 @@ fn overload_at_ten_times_capacity_under_each_policy() {
             csv.display(),
             log.display()
         );
-        let t = Tmux::start(&format!("over-{policy}"), &shell(&args));
+        let Some(t) = Tmux::start(&format!("over-{policy}"), &shell(&args)) else { return };
         t.wait("the dashboard", |s| workers(s).is_some());
         let pid = pid_with(log.to_str().unwrap()).expect("the dashboard's pid");
         let mut rss_max = 0u64;
