@@ -162,3 +162,132 @@ fn the_command_line_runs_over_the_broker() {
     assert!(n("completed") > 200, "{j}");
     assert_eq!(n("offered"), n("completed") + n("failed") + n("rejected") + n("dropped") + n("abandoned"), "{j}");
 }
+
+/// A `pooltune worker` process for `run`, its stderr kept in `log`.
+fn worker(nats: &Nats, run: &str, name: &str, log: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pooltune"))
+        .args(["worker", "--broker", &nats.url, "--run-name", run, "--workers", "2", "--name", name, "--threads", "1"])
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a worker process to exit by itself (a liveness bound, not a timing assertion).
+fn exit_of(child: &mut std::process::Child) -> Option<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the worker process did not exit after the run");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn controller(nats: &Nats, run: &str, json: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "run",
+        "--headless",
+        "--broker",
+        &nats.url,
+        "--run-name",
+        run,
+        "--workers",
+        "0",
+        "--service",
+        "10ms",
+        "--service-dist",
+        "constant",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = pooltune(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+/// Every job counted once, and each by a count of its own: `unaccounted` is what the end of the
+/// run could only fold into `abandoned` (a job lost).
+fn assert_identity(v: &serde_json::Value) {
+    let j = &v["jobs"];
+    let sum = n(j, "completed") + n(j, "failed") + n(j, "rejected") + n(j, "dropped") + n(j, "abandoned");
+    assert_eq!(n(j, "offered"), sum, "every job once: {j}");
+    assert_eq!(n(&v["broker"], "unaccounted"), 0, "jobs lost: {}", v["broker"]);
+}
+
+/// A controller with no workers of its own and two worker processes: the nodes serve every
+/// job, their reports add up to the run's totals, each exits 0 with its summary, and each
+/// node's clock offset from the controller (one machine: truly 0) comes out within 0.1 ms.
+#[test]
+fn two_worker_processes_serve_a_controller_with_none() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = worker(&nats, "pair", "a", &dir.path().join("a.log"));
+    let mut b = worker(&nats, "pair", "b", &dir.path().join("b.log"));
+    let v = controller(&nats, "pair", &dir.path().join("run.json"), &["--rate", "200", "--duration", "3s"]);
+    for (child, name) in [(&mut a, "a"), (&mut b, "b")] {
+        let log = dir.path().join(format!("{name}.log"));
+        assert_eq!(exit_of(child), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains(&format!("node {name} served")), "{text}");
+    }
+    let j = &v["jobs"];
+    assert_identity(&v);
+    assert!(n(j, "completed") > 400, "{j}");
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    let served: u64 = nodes.iter().map(|x| n(x, "completed")).sum();
+    assert_eq!(served, n(j, "completed"), "the nodes' reports are the run's completions");
+    for x in nodes {
+        assert!(n(x, "completed") > 50 && x["finished"] == true && x["lost"] == false, "{x}");
+        let offset = x["clock_offset_ms"].as_f64().unwrap();
+        eprintln!("node {}: clock offset {offset:+.4} ms ± {:.4}", x["name"], x["clock_uncertainty_ms"]);
+        assert!(offset.abs() <= 0.1, "one machine's clock is 0 ms from itself: {x}");
+    }
+    assert_eq!(v["broker"]["duplicates"], 0);
+}
+
+/// kill -9 of a worker node mid-run: the jobs it held come back after `ack_wait` and the other
+/// node serves them; the lost node is marked lost; every job is still counted once. Offered
+/// 500/s against 400/s of workers, each node's inbox is full (`prefetch` 64) when one is killed.
+#[test]
+fn a_killed_node_loses_no_job() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = worker(&nats, "kill", "a", &dir.path().join("a.log"));
+    let mut b = worker(&nats, "kill", "b", &dir.path().join("b.log"));
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        a.kill().unwrap();
+        a.wait().unwrap()
+    });
+    let v = controller(
+        &nats,
+        "kill",
+        &dir.path().join("run.json"),
+        &["--rate", "500", "--duration", "5s", "--ack-wait", "1s", "--queue", "1000"],
+    );
+    killer.join().unwrap();
+    assert_eq!(exit_of(&mut b), Some(0));
+    let j = &v["jobs"];
+    assert_identity(&v);
+    let nodes = v["nodes"].as_array().unwrap();
+    let node = |name: &str| nodes.iter().find(|x| x["name"] == name).unwrap();
+    assert!(node("a")["lost"] == true && node("b")["lost"] == false, "{nodes:?}");
+    let redelivered = n(&v["broker"], "redelivered");
+    assert!(redelivered > 0, "node a's jobs came back: {}", v["broker"]);
+    // What may be left at the end: the outbox, and what the stream still held.
+    assert!(n(j, "abandoned") <= 1024 + 1000, "{j}");
+    assert!(n(j, "completed") + n(j, "abandoned") == n(j, "offered"), "none refused, dropped or failed: {j}");
+    eprintln!("jobs {j}, redelivered {redelivered}");
+}

@@ -149,6 +149,43 @@ fn renders_at_80x24() {
     insta::assert_snapshot!(render(&scripted_state(false), 80, 24).backend());
 }
 
+/// A broker run with two worker nodes, one of them lost: the broker panel under the runtime's.
+#[test]
+fn renders_a_broker_run_with_its_nodes_at_120x40() {
+    use pooltune::metrics::{BrokerView, NodeView};
+    let mut state = scripted_state(false);
+    let mut s = state.snap.clone();
+    s.broker = Some(BrokerView {
+        url: "nats://127.0.0.1:4222".into(),
+        stream: "POOLTUNE_demo".into(),
+        consumer: "workers".into(),
+        redelivered: 66,
+        duplicates: 1,
+        publish_retries: 12,
+        ack_pending_cap: 100,
+        ack_pending_max: 87,
+        time_in_broker_ms: summary(0.3, 0.25, 0.9, 1.2),
+        unaccounted: 0,
+    });
+    let node = |name: &str, lost: bool| NodeView {
+        name: name.into(),
+        workers: 4,
+        busy: if lost { 0 } else { 3 },
+        completed: 12_345,
+        redelivered: if lost { 0 } else { 66 },
+        lost,
+        clock_offset_ms: 0.012,
+        clock_uncertainty_ms: 0.08,
+        last_heard_ms: if lost { 1500.0 } else { 20.0 },
+        latency_ms: summary(6.0, 4.5, 21.0, 30.0),
+        ..NodeView::default()
+    };
+    s.nodes = vec![node("a", false), node("b", true)];
+    s.tick += 1;
+    state.on_snapshot(s);
+    insta::assert_snapshot!(render(&state, 120, 40).backend());
+}
+
 #[test]
 fn renders_at_200x60() {
     insta::assert_snapshot!(render(&scripted_state(false), 200, 60).backend());

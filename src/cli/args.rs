@@ -125,6 +125,28 @@ pub enum Cmd {
     Model(ModelArgs),
     /// Step a knob through a range and measure each step: the knee, and the highest value that meets a p99 target.
     Sweep(Box<SweepArgs>),
+    /// Serve a broker run's jobs from this process (this machine or another): a worker node.
+    Worker(WorkerArgs),
+}
+
+/// `pooltune worker`'s arguments (run by `cli::worker_cmd`).
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The run's broker, e.g. `nats://10.0.0.5:4222`
+    #[arg(long, value_name = "URL")]
+    pub broker: String,
+    /// The run to join (the controller prints it)
+    #[arg(long, value_name = "NAME")]
+    pub run_name: String,
+    /// Worker tasks on this node, until the controller sets them [default 4]
+    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"))]
+    pub workers: Option<usize>,
+    /// This node's name in the controller's table [default: the host name and process id]
+    #[arg(long, value_name = "NODE")]
+    pub name: Option<String>,
+    /// Threads of this node's workload runtime [default: the number of cores]
+    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("threads"))]
+    pub threads: Option<usize>,
 }
 
 /// The workload's knobs, each overriding the default (or the profile's starting value): one

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::{BadInput, Failure, RunContext};
-use crate::engine::{EngineHandle, RunOptions};
+use crate::engine::{Command, EngineHandle, RunOptions};
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
 use crate::report::{self, AtomicFile, EndedBy, RunConfig, RunSummary, SeriesWriter};
@@ -61,4 +61,38 @@ pub fn exit_code(ended: EndedBy) -> ExitCode {
         EndedBy::Terminate => ExitCode::from(143),
         _ => ExitCode::SUCCESS,
     }
+}
+
+/// Follows snapshots until the final one, calling `each` on every other; SIGINT and SIGTERM ask
+/// the engine to end the run gracefully. Returns the signal that ended it, if any.
+pub async fn follow(
+    engine: &EngineHandle,
+    mut each: impl FnMut(&Snapshot) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<EndedBy>> {
+    let mut rx = engine.subscribe();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut signal = None;
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let snap = rx.borrow_and_update().clone();
+                if snap.finished {
+                    break;
+                }
+                each(&snap)?;
+            }
+            _ = tokio::signal::ctrl_c(), if signal.is_none() => {
+                signal = Some(EndedBy::Interrupt);
+                let _ = engine.send(Command::Shutdown).await;
+            }
+            _ = term.recv(), if signal.is_none() => {
+                signal = Some(EndedBy::Terminate);
+                let _ = engine.send(Command::Shutdown).await;
+            }
+        }
+    }
+    Ok(signal)
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::args::RunArgs;
 use super::driver::Driver;
 use super::{Outcome, RunContext, finish, summary};
-use crate::engine::{Command, EngineHandle, RunOptions};
+use crate::engine::RunOptions;
 use crate::model::advisor::Target;
 use crate::report::{EndedBy, RunConfig};
 use crate::settings::Settings;
@@ -24,7 +24,12 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
     let engine = finish::start_engine(settings, opts, ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);
-    let signal = rt.block_on(follow(&engine, &mut driver))?;
+    let signal = rt.block_on(finish::follow(&engine, |snap| {
+        for refusal in driver.on_snapshot(snap, &engine)? {
+            eprintln!("pooltune: {refusal}");
+        }
+        Ok(())
+    }))?;
     let last = engine.try_join()?;
     let missed = driver.missed_ticks();
     if let Some(path) = driver.finish(&last)? {
@@ -50,37 +55,4 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
 /// A closed pipe on stdout (`pooltune ... | head`) is the reader's choice, not an error.
 fn print_ignoring_broken_pipe(out: &mut impl Write, text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
-/// Follows snapshots until the final one, feeding the driver (series, timeline, recorder);
-/// returns the signal that ended the run, if any.
-async fn follow(engine: &EngineHandle, driver: &mut Driver) -> anyhow::Result<Option<EndedBy>> {
-    let mut rx = engine.subscribe();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut signal = None;
-    loop {
-        tokio::select! {
-            changed = rx.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let snap = rx.borrow_and_update().clone();
-                if snap.finished {
-                    break;
-                }
-                for refusal in driver.on_snapshot(&snap, engine)? {
-                    eprintln!("pooltune: {refusal}");
-                }
-            }
-            _ = tokio::signal::ctrl_c(), if signal.is_none() => {
-                signal = Some(EndedBy::Interrupt);
-                let _ = engine.send(Command::Shutdown).await;
-            }
-            _ = term.recv(), if signal.is_none() => {
-                signal = Some(EndedBy::Terminate);
-                let _ = engine.send(Command::Shutdown).await;
-            }
-        }
-    }
-    Ok(signal)
 }

@@ -18,6 +18,7 @@ mod model_cmd;
 mod profiles_cmd;
 mod summary;
 mod sweep_cmd;
+mod worker_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -135,6 +136,7 @@ pub fn main_with(work: Option<Work>) -> ExitCode {
         Some(Cmd::Run(cmd)) => run(cmd.profile.as_deref(), &cmd.args, work),
         Some(Cmd::Model(args)) => model_cmd::run(&args),
         Some(Cmd::Sweep(args)) => sweep_cmd::run(&args, work),
+        Some(Cmd::Worker(args)) => worker_cmd::run(&args, work),
         Some(Cmd::Profiles) => profiles_cmd::list(),
         Some(Cmd::Validate { files }) => Ok(profiles_cmd::validate(&files)),
         None => run(None, &cli.run, work),

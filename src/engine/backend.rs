@@ -35,6 +35,22 @@ pub async fn settle(receipt: Receipt) {
     match receipt {}
 }
 
+/// A worker node's receipts, kept until the report that counts their jobs has gone.
+#[cfg(feature = "broker")]
+pub type Pending = Vec<(u64, async_nats::jetstream::Message)>;
+/// A worker node's receipts: none without the `broker` feature.
+#[cfg(not(feature = "broker"))]
+pub type Pending = Vec<std::convert::Infallible>;
+
+/// What a worker node's controller said.
+#[cfg_attr(not(feature = "broker"), allow(dead_code))]
+pub enum Update {
+    /// The run is over.
+    End,
+    /// The live knobs, as they apply to this node.
+    Knobs(Vec<crate::settings::Knob>),
+}
+
 /// What a closed queue hands back.
 pub struct Closed {
     /// Jobs that were waiting in this process (never started): abandoned.
@@ -89,6 +105,103 @@ impl Queue {
             Queue::Local(_) => asked,
             #[cfg(feature = "broker")]
             Queue::Broker(_) => Some(Policy::Block),
+        }
+    }
+
+    /// Whether this process makes the arrivals (not a broker's worker node).
+    pub fn produces(&self) -> bool {
+        match self {
+            Queue::Local(_) => true,
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.produces(),
+        }
+    }
+
+    /// A worker node's receipts since the last report (take them before the tick's drain).
+    pub fn take_pending(&self) -> Pending {
+        match self {
+            Queue::Local(_) => Pending::default(),
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.take_pending(),
+        }
+    }
+
+    /// A controller: adds its nodes' reports and the broker's state to the tick's inputs.
+    #[cfg_attr(not(feature = "broker"), allow(clippy::unused_self))]
+    pub fn absorb(&self, inputs: &mut crate::metrics::aggregate::TickInputs<'_>, interval: std::time::Duration) {
+        #[cfg(feature = "broker")]
+        if let Queue::Broker(b) = self {
+            if let Some(a) = b.absorb(inputs.recorders, inputs.now, interval) {
+                inputs.nodes = a.nodes;
+                inputs.node_workers = a.workers;
+                inputs.duplicates = a.duplicates;
+            }
+            inputs.broker = Some(b.view());
+        }
+        #[cfg(not(feature = "broker"))]
+        let _ = (inputs, interval);
+    }
+
+    /// A worker node: sends the tick's report, then acknowledges `pending`. The task sending
+    /// it is returned, for the last report to be waited for.
+    pub fn report(
+        &self,
+        handle: &tokio::runtime::Handle,
+        stats: &crate::metrics::recorder::ShardStats,
+        pending: Pending,
+        workers: usize,
+        busy: u64,
+        last: bool,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.report(handle, stats, pending, workers, busy, last),
+            _ => {
+                let _ = (handle, stats, pending, workers, busy, last);
+                None
+            }
+        }
+    }
+
+    /// A controller: tells its nodes the knobs.
+    #[cfg_attr(not(feature = "broker"), allow(clippy::unused_self))]
+    pub fn publish_control(&self, handle: &tokio::runtime::Handle, s: &Settings, end: bool) {
+        #[cfg(feature = "broker")]
+        if let Queue::Broker(b) = self {
+            b.publish_control(handle, s, end);
+        }
+        #[cfg(not(feature = "broker"))]
+        let _ = (handle, s, end);
+    }
+
+    /// How many workers this process runs now.
+    #[cfg_attr(not(feature = "broker"), allow(clippy::unused_self))]
+    pub fn set_local_workers(&self, n: usize) {
+        #[cfg(feature = "broker")]
+        if let Queue::Broker(b) = self {
+            b.set_local_workers(n);
+        }
+        #[cfg(not(feature = "broker"))]
+        let _ = n;
+    }
+
+    /// The operator set the workers during the run: a broker's nodes take the count too.
+    #[cfg_attr(not(feature = "broker"), allow(clippy::unused_self))]
+    pub fn set_all_workers(&self, n: usize) {
+        #[cfg(feature = "broker")]
+        if let Queue::Broker(b) = self {
+            b.set_all_workers(n);
+        }
+        #[cfg(not(feature = "broker"))]
+        let _ = n;
+    }
+
+    /// A worker node: what its controller said since the last call.
+    pub fn control_update(&self) -> Option<Update> {
+        match self {
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.control_update(),
+            _ => None,
         }
     }
 
@@ -166,21 +279,31 @@ impl Queue {
     /// Closes the queue: pushes are refused from now on; what never reached a worker is handed
     /// back or counted.
     #[cfg_attr(not(feature = "broker"), allow(clippy::unused_async))]
-    pub async fn close(&self) -> Closed {
+    pub async fn close(
+        &self,
+        handle: &tokio::runtime::Handle,
+        s: &Settings,
+        interval: std::time::Duration,
+        grace: std::time::Duration,
+    ) -> Closed {
         match self {
-            Queue::Local(q) => Closed { left: q.close(), left_in_broker: 0 },
+            Queue::Local(q) => {
+                let _ = (handle, s, interval, grace);
+                Closed { left: q.close(), left_in_broker: 0 }
+            }
             #[cfg(feature = "broker")]
-            Queue::Broker(b) => b.close().await,
+            Queue::Broker(b) => b.close(handle, s, interval, grace).await,
         }
     }
 
-    /// After the last job: releases what the queue holds outside this process (the run's
-    /// stream).
+    /// After the last job: counts the jobs the broker still holds, never run (abandoned), and
+    /// releases what the queue holds outside this process (the run's stream).
     #[cfg_attr(not(feature = "broker"), allow(clippy::unused_async))]
-    pub async fn finish(&self) {
-        #[cfg(feature = "broker")]
-        if let Queue::Broker(b) = self {
-            b.finish().await;
+    pub async fn finish(&self) -> u64 {
+        match self {
+            #[cfg(feature = "broker")]
+            Queue::Broker(b) => b.finish().await,
+            _ => 0,
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::backend::Queue;
+use super::backend::{Queue, Update};
 use super::introspect::Introspect;
 use super::producer::{self, ProducerCfg};
 use super::queue::JobQueue;
@@ -66,6 +66,17 @@ pub fn run_thread(
                 }
             }
         }
+        #[cfg(feature = "broker")]
+        QueueChoice::Node { spec, name } => {
+            match workload.block_on(super::broker::BrokerQueue::join(&spec, &name, &settings)) {
+                Ok(b) => Queue::Broker(Box::new(b)),
+                Err(e) => {
+                    let _ = ready.send(Err(e.into()));
+                    workload.shutdown_background();
+                    return;
+                }
+            }
+        }
     };
     let _ = ready.send(Ok(()));
     let controller = Controller::new(settings, opts, workload.handle().clone(), work, queue);
@@ -89,6 +100,8 @@ struct Controller {
     /// Commands taken so far, applied or refused (published in every snapshot).
     commands: u64,
     introspect: Introspect,
+    /// A worker node's latest report on its way.
+    last_report: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Controller {
@@ -140,12 +153,25 @@ impl Controller {
             commands: 0,
             introspect,
             handle,
+            last_report: None,
         }
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, out: &watch::Sender<Snapshot>) {
         let start = self.shared.start;
-        let make = || producer::run(Arc::clone(&self.shared), self.producer.subscribe(), self.producer_stop.clone());
+        // A broker's worker node serves the controller's arrivals and makes none.
+        let produces = self.shared.queue.produces();
+        if !produces {
+            self.shared.recorders.tap();
+        }
+        let make = || {
+            let (shared, cfg, stop) = (Arc::clone(&self.shared), self.producer.subscribe(), self.producer_stop.clone());
+            async move {
+                if produces {
+                    producer::run(shared, cfg, stop).await;
+                }
+            }
+        };
         #[cfg(all(tokio_unstable, feature = "console"))]
         let producer = match tokio::task::Builder::new().name("producer").spawn_on(make(), &self.handle) {
             Ok(h) => h,
@@ -154,6 +180,8 @@ impl Controller {
         #[cfg(not(all(tokio_unstable, feature = "console")))]
         let producer = self.handle.spawn(make());
         self.set_workers(self.settings.workers);
+        // A broker run's nodes wait for this word before they serve.
+        self.shared.queue.publish_control(&self.handle, &self.settings, false);
         let end = self.shared.end;
         // Ticks and the end on the engine's own timer: tokio's rounds up to the next
         // millisecond, which ran every timed run a millisecond or two long.
@@ -172,6 +200,11 @@ impl Controller {
                 () = timer.sleep_until_strict(at) => {
                     if end.is_some_and(|e| at >= e) {
                         break;
+                    }
+                    match self.shared.queue.control_update() {
+                        Some(Update::End) => break,
+                        Some(Update::Knobs(knobs)) => self.follow(knobs),
+                        None => {}
                     }
                     let snap = self.tick(false);
                     let done = self.settings.jobs.is_some_and(|n| snap.totals.offered >= n)
@@ -211,7 +244,12 @@ impl Controller {
                         self.agg.reset();
                     }
                     match knob {
-                        Knob::Workers(n) => self.set_workers(n),
+                        Knob::Workers(n) => {
+                            self.set_workers(n);
+                            if self.shared.queue.produces() {
+                                self.shared.queue.set_all_workers(n);
+                            }
+                        }
                         Knob::Queue(_) | Knob::Policy(_) | Knob::Prefetch(_) | Knob::AckWait(_) => {
                             self.shared.queue.configure(&self.settings);
                         }
@@ -241,6 +279,7 @@ impl Controller {
     }
 
     fn set_workers(&mut self, n: usize) {
+        self.shared.queue.set_local_workers(n);
         while self.workers.len() < n {
             let retire = Arc::new(AtomicBool::new(false));
             let id = self.workers.len();
@@ -258,9 +297,26 @@ impl Controller {
 
     fn tick(&mut self, finished: bool) -> Snapshot {
         let sh = Arc::clone(&self.shared);
+        // A node takes its receipts before the records are drained: see `Queue::take_pending`.
+        let pending = sh.queue.take_pending();
         let mut inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
         inputs.runtime = self.introspect.sample();
-        self.agg.tick(&inputs)
+        sh.queue.absorb(&mut inputs, self.opts.interval);
+        let snap = self.agg.tick(&inputs);
+        let stats = sh.recorders.take_tap();
+        self.last_report =
+            sh.queue.report(&self.handle, &stats, pending, self.tracker.len(), sh.recorders.busy(), finished);
+        sh.queue.publish_control(&self.handle, &self.settings, false);
+        snap
+    }
+
+    /// A worker node follows the controller's knobs (its own `threads` and `seed` stay).
+    fn follow(&mut self, knobs: Vec<Knob>) {
+        for k in knobs {
+            if self.settings.with(k).is_ok_and(|s| s != self.settings) {
+                self.apply(Command::Set(k));
+            }
+        }
     }
 
     fn inputs<'a>(
@@ -311,6 +367,10 @@ impl Controller {
                 .cloned()
                 .collect(),
             custom_work: sh.work.is_some(),
+            nodes: Vec::new(),
+            node_workers: 0,
+            duplicates: 0,
+            broker: None,
         }
     }
 
@@ -322,7 +382,7 @@ impl Controller {
         self.producer_stop.cancel();
         let grace = self.opts.grace;
         let _ = tokio::time::timeout(grace, producer).await;
-        let closed = self.shared.queue.close().await;
+        let closed = self.shared.queue.close(&self.handle, &self.settings, self.opts.interval, grace).await;
         let abandoned = closed.left.len() as u64 + closed.left_in_broker;
         self.shared.abandoned.fetch_add(abandoned, Ordering::Relaxed);
         for job in &closed.left {
@@ -331,10 +391,20 @@ impl Controller {
         self.set_workers(0);
         self.tracker.close();
         let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
-        self.shared.queue.finish().await;
+        let held = self.shared.queue.finish().await;
+        self.shared.abandoned.fetch_add(held, Ordering::Relaxed);
         let mut last = self.tick(true);
+        // A node's last report (and the acknowledgements after it) must leave before the runtime
+        // that sends it stops.
+        if let Some(sent) = self.last_report.take() {
+            let _ = tokio::time::timeout(grace, sent).await;
+        }
         let unaccounted = last.totals.in_system();
         last.totals.abandoned += unaccounted;
+        // Over a broker every job is accounted for by a count of its own; what is not is shown.
+        if let Some(b) = last.broker.as_mut() {
+            b.unaccounted = unaccounted;
+        }
         last.in_flight = 0;
         last
     }

@@ -91,6 +91,14 @@ pub enum QueueChoice {
     /// A NATS JetStream stream; this process publishes the arrivals and hosts the `workers`.
     #[cfg(feature = "broker")]
     Broker(broker::BrokerSpec),
+    /// A worker node of a broker run: this process serves the run's jobs with its `workers`
+    /// and reports to the run's controller; it makes no arrivals.
+    #[cfg(feature = "broker")]
+    Node {
+        spec: broker::BrokerSpec,
+        /// This node's name in the controller's table.
+        name: String,
+    },
 }
 
 /// The shortest snapshot period.
@@ -177,7 +185,7 @@ pub(crate) fn check_queue_choice(queue: &QueueChoice, s: &Settings) -> Result<()
             "--arrival closed is not accepted with --broker; expected poisson, constant, bursty or batch".into(),
         )),
         #[cfg(feature = "broker")]
-        QueueChoice::Broker(_) => Ok(()),
+        QueueChoice::Broker(_) | QueueChoice::Node { .. } => Ok(()),
     }
 }
 

@@ -66,6 +66,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
         records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, ready, start, end }, kind);
         job.release();
         if let Some(receipt) = job.receipt.take() {
+            // A node acknowledges a job only after a report that counts it: its record must be
+            // in the shard before its receipt is kept.
+            records.flush();
             settle(receipt).await;
         }
         free_since = end;

@@ -63,6 +63,12 @@ pub struct TickInputs<'a> {
     pub recent_errors: Vec<String>,
     /// The workers run your own job, not the synthetic service.
     pub custom_work: bool,
+    /// A broker run's worker nodes, their workers (summed), and the jobs they finished twice
+    /// since the last tick (counted once).
+    pub nodes: Vec<super::NodeView>,
+    pub node_workers: usize,
+    pub duplicates: u64,
+    pub broker: Option<super::BrokerView>,
 }
 
 pub struct Aggregator {
@@ -246,12 +252,11 @@ impl Aggregator {
     fn totals(&self, i: &TickInputs<'_>) -> Counters {
         Counters {
             offered: i.offered,
-            started: self.last.completed
-                + self.tick_stats.completed
+            started: (self.last.completed + self.tick_stats.completed).saturating_sub(i.duplicates)
                 + self.last.failed
                 + self.tick_stats.failed
                 + i.recorders.busy(),
-            completed: self.last.completed + self.tick_stats.completed,
+            completed: (self.last.completed + self.tick_stats.completed).saturating_sub(i.duplicates),
             failed: self.last.failed + self.tick_stats.failed,
             timed_out: self.last.timed_out + self.tick_stats.timed_out,
             panicked: self.last.panicked + self.tick_stats.panicked,
@@ -295,7 +300,7 @@ impl Aggregator {
             dropped: per_s(d.dropped, secs),
         };
         #[allow(clippy::cast_precision_loss)]
-        let workers = i.settings.workers as f64;
+        let workers = (i.settings.workers + i.node_workers) as f64;
         let busy_s = t.service_ns as f64 / 1e9;
         let utilisation = if workers > 0.0 && secs > 0.0 { busy_s / (workers * secs) } else { 0.0 };
         let latency = Latency {
@@ -358,6 +363,9 @@ impl Aggregator {
             runtime: i.runtime,
             recent_errors: i.recent_errors.clone(),
             custom_work: i.custom_work,
+            nodes: i.nodes.clone(),
+            remote_workers: i.node_workers,
+            broker: i.broker.clone(),
             dist,
         }
     }
@@ -455,6 +463,10 @@ mod tests {
             runtime: RuntimeStats::default(),
             recent_errors: Vec::new(),
             custom_work: false,
+            nodes: Vec::new(),
+            node_workers: 0,
+            duplicates: 0,
+            broker: None,
         };
         job(Duration::from_millis(100));
         let s = agg.tick(&inputs(t0 + Duration::from_millis(500), 1));

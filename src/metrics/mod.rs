@@ -3,6 +3,7 @@
 //! - [`recorder`]: the hot path's sharded per-job recording (no allocation, no waiting).
 //! - [`hist`]: HDR histograms in microseconds and the [`Summary`] of percentiles.
 //! - [`aggregate`]: the per-tick merge that turns shards and counters into a [`Snapshot`].
+//! - `node` (feature `broker`): a worker node's per-tick report, as it travels to the controller.
 //! - [`schedule`]: what the settings asked for over the measured window (the mean set rate,
 //!   the changes).
 //!
@@ -12,6 +13,8 @@
 
 pub mod aggregate;
 pub mod hist;
+#[cfg(feature = "broker")]
+pub mod node;
 pub mod recorder;
 pub mod schedule;
 pub mod sparse;
@@ -96,6 +99,51 @@ pub struct QueueView {
     pub mean: f64,
     pub max: usize,
     pub bound: usize,
+}
+
+/// A worker node of a broker run, as the controller last heard of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub workers: usize,
+    pub busy: u64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Jobs this node was delivered a second time or more.
+    pub redelivered: u64,
+    /// Silent for 3 ticks or more.
+    pub lost: bool,
+    /// The node has said it is done.
+    pub finished: bool,
+    /// The node's wall clock minus the controller's, and the estimate's uncertainty.
+    pub clock_offset_ms: f64,
+    pub clock_uncertainty_ms: f64,
+    /// Since the node's last report.
+    pub last_heard_ms: f64,
+    /// Over the whole run on this node.
+    pub latency_ms: Summary,
+    pub service_ms: Summary,
+}
+
+/// The broker under a run: where it is and what it did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BrokerView {
+    pub url: String,
+    pub stream: String,
+    pub consumer: String,
+    /// Deliveries after the first (a node lost, or `ack_wait` passed).
+    pub redelivered: u64,
+    /// Jobs finished twice (counted once in the totals).
+    pub duplicates: u64,
+    /// Publishes refused by a full stream and tried again (`block`).
+    pub publish_retries: u64,
+    /// The consumer's `max_ack_pending`, and the most jobs held unacknowledged at a sample.
+    pub ack_pending_cap: u64,
+    pub ack_pending_max: u64,
+    /// Publish → delivered to a worker process, over the run.
+    pub time_in_broker_ms: Summary,
+    /// Jobs no count could place at the end (folded into `abandoned`): 0 unless a job was lost.
+    pub unaccounted: u64,
 }
 
 /// Statistics since the warm-up ended or the operator last reset them.
@@ -217,6 +265,12 @@ pub struct Snapshot {
     /// run asked for them ([`crate::engine::RunOptions::distributions`]).
     #[serde(skip)]
     pub dist: Option<std::sync::Arc<sparse::TickDist>>,
+    /// A broker run's worker nodes (the controller's own workers are not among them), and
+    /// their workers, summed over the nodes neither lost nor finished.
+    pub nodes: Vec<NodeView>,
+    pub remote_workers: usize,
+    /// The broker, on a broker run.
+    pub broker: Option<BrokerView>,
 }
 
 impl Snapshot {
@@ -246,6 +300,9 @@ impl Snapshot {
             recent_errors: Vec::new(),
             custom_work: false,
             dist: None,
+            nodes: Vec::new(),
+            remote_workers: 0,
+            broker: None,
         }
     }
 }

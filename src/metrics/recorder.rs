@@ -255,9 +255,15 @@ impl Drop for Batch<'_> {
     }
 }
 
-/// All shards of one engine.
+/// All shards of one engine, and what other processes' workers reported (a broker run's worker
+/// nodes, merged as if a local shard had recorded it).
 pub struct Recorders {
     shards: Box<[Shard]>,
+    /// Remote workers' records since the last drain, and how many of them are busy.
+    remote: Mutex<ShardStats>,
+    remote_busy: AtomicI64,
+    /// A worker node's copy of each drain, for its report (`None`: not kept).
+    tap: Mutex<Option<ShardStats>>,
 }
 
 impl Recorders {
@@ -266,7 +272,28 @@ impl Recorders {
         let shards = (0..shards.max(1))
             .map(|_| Shard { stats: Mutex::new(ShardStats::new()), busy: AtomicI64::new(0) })
             .collect();
-        Self { shards }
+        Self { shards, remote: Mutex::new(ShardStats::new()), remote_busy: AtomicI64::new(0), tap: Mutex::new(None) }
+    }
+
+    /// Adds a remote worker node's records; the next drain takes them with the local ones.
+    pub fn merge_remote(&self, stats: &ShardStats) {
+        self.remote.lock().unwrap_or_else(PoisonError::into_inner).merge(stats);
+    }
+
+    /// How many remote workers are running a job (the sum over nodes, as last reported).
+    pub fn set_remote_busy(&self, n: u64) {
+        self.remote_busy.store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Keeps a copy of every drain from now on, for [`Self::take_tap`] (a worker node's report).
+    pub fn tap(&self) {
+        self.tap.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(ShardStats::new);
+    }
+
+    /// What the drains since the last call took from the local shards (empty when not tapped).
+    pub fn take_tap(&self) -> ShardStats {
+        let mut tap = self.tap.lock().unwrap_or_else(PoisonError::into_inner);
+        tap.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     #[must_use]
@@ -277,18 +304,27 @@ impl Recorders {
     /// Workers running a job right now.
     #[must_use]
     pub fn busy(&self) -> u64 {
-        let b: i64 = self.shards.iter().map(|s| s.busy.load(Ordering::Relaxed)).sum();
+        let b: i64 = self.shards.iter().map(|s| s.busy.load(Ordering::Relaxed)).sum::<i64>()
+            + self.remote_busy.load(Ordering::Relaxed);
         u64::try_from(b).unwrap_or(0)
     }
 
     /// Swaps each shard's stats for the matching (empty) spare and merges what was taken into
     /// `into`; the spares come back empty. `spares` must have one entry per shard.
     pub fn drain_into(&self, spares: &mut [ShardStats], into: &mut ShardStats) {
+        let mut tap = self.tap.lock().unwrap_or_else(PoisonError::into_inner);
         for (shard, spare) in self.shards.iter().zip(spares.iter_mut()) {
             std::mem::swap(&mut *shard.stats.lock().unwrap_or_else(PoisonError::into_inner), spare);
             into.merge(spare);
+            if let Some(t) = tap.as_mut() {
+                t.merge(spare);
+            }
             spare.clear();
         }
+        drop(tap);
+        let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        into.merge(&remote);
+        remote.clear();
     }
 }
 

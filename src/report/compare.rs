@@ -136,7 +136,7 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         Workload::Closed(_) | Workload::Batch(_) => Inputs {
             rate: m.offered_per_s,
             service_mean: inputs.service_ms_mean / 1e3,
-            ..Inputs::mmc(0.0, 1.0, u32::try_from(st.workers).unwrap_or(u32::MAX))
+            ..Inputs::mmc(0.0, 1.0, u32::try_from(st.workers + s.remote_workers).unwrap_or(u32::MAX))
         },
     };
     let refused = m.jobs.rejected + m.jobs.dropped;
@@ -198,7 +198,8 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
     let mut inputs = ModelInputs {
         rate_per_s: rate,
         service_ms_mean: m.latency.service.mean,
-        workers: st.workers,
+        // A broker run's worker nodes serve the same queue: the model sees every worker.
+        workers: st.workers + s.remote_workers,
         // Under `block` nothing is refused and latency counts from the intended time, so the
         // producer's backlog is part of the queue: the unbounded model applies.
         queue: (st.policy != Policy::Block).then_some(st.queue),
@@ -216,7 +217,7 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
         burst_on_ms: None,
         burst_off_ms: None,
     };
-    let workers = u32::try_from(st.workers).unwrap_or(u32::MAX);
+    let workers = u32::try_from(inputs.workers).unwrap_or(u32::MAX);
     let service_dist = if s.custom_work { ServiceDist::Exponential } else { st.service_dist };
     let mi = Inputs {
         rate: inputs.rate_per_s,

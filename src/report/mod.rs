@@ -164,6 +164,12 @@ pub struct RunSummary {
     /// Snapshot ticks the writer could not keep up with (0 in a healthy run).
     pub missed_ticks: u64,
     pub model: Option<ModelReport>,
+    /// A broker run: the broker and what it did (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<crate::metrics::BrokerView>,
+    /// A broker run's worker nodes (absent on a run without a broker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<crate::metrics::NodeView>>,
 }
 
 impl RunSummary {
@@ -197,6 +203,8 @@ impl RunSummary {
             runtime: m.runtime,
             missed_ticks,
             model: None,
+            nodes: last.broker.is_some().then(|| last.nodes.clone()),
+            broker: last.broker.clone(),
         }
     }
 }

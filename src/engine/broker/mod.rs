@@ -13,12 +13,17 @@
 //! The client is async-nats without its `server_2_10`+ features, so it asks only what servers
 //! from 2.9 on understand. The tests run against the server `.ci/run` installs.
 
+mod cluster;
+pub mod protocol;
 mod queue;
+mod state;
+mod tasks;
 pub mod wire;
 
 use std::time::Duration;
 
-pub(crate) use queue::{BrokerQueue, Receipt};
+pub(crate) use queue::BrokerQueue;
+pub(crate) use state::Receipt;
 
 /// The durable consumer every node of a run pulls from.
 pub const CONSUMER: &str = "workers";
@@ -48,6 +53,8 @@ pub enum BrokerError {
     NoJetStream { url: String, reason: String },
     #[error("the broker at {url} would not set up the run's {what}: {reason}")]
     Setup { url: String, what: String, reason: String },
+    #[error("run {run} speaks protocol version {theirs}; this pooltune speaks {ours}: run the same pooltune version on every node", ours = protocol::VERSION)]
+    Incompatible { run: String, theirs: u32 },
 }
 
 impl BrokerSpec {

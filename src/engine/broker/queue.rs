@@ -1,5 +1,9 @@
 //! The broker queue: outbox → publisher → the run's stream → fetcher → inbox, and its counts.
 //!
+//! A controller (`pooltune run --broker`) has all of it and hears its worker nodes through a
+//! [`Cluster`]; a worker node (`pooltune worker`) has the fetcher and the inbox only, and sends a
+//! report each tick before it acknowledges the jobs the report counts.
+//!
 //! - **Publisher** (a task): takes jobs from the outbox in order and publishes them. Under
 //!   `reject` and `drop-oldest` publishes are pipelined and a collector task reads their
 //!   acknowledgements in order: a publish the stream refused (full, discard `new`) is counted
@@ -10,147 +14,67 @@
 //!   request and puts the jobs into the inbox. The consumer delivers new jobs in stream order,
 //!   so a jump in the stream sequence of first deliveries is jobs the stream discarded before
 //!   delivery (`drop-oldest`): counted as dropped, exactly.
-//! - **Sampler** (a task): reads the consumer's undelivered count every [`SAMPLE_EVERY`].
+//! - **Sampler** (a task): reads the consumer's undelivered count every `SAMPLE_EVERY`.
 //! - **Admin** (a task): applies bound, policy, `prefetch` and `ack_wait` changes to the
 //!   stream, the consumer and the inbox.
 //!
 //! A job's receipt is acknowledged when its worker is done with it, whatever the outcome: a
 //! failed job is counted failed, not redelivered.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
-use async_nats::jetstream::context::{PublishAckFuture, PublishError};
-use async_nats::jetstream::stream::{self as js_stream, DiscardPolicy, RetentionPolicy, StorageType};
-use async_nats::jetstream::{self, AckKind, ErrorCode};
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::stream as js_stream;
 use futures_util::StreamExt;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{Wire, at, offset};
+use super::cluster::{self, Absorbed, Cluster};
+use super::protocol::{self, ClockReply, Control};
+use super::state::{
+    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Clock, Counts, Inner, OUTBOX, Settle, Settler, broker_time_hist, consumer_config,
+    stream_config,
+};
+use super::tasks::{admin, collect, fetch, follow_prefetch, publish, sample};
 use super::{BrokerError, BrokerSpec, CONSUMER, connect};
-use crate::engine::backend::{Closed, QueueCounts};
-use crate::engine::queue::{Job, JobQueue};
+use crate::engine::backend::{Closed, QueueCounts, Update};
+use crate::engine::queue::JobQueue;
 use crate::metrics::aggregate::DepthStats;
+use crate::metrics::node::{self as report, NodeHeader};
+use crate::metrics::recorder::{Recorders, ShardStats};
+use crate::metrics::{BrokerView, Summary};
 use crate::settings::{Policy, Settings};
 
-/// Jobs the outbox holds before the producer waits for the publisher.
-const OUTBOX: usize = 1024;
-/// Publishes whose acknowledgements may be outstanding at once under `reject`/`drop-oldest`.
-const ACKS_IN_FLIGHT: usize = 1024;
-/// How long one pull request waits for jobs before the fetcher asks again.
-const PULL_EXPIRES: Duration = Duration::from_millis(100);
-/// How often the consumer's undelivered count is read.
-const SAMPLE_EVERY: Duration = Duration::from_millis(20);
-/// The longest wait between two tries of a publish the stream refused under `block`.
-const MAX_BACKOFF: Duration = Duration::from_millis(20);
-/// How long closing waits for each task.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// At the end, the consumer is read up to this many times, this far apart, until two
+/// readings agree (the server applies acknowledgements asynchronously).
+const SETTLE_READS: usize = 50;
+const SETTLE_GAP: Duration = Duration::from_millis(20);
 
-/// The knobs the broker applies.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Cfg {
-    bound: usize,
-    policy: Policy,
-    prefetch: usize,
-    ack_wait: Duration,
-}
+/// Clock requests a node makes when it joins; the one with the shortest round trip is kept.
+const CLOCK_SAMPLES: usize = 7;
 
-impl Cfg {
-    fn of(s: &Settings) -> Cfg {
-        Cfg { bound: s.queue, policy: s.policy, prefetch: s.prefetch, ack_wait: s.ack_wait }
-    }
-}
-
-fn stream_config(spec: &BrokerSpec, c: Cfg) -> js_stream::Config {
-    js_stream::Config {
-        name: spec.stream(),
-        subjects: vec![spec.subject()],
-        retention: RetentionPolicy::WorkQueue,
-        storage: StorageType::Memory,
-        max_messages: i64::try_from(c.bound).unwrap_or(i64::MAX),
-        discard: if c.policy == Policy::DropOldest { DiscardPolicy::Old } else { DiscardPolicy::New },
-        num_replicas: 1,
-        ..Default::default()
-    }
-}
-
-fn consumer_config(c: Cfg) -> pull::Config {
-    pull::Config {
-        durable_name: Some(CONSUMER.to_string()),
-        ack_policy: AckPolicy::Explicit,
-        ack_wait: c.ack_wait,
-        max_ack_pending: i64::try_from(c.bound).unwrap_or(i64::MAX),
-        ..Default::default()
-    }
-}
-
-/// Counters, written by the tasks and read each tick.
-#[derive(Default)]
-struct Counts {
-    /// Publishes the stream stored.
-    stored: AtomicU64,
-    rejected: AtomicU64,
-    /// Publishes that failed for another reason than a full stream (counted rejected too).
-    publish_errors: AtomicU64,
-    retries: AtomicU64,
-    /// First deliveries, and redeliveries.
-    delivered: AtomicU64,
-    redelivered: AtomicU64,
-    dropped: AtomicU64,
-    /// The stream sequence of the latest first delivery.
-    last_seq: AtomicU64,
-    /// Messages that were not pooltune jobs of this version (terminated, not run).
-    malformed: AtomicU64,
-    /// The undelivered jobs at the latest sample, and the samples since the last tick.
-    pending: AtomicU64,
-    pending_sum: AtomicU64,
-    pending_samples: AtomicU64,
-    pending_max: AtomicU64,
-}
-
-fn add(a: &AtomicU64, n: u64) {
-    a.fetch_add(n, Ordering::Relaxed);
-}
-
-struct Inner {
-    spec: BrokerSpec,
-    js: jetstream::Context,
-    /// Time 0 of the run's messages.
-    epoch: Instant,
-    /// The stream's last sequence before this run's first job.
-    seq0: u64,
-    counts: Counts,
-}
-
-/// A delivered job's message, acknowledged when the job is done.
-#[derive(Debug, Clone)]
-pub struct Receipt(Box<(jetstream::Message, Arc<AckErrors>)>);
-
-/// Where failed acknowledgements are counted.
-#[derive(Debug, Default)]
-pub struct AckErrors(AtomicU64);
-
-impl Receipt {
-    /// Acknowledges the job: the stream forgets it and it is not redelivered.
-    pub async fn settle(self) {
-        let (msg, errors) = *self.0;
-        if let Err(e) = msg.ack().await {
-            errors.0.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("acknowledging a job failed: {e}");
-        }
-    }
+/// What a node keeps of its part in the run.
+struct NodeSide {
+    name: String,
+    clock: Clock,
+    control: watch::Receiver<Option<Control>>,
+    seq: AtomicU64,
+    delivered_reported: AtomicU64,
+    redelivered_reported: AtomicU64,
 }
 
 pub(crate) struct BrokerQueue {
+    client: async_nats::Client,
     outbox: Arc<JobQueue>,
     inbox: Arc<JobQueue>,
     inner: Arc<Inner>,
     consumer: PullConsumer,
-    ack_errors: Arc<AckErrors>,
+    settler: Arc<Settler>,
     cfg: watch::Sender<Cfg>,
     /// Stops the publisher's retries, then the fetcher, then everything.
     stop_publish: CancellationToken,
@@ -159,6 +83,9 @@ pub(crate) struct BrokerQueue {
     tasks: Mutex<Tasks>,
     /// Jobs the publisher held when the run ended (never stored).
     unpublished: Arc<AtomicU64>,
+    /// The controller's view of its nodes (`None` on a node).
+    cluster: Option<Arc<Cluster>>,
+    node: Option<NodeSide>,
 }
 
 #[derive(Default)]
@@ -169,11 +96,11 @@ struct Tasks {
 }
 
 impl BrokerQueue {
-    /// Connects, sets up the run's stream and consumer (an earlier run's leftovers of the same
-    /// name are purged), and starts the tasks on the current runtime.
+    /// The controller: connects, sets up the run's stream and consumer (an earlier run's
+    /// leftovers of the same name are purged), and starts its tasks on the current runtime.
     pub async fn connect(spec: &BrokerSpec, s: &Settings, epoch: Instant) -> Result<BrokerQueue, BrokerError> {
         let client = connect(spec).await?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let cfg = Cfg::of(s);
         let setup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Setup {
             url: spec.url.clone(),
@@ -191,26 +118,108 @@ impl BrokerQueue {
         let consumer: PullConsumer =
             stream.create_consumer(consumer_config(cfg)).await.map_err(|e| setup("consumer workers", &e))?;
         let seq0 = stream.get_info().await.map_err(|e| setup(&what, &e))?.state.last_sequence;
-        let inner = Arc::new(Inner { spec: spec.clone(), js, epoch, seq0, counts: Counts::default() });
+        let cluster = Arc::new(Cluster::default());
+        let q = Self::assemble(client, js, spec, cfg, epoch, seq0, consumer, Settle::Controller(Arc::clone(&cluster)));
+        let q = BrokerQueue { cluster: Some(cluster), ..q };
+        q.spawn_controller_tasks(stream);
+        Ok(q)
+    }
+
+    /// A worker node: connects, waits for the run (its first control message), estimates the
+    /// clock offset from the controller, and starts fetching.
+    pub async fn join(spec: &BrokerSpec, node: &str, s: &Settings) -> Result<BrokerQueue, BrokerError> {
+        let client = connect(spec).await?;
+        let js = jetstream::new(client.clone());
+        let mut sub = client
+            .subscribe(protocol::control_subject(&spec.run_name))
+            .await
+            .map_err(|e| BrokerError::Unreachable { url: spec.url.clone(), reason: e.to_string() })?;
+        let Some(m) = sub.next().await else {
+            return Err(BrokerError::Unreachable { url: spec.url.clone(), reason: "the connection closed".into() });
+        };
+        // A word this build cannot read is another version's (version 0: not pooltune's at all).
+        let first: Control = serde_json::from_slice(&m.payload).unwrap_or_default();
+        if first.version != protocol::VERSION {
+            return Err(BrokerError::Incompatible { run: spec.run_name.clone(), theirs: first.version });
+        }
+        let setup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Setup {
+            url: spec.url.clone(),
+            what: what.to_string(),
+            reason: e.to_string(),
+        };
+        let stream = js.get_stream(spec.stream()).await.map_err(|e| setup("stream", &e))?;
+        let consumer: PullConsumer = stream.get_consumer(CONSUMER).await.map_err(|e| setup("consumer", &e))?;
+        let clock = estimate_clock(&client, &spec.run_name).await.map_err(|e| setup("clock", &e))?;
+        let (tx, control) = watch::channel(Some(first));
+        let mut q = Self::assemble(
+            client,
+            js,
+            spec,
+            Cfg::of(s),
+            clock.epoch,
+            0,
+            consumer,
+            Settle::Node(Mutex::new(Vec::new())),
+        );
+        q.node = Some(NodeSide {
+            name: node.to_string(),
+            clock,
+            control,
+            seq: AtomicU64::new(0),
+            delivered_reported: AtomicU64::new(0),
+            redelivered_reported: AtomicU64::new(0),
+        });
+        q.tasks.lock().unwrap_or_else(PoisonError::into_inner).fetcher = Some(tokio::spawn(fetch(
+            q.consumer.clone(),
+            Arc::clone(&q.inbox),
+            Arc::clone(&q.inner),
+            Arc::clone(&q.settler),
+            q.stop_fetch.clone(),
+        )));
+        tokio::spawn(listen_control(sub, tx, q.stop_all.clone()));
+        tokio::spawn(follow_prefetch(Arc::clone(&q.inbox), q.cfg.subscribe(), q.stop_all.clone()));
+        Ok(q)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        client: async_nats::Client,
+        js: jetstream::Context,
+        spec: &BrokerSpec,
+        cfg: Cfg,
+        epoch: Instant,
+        seq0: u64,
+        consumer: PullConsumer,
+        how: Settle,
+    ) -> BrokerQueue {
+        let inner = Arc::new(Inner {
+            spec: spec.clone(),
+            js,
+            epoch,
+            seq0,
+            counts: Counts::default(),
+            broker_time: broker_time_hist(),
+        });
         inner.counts.last_seq.store(seq0, Ordering::Relaxed);
-        let q = BrokerQueue {
+        BrokerQueue {
+            client,
             outbox: Arc::new(JobQueue::new(OUTBOX, Policy::Block)),
             inbox: Arc::new(JobQueue::relay(cfg.prefetch)),
             inner,
             consumer,
-            ack_errors: Arc::default(),
+            settler: Arc::new(Settler { how, ack_errors: AtomicU64::new(0) }),
             cfg: watch::channel(cfg).0,
             stop_publish: CancellationToken::new(),
             stop_fetch: CancellationToken::new(),
             stop_all: CancellationToken::new(),
             tasks: Mutex::default(),
             unpublished: Arc::default(),
-        };
-        q.spawn_tasks(stream);
-        Ok(q)
+            cluster: None,
+            node: None,
+        }
     }
 
-    fn spawn_tasks(&self, stream: js_stream::Stream) {
+    fn spawn_controller_tasks(&self, stream: js_stream::Stream) {
         let (acks_tx, acks_rx) = mpsc::channel(ACKS_IN_FLIGHT);
         let mut t = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         t.publisher = Some(tokio::spawn(publish(
@@ -226,7 +235,7 @@ impl BrokerQueue {
             self.consumer.clone(),
             Arc::clone(&self.inbox),
             Arc::clone(&self.inner),
-            Arc::clone(&self.ack_errors),
+            Arc::clone(&self.settler),
             self.stop_fetch.clone(),
         )));
         tokio::spawn(sample(self.consumer.clone(), Arc::clone(&self.inner), self.stop_all.clone()));
@@ -237,6 +246,11 @@ impl BrokerQueue {
             self.cfg.subscribe(),
             self.stop_all.clone(),
         ));
+        if let Some(cluster) = &self.cluster {
+            let run = self.inner.spec.run_name.clone();
+            tokio::spawn(cluster::listen(self.client.clone(), run.clone(), Arc::clone(cluster), self.stop_all.clone()));
+            tokio::spawn(cluster::clock(self.client.clone(), run, self.inner.epoch, self.stop_all.clone()));
+        }
     }
 
     pub fn outbox(&self) -> &JobQueue {
@@ -245,6 +259,23 @@ impl BrokerQueue {
 
     pub fn inbox(&self) -> &JobQueue {
         &self.inbox
+    }
+
+    /// Whether this process publishes the arrivals (a controller) or only serves (a node).
+    pub fn produces(&self) -> bool {
+        self.node.is_none()
+    }
+
+    /// How many workers this process runs (the fetcher pulls only when there are some).
+    pub fn set_local_workers(&self, n: usize) {
+        self.inner.counts.local_workers.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// A controller's operator set the workers: every node takes the count too.
+    pub fn set_all_workers(&self, n: usize) {
+        if let Some(c) = &self.cluster {
+            c.set_all_workers(n);
+        }
     }
 
     pub fn configure(&self, s: &Settings) {
@@ -278,10 +309,129 @@ impl BrokerQueue {
         }
     }
 
-    /// Ends publishing and fetching. Jobs never published, and jobs fetched but never started,
-    /// are handed back; jobs still undelivered in the stream are counted. The drops are then
-    /// recounted from the stream's sequence: stored = delivered + dropped + undelivered.
-    pub async fn close(&self) -> Closed {
+    /// The controller: takes the nodes' reports into `recorders` (see [`Cluster::absorb`]).
+    pub fn absorb(&self, recorders: &Recorders, now: Instant, interval: Duration) -> Option<Absorbed> {
+        self.cluster.as_ref().map(|c| c.absorb(recorders, now, interval))
+    }
+
+    /// The controller: tells the nodes the knobs (and, at the end, to stop).
+    pub fn publish_control(&self, handle: &Handle, s: &Settings, end: bool) {
+        let Some(cluster) = &self.cluster else { return };
+        let body = serde_json::to_vec(&Control::of(s, cluster.all_workers(), end)).unwrap_or_default();
+        let (client, subject) = (self.client.clone(), protocol::control_subject(&self.inner.spec.run_name));
+        handle.spawn(async move {
+            if let Err(e) = client.publish(subject.clone(), body.into()).await {
+                tracing::warn!("could not tell the nodes: {e}");
+            }
+        });
+    }
+
+    /// A node: the controller's latest word, once per change.
+    pub fn control_update(&self) -> Option<Update> {
+        let node = self.node.as_ref()?;
+        let mut rx = node.control.clone();
+        if !rx.has_changed().unwrap_or(false) && node.seq.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let word = rx.borrow_and_update().clone()?;
+        if word.end {
+            return Some(Update::End);
+        }
+        let (knobs, bad) = word.knobs_for(&node.name);
+        for e in bad {
+            tracing::warn!("the controller sent a knob this pooltune cannot read: {e}");
+        }
+        Some(Update::Knobs(knobs))
+    }
+
+    /// A node's receipts kept since the last report: take them *before* the tick drains the
+    /// records, so every job acknowledged after a report is in it.
+    pub fn take_pending(&self) -> Vec<(u64, jetstream::Message)> {
+        self.settler.take_pending()
+    }
+
+    /// A node: sends the tick's report, then acknowledges the jobs it counts.
+    pub fn report(
+        &self,
+        handle: &Handle,
+        stats: &ShardStats,
+        pending: Vec<(u64, jetstream::Message)>,
+        workers: usize,
+        busy: u64,
+        last: bool,
+    ) -> Option<JoinHandle<()>> {
+        let node = self.node.as_ref()?;
+        let c = &self.inner.counts;
+        let delivered = c.delivered.load(Ordering::Relaxed);
+        let redelivered = c.redelivered.load(Ordering::Relaxed);
+        let header = NodeHeader {
+            node: node.name.clone(),
+            seq: node.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            workers,
+            busy,
+            delivered: delivered - node.delivered_reported.swap(delivered, Ordering::Relaxed),
+            redelivered: redelivered - node.redelivered_reported.swap(redelivered, Ordering::Relaxed),
+            offset_ns: node.clock.offset_ns,
+            offset_uncertainty_ns: node.clock.uncertainty_ns,
+            last: false,
+            ids: pending.iter().map(|(id, _)| *id).collect(),
+            ..NodeHeader::default()
+        };
+        let body = report::encode(header.clone(), stats);
+        // The last word comes after the last acknowledgements have reached the server, so the
+        // controller's count of what the stream still holds cannot race them.
+        let end = last.then(|| {
+            report::encode(
+                NodeHeader { last: true, ids: Vec::new(), delivered: 0, redelivered: 0, ..header },
+                &ShardStats::new(),
+            )
+        });
+        let (client, subject) = (self.client.clone(), protocol::report_subject(&self.inner.spec.run_name));
+        let settler = Arc::clone(&self.settler);
+        Some(handle.spawn(async move {
+            if let Err(e) = client.publish(subject.clone(), body.into()).await {
+                tracing::warn!("could not send the tick's report: {e}");
+                return;
+            }
+            if let Err(e) = client.flush().await {
+                tracing::warn!("could not send the tick's report: {e}");
+                return;
+            }
+            for (_, msg) in pending {
+                settler.ack(&msg).await;
+            }
+            if let Some(end) = end {
+                let _ = client.flush().await;
+                let _ = client.publish(subject, end.into()).await;
+                let _ = client.flush().await;
+            }
+        }))
+    }
+
+    /// The broker's part of a snapshot.
+    pub fn view(&self) -> BrokerView {
+        let c = &self.inner.counts;
+        let hist = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner);
+        let cluster = self.cluster.as_deref();
+        BrokerView {
+            url: self.inner.spec.url.clone(),
+            stream: self.inner.spec.stream(),
+            consumer: CONSUMER.to_string(),
+            redelivered: c.redelivered.load(Ordering::Relaxed)
+                + cluster.map_or(0, |k| k.redelivered.load(Ordering::Relaxed)),
+            duplicates: cluster.map_or(0, Cluster::duplicates),
+            publish_retries: c.retries.load(Ordering::Relaxed),
+            ack_pending_cap: self.cfg.borrow().bound as u64,
+            ack_pending_max: c.ack_pending_max.load(Ordering::Relaxed),
+            time_in_broker_ms: Summary::of(&hist, u128::from(c.broker_time_ns.load(Ordering::Relaxed))),
+            unaccounted: 0,
+        }
+    }
+
+    /// Ends publishing and fetching. Jobs never published, and jobs fetched here but never
+    /// started, are handed back. A controller then tells its nodes to finish and waits (up to
+    /// `grace` and a little) for their last reports.
+    pub async fn close(&self, handle: &Handle, s: &Settings, interval: Duration, grace: Duration) -> Closed {
         let mut left = self.outbox.close();
         self.stop_publish.cancel();
         let (publisher, collector, fetcher) = {
@@ -295,241 +445,113 @@ impl BrokerQueue {
         if let Some(f) = fetcher {
             let _ = tokio::time::timeout(CLOSE_WAIT, f).await;
         }
-        left.extend(self.inbox.close());
-        let c = &self.inner.counts;
-        let mut undelivered = self.unpublished.load(Ordering::Relaxed);
-        match self.consumer.get_info().await {
-            Ok(info) => undelivered += info.num_pending,
-            Err(e) => tracing::warn!("could not read the consumer at the end: {e}"),
+        let here = self.inbox.close();
+        self.inner.counts.left_here.store(here.len() as u64, Ordering::Relaxed);
+        left.extend(here);
+        if let Some(cluster) = &self.cluster {
+            self.publish_control(handle, s, true);
+            let until = Instant::now() + grace + interval * 4;
+            while !cluster.all_done(Instant::now(), interval) && Instant::now() < until {
+                tokio::time::sleep(interval / 4).await;
+            }
         }
+        Closed { left, left_in_broker: self.unpublished.load(Ordering::Relaxed) }
+    }
+
+    /// After every worker here and on the nodes is done. A controller counts what the stream
+    /// still holds, never run: undelivered, and delivered to a node that ended (or was lost)
+    /// before starting it; recounts the drops from the stream's sequence (stored = first
+    /// deliveries + dropped + undelivered); and deletes the run's stream. Returns the jobs it
+    /// holds, less those handed back by [`Self::close`].
+    pub async fn finish(&self) -> u64 {
+        self.stop_all.cancel();
+        let Some(cluster) = &self.cluster else { return 0 };
+        let c = &self.inner.counts;
+        // This process's acknowledgements reach the server first; the server applies them on
+        // its own time, so the consumer is read until two readings agree.
+        if let Err(e) = self.client.flush().await {
+            tracing::warn!("could not flush the last acknowledgements: {e}");
+        }
+        let mut seen = None;
+        for _ in 0..SETTLE_READS {
+            match self.consumer.get_info().await {
+                Ok(info) => {
+                    let now = (info.num_pending, info.num_ack_pending as u64);
+                    if seen == Some(now) {
+                        break;
+                    }
+                    seen = Some(now);
+                }
+                Err(e) => tracing::warn!("could not read the consumer at the end: {e}"),
+            }
+            tokio::time::sleep(SETTLE_GAP).await;
+        }
+        let (undelivered, held) = seen.unwrap_or_default();
+        let held = held.saturating_sub(c.left_here.load(Ordering::Relaxed));
+        let delivered = c.delivered.load(Ordering::Relaxed) + cluster.delivered.load(Ordering::Relaxed);
         match self.inner.js.get_stream(self.inner.spec.stream()).await {
             Ok(mut stream) => match stream.info().await {
                 Ok(info) => {
                     let stored = info.state.last_sequence.saturating_sub(self.inner.seq0);
-                    let never = stored
-                        .saturating_sub(c.delivered.load(Ordering::Relaxed))
-                        .saturating_sub(undelivered - self.unpublished.load(Ordering::Relaxed));
+                    let never = stored.saturating_sub(delivered).saturating_sub(undelivered);
                     let seen = c.dropped.swap(never, Ordering::Relaxed);
                     if seen != never {
-                        tracing::warn!("drops: {seen} seen in the delivery order, {never} by the stream's count");
+                        tracing::info!(
+                            "drops: {seen} seen in this process's deliveries, {never} by the stream's count"
+                        );
                     }
                 }
                 Err(e) => tracing::warn!("could not read the stream at the end: {e}"),
             },
             Err(e) => tracing::warn!("could not read the stream at the end: {e}"),
         }
-        Closed { left, left_in_broker: undelivered }
-    }
-
-    /// Deletes the run's stream (and with it the consumer) and stops the remaining tasks.
-    pub async fn finish(&self) {
-        self.stop_all.cancel();
         if let Err(e) = self.inner.js.delete_stream(self.inner.spec.stream()).await {
             tracing::warn!("could not delete the stream {}: {e}", self.inner.spec.stream());
         }
+        undelivered + held
     }
 }
 
-/// Whether a publish was refused because the stream is full (discard `new`).
-fn is_full(e: &PublishError) -> bool {
-    use std::error::Error as _;
-    e.source()
-        .and_then(|s| s.downcast_ref::<jetstream::Error>())
-        .is_some_and(|j| j.error_code() == ErrorCode::STREAM_STORE_FAILED)
-}
-
-/// Counts a publish that failed for another reason than a full stream: the job is refused.
-fn failed(inner: &Inner, job: &Job, e: &dyn std::fmt::Display) {
-    add(&inner.counts.rejected, 1);
-    add(&inner.counts.publish_errors, 1);
-    tracing::warn!("publishing job {} failed: {e}", job.id);
-    job.release();
-}
-
-async fn publish(
-    outbox: Arc<JobQueue>,
-    inner: Arc<Inner>,
-    cfg: watch::Receiver<Cfg>,
-    acks: mpsc::Sender<(Job, PublishAckFuture)>,
-    stop: CancellationToken,
-    unpublished: Arc<AtomicU64>,
-) {
-    let never = AtomicBool::new(false);
-    let subject = async_nats::Subject::from(inner.spec.subject());
-    let epoch = inner.epoch;
-    while let Some((job, _)) = outbox.pop(&never).await {
-        let mut backoff = Duration::from_micros(200);
-        loop {
-            let w = Wire {
-                id: job.id,
-                intended_ns: offset(epoch, job.intended),
-                enqueued_ns: offset(epoch, job.enqueued),
-                service_ns: u64::try_from(job.service.as_nanos()).unwrap_or(u64::MAX),
-                published_ns: offset(epoch, Instant::now()),
-            };
-            let payload = bytes::Bytes::copy_from_slice(&w.encode());
-            let block = cfg.borrow().policy == Policy::Block;
-            match inner.js.publish(subject.clone(), payload).await {
-                Err(e) => failed(&inner, &job, &e),
-                Ok(ack) if !block => {
-                    if let Err(mpsc::error::SendError((job, _))) = acks.send((job, ack)).await {
-                        failed(&inner, &job, &"the acknowledgement reader has stopped");
-                    }
-                }
-                Ok(ack) => match ack.await {
-                    Ok(_) => add(&inner.counts.stored, 1),
-                    Err(e) if is_full(&e) => {
-                        add(&inner.counts.retries, 1);
-                        tokio::select! {
-                            () = stop.cancelled() => {
-                                unpublished.fetch_add(1, Ordering::Relaxed);
-                                job.release();
-                            }
-                            () = tokio::time::sleep(backoff) => {
-                                backoff = (backoff * 2).min(MAX_BACKOFF);
-                                continue;
-                            }
-                        }
-                    }
-                    Err(e) => failed(&inner, &job, &e),
-                },
-            }
-            break;
-        }
-    }
-}
-
-async fn collect(inner: Arc<Inner>, mut acks: mpsc::Receiver<(Job, PublishAckFuture)>) {
-    while let Some((job, ack)) = acks.recv().await {
-        match ack.await {
-            Ok(_) => add(&inner.counts.stored, 1),
-            Err(e) if is_full(&e) => {
-                add(&inner.counts.rejected, 1);
-                job.release();
-            }
-            Err(e) => failed(&inner, &job, &e),
-        }
-    }
-}
-
-async fn fetch(
-    consumer: PullConsumer,
-    inbox: Arc<JobQueue>,
-    inner: Arc<Inner>,
-    ack_errors: Arc<AckErrors>,
-    stop: CancellationToken,
-) {
-    while !stop.is_cancelled() {
-        let room = inbox.room();
-        if room == 0 {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = inbox.wait_refill() => continue,
-            }
-        }
-        let mut batch = match consumer.batch().max_messages(room).expires(PULL_EXPIRES).messages().await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("pulling jobs failed: {e}");
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(PULL_EXPIRES) => continue,
-                }
-            }
+/// Keeps the controller's latest word for the node's engine.
+async fn listen_control(mut sub: async_nats::Subscriber, tx: watch::Sender<Option<Control>>, stop: CancellationToken) {
+    loop {
+        let m = tokio::select! {
+            () = stop.cancelled() => return,
+            m = sub.next() => match m { Some(m) => m, None => return },
         };
-        // A pull request ends by itself within PULL_EXPIRES: whatever it delivered is taken in.
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => take(&inner, &ack_errors, &inbox, m).await,
-                Err(e) => {
-                    tracing::debug!("pull request ended: {e}");
-                    break;
-                }
+        match serde_json::from_slice::<Control>(&m.payload) {
+            Ok(c) => {
+                tx.send_if_modified(|old| {
+                    let changed = old.as_ref() != Some(&c);
+                    *old = Some(c);
+                    changed
+                });
             }
+            Err(e) => tracing::warn!("a control message refused: {e}"),
         }
     }
 }
 
-/// Takes one delivered message into the inbox, counting first deliveries, redeliveries and the
-/// jobs the stream discarded before this one.
-async fn take(inner: &Inner, ack_errors: &Arc<AckErrors>, inbox: &JobQueue, m: jetstream::Message) {
-    let c = &inner.counts;
-    let (seq, delivered) = match m.info() {
-        Ok(i) => (i.stream_sequence, i.delivered),
-        Err(_) => (0, 1),
-    };
-    let w = match Wire::decode(&m.payload) {
-        Ok(w) => w,
-        Err(e) => {
-            add(&c.malformed, 1);
-            tracing::warn!("stream {}: a message that is not a job: {e}", inner.spec.stream());
-            let _ = m.ack_with(AckKind::Term).await;
-            return;
-        }
-    };
-    if delivered <= 1 {
-        add(&c.delivered, 1);
-        let last = c.last_seq.fetch_max(seq, Ordering::Relaxed);
-        if seq > last + 1 {
-            add(&c.dropped, seq - last - 1);
-        }
-    } else {
-        add(&c.redelivered, 1);
-    }
-    let epoch = inner.epoch;
-    let job = Job {
-        id: w.id,
-        intended: at(epoch, w.intended_ns),
-        enqueued: at(epoch, w.enqueued_ns),
-        service: Duration::from_nanos(w.service_ns),
-        done: None,
-        receipt: Some(Receipt(Box::new((m, Arc::clone(ack_errors))))),
-    };
-    inbox.push_as(job, Some(Policy::Block)).await;
-}
-
-async fn sample(consumer: PullConsumer, inner: Arc<Inner>, stop: CancellationToken) {
-    let c = &inner.counts;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(SAMPLE_EVERY) => {}
-        }
-        if let Ok(info) = consumer.get_info().await {
-            let n = info.num_pending;
-            c.pending.store(n, Ordering::Relaxed);
-            add(&c.pending_sum, n);
-            add(&c.pending_samples, 1);
-            c.pending_max.fetch_max(n, Ordering::Relaxed);
+/// NTP-style: the controller's clocks read between two of ours, the round trip's midpoint taken
+/// as the moment it read them. Of [`CLOCK_SAMPLES`] tries the shortest round trip is kept; its
+/// half is the uncertainty.
+async fn estimate_clock(client: &async_nats::Client, run: &str) -> Result<Clock, String> {
+    let subject = protocol::clock_subject(run);
+    let mut best: Option<(Duration, Clock)> = None;
+    for _ in 0..CLOCK_SAMPLES {
+        let (i0, w0) = (Instant::now(), protocol::wall_ns());
+        let reply = client.request(subject.clone(), bytes::Bytes::new()).await.map_err(|e| e.to_string())?;
+        let (i3, w3) = (Instant::now(), protocol::wall_ns());
+        let r: ClockReply = serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
+        let rtt = i3 - i0;
+        let mid = i0 + rtt / 2;
+        let epoch = mid.checked_sub(Duration::from_nanos(r.run_ns)).unwrap_or(i0);
+        let wall_mid = i128::from(w0) + (i128::from(w3) - i128::from(w0)) / 2;
+        let offset_ns = i64::try_from(wall_mid - i128::from(r.wall_ns)).unwrap_or(i64::MAX);
+        let clock = Clock { epoch, offset_ns, uncertainty_ns: u64::try_from((rtt / 2).as_nanos()).unwrap_or(u64::MAX) };
+        if best.as_ref().is_none_or(|(b, _)| rtt < *b) {
+            best = Some((rtt, clock));
         }
     }
-}
-
-async fn admin(
-    stream: js_stream::Stream,
-    inner: Arc<Inner>,
-    inbox: Arc<JobQueue>,
-    mut cfg: watch::Receiver<Cfg>,
-    stop: CancellationToken,
-) {
-    let mut was = *cfg.borrow_and_update();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            r = cfg.changed() => if r.is_err() { return },
-        }
-        let c = *cfg.borrow_and_update();
-        inbox.set_bound(c.prefetch);
-        if (c.bound, c.policy) != (was.bound, was.policy)
-            && let Err(e) = inner.js.update_stream(stream_config(&inner.spec, c)).await
-        {
-            tracing::warn!("stream {}: could not apply bound {} / {}: {e}", inner.spec.stream(), c.bound, c.policy);
-        }
-        if (c.bound, c.ack_wait) != (was.bound, was.ack_wait)
-            && let Err(e) = stream.create_consumer(consumer_config(c)).await
-        {
-            tracing::warn!("consumer {CONSUMER}: could not apply ack_wait/bound: {e}");
-        }
-        was = c;
-    }
+    best.map(|(_, c)| c).ok_or_else(|| "no clock reply".into())
 }

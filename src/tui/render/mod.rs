@@ -3,9 +3,11 @@
 //!
 //! Layout (80×24 and up): an overload banner when there is one; the knobs, the latency
 //! distribution and the model on the left; throughput, queue depth and latency charts on the
-//! right; the status line and key hints at the bottom. Below [`MIN_WIDTH`]×[`MIN_HEIGHT`] it
+//! right, and on a broker run the broker and its worker nodes under them; the status line and
+//! key hints at the bottom. Below [`MIN_WIDTH`]×[`MIN_HEIGHT`] it
 //! says the terminal is too small.
 
+mod broker;
 mod charts;
 mod fit;
 mod help;
@@ -52,9 +54,13 @@ impl Widget for &State {
         panels::knobs(self, knobs, buf);
         panels::distribution(self, dist, buf);
         panels::model(self, model, buf);
-        let [charts_area, runtime_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(5)]).areas(right);
+        // A broker run adds its panel under the runtime's, leaving the charts at least 9 rows.
+        let broker_h = broker::height(self).min(right.height.saturating_sub(14));
+        let [charts_area, runtime_area, broker_area] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(5), Constraint::Length(broker_h)]).areas(right);
         charts::render(self, charts_area, buf);
         runtime::render(self, runtime_area, buf);
+        broker::render(self, broker_area, buf);
         status::status(self, status_row, buf);
         status::hints(self, hints_row, buf);
         if self.help {

@@ -1,0 +1,251 @@
+//! The controller's side of a broker run's worker nodes: their reports, their clocks, and
+//! every job counted once.
+//!
+//! - A task takes the nodes' reports off `pooltune.NAME.report` and queues them; each tick the
+//!   control thread [`Cluster::absorb`]s them: the records go into the engine's recorders as if
+//!   a local shard had made them, and the node table is updated. A node silent for 3 ticks is
+//!   marked lost.
+//! - A task answers clock requests on `pooltune.NAME.clock` with the run's time and the wall
+//!   clock, for the nodes' NTP-style offset estimates.
+//! - Every finished job's id, local or remote, is marked in a bit set: a job finished twice
+//!   (redelivered after a node was lost or `ack_wait` passed, and both copies ran) is counted
+//!   once, and the second is reported as a duplicate.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{self, ClockReply};
+use super::wire::offset;
+use crate::metrics::node::{self as report, NodeHeader};
+use crate::metrics::recorder::{Recorders, ShardStats};
+use crate::metrics::{NodeView, Summary};
+
+/// Ticks of silence after which a node is marked lost.
+const LOST_AFTER_TICKS: u32 = 3;
+
+struct Node {
+    last: NodeHeader,
+    total: ShardStats,
+    completed: u64,
+    failed: u64,
+    redelivered: u64,
+    heard: Instant,
+}
+
+/// What the control thread takes each tick.
+pub(crate) struct Absorbed {
+    pub nodes: Vec<NodeView>,
+    /// Workers on nodes not lost nor finished.
+    pub workers: usize,
+    /// Jobs finished twice since the last tick.
+    pub duplicates: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Cluster {
+    inbox: Mutex<Vec<(NodeHeader, ShardStats)>>,
+    nodes: Mutex<BTreeMap<String, Node>>,
+    finished: Mutex<Vec<u64>>,
+    duplicates: AtomicU64,
+    taken_duplicates: AtomicU64,
+    pub redelivered: AtomicU64,
+    /// First deliveries on the nodes, for the drop count at the end.
+    pub delivered: AtomicU64,
+    /// Workers for every node, once set during the run.
+    all_workers: Mutex<Option<usize>>,
+    /// When each node was last heard from, and whether that was its last report.
+    heard: Mutex<BTreeMap<String, (Instant, bool)>>,
+}
+
+impl Cluster {
+    /// Marks job `id` finished; `true` when it already was (a duplicate, counted).
+    pub fn finished(&self, id: u64) -> bool {
+        let mut bits = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
+        let (word, bit) = (usize::try_from(id / 64).unwrap_or(usize::MAX), id % 64);
+        if word >= bits.len() {
+            bits.resize((word + 1).next_power_of_two(), 0);
+        }
+        let seen = bits[word] & (1 << bit) != 0;
+        bits[word] |= 1 << bit;
+        if seen {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        seen
+    }
+
+    /// The operator set the workers during the run: every node takes the count too.
+    pub fn set_all_workers(&self, n: usize) {
+        *self.all_workers.lock().unwrap_or_else(PoisonError::into_inner) = Some(n);
+    }
+
+    pub fn all_workers(&self) -> Option<usize> {
+        *self.all_workers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// Takes a report in (the listener's side): the counts the end of the run needs move at
+    /// once; the rest waits for the next tick.
+    fn queue(&self, header: NodeHeader, stats: ShardStats, now: Instant) {
+        self.delivered.fetch_add(header.delivered, Ordering::Relaxed);
+        self.redelivered.fetch_add(header.redelivered, Ordering::Relaxed);
+        self.heard.lock().unwrap_or_else(PoisonError::into_inner).insert(header.node.clone(), (now, header.last));
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner).push((header, stats));
+    }
+
+    /// Merges the reports that came since the last tick into `recorders` and the node table.
+    pub fn absorb(&self, recorders: &Recorders, now: Instant, interval: Duration) -> Absorbed {
+        let reports = std::mem::take(&mut *self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+        for (h, stats) in reports {
+            for &id in &h.ids {
+                self.finished(id);
+            }
+            recorders.merge_remote(&stats);
+            let n = nodes.entry(h.node.clone()).or_insert_with(|| Node {
+                last: NodeHeader::default(),
+                total: ShardStats::new(),
+                completed: 0,
+                failed: 0,
+                redelivered: 0,
+                heard: now,
+            });
+            n.total.merge(&stats);
+            n.completed += stats.completed;
+            n.failed += stats.failed;
+            n.redelivered += h.redelivered;
+            n.heard = self.heard_at(&h.node).unwrap_or(now);
+            // The last report comes after the node's workers retired: keep the count it ran.
+            let workers = if h.last { n.last.workers } else { h.workers };
+            n.last = NodeHeader { workers, ..h };
+        }
+        let lost_after = interval * LOST_AFTER_TICKS;
+        let mut workers = 0;
+        let mut busy = 0;
+        let views = nodes
+            .iter()
+            .map(|(name, n)| {
+                let silent = now.saturating_duration_since(n.heard);
+                let lost = !n.last.last && silent >= lost_after;
+                if !lost && !n.last.last {
+                    workers += n.last.workers;
+                    busy += n.last.busy;
+                }
+                #[allow(clippy::cast_precision_loss)]
+                NodeView {
+                    name: name.clone(),
+                    workers: n.last.workers,
+                    busy: n.last.busy,
+                    completed: n.completed,
+                    failed: n.failed,
+                    redelivered: n.redelivered,
+                    lost,
+                    finished: n.last.last,
+                    clock_offset_ms: n.last.offset_ns as f64 / 1e6,
+                    clock_uncertainty_ms: n.last.offset_uncertainty_ns as f64 / 1e6,
+                    last_heard_ms: silent.as_secs_f64() * 1e3,
+                    latency_ms: Summary::of(&n.total.latency, n.total.latency_ns),
+                    service_ms: Summary::of(&n.total.service, n.total.service_ns),
+                }
+            })
+            .collect();
+        recorders.set_remote_busy(busy);
+        let all = self.duplicates();
+        let before = self.taken_duplicates.swap(all, Ordering::Relaxed);
+        Absorbed { nodes: views, workers, duplicates: all - before }
+    }
+
+    fn heard_at(&self, node: &str) -> Option<Instant> {
+        self.heard.lock().unwrap_or_else(PoisonError::into_inner).get(node).map(|(t, _)| *t)
+    }
+
+    /// Whether every node that ever reported has sent its last report or is lost.
+    pub fn all_done(&self, now: Instant, interval: Duration) -> bool {
+        let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        heard.values().all(|&(t, last)| last || now.saturating_duration_since(t) >= interval * LOST_AFTER_TICKS)
+    }
+}
+
+/// Takes reports off the run's report subject until `stop`.
+pub(crate) async fn listen(client: async_nats::Client, run: String, cluster: Arc<Cluster>, stop: CancellationToken) {
+    let mut sub = match client.subscribe(protocol::report_subject(&run)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot hear the worker nodes: {e}");
+            return;
+        }
+    };
+    loop {
+        let msg = tokio::select! {
+            () = stop.cancelled() => return,
+            m = sub.next() => match m { Some(m) => m, None => return },
+        };
+        match report::decode(&msg.payload) {
+            Ok((h, stats)) => cluster.queue(h, stats, Instant::now()),
+            Err(e) => tracing::warn!("a node report refused: {e}"),
+        }
+    }
+}
+
+/// Answers the nodes' clock requests until `stop`.
+pub(crate) async fn clock(client: async_nats::Client, run: String, epoch: Instant, stop: CancellationToken) {
+    let mut sub = match client.subscribe(protocol::clock_subject(&run)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot answer the nodes' clock requests: {e}");
+            return;
+        }
+    };
+    loop {
+        let msg = tokio::select! {
+            () = stop.cancelled() => return,
+            m = sub.next() => match m { Some(m) => m, None => return },
+        };
+        let reply = ClockReply {
+            version: protocol::VERSION,
+            run_ns: offset(epoch, Instant::now()),
+            wall_ns: protocol::wall_ns(),
+        };
+        if let Some(to) = msg.reply {
+            let body = serde_json::to_vec(&reply).unwrap_or_default();
+            let _ = client.publish(to, body.into()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_finished_twice_is_counted_once_and_reported() {
+        let c = Cluster::default();
+        assert!(!c.finished(3));
+        assert!(!c.finished(1000));
+        assert!(c.finished(3));
+        assert_eq!(c.duplicates(), 1);
+        let r = Recorders::new(1);
+        let mut h = NodeHeader { node: "a".into(), workers: 2, ids: vec![1000, 5], ..NodeHeader::default() };
+        let mut stats = ShardStats::new();
+        stats.completed = 2;
+        let t0 = Instant::now();
+        c.queue(h.clone(), ShardStats::new(), t0);
+        let got = c.absorb(&r, t0, Duration::from_millis(100));
+        assert_eq!((got.duplicates, got.workers, got.nodes.len()), (2, 2, 1), "3 twice, then 1000 again");
+        // Silent for 3 ticks: lost, and its workers no longer count.
+        let later = c.absorb(&r, t0 + Duration::from_millis(300), Duration::from_millis(100));
+        assert!(later.nodes[0].lost && later.workers == 0 && later.duplicates == 0);
+        h.last = true;
+        c.queue(h, stats, t0 + Duration::from_millis(400));
+        let done = c.absorb(&r, t0 + Duration::from_millis(400), Duration::from_millis(100));
+        assert!(done.nodes[0].finished && !done.nodes[0].lost && done.nodes[0].completed == 2);
+        assert!(c.all_done(t0 + Duration::from_millis(400), Duration::from_millis(100)));
+    }
+}

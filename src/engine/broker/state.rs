@@ -1,0 +1,190 @@
+//! The broker queue's shared state: its knobs, counters, the run's stream and consumer
+//! configuration, and the receipts by which finished jobs are acknowledged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::stream::{self as js_stream, DiscardPolicy, RetentionPolicy, StorageType};
+use hdrhistogram::Histogram;
+
+use super::cluster::Cluster;
+use super::{BrokerSpec, CONSUMER};
+use crate::settings::{Policy, Settings};
+
+/// Jobs the outbox holds before the producer waits for the publisher.
+pub const OUTBOX: usize = 1024;
+/// Publishes whose acknowledgements may be outstanding at once under `reject`/`drop-oldest`.
+pub const ACKS_IN_FLIGHT: usize = 1024;
+/// How long one pull request waits for jobs before the fetcher asks again.
+pub const PULL_EXPIRES: Duration = Duration::from_millis(100);
+/// How often the consumer's undelivered count is read.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// The longest wait between two tries of a publish the stream refused under `block`.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// How long closing waits for each task.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The knobs the broker applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cfg {
+    pub bound: usize,
+    pub policy: Policy,
+    pub prefetch: usize,
+    pub ack_wait: Duration,
+}
+
+impl Cfg {
+    pub fn of(s: &Settings) -> Cfg {
+        Cfg { bound: s.queue, policy: s.policy, prefetch: s.prefetch, ack_wait: s.ack_wait }
+    }
+}
+
+pub fn stream_config(spec: &BrokerSpec, c: Cfg) -> js_stream::Config {
+    js_stream::Config {
+        name: spec.stream(),
+        subjects: vec![spec.subject()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::Memory,
+        max_messages: i64::try_from(c.bound).unwrap_or(i64::MAX),
+        discard: if c.policy == Policy::DropOldest { DiscardPolicy::Old } else { DiscardPolicy::New },
+        num_replicas: 1,
+        ..Default::default()
+    }
+}
+
+pub fn consumer_config(c: Cfg) -> pull::Config {
+    pull::Config {
+        durable_name: Some(CONSUMER.to_string()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: c.ack_wait,
+        max_ack_pending: i64::try_from(c.bound).unwrap_or(i64::MAX),
+        ..Default::default()
+    }
+}
+
+/// Counters, written by the tasks and read each tick.
+#[derive(Default)]
+pub struct Counts {
+    /// Publishes the stream stored.
+    pub stored: AtomicU64,
+    pub rejected: AtomicU64,
+    /// Publishes that failed for another reason than a full stream (counted rejected too).
+    pub publish_errors: AtomicU64,
+    pub retries: AtomicU64,
+    /// First deliveries, and redeliveries.
+    pub delivered: AtomicU64,
+    pub redelivered: AtomicU64,
+    pub dropped: AtomicU64,
+    /// The stream sequence of the latest first delivery.
+    pub last_seq: AtomicU64,
+    /// Messages that were not pooltune jobs of this version (terminated, not run).
+    pub malformed: AtomicU64,
+    /// The undelivered jobs at the latest sample, and the samples since the last tick.
+    pub pending: AtomicU64,
+    pub pending_sum: AtomicU64,
+    pub pending_samples: AtomicU64,
+    pub pending_max: AtomicU64,
+    /// Σ time in broker (ns) of the jobs delivered here.
+    pub broker_time_ns: AtomicU64,
+    /// The most jobs held unacknowledged at a sample.
+    pub ack_pending_max: AtomicU64,
+    /// Workers in this process: with none, the fetcher pulls nothing.
+    pub local_workers: AtomicU64,
+    /// Jobs this process had fetched and not started when it closed (handed back abandoned).
+    pub left_here: AtomicU64,
+}
+
+pub fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+pub struct Inner {
+    pub spec: BrokerSpec,
+    pub js: jetstream::Context,
+    /// Time 0 of the run's messages.
+    pub epoch: Instant,
+    /// The stream's last sequence before this run's first job.
+    pub seq0: u64,
+    pub counts: Counts,
+    /// Publish → delivered here, over the run (µs; the sum in `counts.broker_time_ns`).
+    pub broker_time: Mutex<Histogram<u64>>,
+}
+
+/// How a finished job's receipt is settled.
+pub enum Settle {
+    /// The controller's own workers: acknowledge at once, and mark the job finished.
+    Controller(Arc<Cluster>),
+    /// A worker node: keep the receipt until the tick's report that counts the job has been
+    /// sent, then acknowledge (a node killed in between has its jobs redelivered, not lost).
+    Node(Mutex<Vec<(u64, jetstream::Message)>>),
+}
+
+/// A delivered job's message, settled when its worker is done with it, whatever the outcome
+/// (a failed job is counted failed, not redelivered).
+#[derive(Clone)]
+pub struct Receipt(Box<(jetstream::Message, u64, Arc<Settler>)>);
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Receipt(job {})", self.0.1)
+    }
+}
+
+/// The settling side of a broker queue, shared by its receipts.
+pub struct Settler {
+    pub how: Settle,
+    pub ack_errors: AtomicU64,
+}
+
+impl Receipt {
+    pub fn new(msg: jetstream::Message, id: u64, settler: &Arc<Settler>) -> Receipt {
+        Receipt(Box::new((msg, id, Arc::clone(settler))))
+    }
+
+    /// Settles the job (see [`Settle`]).
+    pub async fn settle(self) {
+        let (msg, id, settler) = *self.0;
+        match &settler.how {
+            Settle::Controller(cluster) => {
+                cluster.finished(id);
+                settler.ack(&msg).await;
+            }
+            Settle::Node(pending) => pending.lock().unwrap_or_else(PoisonError::into_inner).push((id, msg)),
+        }
+    }
+}
+
+impl Settler {
+    /// Acknowledges one message, counting a failure.
+    pub async fn ack(&self, msg: &jetstream::Message) {
+        if let Err(e) = msg.ack().await {
+            self.ack_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("acknowledging a job failed: {e}");
+        }
+    }
+
+    /// A node's receipts kept since the last call.
+    pub fn take_pending(&self) -> Vec<(u64, jetstream::Message)> {
+        match &self.how {
+            Settle::Node(p) => std::mem::take(&mut *p.lock().unwrap_or_else(PoisonError::into_inner)),
+            Settle::Controller(_) => Vec::new(),
+        }
+    }
+}
+
+/// Publish → delivered to this process, over the run (µs).
+pub fn broker_time_hist() -> Mutex<Histogram<u64>> {
+    Mutex::new(crate::metrics::hist::new())
+}
+
+/// The instant on this machine's monotonic clock that corresponds to the run's epoch, and the
+/// wall clock offset from the controller's, with its uncertainty.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub epoch: Instant,
+    pub offset_ns: i64,
+    pub uncertainty_ns: u64,
+}
