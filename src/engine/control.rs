@@ -164,6 +164,9 @@ impl Controller {
         if !produces {
             self.shared.recorders.tap();
         }
+        // The pool exists before the first arrival: a job queued before its worker existed would
+        // wait for the worker's creation, a time neither its lag nor its hand-off records.
+        self.set_workers(self.settings.workers);
         let make = || {
             let (shared, cfg, stop) = (Arc::clone(&self.shared), self.producer.subscribe(), self.producer_stop.clone());
             async move {
@@ -179,7 +182,6 @@ impl Controller {
         };
         #[cfg(not(all(tokio_unstable, feature = "console")))]
         let producer = self.handle.spawn(make());
-        self.set_workers(self.settings.workers);
         // A broker run's nodes wait for this word before they serve.
         self.shared.queue.publish_control(&self.handle, &self.settings, false);
         let end = self.shared.end;
