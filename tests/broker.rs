@@ -291,3 +291,32 @@ fn a_killed_node_loses_no_job() {
     assert!(n(j, "completed") + n(j, "abandoned") == n(j, "offered"), "none refused, dropped or failed: {j}");
     eprintln!("jobs {j}, redelivered {redelivered}");
 }
+
+/// A node for a run whose controller speaks another protocol version is refused with a message
+/// naming the run and both versions, exit status 2.
+#[test]
+fn a_node_of_another_version_is_refused() {
+    let Some(nats) = Nats::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("node.log");
+    let mut node = worker(&nats, "future", "a", &log);
+    // A controller from the future: its word every 50 ms until the node has left.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let code = rt.block_on(async {
+        let client = async_nats::connect(&nats.url).await.unwrap();
+        let word = br#"{"version":99,"knobs":[],"all_workers":null,"node_workers":[],"end":false}"#;
+        for _ in 0..200 {
+            client.publish("pooltune.future.control", word.as_slice().into()).await.unwrap();
+            client.flush().await.unwrap();
+            if let Some(status) = node.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = node.kill();
+        None
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("run future speaks protocol version 99; this pooltune speaks 1"), "{text}");
+}

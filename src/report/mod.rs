@@ -252,7 +252,7 @@ impl SeriesWriter {
 }
 
 /// The CSV header; the first fifteen columns are the documented minimum, the rest extend it.
-pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio";
+pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio,node_workers,nodes_live,nodes_lost,redelivered,duplicates,publish_retries,ack_pending_max";
 
 /// One CSV row for one tick.
 #[must_use]
@@ -263,8 +263,10 @@ pub fn csv_row(s: &Snapshot) -> String {
         Rate::PerSec(r) => format!("{r}"),
     };
     let l = &s.latency;
+    // A broker run's columns (0 on a run without one, so the header never changes).
+    let b = s.broker.as_ref();
     format!(
-        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4}",
+        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4},{},{},{},{},{},{},{}",
         s.elapsed.as_secs_f64(),
         s.rates.offered,
         s.rates.completed,
@@ -302,6 +304,13 @@ pub fn csv_row(s: &Snapshot) -> String {
         s.runtime.mean_scheduled_delay_us,
         s.runtime.mean_poll_us,
         s.runtime.slow_poll_ratio,
+        s.remote_workers,
+        s.nodes.iter().filter(|n| !n.lost && !n.finished).count(),
+        s.nodes.iter().filter(|n| n.lost).count(),
+        b.map_or(0, |b| b.redelivered),
+        b.map_or(0, |b| b.duplicates),
+        b.map_or(0, |b| b.publish_retries),
+        b.map_or(0, |b| b.ack_pending_max),
     )
 }
 
@@ -388,6 +397,16 @@ mod tests {
             slow_poll_ratio: 0.149,
             ..RuntimeStats::default()
         };
+        s.remote_workers = 151;
+        let node = |lost| crate::metrics::NodeView { lost, ..Default::default() };
+        s.nodes = vec![node(false), node(true), node(true)];
+        s.broker = Some(crate::metrics::BrokerView {
+            redelivered: 157,
+            duplicates: 163,
+            publish_retries: 167,
+            ack_pending_max: 173,
+            ..Default::default()
+        });
         let want = [
             ("t_s", "1.500"),
             ("offered_per_s", "19.0"),
@@ -426,6 +445,13 @@ mod tests {
             ("rt_mean_scheduled_delay_us", "137.0"),
             ("rt_mean_poll_us", "139.0"),
             ("rt_slow_poll_ratio", "0.1490"),
+            ("node_workers", "151"),
+            ("nodes_live", "1"),
+            ("nodes_lost", "2"),
+            ("redelivered", "157"),
+            ("duplicates", "163"),
+            ("publish_retries", "167"),
+            ("ack_pending_max", "173"),
         ];
         let header: Vec<&str> = CSV_HEADER.split(',').collect();
         let row = csv_row(&s);
