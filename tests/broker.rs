@@ -254,6 +254,9 @@ fn two_worker_processes_serve_a_controller_with_none() {
         assert!(offset.abs() <= 0.1, "one machine's clock is 0 ms from itself: {x}");
     }
     assert_eq!(v["broker"]["duplicates"], 0);
+    // The controller ran no job: the time in broker is the nodes' (publish → delivered there).
+    let tib = &v["broker"]["time_in_broker_ms"];
+    assert_eq!(n(tib, "count"), served, "every served job's time in broker: {tib}");
 }
 
 /// kill -9 of a worker node mid-run: the jobs it held come back after `ack_wait` and the other

@@ -4,10 +4,11 @@
 //! The controller merges each report's [`ShardStats`] into its own as if a local shard had
 //! recorded them, so every snapshot, summary and output covers the whole pool. A report is a
 //! JSON header (the counters, the node's state and the ids of the jobs it finished) followed by
-//! the tick's six histograms in `HdrHistogram`'s V2 serialization, each prefixed by its length:
+//! the tick's six histograms in `HdrHistogram`'s V2 serialization, each prefixed by its length,
+//! and a seventh: the node's time in the broker (publish → delivered) over the whole run so far:
 //!
 //! ```text
-//! u32 header length | header (JSON) | (u32 length | V2 histogram) × 6
+//! u32 header length | header (JSON) | (u32 length | V2 histogram) × 7
 //! ```
 //!
 //! All lengths little-endian. The header's `version` must equal [`VERSION`].
@@ -55,6 +56,8 @@ pub struct NodeHeader {
     pub failed_latency_ns: u64,
     pub service_sq: f64,
     pub held_sq: f64,
+    /// Σ time in the broker (ns) of the jobs delivered to this node, over the run so far.
+    pub broker_time_ns: u64,
 }
 
 /// Why a report could not be read.
@@ -80,9 +83,10 @@ fn hists(s: &ShardStats) -> [&Histogram<u64>; 6] {
     [&s.latency, &s.wait, &s.service, &s.failed_latency, &s.lag, &s.handoff]
 }
 
-/// Writes a report of `stats` under `header` (whose counters are filled in from `stats`).
+/// Writes a report of `stats` and the node's time-in-broker histogram `broker` under `header`
+/// (whose counters are filled in from `stats`).
 #[must_use]
-pub fn encode(mut header: NodeHeader, stats: &ShardStats) -> Vec<u8> {
+pub fn encode(mut header: NodeHeader, stats: &ShardStats, broker: &Histogram<u64>) -> Vec<u8> {
     header.version = VERSION;
     header.completed = stats.completed;
     header.failed = stats.failed;
@@ -102,7 +106,7 @@ pub fn encode(mut header: NodeHeader, stats: &ShardStats) -> Vec<u8> {
     out.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(&json);
     let mut ser = V2Serializer::new();
-    for h in hists(stats) {
+    for h in hists(stats).into_iter().chain([broker]) {
         let mut buf = Vec::new();
         ser.serialize(h, &mut buf).expect("writing to a Vec cannot fail");
         out.extend_from_slice(&u32::try_from(buf.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -128,7 +132,7 @@ fn take<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], ReportError> {
 ///
 /// # Errors
 /// A truncated or malformed report, or one of another format version.
-pub fn decode(mut b: &[u8]) -> Result<(NodeHeader, ShardStats), ReportError> {
+pub fn decode(mut b: &[u8]) -> Result<(NodeHeader, ShardStats, Histogram<u64>), ReportError> {
     let header: NodeHeader = serde_json::from_slice(take(&mut b)?)?;
     if header.version != VERSION {
         return Err(ReportError::Version(header.version));
@@ -142,6 +146,8 @@ pub fn decode(mut b: &[u8]) -> Result<(NodeHeader, ShardStats), ReportError> {
     for h in [&mut s.latency, &mut s.wait, &mut s.service, &mut s.failed_latency, &mut s.lag, &mut s.handoff] {
         h.add(read()?).map_err(|e| ReportError::Histogram(format!("{e:?}")))?;
     }
+    let mut broker = super::hist::new();
+    broker.add(read()?).map_err(|e| ReportError::Histogram(format!("{e:?}")))?;
     s.completed = header.completed;
     s.failed = header.failed;
     s.timed_out = header.timed_out;
@@ -155,7 +161,7 @@ pub fn decode(mut b: &[u8]) -> Result<(NodeHeader, ShardStats), ReportError> {
     s.failed_latency_ns = u128::from(header.failed_latency_ns);
     s.service_sq = header.service_sq;
     s.held_sq = header.held_sq;
-    Ok((header, s))
+    Ok((header, s, broker))
 }
 
 #[cfg(test)]
@@ -179,8 +185,11 @@ mod tests {
         s.handoff_ns = 456;
         s.held_sq = 0.25;
         let h = NodeHeader { node: "n1".into(), seq: 3, ids: vec![5, 9], ..NodeHeader::default() };
-        let bytes = encode(h, &s);
-        let (h2, s2) = decode(&bytes).unwrap();
+        let mut broker = hist::new();
+        hist::record(&mut broker, Duration::from_micros(900));
+        let bytes = encode(h, &s, &broker);
+        let (h2, s2, b2) = decode(&bytes).unwrap();
+        assert_eq!(b2, broker, "the seventh histogram is the time in broker");
         assert_eq!((h2.node.as_str(), h2.seq, h2.ids.as_slice(), h2.version), ("n1", 3, &[5u64, 9][..], VERSION));
         for (i, (a, b)) in hists(&s).into_iter().zip(hists(&s2)).enumerate() {
             assert_eq!(a, b, "histogram {i}");

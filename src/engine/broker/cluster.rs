@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, ClockReply};
@@ -30,6 +31,8 @@ const LOST_AFTER_TICKS: u32 = 3;
 
 struct Node {
     last: NodeHeader,
+    /// The node's time in the broker over the run so far (each report replaces it).
+    broker_time: Histogram<u64>,
     total: ShardStats,
     completed: u64,
     failed: u64,
@@ -48,7 +51,7 @@ pub(crate) struct Absorbed {
 
 #[derive(Default)]
 pub(crate) struct Cluster {
-    inbox: Mutex<Vec<(NodeHeader, ShardStats)>>,
+    inbox: Mutex<Vec<(NodeHeader, ShardStats, Histogram<u64>)>>,
     nodes: Mutex<BTreeMap<String, Node>>,
     finished: Mutex<Vec<u64>>,
     duplicates: AtomicU64,
@@ -93,24 +96,25 @@ impl Cluster {
 
     /// Takes a report in (the listener's side): the counts the end of the run needs move at
     /// once; the rest waits for the next tick.
-    fn queue(&self, header: NodeHeader, stats: ShardStats, now: Instant) {
+    fn queue(&self, header: NodeHeader, stats: ShardStats, broker: Histogram<u64>, now: Instant) {
         self.delivered.fetch_add(header.delivered, Ordering::Relaxed);
         self.redelivered.fetch_add(header.redelivered, Ordering::Relaxed);
         self.heard.lock().unwrap_or_else(PoisonError::into_inner).insert(header.node.clone(), (now, header.last));
-        self.inbox.lock().unwrap_or_else(PoisonError::into_inner).push((header, stats));
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner).push((header, stats, broker));
     }
 
     /// Merges the reports that came since the last tick into `recorders` and the node table.
     pub fn absorb(&self, recorders: &Recorders, now: Instant, interval: Duration) -> Absorbed {
         let reports = std::mem::take(&mut *self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
         let mut nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
-        for (h, stats) in reports {
+        for (h, stats, broker) in reports {
             for &id in &h.ids {
                 self.finished(id);
             }
             recorders.merge_remote(&stats);
             let n = nodes.entry(h.node.clone()).or_insert_with(|| Node {
                 last: NodeHeader::default(),
+                broker_time: crate::metrics::hist::new(),
                 total: ShardStats::new(),
                 completed: 0,
                 failed: 0,
@@ -118,6 +122,9 @@ impl Cluster {
                 heard: now,
             });
             n.total.merge(&stats);
+            if !broker.is_empty() {
+                n.broker_time = broker;
+            }
             n.completed += stats.completed;
             n.failed += stats.failed;
             n.redelivered += h.redelivered;
@@ -162,6 +169,17 @@ impl Cluster {
         Absorbed { nodes: views, workers, duplicates: all - before }
     }
 
+    /// Every node's time in the broker so far merged into `into`, and the sum of the times (ns).
+    pub fn broker_time(&self, into: &mut Histogram<u64>) -> u64 {
+        let nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sum = 0u64;
+        for n in nodes.values() {
+            let _ = into.add(&n.broker_time);
+            sum = sum.saturating_add(n.last.broker_time_ns);
+        }
+        sum
+    }
+
     fn heard_at(&self, node: &str) -> Option<Instant> {
         self.heard.lock().unwrap_or_else(PoisonError::into_inner).get(node).map(|(t, _)| *t)
     }
@@ -188,7 +206,7 @@ pub(crate) async fn listen(client: async_nats::Client, run: String, cluster: Arc
             m = sub.next() => match m { Some(m) => m, None => return },
         };
         match report::decode(&msg.payload) {
-            Ok((h, stats)) => cluster.queue(h, stats, Instant::now()),
+            Ok((h, stats, broker)) => cluster.queue(h, stats, broker, Instant::now()),
             Err(e) => tracing::warn!("a node report refused: {e}"),
         }
     }
@@ -236,14 +254,14 @@ mod tests {
         let mut stats = ShardStats::new();
         stats.completed = 2;
         let t0 = Instant::now();
-        c.queue(h.clone(), ShardStats::new(), t0);
+        c.queue(h.clone(), ShardStats::new(), crate::metrics::hist::new(), t0);
         let got = c.absorb(&r, t0, Duration::from_millis(100));
         assert_eq!((got.duplicates, got.workers, got.nodes.len()), (2, 2, 1), "3 twice, then 1000 again");
         // Silent for 3 ticks: lost, and its workers no longer count.
         let later = c.absorb(&r, t0 + Duration::from_millis(300), Duration::from_millis(100));
         assert!(later.nodes[0].lost && later.workers == 0 && later.duplicates == 0);
         h.last = true;
-        c.queue(h, stats, t0 + Duration::from_millis(400));
+        c.queue(h, stats, crate::metrics::hist::new(), t0 + Duration::from_millis(400));
         let done = c.absorb(&r, t0 + Duration::from_millis(400), Duration::from_millis(100));
         assert!(done.nodes[0].finished && !done.nodes[0].lost && done.nodes[0].completed == 2);
         assert!(c.all_done(t0 + Duration::from_millis(400), Duration::from_millis(100)));

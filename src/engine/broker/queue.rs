@@ -375,15 +375,20 @@ impl BrokerQueue {
             offset_uncertainty_ns: node.clock.uncertainty_ns,
             last: false,
             ids: pending.iter().map(|(id, _)| *id).collect(),
+            broker_time_ns: c.broker_time_ns.load(Ordering::Relaxed),
             ..NodeHeader::default()
         };
-        let body = report::encode(header.clone(), stats);
+        let body = {
+            let broker = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner);
+            report::encode(header.clone(), stats, &broker)
+        };
         // The last word comes after the last acknowledgements have reached the server, so the
         // controller's count of what the stream still holds cannot race them.
         let end = last.then(|| {
             report::encode(
                 NodeHeader { last: true, ids: Vec::new(), delivered: 0, redelivered: 0, ..header },
                 &ShardStats::new(),
+                &crate::metrics::hist::new(),
             )
         });
         let (client, subject) = (self.client.clone(), protocol::report_subject(&self.inner.spec.run_name));
@@ -411,8 +416,9 @@ impl BrokerQueue {
     /// The broker's part of a snapshot.
     pub fn view(&self) -> BrokerView {
         let c = &self.inner.counts;
-        let hist = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut hist = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let cluster = self.cluster.as_deref();
+        let broker_ns = c.broker_time_ns.load(Ordering::Relaxed) + cluster.map_or(0, |k| k.broker_time(&mut hist));
         BrokerView {
             url: self.inner.spec.url.clone(),
             stream: self.inner.spec.stream(),
@@ -423,7 +429,7 @@ impl BrokerQueue {
             publish_retries: c.retries.load(Ordering::Relaxed),
             ack_pending_cap: self.cfg.borrow().bound as u64,
             ack_pending_max: c.ack_pending_max.load(Ordering::Relaxed),
-            time_in_broker_ms: Summary::of(&hist, u128::from(c.broker_time_ns.load(Ordering::Relaxed))),
+            time_in_broker_ms: Summary::of(&hist, u128::from(broker_ns)),
             unaccounted: 0,
         }
     }

@@ -1,6 +1,6 @@
 //! The runtime panel: tokio-metrics' view of the workload runtime, and where the response time
-//! goes (queue wait, runtime scheduling delay, service) as a stacked bar, so the operator sees
-//! whether the queue or the runtime is the bottleneck.
+//! goes (queue wait, time in the broker on a broker run, runtime scheduling delay, service) as
+//! a stacked bar, so the operator sees whether the queue or the runtime is the bottleneck.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -55,26 +55,31 @@ fn bar(s: &State, width: usize) -> Line<'static> {
     let service = l.service.mean.max(0.0);
     // The runtime's delay from wake to poll: part of what a job waits, capped at the wait itself.
     let sched = (s.snap.measured.runtime.mean_scheduled_delay_us / 1e3).min(l.wait.mean).max(0.0);
-    let queue = (l.wait.mean - sched).max(0.0);
-    let total = queue + sched + service;
+    // On a broker run, the time from publish to delivery: part of the wait too.
+    let broker = s.snap.broker.as_ref().map(|b| b.time_in_broker_ms.mean.min(l.wait.mean - sched).max(0.0));
+    let queue = (l.wait.mean - sched - broker.unwrap_or(0.0)).max(0.0);
+    let total = queue + broker.unwrap_or(0.0) + sched + service;
     let label = format!(" response {} ms = ", ms(total));
-    let legend = [("queue", queue, Color::Yellow), ("sched", sched, Color::Red), ("service", service, Color::Green)];
-    let legend: Vec<Span<'static>> = legend
+    let mut parts = vec![("queue", queue, Color::Yellow, HIGH)];
+    if let Some(b) = broker {
+        parts.push(("broker", b, Color::Magenta, HIGH));
+    }
+    parts.extend([("sched", sched, Color::Red, LOW), ("service", service, Color::Green, MID)]);
+    let legend: Vec<(u8, Span<'static>)> = parts
         .iter()
-        .map(|(name, v, c)| Span::styled(format!(" {name} {}", ms(*v)), Style::default().fg(*c)))
+        .map(|(name, v, c, rank)| (*rank, Span::styled(format!(" {name} {}", ms(*v)), Style::default().fg(*c))))
         .collect();
-    let legend_w: usize = legend.iter().map(Span::width).sum();
+    let legend_w: usize = legend.iter().map(|(_, sp)| sp.width()).sum();
     // The bar takes what the legend leaves, and at least 10 columns: on a narrow panel the
     // legend's smaller parts go first.
     let room = width.saturating_sub(label.chars().count() + legend_w).clamp(10, 40);
     let mut fields = vec![(KEEP, Span::raw(label))];
     if total > 0.0 {
-        for (v, c) in [(queue, Color::Yellow), (sched, Color::Red), (service, Color::Green)] {
+        for (_, v, c, _) in &parts {
             let n = ((v / total) * room as f64).round() as usize;
-            fields.push((KEEP, Span::styled("█".repeat(n), Style::default().fg(c))));
+            fields.push((KEEP, Span::styled("█".repeat(n), Style::default().fg(*c))));
         }
     }
-    let ranks = [HIGH, LOW, MID];
-    fields.extend(ranks.into_iter().zip(legend));
+    fields.extend(legend);
     fit::fit(fields, width)
 }
