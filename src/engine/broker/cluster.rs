@@ -90,6 +90,12 @@ impl Cluster {
         *self.all_workers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Distinct jobs finished so far, here and on every node.
+    pub fn finished_count(&self) -> u64 {
+        let bits = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
+        bits.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
     pub fn duplicates(&self) -> u64 {
         self.duplicates.load(Ordering::Relaxed)
     }

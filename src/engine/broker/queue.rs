@@ -21,7 +21,7 @@
 //! A job's receipt is acknowledged when its worker is done with it, whatever the outcome: a
 //! failed job is counted failed, not redelivered.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,9 @@ pub(crate) struct BrokerQueue {
     /// The controller's view of its nodes (`None` on a node).
     cluster: Option<Arc<Cluster>>,
     node: Option<NodeSide>,
+    /// The policy has been `drop-oldest` at some point of the run (the stream may have
+    /// discarded jobs).
+    dropping: AtomicBool,
 }
 
 #[derive(Default)]
@@ -216,6 +219,7 @@ impl BrokerQueue {
             unpublished: Arc::default(),
             cluster: None,
             node: None,
+            dropping: AtomicBool::new(cfg.policy == Policy::DropOldest),
         }
     }
 
@@ -280,6 +284,9 @@ impl BrokerQueue {
 
     pub fn configure(&self, s: &Settings) {
         let c = Cfg::of(s);
+        if c.policy == Policy::DropOldest {
+            self.dropping.store(true, Ordering::Relaxed);
+        }
         self.cfg.send_if_modified(|old| std::mem::replace(old, c) != c);
     }
 
@@ -493,13 +500,25 @@ impl BrokerQueue {
             tokio::time::sleep(SETTLE_GAP).await;
         }
         let (undelivered, held) = seen.unwrap_or_default();
-        let held = held.saturating_sub(c.left_here.load(Ordering::Relaxed));
+        let left_here = c.left_here.load(Ordering::Relaxed);
+        let mut held = held.saturating_sub(left_here);
         let delivered = c.delivered.load(Ordering::Relaxed) + cluster.delivered.load(Ordering::Relaxed);
         match self.inner.js.get_stream(self.inner.spec.stream()).await {
             Ok(mut stream) => match stream.info().await {
                 Ok(info) => {
                     let stored = info.state.last_sequence.saturating_sub(self.inner.seq0);
-                    let never = stored.saturating_sub(delivered).saturating_sub(undelivered);
+                    // Only discard `old` drops jobs; a node lost before reporting its last
+                    // deliveries would otherwise make them look dropped.
+                    let never = if self.dropping.load(Ordering::Relaxed) {
+                        stored.saturating_sub(delivered).saturating_sub(undelivered)
+                    } else {
+                        0
+                    };
+                    // A job a lost node finished and reported but never acknowledged is still
+                    // held by the stream: it is done, not abandoned. What the stream holds
+                    // unfinished is at most what no other count has placed.
+                    let placed = cluster.finished_count() + never + undelivered + left_here;
+                    held = held.min(stored.saturating_sub(placed));
                     let seen = c.dropped.swap(never, Ordering::Relaxed);
                     if seen != never {
                         tracing::info!(
