@@ -14,18 +14,9 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use super::queue::{Job, JobQueue, Pushed};
+use super::queue::{Job, JobQueue, Pushed, Receipt};
 use crate::metrics::aggregate::DepthStats;
 use crate::settings::{Policy, Settings};
-
-/// A job's receipt from the broker, settled once the job is done. Uninhabited without the
-/// `broker` feature, so the local queue's jobs carry nothing.
-#[cfg(feature = "broker")]
-pub type Receipt = super::broker::Receipt;
-/// A job's receipt from the broker: none without the `broker` feature.
-#[cfg(not(feature = "broker"))]
-#[derive(Debug, Clone)]
-pub enum Receipt {}
 
 /// Settles a finished job's receipt (acknowledges it to the broker).
 pub async fn settle(receipt: Receipt) {

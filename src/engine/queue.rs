@@ -27,6 +27,15 @@ pub fn refill_mark(bound: usize) -> usize {
 /// The most jobs `--rate max` puts in the queue under one lock.
 pub const FLOOD_BATCH: usize = 64;
 
+/// A job's receipt from the broker, settled once the job is done. Uninhabited without the
+/// `broker` feature, so the local queue's jobs carry nothing.
+#[cfg(feature = "broker")]
+pub type Receipt = super::broker::Receipt;
+/// A job's receipt from the broker: none without the `broker` feature.
+#[cfg(not(feature = "broker"))]
+#[derive(Debug, Clone)]
+pub enum Receipt {}
+
 /// One unit of work as it travels through the queue. Small and allocation-free (the completion
 /// handle, when present, is a reference-count increment).
 #[derive(Debug, Clone)]
@@ -42,7 +51,7 @@ pub struct Job {
     /// A closed-loop client waiting for this job to be done (completed, rejected or dropped).
     pub done: Option<Arc<Notify>>,
     /// The broker's receipt, settled when the job is done (none on the local queue).
-    pub receipt: Option<super::backend::Receipt>,
+    pub receipt: Option<Receipt>,
 }
 
 impl Job {
