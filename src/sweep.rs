@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::engine::{Command, EngineError, EngineHandle};
@@ -113,7 +113,7 @@ impl Plan {
 }
 
 /// One measured step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub value: f64,
     pub value_text: String,
@@ -131,19 +131,19 @@ pub struct Step {
     pub model: Option<StepModel>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct StepModel {
     pub latency_ms_mean: Option<f64>,
     pub latency_ms_p99: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Knee {
     pub value: f64,
     pub rule: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Slo {
     pub p99_ms: f64,
     pub max_passing: Option<f64>,
@@ -155,9 +155,15 @@ pub struct Slo {
 }
 
 /// The whole sweep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepReport {
-    pub knob: &'static str,
+    /// The command line that ran the sweep (for the report).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The settings every step started from, as the run JSON's `config` shows them.
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub knob: String,
     pub steps: Vec<Step>,
     pub knee: Option<Knee>,
     pub slo: Option<Slo>,
@@ -233,7 +239,20 @@ pub async fn run(
     let knee = knee(&steps);
     let slo = slo_p99.map(|t| slo(&steps, plan.knob, base, t));
     let verdict = verdict(plan.knob, &steps, knee.as_ref(), slo.as_ref());
-    Ok(SweepReport { knob: plan.knob, steps, knee, slo, stopped_early, verdict })
+    let settings = match serde_json::to_value(base) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    Ok(SweepReport {
+        command: Vec::new(),
+        settings,
+        knob: plan.knob.to_string(),
+        steps,
+        knee,
+        slo,
+        stopped_early,
+        verdict,
+    })
 }
 
 /// The steps in order from the lowest-load end (the end with the lower p99).

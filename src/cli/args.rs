@@ -127,6 +127,22 @@ pub enum Cmd {
     Sweep(Box<SweepArgs>),
     /// Serve a broker run's jobs from this process (this machine or another): a worker node.
     Worker(WorkerArgs),
+    /// Make an HTML report from a run's JSON (and its CSV series) or a sweep's JSON.
+    Report(ReportArgs),
+}
+
+/// `pooltune report`'s arguments (run by `cli::report_cmd`).
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A run's JSON summary (`run --json`) or a sweep's JSON (`sweep --json`)
+    #[arg(value_name = "RUN.json")]
+    pub json: PathBuf,
+    /// The run's per-tick series (`run --csv`), for the time-series charts
+    #[arg(value_name = "SERIES.csv")]
+    pub csv: Option<PathBuf>,
+    /// The HTML file to write
+    #[arg(short = 'o', long = "output", value_name = "FILE.html")]
+    pub output: PathBuf,
 }
 
 /// `pooltune worker`'s arguments (run by `cli::worker_cmd`).
@@ -249,6 +265,9 @@ pub struct RunArgs {
     /// Write the per-tick series here as CSV
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// Write an HTML report here (charts and tables, one self-contained file)
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// A p99 response-time target for the advisor, e.g. 20ms
     #[arg(long, value_name = "DUR", value_parser = dur)]
     pub slo_p99: Option<Duration>,
@@ -371,6 +390,9 @@ pub struct SweepArgs {
     /// Write one CSV row per step here
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// Write an HTML report here: the latency–throughput curve with the model, the target and the knee
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub workload: WorkloadArgs,
 }

@@ -32,6 +32,8 @@ pub struct RunContext {
     pub queue: QueueChoice,
     /// Said on stderr once the run has started: the name given to a broker run that had none.
     pub announce: Option<String>,
+    /// The command line, as the run's JSON and report show it.
+    pub command: Vec<String>,
 }
 
 impl RunContext {
@@ -44,7 +46,7 @@ impl RunContext {
     pub fn new(work: Option<Work>, args: &RunArgs) -> Result<RunContext, BadInput> {
         let (queue, announce) = queue_choice(args)?;
         let (work, http) = Self::work(work, args)?;
-        Ok(RunContext { work, http, queue, announce })
+        Ok(RunContext { work, http, queue, announce, command: std::env::args().collect() })
     }
 
     fn work(work: Option<Work>, args: &RunArgs) -> Result<(Option<Work>, Option<Http>), BadInput> {

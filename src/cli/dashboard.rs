@@ -51,14 +51,18 @@ pub fn run(
     let last = engine.try_shutdown()?;
     let ended = if ended == EndedBy::Duration { EndedBy::by_engine(&last, opts.duration) } else { ended };
     let missed = driver.missed_ticks();
-    let recorded = driver.finish(&last)?;
+    let left = driver.finish(&last)?;
     let run = finish::summarise(&last, ctx, config, ended, missed, state.slo);
+    let text = serde_json::to_string_pretty(&run)?;
     if let Some(f) = json {
-        finish::write_json(f, &serde_json::to_string_pretty(&run)?)?;
+        finish::write_json(f, &text)?;
     }
     let _ = io::stdout().write_all(summary::render(&run).as_bytes());
-    if let Some(path) = recorded {
+    if let Some(path) = left.recorded {
         println!("recorded the session to {}", path.display());
+    }
+    if let Some(r) = left.report {
+        println!("wrote the report to {}", r.write(&text)?.display());
     }
     Ok(finish::exit_code(ended))
 }

@@ -1,5 +1,6 @@
 //! What follows a run's snapshots besides the screen, for the headless runner and the dashboard
-//! alike: the CSV series, a profile's timeline, and the recorder.
+//! alike: the CSV series, a profile's timeline, the recorder, and the series an HTML report
+//! needs (kept in memory, as the CSV file would hold it).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -20,6 +21,26 @@ pub struct Driver {
     pub csv: Option<SeriesWriter>,
     pub timeline: Option<Timeline>,
     recording: Option<(Recorder, AtomicFile, PathBuf, String)>,
+    report: Option<(AtomicFile, PathBuf, SeriesWriter<Vec<u8>>)>,
+}
+
+/// What is left to write once the run's summary exists: the report, made from the summary's
+/// JSON and the series.
+pub struct PendingReport {
+    file: AtomicFile,
+    pub path: PathBuf,
+    series: String,
+}
+
+impl PendingReport {
+    /// Makes the report from the run's JSON text and writes it whole.
+    ///
+    /// # Errors
+    /// The page could not be made or written.
+    pub fn write(self, json: &str) -> Result<PathBuf, super::Failure> {
+        super::report_cmd::write(self.file, json, Some(&self.series))?;
+        Ok(self.path)
+    }
 }
 
 impl Driver {
@@ -29,6 +50,7 @@ impl Driver {
     /// [`BadInput`] for a file that cannot be written.
     pub fn new(
         csv: Option<&std::path::Path>,
+        report: Option<&std::path::Path>,
         record: Option<&std::path::Path>,
         profile: Option<&Profile>,
         start: &Settings,
@@ -43,7 +65,11 @@ impl Driver {
                 Ok::<_, BadInput>((Recorder::new(start, run), file, path.to_path_buf(), name))
             })
             .transpose()?;
+        let report = report
+            .map(|p| Ok::<_, BadInput>((open(p, "report")?, p.to_path_buf(), SeriesWriter::in_memory())))
+            .transpose()?;
         Ok(Self {
+            report,
             csv: csv.map(open_series).transpose()?,
             timeline: profile.filter(|p| !p.phases.is_empty()).map(|p| Timeline::new(p.phases.clone(), tick)),
             recording,
@@ -58,6 +84,9 @@ impl Driver {
     pub fn on_snapshot(&mut self, snap: &Snapshot, engine: &EngineHandle) -> anyhow::Result<Vec<String>> {
         if let Some(c) = self.csv.as_mut() {
             c.write(snap).context("writing the CSV file")?;
+        }
+        if let Some((.., kept)) = self.report.as_mut() {
+            kept.write(snap)?;
         }
         if let Some((r, ..)) = self.recording.as_mut() {
             r.observe(snap);
@@ -74,24 +103,40 @@ impl Driver {
         Ok(refused)
     }
 
-    /// Writes what the run leaves: the rest of the series and the recording, each whole.
+    /// Writes what the run leaves: the rest of the series and the recording, each whole; the
+    /// report is left for when the summary exists.
     ///
     /// # Errors
     /// A write, sync or rename failed.
-    pub fn finish(self, last: &Snapshot) -> anyhow::Result<Option<PathBuf>> {
+    pub fn finish(self, last: &Snapshot) -> anyhow::Result<Finished> {
         if let Some(mut c) = self.csv {
             c.write(last).context("writing the CSV file")?;
             c.commit().context("writing the CSV file")?;
         }
-        let Some((mut r, mut file, path, name)) = self.recording else { return Ok(None) };
+        let report = match self.report {
+            Some((file, path, mut kept)) => {
+                kept.write(last)?;
+                Some(PendingReport { file, path, series: kept.text() })
+            }
+            None => None,
+        };
+        let Some((mut r, mut file, path, name)) = self.recording else {
+            return Ok(Finished { recorded: None, report });
+        };
         r.observe(last);
         let p = r.profile(&name, "Recorded with pooltune run --record; replay with pooltune run FILE.", last.elapsed);
         file.write_all(to_toml(&p).as_bytes()).context("writing the recording")?;
         file.commit().context("writing the recording")?;
-        Ok(Some(path))
+        Ok(Finished { recorded: Some(path), report })
     }
 
     pub fn missed_ticks(&self) -> u64 {
-        self.csv.as_ref().map_or(0, |c| c.missed)
+        self.csv.as_ref().map(|c| c.missed).or_else(|| self.report.as_ref().map(|r| r.2.missed)).unwrap_or(0)
     }
+}
+
+/// What [`Driver::finish`] leaves: where the recording went, and the report still to write.
+pub struct Finished {
+    pub recorded: Option<PathBuf>,
+    pub report: Option<PendingReport>,
 }

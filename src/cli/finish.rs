@@ -43,8 +43,9 @@ pub fn summarise(
     slo: Option<Target>,
 ) -> RunSummary {
     let mut run = RunSummary::new(last, config, ended, missed);
+    run.command.clone_from(&ctx.command);
     run.http = ctx.http.as_ref().map(|h| h.stats.report(&h.target));
-    run.model = Some(report::model_report(last, slo));
+    run.model = Some(report::model_report(last, slo).with_distribution(last));
     run
 }
 

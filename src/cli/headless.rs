@@ -32,7 +32,8 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
     }))?;
     let last = engine.try_join()?;
     let missed = driver.missed_ticks();
-    if let Some(path) = driver.finish(&last)? {
+    let left = driver.finish(&last)?;
+    if let Some(path) = &left.recorded {
         eprintln!("pooltune: recorded the session to {}", path.display());
     }
     let ended_by = signal.unwrap_or_else(|| EndedBy::by_engine(&last, opts.duration));
@@ -41,6 +42,10 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
     let text = serde_json::to_string_pretty(&run)?;
     if let Some(f) = json.take() {
         finish::write_json(f, &text)?;
+    }
+    if let Some(r) = left.report {
+        let path = r.write(&text)?;
+        eprintln!("pooltune: wrote the report to {}", path.display());
     }
     let human = summary::render(&run);
     if json_to_stdout {

@@ -16,6 +16,7 @@ mod headless;
 mod logging;
 mod model_cmd;
 mod profiles_cmd;
+mod report_cmd;
 mod summary;
 mod sweep_cmd;
 mod worker_cmd;
@@ -137,6 +138,7 @@ pub fn main_with(work: Option<Work>) -> ExitCode {
         Some(Cmd::Model(args)) => model_cmd::run(&args),
         Some(Cmd::Sweep(args)) => sweep_cmd::run(&args, work),
         Some(Cmd::Worker(args)) => worker_cmd::run(&args, work),
+        Some(Cmd::Report(args)) => report_cmd::run(&args),
         Some(Cmd::Profiles) => profiles_cmd::list(),
         Some(Cmd::Validate { files }) => Ok(profiles_cmd::validate(&files)),
         None => run(None, &cli.run, work),
@@ -226,6 +228,7 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     let opts = options_from(args, &settings, args.headless, spec)?;
     let driver = driver::Driver::new(
         args.csv.as_deref(),
+        args.report.as_deref(),
         args.record.as_deref(),
         profile.as_ref(),
         &settings,

@@ -37,6 +37,7 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
         _ => None,
     };
     let csv = a.csv.as_deref().map(|p| finish::open(p, "CSV")).transpose()?;
+    let html = a.report.as_deref().map(|p| finish::open(p, "report")).transpose()?;
     let plan = Plan { knob, values, settle: a.settle, per_step: a.per_step, stop_on_saturation: a.stop_on_saturation };
     let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
     let ctx = RunContext { work, ..RunContext::default() };
@@ -49,7 +50,8 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     }));
     eprintln!();
     let _ = engine.try_join()?;
-    let report = report?;
+    let mut report = report?;
+    report.command = std::env::args().collect();
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(f) = json {
         finish::write_json(f, &text)?;
@@ -57,6 +59,10 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     if let Some(mut f) = csv {
         f.write_all(csv_rows(&report).as_bytes())?;
         f.commit()?;
+    }
+    if let Some(f) = html {
+        super::report_cmd::write(f, &text, None)?;
+        eprintln!("pooltune: wrote the report to {}", a.report.as_deref().unwrap_or(Path::new("")).display());
     }
     if to_stdout {
         println!("{text}");

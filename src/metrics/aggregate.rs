@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::recorder::{Recorders, ShardStats};
 use super::schedule::ScheduleSums;
 use super::sparse::{Sparse, TickDist};
-use super::{Counters, Latency, Measured, Micros, QueueView, Rates, RuntimeStats, Snapshot, Summary};
+use super::{Counters, Distribution, Latency, Measured, Micros, QueueView, Rates, RuntimeStats, Snapshot, Summary};
 use crate::settings::Settings;
 
 /// Running sums of the scheduled inter-arrival gaps (seconds), for the arrival CV.
@@ -393,6 +393,7 @@ impl Aggregator {
                 wait: Summary::of(&w.wait, w.wait_ns),
                 service: Summary::of(&w.service, w.service_ns),
             },
+            latency_distribution: Distribution::of(&w.latency),
             queue_depth_mean: if secs > 0.0 { self.depth_area / secs } else { 0.0 },
             queue_depth_max: self.depth_max,
             queued_ms_mean: if w.completed > 0 { w.queued_ns as f64 / n / 1e6 } else { 0.0 },

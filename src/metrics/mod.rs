@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use hist::{Micros, Summary};
+pub use hist::{Distribution, Micros, Quantile, Summary};
 
 use crate::settings::Settings;
 
@@ -146,6 +146,47 @@ pub struct BrokerView {
     pub unaccounted: u64,
 }
 
+/// Where the mean response time goes: the queue, the broker (a broker run's publish → delivery),
+/// the runtime's scheduling delay, and the service. Queue, broker and scheduling are parts of the
+/// measured wait, so the four add up to the mean response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ResponseSplit {
+    pub queue: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<f64>,
+    pub scheduling: f64,
+    pub service: f64,
+}
+
+impl ResponseSplit {
+    /// The split of a window's mean response, in milliseconds.
+    #[must_use]
+    pub fn of(m: &Measured, broker: Option<&BrokerView>) -> ResponseSplit {
+        let l = &m.latency;
+        let service = l.service.mean.max(0.0);
+        // The runtime's delay from wake to poll: part of what a job waits, capped at the wait.
+        let scheduling = (m.runtime.mean_scheduled_delay_us / 1e3).min(l.wait.mean).max(0.0);
+        // On a broker run, the time from publish to delivery: part of the wait too.
+        let broker = broker.map(|b| b.time_in_broker_ms.mean.min(l.wait.mean - scheduling).max(0.0));
+        let queue = (l.wait.mean - scheduling - broker.unwrap_or(0.0)).max(0.0);
+        ResponseSplit { queue, broker, scheduling, service }
+    }
+
+    /// The parts that are there, named, in the order a job meets them.
+    #[must_use]
+    pub fn parts(&self) -> Vec<(&'static str, f64)> {
+        let mut v = vec![("queue", self.queue)];
+        v.extend(self.broker.map(|b| ("broker", b)));
+        v.extend([("scheduling", self.scheduling), ("service", self.service)]);
+        v
+    }
+
+    #[must_use]
+    pub fn total(&self) -> f64 {
+        self.parts().iter().map(|(_, v)| v).sum()
+    }
+}
+
 /// Statistics since the warm-up ended or the operator last reset them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Measured {
@@ -155,6 +196,9 @@ pub struct Measured {
     pub throughput_per_s: f64,
     #[serde(flatten)]
     pub latency: Latency,
+    /// The response time's percentile distribution (HdrHistogram's percentile plot).
+    #[serde(rename = "latency_distribution_ms")]
+    pub latency_distribution: Distribution,
     pub queue_depth_mean: f64,
     pub queue_depth_max: usize,
     /// Mean time spent in the queue itself (start − enqueue), for Little's law on the queue.

@@ -281,6 +281,20 @@ pub(crate) enum Percentiles {
 }
 
 pub(crate) fn predict_for(i: &Inputs, which: Percentiles) -> Result<Prediction, ModelError> {
+    predict_with_tail(i, which).map(|(p, _)| p)
+}
+
+/// The response time at each of `percentiles` (0 to 100), in milliseconds: the model's side of
+/// HdrHistogram's percentile plot. `None` for an unstable pool (the queue grows without end).
+///
+/// # Errors
+/// Inputs the model cannot take, as [`predict`].
+pub fn latency_percentiles(i: &Inputs, percentiles: &[f64]) -> Result<Option<Vec<f64>>, ModelError> {
+    let (_, tail) = predict_with_tail(i, Percentiles::None)?;
+    Ok(tail.map(|t| percentiles.iter().map(|p| t.response_quantile(p / 100.0) * 1e3).collect()))
+}
+
+fn predict_with_tail(i: &Inputs, which: Percentiles) -> Result<(Prediction, Option<tail::Tail>), ModelError> {
     i.check()?;
     let c = i.workers;
     let cf = f64::from(c);
@@ -316,7 +330,7 @@ pub(crate) fn predict_for(i: &Inputs, which: Percentiles) -> Result<Prediction, 
             p.growth_per_s = Some(i.rate - cf * mu);
             note = Some(format!("unstable: ρ = {rho:.2} ≥ 1, the queue grows by about {:.0} jobs/s", i.rate - cf * mu));
             p.note = note;
-            return Ok(p);
+            return Ok((p, None));
         }
         let cw = erlang::erlang_c(c, a);
         let wq = cw / (cf * mu - i.rate) * ac;
@@ -352,7 +366,7 @@ pub(crate) fn predict_for(i: &Inputs, which: Percentiles) -> Result<Prediction, 
         note.get_or_insert_with(|| "approximate percentiles (exponential wait tail)".into());
     }
     p.note = note;
-    Ok(p)
+    Ok((p, Some(tail)))
 }
 
 /// The service distribution the percentiles assume: the named one, or the shape a bare CV

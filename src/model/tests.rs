@@ -20,6 +20,19 @@ fn mm1_matches_the_textbook() {
 }
 
 #[test]
+fn the_percentile_curve_of_mm1_is_exponential() {
+    // T ~ Exp(μ − λ): its p-quantile is −ln(1 − p)/(μ − λ), at every point of the plot.
+    let ps = [50.0, 90.0, 99.0, 99.9, 99.99];
+    let curve = latency_percentiles(&Inputs::mmc(700.0, 0.001, 1), &ps).unwrap().unwrap();
+    for (p, got) in ps.iter().zip(curve) {
+        let want = -(1.0 - p / 100.0_f64).ln() / 300.0 * 1e3;
+        assert!(rel(got, want) < 1e-5, "p{p}: {got} ms, expected {want} ms");
+    }
+    // An unstable pool has no distribution.
+    assert_eq!(latency_percentiles(&Inputs::mmc(1200.0, 0.001, 1), &ps).unwrap(), None);
+}
+
+#[test]
 fn mmc_check_values() {
     // Check value (see the module docs): c = 3, a = 2 gives C = 4/9; Wq = C/(cμ − λ).
     let p = predict(&Inputs::mmc(2.0, 1.0, 3)).unwrap();

@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::metrics::Snapshot;
+use crate::metrics::hist::DIST_QUANTILES;
+use crate::metrics::{Quantile, Snapshot};
 use crate::model::advisor::{self, Advice, Target};
 use crate::model::batch::Batch;
 use crate::model::bursty::Bursty;
@@ -60,6 +61,10 @@ pub struct ModelReport {
     /// The likely cause of a gap between the model and the measurements.
     pub diagnosis: Option<String>,
     pub advice: Option<Advice>,
+    /// The model's response-time percentile distribution at the measured inputs (open-loop
+    /// workloads; filled in by [`ModelReport::with_distribution`] for a run's summary).
+    #[serde(rename = "latency_distribution_ms", skip_serializing_if = "Option::is_none")]
+    pub latency_distribution: Option<Vec<Quantile>>,
 }
 
 /// The fewest completed jobs a window needs before it is compared with the model or a cause is
@@ -87,7 +92,24 @@ impl ModelReport {
             reason: Some(reason),
             diagnosis: None,
             advice: None,
+            latency_distribution: None,
         }
+    }
+
+    /// Adds the model's percentile distribution at the inputs it was fed, for the report's
+    /// percentile plot (left out per tick: each point is a bisection).
+    #[must_use]
+    pub fn with_distribution(mut self, s: &Snapshot) -> ModelReport {
+        if self.predicted.is_some()
+            && let (_, Workload::Open(i)) = workload(s)
+        {
+            let qs = DIST_QUANTILES.map(|q| q * 100.0);
+            self.latency_distribution = model::latency_percentiles(&i, &qs)
+                .ok()
+                .flatten()
+                .map(|v| qs.iter().zip(v).map(|(p, ms)| Quantile { percentile: *p, latency_ms: ms }).collect());
+        }
+        self
     }
 }
 
@@ -173,6 +195,7 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         little,
         reason: None,
         advice,
+        latency_distribution: None,
     }
 }
 

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub mod compare;
+#[cfg(feature = "report")]
+pub mod html;
 
 pub use compare::{ModelReport, model_report};
 
 use crate::engine::RunOptions;
-use crate::metrics::{Counters, Latency, Snapshot};
+use crate::metrics::{Counters, Distribution, Latency, ResponseSplit, Snapshot};
 use crate::settings::{Rate, Settings};
 
 /// A file written in full or not at all.
@@ -123,6 +125,8 @@ pub struct DepthSummary {
 /// counts the whole run so every job is accounted for.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
+    /// The command line that ran it (empty when the engine ran as a library).
+    pub command: Vec<String>,
     /// Length of the measured window, seconds.
     pub duration_s: f64,
     /// Whole run, warm-up included.
@@ -137,6 +141,10 @@ pub struct RunSummary {
     pub throughput_per_s: f64,
     #[serde(flatten)]
     pub latency: Latency,
+    /// The response time's percentile distribution over the measured window.
+    pub latency_distribution_ms: Distribution,
+    /// Where the mean response time went.
+    pub response_split_ms: ResponseSplit,
     /// Latency of the jobs that failed (error, timeout, panic), apart from the successes'.
     pub failed_latency_ms: crate::metrics::Summary,
     /// The latest failure messages.
@@ -177,6 +185,7 @@ impl RunSummary {
     pub fn new(last: &Snapshot, config: RunConfig, ended_by: EndedBy, missed_ticks: u64) -> Self {
         let m = &last.measured;
         Self {
+            command: Vec::new(),
             duration_s: m.duration_s,
             elapsed_s: last.elapsed.as_secs_f64(),
             ended_by,
@@ -187,6 +196,8 @@ impl RunSummary {
             offered_per_s: m.offered_per_s,
             throughput_per_s: m.throughput_per_s,
             latency: m.latency,
+            latency_distribution_ms: m.latency_distribution,
+            response_split_ms: ResponseSplit::of(m, last.broker.as_ref()),
             failed_latency_ms: m.failed_latency,
             recent_errors: last.recent_errors.clone(),
             custom_work: last.custom_work,
@@ -209,24 +220,51 @@ impl RunSummary {
     }
 }
 
-/// The per-tick CSV series, streamed to an [`AtomicFile`] as snapshots arrive (memory does not
-/// grow with the run), counting ticks the writer never saw.
-pub struct SeriesWriter {
-    file: AtomicFile,
+/// The per-tick CSV series, streamed as snapshots arrive to an [`AtomicFile`] (memory does not
+/// grow with the run) or kept in memory for a report, counting ticks the writer never saw.
+pub struct SeriesWriter<W: Write = AtomicFile> {
+    out: W,
     last_tick: u64,
     /// Ticks that were published but never reached the writer (latest-wins snapshots).
     pub missed: u64,
 }
 
-impl SeriesWriter {
+impl SeriesWriter<AtomicFile> {
     /// Opens the file and writes the header.
     ///
     /// # Errors
     /// The file cannot be created or written.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let mut file = AtomicFile::create(path)?;
-        writeln!(file, "{CSV_HEADER}")?;
-        Ok(Self { file, last_tick: 0, missed: 0 })
+        Self::on(AtomicFile::create(path)?)
+    }
+
+    /// Renames the finished series into place.
+    ///
+    /// # Errors
+    /// The flush, sync or rename failed.
+    pub fn commit(self) -> io::Result<()> {
+        self.out.commit()
+    }
+}
+
+impl SeriesWriter<Vec<u8>> {
+    /// A series kept in memory (for `--report`).
+    #[must_use]
+    pub fn in_memory() -> Self {
+        Self::on(Vec::new()).expect("writing to memory does not fail")
+    }
+
+    /// The CSV text.
+    #[must_use]
+    pub fn text(self) -> String {
+        String::from_utf8_lossy(&self.out).into_owned()
+    }
+}
+
+impl<W: Write> SeriesWriter<W> {
+    fn on(mut out: W) -> io::Result<Self> {
+        writeln!(out, "{CSV_HEADER}")?;
+        Ok(Self { out, last_tick: 0, missed: 0 })
     }
 
     /// Writes the row for a snapshot (once per tick; a repeated tick is skipped).
@@ -239,15 +277,7 @@ impl SeriesWriter {
         }
         self.missed += s.tick.saturating_sub(self.last_tick + 1);
         self.last_tick = s.tick;
-        writeln!(self.file, "{}", csv_row(s))
-    }
-
-    /// Renames the finished series into place.
-    ///
-    /// # Errors
-    /// The flush, sync or rename failed.
-    pub fn commit(self) -> io::Result<()> {
-        self.file.commit()
+        writeln!(self.out, "{}", csv_row(s))
     }
 }
 

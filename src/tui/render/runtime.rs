@@ -51,20 +51,19 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
 
 /// Mean response split into queue wait, scheduling delay and service, as one bar.
 fn bar(s: &State, width: usize) -> Line<'static> {
-    let l = &s.snap.measured.latency;
-    let service = l.service.mean.max(0.0);
-    // The runtime's delay from wake to poll: part of what a job waits, capped at the wait itself.
-    let sched = (s.snap.measured.runtime.mean_scheduled_delay_us / 1e3).min(l.wait.mean).max(0.0);
-    // On a broker run, the time from publish to delivery: part of the wait too.
-    let broker = s.snap.broker.as_ref().map(|b| b.time_in_broker_ms.mean.min(l.wait.mean - sched).max(0.0));
-    let queue = (l.wait.mean - sched - broker.unwrap_or(0.0)).max(0.0);
-    let total = queue + broker.unwrap_or(0.0) + sched + service;
+    let split = crate::metrics::ResponseSplit::of(&s.snap.measured, s.snap.broker.as_ref());
+    let total = split.total();
     let label = format!(" response {} ms = ", ms(total));
-    let mut parts = vec![("queue", queue, Color::Yellow, HIGH)];
-    if let Some(b) = broker {
-        parts.push(("broker", b, Color::Magenta, HIGH));
-    }
-    parts.extend([("sched", sched, Color::Red, LOW), ("service", service, Color::Green, MID)]);
+    let parts: Vec<_> = split
+        .parts()
+        .into_iter()
+        .map(|(name, v)| match name {
+            "queue" => ("queue", v, Color::Yellow, HIGH),
+            "broker" => ("broker", v, Color::Magenta, HIGH),
+            "scheduling" => ("sched", v, Color::Red, LOW),
+            _ => ("service", v, Color::Green, MID),
+        })
+        .collect();
     let legend: Vec<(u8, Span<'static>)> = parts
         .iter()
         .map(|(name, v, c, rank)| (*rank, Span::styled(format!(" {name} {}", ms(*v)), Style::default().fg(*c))))
