@@ -342,3 +342,75 @@ async fn scripted_keys_drive_the_engine() {
     assert_eq!(last.settings.workers, 5);
     common::assert_accounted(&last);
 }
+
+/// Types a `:` command and Enter.
+fn command(tx: &tokio::sync::mpsc::UnboundedSender<UiEvent>, text: &str) {
+    for c in text.chars() {
+        tx.send(key(c)).unwrap();
+    }
+    tx.send(enter()).unwrap();
+}
+
+/// `:sweep` runs its steps live through the same stepper as `pooltune sweep`, draws the curve,
+/// and says what it found; a knob key during a sweep stops it and says so.
+#[tokio::test]
+async fn a_live_sweep_runs_its_steps_and_a_knob_key_stops_it() {
+    let opts = RunOptions { interval: Duration::from_millis(50), ..RunOptions::default() };
+    let base = Settings { workers: 4, service: Duration::from_millis(2), rate: Rate::PerSec(200.0), ..settings() };
+    let engine = EngineHandle::start(base, opts).unwrap();
+    let mut state = State::new(engine.latest(), opts.interval);
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<UiEvent>();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) }).boxed();
+    let (done_tx, done_rx) = tokio::sync::watch::channel((0usize, false));
+    let mut sink = |_: &Snapshot, _: &EngineHandle, s: &mut State| {
+        let _ = done_tx.send(s.sweep.as_ref().map_or((0, false), |w| (w.steps().len(), w.done())));
+        Ok(())
+    };
+    let driver = async {
+        command(&tx, ":slo 50ms");
+        command(&tx, ":sweep rate 100..300 3 300ms");
+        let mut rx = done_rx.clone();
+        // A liveness bound, not a timing assertion: three steps of 0.6 s each.
+        tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|(_, done)| *done)).await.unwrap().unwrap();
+        // Frames are drawn at most 30 times a second: let the last one come.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send(key('q')).unwrap();
+    };
+    let (ended, ()) = tokio::join!(run_loop(&mut terminal, &engine, events, &mut state, &mut sink), driver);
+    assert_eq!(ended.unwrap(), EndedBy::Quit);
+    let sweep = state.sweep.as_ref().expect("the sweep stays on screen");
+    let report = sweep.report();
+    assert_eq!(report.steps.iter().map(|s| s.value_text.as_str()).collect::<Vec<_>>(), ["100", "200", "300"]);
+    assert!(report.stopped_early.is_none());
+    assert_eq!(report.slo.as_ref().map(|s| s.p99_ms), Some(50.0), "the dashboard's target is the sweep's");
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("sweep rate · done"), "{screen}");
+    assert!(screen.contains("holds over the whole range"), "the verdict is shown: {screen}");
+    assert_eq!(engine.latest().settings.rate, Rate::PerSec(300.0), "the last step's value stays set");
+
+    // A second sweep, stopped by a knob key in its first step.
+    let mut state = State::new(engine.latest(), opts.interval);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<UiEvent>();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) }).boxed();
+    let mut sink = |_: &Snapshot, _: &EngineHandle, _: &mut State| Ok(());
+    let driver = async {
+        // Steps of 1 s settling and 1 s measuring: the key comes well inside the first.
+        command(&tx, ":sweep rate 100..300 3 1s");
+        until(&engine, "the first step's rate", |s| s.settings.rate == Rate::PerSec(100.0)).await;
+        tx.send(key('w')).unwrap();
+        until(&engine, "5 workers", |s| s.settings.workers == 5).await;
+        // Past where the second step would have begun had the sweep gone on.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tx.send(key('q')).unwrap();
+    };
+    let (ended, ()) = tokio::join!(run_loop(&mut terminal, &engine, events, &mut state, &mut sink), driver);
+    assert_eq!(ended.unwrap(), EndedBy::Quit);
+    let msg = state.message.clone().unwrap();
+    assert!(msg.error && msg.text.contains("sweep stopped: you changed workers"), "{msg:?}");
+    let report = state.sweep.as_ref().unwrap().report();
+    assert_eq!(report.stopped_early.as_deref(), Some("you changed workers"));
+    assert_eq!(engine.latest().settings.rate, Rate::PerSec(100.0), "no step after the stop");
+    let last = engine.shutdown();
+    common::assert_accounted(&last);
+}

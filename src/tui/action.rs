@@ -134,6 +134,16 @@ pub fn submit(state: &mut State, text: &str) -> Effect {
             );
             Effect::None
         }
+        Ok(Line::Sweep { knob, range, steps, per_step }) => {
+            if let Err(e) = super::sweep::start(state, &knob, &range, steps, per_step) {
+                state.error(e);
+            }
+            Effect::None
+        }
+        Ok(Line::SweepOff) => {
+            super::sweep::close(state);
+            Effect::None
+        }
         Ok(Line::Empty) => Effect::None,
         Err(e) => {
             state.error(e);

@@ -78,6 +78,7 @@ where
                 let snap = snapshots.borrow_and_update().clone();
                 let finished = snap.finished;
                 state.on_snapshot(snap.clone());
+                super::sweep::drive(state, engine, &snap);
                 sink(&snap, engine, state)?;
                 if finished {
                     draw(terminal, state)?;
@@ -137,31 +138,40 @@ fn apply(state: &mut State, engine: &EngineHandle, effect: Effect) -> bool {
         Effect::Quit => true,
         Effect::Send(cmd) => {
             match engine.try_send(cmd) {
-                Ok(()) => match cmd {
-                    Command::Set(k) => {
-                        state.manual.push(k.name());
-                        state.sent(Some(k));
-                    }
-                    Command::Pause => {
-                        state.paused_sent = true;
-                        state.sent(None);
-                        state.info("arrivals paused");
-                    }
-                    Command::Resume => {
-                        state.paused_sent = false;
-                        state.sent(None);
-                        state.info("arrivals resumed");
-                    }
-                    Command::ResetStats => {
-                        state.sent(None);
-                        state.reset_distribution();
-                        state.info("statistics reset");
-                    }
-                    Command::Shutdown => state.sent(None),
-                },
+                Ok(()) => {
+                    on_sent(state, cmd);
+                    // Said last, so it is the message left on screen.
+                    super::sweep::interrupted_by(state, cmd);
+                }
                 Err(e) => state.error(e.to_string()),
             }
             false
         }
+    }
+}
+
+/// The engine took the operator's command: the dashboard's own bookkeeping.
+fn on_sent(state: &mut State, cmd: Command) {
+    match cmd {
+        Command::Set(k) => {
+            state.manual.push(k.name());
+            state.sent(Some(k));
+        }
+        Command::Pause => {
+            state.paused_sent = true;
+            state.sent(None);
+            state.info("arrivals paused");
+        }
+        Command::Resume => {
+            state.paused_sent = false;
+            state.sent(None);
+            state.info("arrivals resumed");
+        }
+        Command::ResetStats => {
+            state.sent(None);
+            state.reset_distribution();
+            state.info("statistics reset");
+        }
+        Command::Shutdown => state.sent(None),
     }
 }

@@ -1,6 +1,7 @@
 //! The `:` command line: `:workers 16`, `:rate 2500`, `:service 3ms`, `:queue 500`,
 //! `:policy reject`, `:kind offload` (any live knob of the knob table, by its key or alias), and
-//! `:pause`, `:resume`, `:reset`, `:window 2m`, `:slo 20ms`, `:help`, `:quit`. Knob values go
+//! `:pause`, `:resume`, `:reset`, `:window 2m`, `:slo 20ms`, `:sweep rate 200..2000 10`,
+//! `:sweep off`, `:help`, `:quit`. Knob values go
 //! through the same parser as flags and profiles; a knob fixed for a run is refused with where
 //! to set it.
 
@@ -15,6 +16,15 @@ use crate::settings::{KNOB_NAMES, KNOBS, Knob, KnobSpec};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     Engine(Command),
+    /// `:sweep KNOB FROM..TO [STEPS] [PER-STEP]`: a capacity sweep, run live.
+    Sweep {
+        knob: String,
+        range: String,
+        steps: usize,
+        per_step: Duration,
+    },
+    /// `:sweep off`: stop a sweep and close its view.
+    SweepOff,
     Window(usize),
     Slo(Option<Target>),
     Help,
@@ -23,7 +33,12 @@ pub enum Line {
 }
 
 /// Words the command line takes besides the knob names.
-pub const WORDS: &[&str] = &["pause", "resume", "reset", "window", "slo", "help", "quit", "q"];
+pub const WORDS: &[&str] = &["pause", "resume", "reset", "window", "slo", "sweep", "help", "quit", "q"];
+
+/// A live sweep's steps and per-step time when the `:sweep` line leaves them out (each step
+/// settles 2 s first, as `pooltune sweep`'s default, or as long as it measures if that is less).
+pub const SWEEP_STEPS: usize = 10;
+pub const SWEEP_PER_STEP: Duration = Duration::from_secs(10);
 
 /// Parses one command line (without the leading `:`).
 ///
@@ -47,6 +62,7 @@ pub fn parse(text: &str) -> Result<Line, String> {
         "reset" => none(Line::Engine(Command::ResetStats)),
         "help" => none(Line::Help),
         "quit" | "q" => none(Line::Quit),
+        "sweep" => sweep(&rest),
         "window" => {
             let d = duration::parse(one()?)?;
             WINDOWS
@@ -77,6 +93,28 @@ pub fn parse(text: &str) -> Result<Line, String> {
             let knob = Knob::parse(name, one()?).and_then(Knob::live).map_err(|e| e.to_string())?;
             Ok(Line::Engine(Command::Set(knob)))
         }
+    }
+}
+
+/// `:sweep off`, or `:sweep KNOB FROM..TO [STEPS] [PER-STEP]` (the plan itself is checked
+/// where it is made, by the same rules as `pooltune sweep`).
+fn sweep(rest: &[&str]) -> Result<Line, String> {
+    const USAGE: &str =
+        "expected :sweep KNOB FROM..TO [STEPS] [PER-STEP], e.g. :sweep rate 200..2000 10 5s, or :sweep off";
+    match rest {
+        ["off"] => Ok(Line::SweepOff),
+        [knob, range, more @ ..] if more.len() <= 2 => {
+            let steps = match more.first() {
+                Some(n) => n.parse().map_err(|_| format!("sweep steps '{n}' is not a whole number; {USAGE}"))?,
+                None => SWEEP_STEPS,
+            };
+            let per_step = match more.get(1) {
+                Some(d) => duration::parse(d)?,
+                None => SWEEP_PER_STEP,
+            };
+            Ok(Line::Sweep { knob: (*knob).to_string(), range: (*range).to_string(), steps, per_step })
+        }
+        _ => Err(USAGE.to_string()),
     }
 }
 
@@ -111,6 +149,10 @@ mod tests {
         assert_eq!(parse("  pause "), Ok(Line::Engine(Command::Pause)));
         assert_eq!(parse("window 2m"), Ok(Line::Window(1)));
         assert_eq!(parse(""), Ok(Line::Empty));
+        let sweep = |steps, per_step| Line::Sweep { knob: "rate".into(), range: "200..2000".into(), steps, per_step };
+        assert_eq!(parse("sweep rate 200..2000"), Ok(sweep(SWEEP_STEPS, SWEEP_PER_STEP)));
+        assert_eq!(parse("sweep rate 200..2000 4 3s"), Ok(sweep(4, Duration::from_secs(3))));
+        assert_eq!(parse("sweep off"), Ok(Line::SweepOff));
     }
 
     #[test]
@@ -125,6 +167,9 @@ mod tests {
             ("pause now", "takes no value"),
             ("rate fast", "not a rate"),
             ("threads 4", "threads is fixed for a run; set it with --threads"),
+            ("sweep", "expected :sweep KNOB FROM..TO"),
+            ("sweep rate 1..2 many", "not a whole number"),
+            ("sweep rate 1..2 3 soon", "soon"),
         ] {
             let err = parse(line).unwrap_err();
             assert!(err.contains(want), "{line}: {err}");

@@ -4,7 +4,7 @@
 //! - [`keys`]: the one key table (matching, help and hints).
 //! - [`action`]: operator intent and its effect on [`state`]; [`cmdline`]: the `:` line.
 //! - [`state`]: what is shown, fed by snapshots; [`render`]: `impl Widget for &State`.
-//! - [`app`]: the run loop, generic over backend and events.
+//! - [`app`]: the run loop, generic over backend and events; [`sweep`]: the live `:sweep`.
 //!
 //! The terminal is restored on every exit: a `Drop` guard for normal ones, and the panic hook
 //! ([`crate::panic_hook`]) restores it when the UI thread panics. A panic on any other thread (a
@@ -16,6 +16,7 @@ pub mod cmdline;
 pub mod keys;
 pub mod render;
 pub mod state;
+pub mod sweep;
 pub mod trail;
 
 use std::io::{self, Write};

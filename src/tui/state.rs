@@ -94,6 +94,8 @@ pub struct State {
     pub work_label: Option<String>,
     /// The distribution over the chart's window, from the trailing windows kept here.
     pub recent: Option<Recent>,
+    /// A live sweep (`:sweep`), running or finished; its view replaces the charts.
+    pub sweep: Option<crate::sweep::Sweeper>,
     trail: Trail,
 }
 
@@ -123,6 +125,7 @@ impl State {
             manual: Vec::new(),
             work_label: None,
             recent: None,
+            sweep: None,
             trail: Trail::new(&WINDOWS),
         }
     }

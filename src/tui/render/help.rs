@@ -40,6 +40,7 @@ pub fn render(area: Rect, buf: &mut Buffer) {
             (":reset", "reset statistics"),
             (":window 2m", "chart window: 30s, 2m or 10m"),
             (":slo 20ms", "p99 target for the advisor; :slo off"),
+            (":sweep rate 200..2000 10", "live sweep [STEPS] [PER-STEP]; :sweep off"),
             (":quit", "quit"),
         ]
         .map(|(c, w)| (c.to_string(), w.to_string())),

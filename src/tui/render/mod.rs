@@ -3,7 +3,8 @@
 //!
 //! Layout (80×24 and up): an overload banner when there is one; the knobs, the latency
 //! distribution and the model on the left; throughput, queue depth and latency charts on the
-//! right, and on a broker run the broker and its worker nodes under them; the status line and
+//! right (a live `:sweep`'s curve in their place), and on a broker run the broker and its worker
+//! nodes under them; the status line and
 //! key hints at the bottom. Below [`MIN_WIDTH`]×[`MIN_HEIGHT`] it
 //! says the terminal is too small.
 
@@ -14,6 +15,7 @@ mod help;
 mod panels;
 mod runtime;
 mod status;
+mod sweep;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -58,7 +60,10 @@ impl Widget for &State {
         let broker_h = broker::height(self).min(right.height.saturating_sub(14));
         let [charts_area, runtime_area, broker_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(5), Constraint::Length(broker_h)]).areas(right);
-        charts::render(self, charts_area, buf);
+        match &self.sweep {
+            Some(sw) => sweep::render(self, sw, charts_area, buf),
+            None => charts::render(self, charts_area, buf),
+        }
         runtime::render(self, runtime_area, buf);
         broker::render(self, broker_area, buf);
         status::status(self, status_row, buf);

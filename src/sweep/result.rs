@@ -1,116 +1,18 @@
-//! Capacity sweeps: one engine run that steps a numeric knob through a range, lets each step
-//! settle (left out of its statistics), measures it, and sums the steps up: where latency bends
-//! (the knee) and, with a p99 target, the highest value that meets it beside the model's answer.
-//!
-//! A client of the engine like the headless runner: commands in (`Set`, `ResetStats`), the
-//! latest snapshot out. The knobs it steps are the table's ramping ones (`workers`, `queue`,
-//! `rate`, `clients`, `think`, `service`, …), through the same parser as flags and profiles.
-//!
-//! **The knee** (one rule, stated in the output): scanning from the step with the lowest p99
-//! towards the other end, the first step whose p99 is more than [`KNEE_FACTOR`] times that
-//! lowest p99. **The target**: a step passes when its p99 is within the target and it did not
-//! saturate; the highest passing value is the passing step farthest from the lowest-load end,
-//! and the first failing one the step after it.
+//! What a sweep measured and what it concludes: one [`Step`] per value, the knee, the target's
+//! highest passing and first failing value beside the model's answer, and a one-line verdict.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::engine::{Command, EngineError, EngineHandle};
 use crate::metrics::{Snapshot, Summary};
 use crate::model::Inputs;
 use crate::model::advisor::{self, Target};
 use crate::report::model_report;
-use crate::settings::{ArrivalKind, KNOBS, Knob, KnobError, KnobSpec, Rate, Settings};
+use crate::settings::{ArrivalKind, Knob, Rate, Settings};
 
 /// The knee: p99 more than this many times the lowest step's.
 pub const KNEE_FACTOR: f64 = 3.0;
-
-/// Why a sweep cannot be planned.
-#[derive(Debug, Error, Clone, PartialEq)]
-pub enum SweepError {
-    #[error(transparent)]
-    Knob(#[from] KnobError),
-    #[error("{0} is not a numeric knob; a sweep steps one of: {1}")]
-    NotNumeric(String, String),
-    #[error("'{0}' is not a range; expected FROM..TO, e.g. 200..2000 or 1ms..10ms")]
-    NotARange(String),
-    #[error("the range {0}..{1} is empty; expected FROM below TO")]
-    Empty(String, String),
-    #[error("{0} steps cannot make a curve; expected 2 to 1000")]
-    Steps(usize),
-    #[error("a log scale needs FROM above 0 (got {0})")]
-    LogFromZero(String),
-}
-
-/// How the steps are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum Scale {
-    Lin,
-    Log,
-}
-
-/// What to sweep and how long each step takes.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub knob: &'static str,
-    pub values: Vec<Knob>,
-    pub settle: Duration,
-    pub per_step: Duration,
-    pub stop_on_saturation: bool,
-}
-
-/// The knobs a sweep can step (the table's ramping ones).
-#[must_use]
-pub fn sweepable() -> Vec<&'static str> {
-    KNOBS.iter().filter(|k| k.ramps).map(|k| k.key).collect()
-}
-
-impl Plan {
-    /// Plans `steps` values of `knob` from `from` to `to` (each parsed as the knob's flag would
-    /// be), evenly on `scale`, each value the nearest the knob can take.
-    ///
-    /// # Errors
-    /// An unknown or non-numeric knob, an unparsable or empty range, fewer than 2 steps.
-    pub fn values_of(
-        knob: &str,
-        range: &str,
-        steps: usize,
-        scale: Scale,
-    ) -> Result<(&'static str, Vec<Knob>), SweepError> {
-        let spec = KnobSpec::find(knob).ok_or_else(|| Knob::parse(knob, "0").unwrap_err())?;
-        if !spec.ramps {
-            return Err(SweepError::NotNumeric(spec.key.into(), sweepable().join(", ")));
-        }
-        let (from, to) = range.split_once("..").ok_or_else(|| SweepError::NotARange(range.into()))?;
-        let (a, b) = (Knob::parse(spec.key, from.trim())?, Knob::parse(spec.key, to.trim())?);
-        let (Some(x), Some(y)) = (a.ramp_value(), b.ramp_value()) else {
-            return Err(SweepError::NotNumeric(format!("{} {from}..{to}", spec.key), sweepable().join(", ")));
-        };
-        if x >= y {
-            return Err(SweepError::Empty(from.into(), to.into()));
-        }
-        if !(2..=1000).contains(&steps) {
-            return Err(SweepError::Steps(steps));
-        }
-        if scale == Scale::Log && x <= 0.0 {
-            return Err(SweepError::LogFromZero(from.into()));
-        }
-        #[allow(clippy::cast_precision_loss)]
-        let at = |k: usize| {
-            let f = k as f64 / (steps - 1) as f64;
-            match scale {
-                Scale::Lin => x + (y - x) * f,
-                Scale::Log => x * (y / x).powf(f),
-            }
-        };
-        let mut values: Vec<Knob> = (0..steps).map(|k| a.with_ramp_value(at(k))).collect();
-        values.dedup();
-        Ok((spec.key, values))
-    }
-}
 
 /// One measured step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,7 +74,7 @@ pub struct SweepReport {
     pub verdict: String,
 }
 
-fn step_of(knob: Knob, s: &Snapshot) -> Step {
+pub(super) fn step_of(knob: Knob, s: &Snapshot) -> Step {
     let m = &s.measured;
     // Behind: the producer owes arrivals (lag over 100 ms), or offered fewer than the rate by
     // more than 5% and 4 Poisson standard deviations over the window (√(r·T)/T).
@@ -197,64 +99,6 @@ fn step_of(knob: Knob, s: &Snapshot) -> Step {
     }
 }
 
-/// Runs `plan` on a started engine (its settings `base`), calling `progress(step, of, left)`
-/// before each step, then shuts the engine down.
-///
-/// # Errors
-/// The engine refused a step's knob, or stopped.
-pub async fn run(
-    engine: &EngineHandle,
-    plan: &Plan,
-    base: &Settings,
-    slo_p99: Option<Duration>,
-    mut progress: impl FnMut(usize, usize, Duration),
-) -> Result<SweepReport, EngineError> {
-    let mut steps = Vec::new();
-    let mut stopped_early = None;
-    let each = plan.settle + plan.per_step;
-    for (k, &knob) in plan.values.iter().enumerate() {
-        progress(k + 1, plan.values.len(), each * u32::try_from(plan.values.len() - k).unwrap_or(u32::MAX));
-        engine.send(Command::Set(knob)).await?;
-        tokio::time::sleep(plan.settle).await;
-        engine.send(Command::ResetStats).await?;
-        let started = Instant::now();
-        tokio::time::sleep(plan.per_step).await;
-        // The latest tick may predate the step's end by up to one interval: wait for one after.
-        let mut rx = engine.subscribe();
-        while rx.borrow().elapsed < started.elapsed() && !rx.borrow().finished {
-            if rx.changed().await.is_err() {
-                break;
-            }
-        }
-        let snap = rx.borrow().clone();
-        let step = step_of(knob, &snap);
-        let saturated = step.saturated;
-        steps.push(step);
-        if saturated && plan.stop_on_saturation && k + 1 < plan.values.len() {
-            stopped_early = Some(format!("step {} ({}) saturated the pool", k + 1, knob.value_text()));
-            break;
-        }
-    }
-    let _ = engine.send(Command::Shutdown).await;
-    let knee = knee(&steps);
-    let slo = slo_p99.map(|t| slo(&steps, plan.knob, base, t));
-    let verdict = verdict(plan.knob, &steps, knee.as_ref(), slo.as_ref());
-    let settings = match serde_json::to_value(base) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    Ok(SweepReport {
-        command: Vec::new(),
-        settings,
-        knob: plan.knob.to_string(),
-        steps,
-        knee,
-        slo,
-        stopped_early,
-        verdict,
-    })
-}
-
 /// The steps in order from the lowest-load end (the end with the lower p99).
 fn from_low_load(steps: &[Step]) -> Vec<&Step> {
     let mut v: Vec<&Step> = steps.iter().collect();
@@ -266,7 +110,7 @@ fn from_low_load(steps: &[Step]) -> Vec<&Step> {
     v
 }
 
-fn knee(steps: &[Step]) -> Option<Knee> {
+pub(super) fn knee(steps: &[Step]) -> Option<Knee> {
     let ordered = from_low_load(steps);
     let lowest = ordered.iter().map(|s| s.latency_ms.p99).filter(|p| *p > 0.0).fold(f64::INFINITY, f64::min);
     let at = ordered.iter().find(|s| s.latency_ms.p99 > KNEE_FACTOR * lowest)?;
@@ -278,7 +122,7 @@ fn knee(steps: &[Step]) -> Option<Knee> {
     })
 }
 
-fn slo(steps: &[Step], knob: &str, base: &Settings, target: Duration) -> Slo {
+pub(super) fn slo(steps: &[Step], knob: &str, base: &Settings, target: Duration) -> Slo {
     let t = target.as_secs_f64() * 1e3;
     let passes = |s: &Step| s.latency_ms.p99 <= t && !s.saturated;
     // The passing step farthest from the low-load end, and the first failing one after it: a
@@ -312,7 +156,7 @@ fn slo(steps: &[Step], knob: &str, base: &Settings, target: Duration) -> Slo {
     Slo { p99_ms: t, max_passing, first_failing: failing.map(|i| ordered[i].value), model_answer, model_answer_reason }
 }
 
-fn verdict(knob: &str, steps: &[Step], knee: Option<&Knee>, slo: Option<&Slo>) -> String {
+pub(super) fn verdict(knob: &str, steps: &[Step], knee: Option<&Knee>, slo: Option<&Slo>) -> String {
     let mut parts = Vec::new();
     if let Some(k) = knee {
         parts.push(format!("latency bends at {knob} {}", trim(k.value)));
@@ -343,33 +187,6 @@ fn trim(x: f64) -> String {
 #[allow(clippy::float_cmp)] // the values compared are exact by construction
 mod tests {
     use super::*;
-
-    #[test]
-    fn plans_even_steps_on_either_scale() {
-        let (k, v) = Plan::values_of("rate", "200..2000", 10, Scale::Lin).unwrap();
-        assert_eq!(k, "rate");
-        let xs: Vec<f64> = v.iter().map(|k| k.ramp_value().unwrap()).collect();
-        assert_eq!(xs.first(), Some(&200.0));
-        assert_eq!(xs.last(), Some(&2000.0));
-        assert!((xs[1] - 400.0).abs() < 1e-9);
-        let (_, v) = Plan::values_of("workers", "1..64", 7, Scale::Log).unwrap();
-        let xs: Vec<f64> = v.iter().map(|k| k.ramp_value().unwrap()).collect();
-        assert_eq!(xs, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]);
-        let (_, v) = Plan::values_of("service", "1ms..3ms", 3, Scale::Lin).unwrap();
-        assert_eq!(v.iter().map(Knob::value_text).collect::<Vec<_>>(), ["1ms", "2ms", "3ms"]);
-    }
-
-    #[test]
-    fn bad_plans_say_what_is_accepted() {
-        let msg = |r: Result<(&str, Vec<Knob>), SweepError>| r.unwrap_err().to_string();
-        assert!(msg(Plan::values_of("wokers", "1..2", 2, Scale::Lin)).contains("did you mean 'workers'"));
-        assert!(msg(Plan::values_of("policy", "1..2", 2, Scale::Lin)).contains("a sweep steps one of: workers"));
-        assert!(msg(Plan::values_of("rate", "2000..200", 5, Scale::Lin)).contains("expected FROM below TO"));
-        assert!(msg(Plan::values_of("rate", "200-2000", 5, Scale::Lin)).contains("expected FROM..TO"));
-        assert!(msg(Plan::values_of("rate", "200..2000", 1, Scale::Lin)).contains("expected 2 to 1000"));
-        assert!(msg(Plan::values_of("rate", "0..2000", 3, Scale::Log)).contains("FROM above 0"));
-        assert!(msg(Plan::values_of("rate", "200..max", 3, Scale::Lin)).contains("not a numeric knob"));
-    }
 
     fn step(value: f64, p99: f64, saturated: bool) -> Step {
         Step {

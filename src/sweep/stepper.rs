@@ -1,0 +1,249 @@
+//! A sweep as a state machine fed by snapshots: each snapshot in, the commands to send now out.
+//! The headless sweep ([`run`]) and the dashboard's `:sweep` both drive one, so a step
+//! settles, is measured and ends by the same rule wherever it runs.
+//!
+//! A step: `Set` the value, let `settle` pass (by the snapshots' clock), `ResetStats`, then wait
+//! for a snapshot whose measured window began after the reset and is at least `per_step` long.
+
+use std::time::Duration;
+
+use super::plan::Plan;
+use super::result::{Step, SweepReport, knee, slo, step_of, verdict};
+use crate::engine::{Command, EngineError, EngineHandle};
+use crate::metrics::Snapshot;
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// The next step's value is still to be set.
+    Start,
+    /// Set at `since` (seconds into the run); waiting out the settle time.
+    Settling {
+        since: f64,
+    },
+    /// Statistics reset at `since`; measuring.
+    Measuring {
+        since: f64,
+    },
+    Done,
+}
+
+/// One sweep in progress, or finished.
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    plan: Plan,
+    base: Settings,
+    slo_p99: Option<Duration>,
+    /// The step in progress (an index into the plan's values).
+    at: usize,
+    phase: Phase,
+    steps: Vec<Step>,
+    stopped_early: Option<String>,
+    /// Seconds into the run of the latest snapshot seen.
+    now: f64,
+}
+
+impl Sweeper {
+    #[must_use]
+    pub fn new(plan: Plan, base: Settings, slo_p99: Option<Duration>) -> Sweeper {
+        Sweeper { plan, base, slo_p99, at: 0, phase: Phase::Start, steps: Vec::new(), stopped_early: None, now: 0.0 }
+    }
+
+    /// Takes a snapshot; returns the commands to send now (in order).
+    pub fn on_snapshot(&mut self, s: &Snapshot) -> Vec<Command> {
+        let now = s.elapsed.as_secs_f64();
+        self.now = now;
+        let settle = self.plan.settle.as_secs_f64();
+        match self.phase {
+            Phase::Start => {
+                self.phase = Phase::Settling { since: now };
+                vec![Command::Set(self.plan.values[self.at])]
+            }
+            Phase::Settling { since } if now >= since + settle => {
+                self.phase = Phase::Measuring { since: now };
+                vec![Command::ResetStats]
+            }
+            // The window must have begun at the reset (not before it) and be long enough.
+            Phase::Measuring { since }
+                if now - s.measured.duration_s >= since - 1e-6
+                    && s.measured.duration_s >= self.plan.per_step.as_secs_f64() =>
+            {
+                let step = step_of(self.plan.values[self.at], s);
+                let saturated = step.saturated;
+                self.steps.push(step);
+                let more = self.at + 1 < self.plan.values.len();
+                if saturated && self.plan.stop_on_saturation && more {
+                    let value = self.plan.values[self.at].value_text();
+                    self.stop(format!("step {} ({value}) saturated the pool", self.at + 1));
+                    return Vec::new();
+                }
+                if !more {
+                    self.phase = Phase::Done;
+                    return Vec::new();
+                }
+                self.at += 1;
+                self.phase = Phase::Settling { since: now };
+                vec![Command::Set(self.plan.values[self.at])]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Ends the sweep before its last step, saying why (a saturated step, the operator).
+    pub fn stop(&mut self, why: impl Into<String>) {
+        if self.phase != Phase::Done {
+            self.stopped_early = Some(why.into());
+            self.phase = Phase::Done;
+        }
+    }
+
+    #[must_use]
+    pub fn done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The step in progress, from 1, and how many there are.
+    #[must_use]
+    pub fn progress(&self) -> (usize, usize) {
+        ((self.at + 1).min(self.plan.values.len()), self.plan.values.len())
+    }
+
+    /// About how long the rest of the sweep takes, from the latest snapshot.
+    #[must_use]
+    pub fn time_left(&self) -> Duration {
+        let each = (self.plan.settle + self.plan.per_step).as_secs_f64();
+        let into = match self.phase {
+            Phase::Start => 0.0,
+            Phase::Settling { since } => self.now - since,
+            Phase::Measuring { since } => self.now - since + self.plan.settle.as_secs_f64(),
+            Phase::Done => return Duration::ZERO,
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let left = (self.plan.values.len() - self.at) as f64 * each - into.min(each);
+        Duration::from_secs_f64(left.max(0.0))
+    }
+
+    #[must_use]
+    pub fn knob(&self) -> &'static str {
+        self.plan.knob
+    }
+
+    /// The steps measured so far.
+    #[must_use]
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The sweep so far (or whole): its steps, knee, target and verdict.
+    #[must_use]
+    pub fn report(&self) -> SweepReport {
+        let knee = knee(&self.steps);
+        let slo = self.slo_p99.map(|t| slo(&self.steps, self.plan.knob, &self.base, t));
+        let verdict = verdict(self.plan.knob, &self.steps, knee.as_ref(), slo.as_ref());
+        let settings = match serde_json::to_value(&self.base) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        SweepReport {
+            command: Vec::new(),
+            settings,
+            knob: self.plan.knob.to_string(),
+            steps: self.steps.clone(),
+            knee,
+            slo,
+            stopped_early: self.stopped_early.clone(),
+            verdict,
+        }
+    }
+}
+
+/// Runs `plan` on a started engine (its settings `base`), calling `progress(step, of, left)`
+/// as each step starts, then shuts the engine down. Steps are driven by a [`Sweeper`] fed with
+/// the engine's snapshots, as the dashboard's `:sweep` drives its own.
+///
+/// # Errors
+/// The engine refused a step's knob, or stopped.
+pub async fn run(
+    engine: &EngineHandle,
+    plan: &Plan,
+    base: &Settings,
+    slo_p99: Option<Duration>,
+    mut progress: impl FnMut(usize, usize, Duration),
+) -> Result<SweepReport, EngineError> {
+    let mut sweeper = Sweeper::new(plan.clone(), base.clone(), slo_p99);
+    let mut rx = engine.subscribe();
+    let mut shown = 0;
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        for cmd in sweeper.on_snapshot(&snap) {
+            engine.send(cmd).await?;
+        }
+        let (k, n) = sweeper.progress();
+        if k != shown && !sweeper.done() {
+            shown = k;
+            progress(k, n, sweeper.time_left());
+        }
+        if sweeper.done() || snap.finished || rx.changed().await.is_err() {
+            break;
+        }
+    }
+    let _ = engine.send(Command::Shutdown).await;
+    Ok(sweeper.report())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::Scale;
+
+    fn plan(stop_on_saturation: bool) -> Plan {
+        let (knob, values) = Plan::values_of("rate", "100..300", 3, Scale::Lin).unwrap();
+        Plan { knob, values, settle: Duration::from_secs(1), per_step: Duration::from_secs(2), stop_on_saturation }
+    }
+
+    /// A snapshot at `t` seconds whose measured window is `window` seconds long, arrivals on
+    /// time (the step is not saturated).
+    fn snap(t: f64, window: f64) -> Snapshot {
+        let mut s = Snapshot::initial(Settings { rate: crate::settings::Rate::PerSec(500.0), ..Settings::default() });
+        s.elapsed = Duration::from_secs_f64(t);
+        s.measured.duration_s = window;
+        s.measured.offered_per_s = 500.0;
+        s
+    }
+
+    #[test]
+    fn each_step_is_set_settled_reset_and_measured_in_turn() {
+        let mut w = Sweeper::new(plan(true), Settings::default(), None);
+        let set = |w: &mut Sweeper, t, win| w.on_snapshot(&snap(t, win));
+        assert!(matches!(set(&mut w, 0.0, 0.0)[..], [Command::Set(k)] if k.value_text() == "100"));
+        assert!(set(&mut w, 0.5, 0.5).is_empty(), "still settling");
+        assert_eq!(set(&mut w, 1.0, 1.0), [Command::ResetStats]);
+        assert_eq!(w.time_left(), Duration::from_secs(8), "2 s of this step's measuring and two steps of 3 s");
+        // A window that began before the reset is not this step's, however long it is.
+        assert!(set(&mut w, 3.5, 3.5).is_empty());
+        assert!(set(&mut w, 2.9, 1.8).is_empty(), "too short yet");
+        assert!(matches!(set(&mut w, 3.1, 2.0)[..], [Command::Set(k)] if k.value_text() == "200"));
+        assert_eq!(w.steps().len(), 1);
+        assert_eq!(w.progress(), (2, 3));
+        assert_eq!(set(&mut w, 4.1, 1.0), [Command::ResetStats]);
+        assert!(matches!(set(&mut w, 6.2, 2.1)[..], [Command::Set(_)]));
+        assert_eq!(set(&mut w, 7.2, 1.0), [Command::ResetStats]);
+        assert!(set(&mut w, 9.2, 2.0).is_empty());
+        assert!(w.done());
+        assert_eq!(w.report().steps.len(), 3);
+        assert_eq!(w.time_left(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_stop_ends_it_with_the_reason_and_keeps_the_steps() {
+        let mut w = Sweeper::new(plan(true), Settings::default(), None);
+        for (t, win) in [(0.0, 0.0), (1.0, 1.0), (3.0, 2.0)] {
+            w.on_snapshot(&snap(t, win));
+        }
+        w.stop("you changed workers");
+        assert!(w.done());
+        assert!(w.on_snapshot(&snap(10.0, 5.0)).is_empty(), "a stopped sweep sends nothing");
+        let r = w.report();
+        assert_eq!((r.steps.len(), r.stopped_early.as_deref()), (1, Some("you changed workers")));
+    }
+}
