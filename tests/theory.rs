@@ -192,6 +192,7 @@ fn compare(
         arrival_cv: 1.0,
         service_cv: m.service_cv,
         service_dist: dist,
+        downstream: pooltune::model::usl::Usl::default(),
     };
     // A machine that stalls the services enough makes even the measured load reach ρ ≥ 1: then
     // there is no prediction (NaN), and the comparison is outside.

@@ -346,6 +346,12 @@ pub struct ModelArgs {
     pub burst_on: Option<Duration>,
     #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("burst_off"), help = model_default_help("burst_off", "Bursty: length of an off-period"))]
     pub burst_off: Option<Duration>,
+    #[arg(long, value_name = "SIGMA", value_parser = model_knob::<f64>("contention"), help = model_help("contention", "Downstream: contention σ (Universal Scalability Law)"))]
+    pub contention: Option<f64>,
+    #[arg(long, value_name = "KAPPA", value_parser = model_knob::<f64>("coherency"), help = model_help("coherency", "Downstream: coherency κ; throughput peaks at N* = √((1−σ)/κ)"))]
+    pub coherency: Option<f64>,
+    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("capacity"), help = model_help("capacity", "Downstream: jobs it serves at once [default no limit]"))]
+    pub capacity: Option<usize>,
     /// A p99 response-time target: also print the smallest pool and the highest rate meeting it
     #[arg(long, value_name = "DUR", value_parser = dur, conflicts_with = "slo_mean")]
     pub slo_p99: Option<Duration>,

@@ -64,6 +64,11 @@ fn inputs(a: &ModelArgs) -> Result<Workload, BadInput> {
         arrival_cv,
         service_cv,
         service_dist,
+        downstream: crate::model::usl::Usl {
+            contention: a.contention.unwrap_or(0.0),
+            coherency: a.coherency.unwrap_or(0.0),
+            capacity: a.capacity.map(|c| u32::try_from(c).unwrap_or(u32::MAX)),
+        },
     };
     Ok(match arrival {
         ArrivalKind::Closed => Workload::Closed(Closed {
@@ -99,6 +104,40 @@ fn inputs(a: &ModelArgs) -> Result<Workload, BadInput> {
             Workload::Open(open(rate()?, arrival_cv))
         }
     })
+}
+
+/// Before a downstream that pushes back: its peak, and the saturated throughput and the time a
+/// job takes inside at worker counts around it (the curves that peak and then fall).
+fn downstream_curve(out: &mut String, i: &Inputs) {
+    let u = i.downstream;
+    if u.is_none() {
+        return;
+    }
+    if let Some(n) = u.peak() {
+        let _ = writeln!(out, "downstream peak    N* = √((1−σ)/κ) = {n:.2} jobs inside");
+    }
+    let best = u.best_workers().unwrap_or(i.workers).max(1);
+    let _ = writeln!(out, "{:<18} {:>10} {:>12}", "saturated workers", "jobs/s", "service ms");
+    let mut counts: Vec<u32> = [1, best / 2, best, best + best / 2, 2 * best, 3 * best, i.workers].to_vec();
+    counts.retain(|c| *c >= 1);
+    counts.sort_unstable();
+    counts.dedup();
+    for c in counts {
+        let inside = f64::from(u.inside(c));
+        let mark = if c == best {
+            "  ← most throughput"
+        } else if c == i.workers {
+            "  ← this pool"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{c:<18} {:>10.1} {:>12.3}{mark}",
+            u.throughput(c, i.service_mean),
+            i.service_mean * u.stretch(inside) * 1e3
+        );
+    }
 }
 
 pub fn run(a: &ModelArgs) -> Outcome {
@@ -164,6 +203,9 @@ pub fn run(a: &ModelArgs) -> Outcome {
     }
     if let Some(n) = &p.note {
         let _ = writeln!(out, "note: {n}");
+    }
+    if let Workload::Open(i) = &w {
+        downstream_curve(&mut out, i);
     }
     if let Some(adv) = advice {
         let _ = writeln!(out, "advice: {}", adv.line());

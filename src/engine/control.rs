@@ -138,6 +138,7 @@ impl Controller {
             think_ns: AtomicU64::new(0),
             thinks: AtomicU64::new(0),
             service_kind: AtomicU8::new(kind_code(settings.service_kind)),
+            downstream: super::downstream::Downstream::new(&settings),
         });
         let (producer, _) = watch::channel(ProducerCfg { settings: settings.clone(), paused: false });
         Self {
@@ -256,6 +257,9 @@ impl Controller {
                             self.shared.queue.configure(&self.settings);
                         }
                         Knob::ServiceKind(k) => self.shared.service_kind.store(kind_code(k), Ordering::Relaxed),
+                        Knob::Contention(_) | Knob::Coherency(_) | Knob::Capacity(_) => {
+                            self.shared.downstream.configure(&self.settings);
+                        }
                         Knob::Timeout(t) => self.shared.timeout_ns.store(timeout_ns(t), Ordering::Relaxed),
                         _ => {}
                     }

@@ -22,6 +22,7 @@ mod backend;
 #[cfg(feature = "broker")]
 pub mod broker;
 mod control;
+mod downstream;
 mod introspect;
 mod producer;
 mod queue;
@@ -227,6 +228,8 @@ pub(crate) struct Shared {
     pub thinks: AtomicU64,
     /// The service kind, read by workers at the start of each job so a switch applies at once.
     pub service_kind: std::sync::atomic::AtomicU8,
+    /// The synthetic service's downstream (contention, coherency, capacity).
+    pub downstream: downstream::Downstream,
 }
 
 impl Shared {

@@ -4,7 +4,8 @@
 //! checks between jobs, so no job is cut short, lost or run twice. Retirement is an atomic flag
 //! read by the queue's pop (a `CancellationToken` would take a mutex on every job).
 //!
-//! A job is the synthetic service or your [`Work`](crate::work::Work). The `timeout` knob cancels
+//! A job is the synthetic service (through the downstream when one is set:
+//! [`super::downstream`]) or your [`Work`](crate::work::Work). The `timeout` knob cancels
 //! a job that is still running when it expires (a blocking kind cannot be cancelled: it is
 //! counted as timed out when it ends late); a panic in your job is caught, counted and the
 //! worker carries on.
@@ -105,7 +106,19 @@ async fn run_job(shared: &Shared, job: &Job, start: Instant) -> Outcome {
         ns => Some(start + Duration::from_nanos(ns)),
     };
     let Some(work) = &shared.work else {
-        let served = serve(&shared.service_kind, &shared.timer, start, job.service);
+        let served = async {
+            if shared.downstream.active() {
+                // Inside the downstream for the whole service; a job that waited for room starts
+                // its service when it gets in.
+                let inside = shared.downstream.enter().await;
+                let from = if inside.waited { Instant::now() } else { start };
+                let stretched = job.service.as_secs_f64() * shared.downstream.stretch(inside.n);
+                let demand = Duration::from_secs_f64(stretched.min(3600.0));
+                serve(&shared.service_kind, &shared.timer, from, demand).await;
+            } else {
+                serve(&shared.service_kind, &shared.timer, start, job.service).await;
+            }
+        };
         return match timeout {
             None => {
                 served.await;

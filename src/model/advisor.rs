@@ -116,9 +116,20 @@ pub fn workers_needed(i: &Inputs, t: Target) -> Result<u32, String> {
     if let Some(why) = service_alone_misses(i, t) {
         return Err(why);
     }
-    let max = u32::try_from(MAX_WORKERS).unwrap_or(u32::MAX);
+    // Before a downstream with a throughput peak, workers past it only slow the pool: the
+    // search stops there.
+    let best = i.downstream.best_workers();
+    let max = best.unwrap_or_else(|| u32::try_from(MAX_WORKERS).unwrap_or(u32::MAX));
     let at = |c: u32| meets(&Inputs { workers: c, ..*i }, t);
-    let mut lo = (i.load().floor() as u32).clamp(0, max); // fails (unstable) or unknown
+    if let Some(b) = best
+        && !at(b)
+    {
+        let x = i.downstream.throughput(b, i.service_mean);
+        return Err(format!(
+            "not even the downstream's best pool ({b} workers, {x:.0} jobs/s at most) meets it; more workers would only slow it"
+        ));
+    }
+    let mut lo = (i.load().floor() as u32).clamp(0, max.saturating_sub(1)); // fails (unstable) or unknown
     let mut hi = lo.saturating_add(1).max(1);
     while !at(hi) {
         if hi >= max {
@@ -145,7 +156,11 @@ pub fn max_rate(i: &Inputs, t: Target) -> Result<f64, String> {
     if i.workers == 0 {
         return Err("a pool with no workers sustains nothing".into());
     }
-    let capacity = f64::from(i.workers) / i.service_mean;
+    let capacity = if i.downstream.is_none() {
+        f64::from(i.workers) / i.service_mean
+    } else {
+        i.downstream.throughput(i.workers, i.service_mean)
+    };
     let at = |r: f64| meets(&Inputs { rate: r, ..*i }, t);
     // To a millionth of the pool's capacity.
     let (mut lo, mut hi) = (0.0, capacity);

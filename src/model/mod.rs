@@ -57,6 +57,7 @@ pub mod closed;
 pub mod erlang;
 pub mod simulate;
 pub mod tail;
+pub mod usl;
 
 use serde::Serialize;
 use thiserror::Error;
@@ -87,6 +88,8 @@ pub struct Inputs {
     pub service_cv: f64,
     /// The service distribution's shape, for response-time percentiles.
     pub service_dist: ServiceDist,
+    /// A downstream that slows as more jobs are inside it ([`usl`]); none by default.
+    pub downstream: usl::Usl,
 }
 
 impl Inputs {
@@ -101,6 +104,7 @@ impl Inputs {
             arrival_cv: 1.0,
             service_cv: 1.0,
             service_dist: ServiceDist::Exponential,
+            downstream: usl::Usl { contention: 0.0, coherency: 0.0, capacity: None },
         }
     }
 
@@ -119,6 +123,15 @@ impl Inputs {
         }
         if self.workers == 0 {
             return bad("workers 0: a pool with no workers serves nothing; expected at least 1".into());
+        }
+        let u = self.downstream;
+        for (name, v) in [("contention", u.contention), ("coherency", u.coherency)] {
+            if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} {v} is not accepted; expected 0 to 1"));
+            }
+        }
+        if u.capacity == Some(0) {
+            return bad("capacity 0: a downstream that serves nothing; expected at least 1".into());
         }
         for (name, v) in [("arrival cv", self.arrival_cv), ("service cv", self.service_cv)] {
             if !v.is_finite() || v < 0.0 {
@@ -296,6 +309,9 @@ pub fn latency_percentiles(i: &Inputs, percentiles: &[f64]) -> Result<Option<Vec
 
 fn predict_with_tail(i: &Inputs, which: Percentiles) -> Result<(Prediction, Option<tail::Tail>), ModelError> {
     i.check()?;
+    if !i.downstream.is_none() {
+        return usl::predict(i, which);
+    }
     let c = i.workers;
     let cf = f64::from(c);
     let mu = 1.0 / i.service_mean;

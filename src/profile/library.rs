@@ -18,6 +18,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("heavy-tail.toml", include_str!("../../profiles/heavy-tail.toml")),
     ("blocking-mistake.toml", include_str!("../../profiles/blocking-mistake.toml")),
     ("batch.toml", include_str!("../../profiles/batch.toml")),
+    ("contention.toml", include_str!("../../profiles/contention.toml")),
 ];
 
 /// Every shipped profile, parsed.

@@ -250,6 +250,8 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
         arrival_cv: inputs.arrival_cv,
         service_cv: inputs.service_cv,
         service_dist,
+        // Your own job does not pass through the synthetic downstream.
+        downstream: if s.custom_work { model::usl::Usl::default() } else { model::usl::Usl::of(st) },
     };
     let w = match st.arrival {
         ArrivalKind::Bursty => {

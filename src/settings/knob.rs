@@ -313,6 +313,27 @@ knobs! {
         get: |s| Some(s.service_kind), set: |s, v| s.service_kind = v,
         live: true, ramps: false, example: "offload", help: "What a job does",
     },
+    Contention(f64) {
+        key: "contention", flag: "contention", alias: None, label: "contention", value_name: "SIGMA",
+        range: (0.0, 1.0), default: contention = 0.0, shown: None,
+        get: |s| Some(s.contention), set: |s, v| s.contention = v,
+        live: true, ramps: true, example: "0.05",
+        help: "Downstream: contention σ of the Universal Scalability Law (each job stretched by 1 + σ(N−1) + κN(N−1), N jobs inside)",
+    },
+    Coherency(f64) {
+        key: "coherency", flag: "coherency", alias: None, label: "coherency", value_name: "KAPPA",
+        range: (0.0, 1.0), default: coherency = 0.0, shown: None,
+        get: |s| Some(s.coherency), set: |s, v| s.coherency = v,
+        live: true, ramps: true, example: "0.002",
+        help: "Downstream: coherency κ of the Universal Scalability Law (throughput peaks at N* = √((1−σ)/κ))",
+    },
+    Capacity(usize) {
+        key: "capacity", flag: "capacity", alias: None, label: "capacity", value_name: "N",
+        range: (1, MAX_WORKERS), default: capacity = MAX_WORKERS, shown: Some("no limit"),
+        get: |s| Some(s.capacity), set: |s, v| s.capacity = v,
+        live: true, ramps: true, example: "8",
+        help: "Downstream: jobs it serves at once; more wait inside it, holding their workers",
+    },
     /// `None` turns the timeout off.
     Timeout(Option<Duration>) {
         key: "timeout", flag: "timeout", alias: None, label: "timeout", value_name: "DUR",

@@ -208,6 +208,12 @@ pub struct Settings {
     /// Coefficient of variation of service times (used by `uniform` and `lognormal`).
     pub service_cv: f64,
     pub service_kind: ServiceKind,
+    /// Downstream (Universal Scalability Law): contention σ.
+    pub contention: f64,
+    /// Downstream: coherency κ.
+    pub coherency: f64,
+    /// Downstream: jobs served at once (`MAX_WORKERS`: no limit).
+    pub capacity: usize,
     /// A job running longer than this is cancelled and counted as timed out (`None`: no limit).
     #[serde(serialize_with = "timeout_serde")]
     pub timeout: Option<Duration>,

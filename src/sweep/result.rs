@@ -145,6 +145,7 @@ pub(super) fn slo(steps: &[Step], knob: &str, base: &Settings, target: Duration)
         arrival_cv: if base.arrival == ArrivalKind::Constant { 0.0 } else { 1.0 },
         service_cv: base.effective_service_cv(),
         service_dist: base.service_dist,
+        downstream: crate::model::usl::Usl::of(base),
     };
     let open = matches!(base.arrival, ArrivalKind::Poisson | ArrivalKind::Constant);
     let advice = open.then(|| advisor::advise(&inputs, Target::P99(target.as_secs_f64())));

@@ -245,6 +245,9 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
         (None, Some(why)) => lines.push((KEEP, Line::from(dim(format!(" {why}"))))),
         (None, None) => {}
     }
+    if let Some(line) = downstream_line(s) {
+        lines.push((HIGH, line));
+    }
     if let Some(a) = &report.advice {
         lines.push((HIGH, Line::from(Span::styled(format!(" {}", a.line()), Style::default().fg(Color::Cyan)))));
     }
@@ -262,6 +265,30 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
         .block(Block::bordered().title(title))
         .wrap(Wrap { trim: false })
         .render(area, buf);
+}
+
+/// A downstream that pushes back: its peak and where the pool stands against it, in yellow when
+/// the pool is past the peak (fewer workers would complete more).
+fn downstream_line(s: &State) -> Option<Line<'static>> {
+    let st = &s.snap.settings;
+    let u = crate::model::usl::Usl::of(st);
+    if u.is_none() || s.snap.custom_work {
+        return None;
+    }
+    let svc = st.service.as_secs_f64();
+    let c = u32::try_from(st.workers).unwrap_or(u32::MAX);
+    let now = u.throughput(c, svc);
+    let (text, past) = match u.best_workers() {
+        Some(b) => {
+            let peak = u.peak().map_or_else(|| format!("{b}"), |n| format!("{n:.1}"));
+            (
+                format!(" downstream: N* {peak}, at most {:.0}/s; {c} workers give {now:.0}/s", u.throughput(b, svc)),
+                c > b,
+            )
+        }
+        None => (format!(" downstream: {c} workers give at most {now:.0}/s"), false),
+    };
+    Some(Line::from(Span::styled(text, Style::default().fg(if past { Color::Yellow } else { Color::Cyan }))))
 }
 
 fn diff_color(diff: Option<f64>) -> Color {
