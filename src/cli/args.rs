@@ -366,7 +366,7 @@ pub struct ModelArgs {
 /// `pooltune sweep`'s arguments (run by `cli::sweep_cmd`).
 #[derive(Debug, Clone, Args)]
 pub struct SweepArgs {
-    /// The knob to step: one of the table's numeric knobs (workers, queue, rate, clients, think, burst-on, burst-off, service, service-cv)
+    /// The knob to step: one of the table's numeric knobs (workers, queue, rate, clients, think, burst-on, burst-off, service, service-cv, contention, coherency, capacity)
     #[arg(value_name = "KNOB")]
     pub knob: String,
     /// The range, FROM..TO in the knob's own units (200..2000, 1ms..10ms)
