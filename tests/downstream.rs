@@ -6,10 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_accounted, exclusive, settings};
-use pooltune::engine::{EngineHandle, RunOptions};
 use pooltune::model::usl::Usl;
 use pooltune::settings::{Policy, Rate, Settings};
-use pooltune::sweep::{self, Plan, Scale};
+use pooltune::sweep::{Plan, Scale};
 
 /// σ 0.1 and κ 0.01 put the peak at N* = √90 ≈ 9.5, with 9 workers best: X(9) = 9 / (5 ms ·
 /// 2.52) = 714/s against X(27) = 27 / (5 ms · 10.62) = 508/s, and each job inside 12.6 ms
@@ -50,11 +49,8 @@ fn scaling_out_past_the_peak_makes_throughput_and_latency_worse() {
         per_step: Duration::from_secs(3),
         stop_on_saturation: false,
     };
-    let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
-    let engine = EngineHandle::start(base.clone(), opts).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let report = rt.block_on(sweep::run(&engine, &plan, &base, None, |_, _, _| {})).unwrap();
-    assert_accounted(&engine.join());
+    let (report, last) = common::sweep(&base, &plan, None);
+    assert_accounted(&last);
     let (at_peak, past) = (&report.steps[0], &report.steps[1]);
     let (x9, x27) = (at_peak.throughput_per_s, past.throughput_per_s);
     eprintln!(

@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{exclusive, settings};
-use pooltune::engine::{EngineHandle, RunOptions};
 use pooltune::settings::{Policy, Settings};
-use pooltune::sweep::{self, Plan, Scale};
+use pooltune::sweep::{Plan, Scale};
 
 /// M/M/4 with 2 ms exponential service, swept from 200 to 1,900 jobs/s in 10 steps (188.9 apart)
 /// under p99 ≤ 15 ms; the model's answer is 1,644.6/s. (The 10 ms sits on the service's
@@ -45,14 +44,7 @@ fn the_highest_passing_rate_is_within_one_step_of_the_model() {
         per_step: Duration::from_millis(1500),
         stop_on_saturation: true,
     };
-    let mut first = base.clone();
-    plan.values[0].apply(&mut first);
-    let engine =
-        EngineHandle::start(first, RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() })
-            .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let report = rt.block_on(sweep::run(&engine, &plan, &base, Some(Duration::from_millis(15)), |_, _, _| {})).unwrap();
-    let _ = engine.join();
+    let (report, _) = common::sweep(&base, &plan, Some(Duration::from_millis(15)));
     for s in &report.steps {
         eprintln!(
             "{:>8} offered {:>7.1}/s p99 {:>7.3} ms model {:?}{}",

@@ -71,12 +71,6 @@ impl Downstream {
         }
     }
 
-    /// Whether jobs must go through it at all.
-    #[must_use]
-    pub fn active(&self) -> bool {
-        !self.usl().is_none()
-    }
-
     /// Enters, waiting while it is full.
     pub async fn enter(&self) -> Inside<'_> {
         let mut waited = false;
@@ -93,13 +87,6 @@ impl Downstream {
             waited = true;
             room.await;
         }
-    }
-
-    /// The factor a job entering with `n` inside is stretched by.
-    #[must_use]
-    pub fn stretch(&self, n: usize) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
-        self.usl().stretch(n as f64)
     }
 
     /// Jobs inside now.
@@ -120,11 +107,11 @@ mod tests {
     #[tokio::test]
     async fn capacity_holds_jobs_outside_and_lets_them_in_as_others_leave() {
         let d = Arc::new(Downstream::new(&Settings { capacity: 2, contention: 0.5, ..Settings::default() }));
-        assert!(d.active());
+        assert!(!d.usl().is_none());
         let a = d.enter().await;
         let b = d.enter().await;
         assert_eq!((a.n, b.n), (1, 2));
-        assert!((d.stretch(b.n) - 1.5).abs() < 1e-12);
+        assert!((d.usl().stretch(2.0) - 1.5).abs() < 1e-12);
         let waiting = {
             let d = d.clone();
             tokio::spawn(async move {
@@ -149,6 +136,6 @@ mod tests {
         d.configure(&Settings { capacity: 3, ..Settings::default() });
         assert_eq!(waiting.await.unwrap(), 3);
         drop((x, y));
-        assert!(!Downstream::new(&Settings::default()).active(), "inert by default");
+        assert!(Downstream::new(&Settings::default()).usl().is_none(), "inert by default");
     }
 }

@@ -107,16 +107,19 @@ async fn run_job(shared: &Shared, job: &Job, start: Instant) -> Outcome {
     };
     let Some(work) = &shared.work else {
         let served = async {
-            if shared.downstream.active() {
+            // The law read once a job: whether there is a downstream, and how it stretches.
+            let law = shared.downstream.usl();
+            if law.is_none() {
+                serve(&shared.service_kind, &shared.timer, start, job.service).await;
+            } else {
                 // Inside the downstream for the whole service; a job that waited for room starts
                 // its service when it gets in.
                 let inside = shared.downstream.enter().await;
                 let from = if inside.waited { Instant::now() } else { start };
-                let stretched = job.service.as_secs_f64() * shared.downstream.stretch(inside.n);
+                #[allow(clippy::cast_precision_loss)]
+                let stretched = job.service.as_secs_f64() * law.stretch(inside.n as f64);
                 let demand = Duration::from_secs_f64(stretched.min(3600.0));
                 serve(&shared.service_kind, &shared.timer, from, demand).await;
-            } else {
-                serve(&shared.service_kind, &shared.timer, start, job.service).await;
             }
         };
         return match timeout {

@@ -149,10 +149,10 @@ pub struct BrokerView {
 /// Where the mean response time goes: the queue, the broker (a broker run's publish → delivery),
 /// the runtime's scheduling delay, and the service. Queue, broker and scheduling are parts of the
 /// measured wait, so the four add up to the mean response.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ResponseSplit {
     pub queue: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker: Option<f64>,
     pub scheduling: f64,
     pub service: f64,

@@ -37,8 +37,9 @@ pub struct Sweeper {
     /// The step in progress (an index into the plan's values).
     at: usize,
     phase: Phase,
-    steps: Vec<Step>,
-    stopped_early: Option<String>,
+    /// The steps so far and what they conclude, brought up to date as each step is measured
+    /// (the dashboard draws it every frame; the knee, target and verdict change only then).
+    report: SweepReport,
     /// Seconds into the run of the latest snapshot seen.
     now: f64,
 }
@@ -46,7 +47,32 @@ pub struct Sweeper {
 impl Sweeper {
     #[must_use]
     pub fn new(plan: Plan, base: Settings, slo_p99: Option<Duration>) -> Sweeper {
-        Sweeper { plan, base, slo_p99, at: 0, phase: Phase::Start, steps: Vec::new(), stopped_early: None, now: 0.0 }
+        let settings = match serde_json::to_value(&base) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let report = SweepReport {
+            command: Vec::new(),
+            settings,
+            knob: plan.knob.to_string(),
+            steps: Vec::new(),
+            knee: None,
+            slo: None,
+            stopped_early: None,
+            verdict: String::new(),
+        };
+        let mut s = Sweeper { plan, base, slo_p99, at: 0, phase: Phase::Start, report, now: 0.0 };
+        s.conclude();
+        s
+    }
+
+    /// The knee, the target's verdict and the one-line summary from the steps so far.
+    fn conclude(&mut self) {
+        let (knob, steps) = (self.plan.knob, &self.report.steps);
+        let knee = knee(steps);
+        let slo = self.slo_p99.map(|t| slo(steps, knob, &self.base, t));
+        self.report.verdict = verdict(knob, steps, knee.as_ref(), slo.as_ref());
+        (self.report.knee, self.report.slo) = (knee, slo);
     }
 
     /// Takes a snapshot; returns the commands to send now (in order).
@@ -70,7 +96,8 @@ impl Sweeper {
             {
                 let step = step_of(self.plan.values[self.at], s);
                 let saturated = step.saturated;
-                self.steps.push(step);
+                self.report.steps.push(step);
+                self.conclude();
                 let more = self.at + 1 < self.plan.values.len();
                 if saturated && self.plan.stop_on_saturation && more {
                     let value = self.plan.values[self.at].value_text();
@@ -92,7 +119,7 @@ impl Sweeper {
     /// Ends the sweep before its last step, saying why (a saturated step, the operator).
     pub fn stop(&mut self, why: impl Into<String>) {
         if self.phase != Phase::Done {
-            self.stopped_early = Some(why.into());
+            self.report.stopped_early = Some(why.into());
             self.phase = Phase::Done;
         }
     }
@@ -131,29 +158,13 @@ impl Sweeper {
     /// The steps measured so far.
     #[must_use]
     pub fn steps(&self) -> &[Step] {
-        &self.steps
+        &self.report.steps
     }
 
     /// The sweep so far (or whole): its steps, knee, target and verdict.
     #[must_use]
-    pub fn report(&self) -> SweepReport {
-        let knee = knee(&self.steps);
-        let slo = self.slo_p99.map(|t| slo(&self.steps, self.plan.knob, &self.base, t));
-        let verdict = verdict(self.plan.knob, &self.steps, knee.as_ref(), slo.as_ref());
-        let settings = match serde_json::to_value(&self.base) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        SweepReport {
-            command: Vec::new(),
-            settings,
-            knob: self.plan.knob.to_string(),
-            steps: self.steps.clone(),
-            knee,
-            slo,
-            stopped_early: self.stopped_early.clone(),
-            verdict,
-        }
+    pub fn report(&self) -> &SweepReport {
+        &self.report
     }
 }
 
@@ -188,7 +199,7 @@ pub async fn run(
         }
     }
     let _ = engine.send(Command::Shutdown).await;
-    Ok(sweeper.report())
+    Ok(sweeper.report)
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub fn drive(state: &mut State, engine: &EngineHandle, snap: &Snapshot) {
             break;
         }
     }
-    let finished = sweeper.done().then(|| sweeper.report().verdict);
+    let finished = sweeper.done().then(|| sweeper.report().verdict.clone());
     state.dirty = true;
     if let Some(e) = failed {
         state.error(e);

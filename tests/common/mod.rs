@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use pooltune::engine::{EngineHandle, RunOptions};
 use pooltune::metrics::Snapshot;
 use pooltune::settings::Settings;
+use pooltune::sweep::{Plan, SweepReport};
 
 /// Runs that measure queueing behaviour take the machine one at a time, so two of them never
 /// compete for the same two cores.
@@ -26,6 +27,18 @@ pub fn run_for(s: Settings, duration: Duration, warmup: Duration) -> Snapshot {
     let opts =
         RunOptions { duration: Some(duration), warmup, interval: Duration::from_millis(100), ..RunOptions::default() };
     EngineHandle::start(s, opts).expect("valid settings").join()
+}
+
+/// Runs `plan` on an engine started at its first value (100 ms ticks), as `pooltune sweep` does:
+/// the sweep's report, and the engine's last snapshot.
+pub fn sweep(base: &Settings, plan: &Plan, slo_p99: Option<Duration>) -> (SweepReport, Snapshot) {
+    let mut first = base.clone();
+    plan.values[0].apply(&mut first);
+    let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
+    let engine = EngineHandle::start(first, opts).expect("valid settings");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let report = rt.block_on(pooltune::sweep::run(&engine, plan, base, slo_p99, |_, _, _| {})).expect("the sweep ran");
+    (report, engine.join())
 }
 
 /// Waits (polling snapshots) until `pred` holds, or panics after `limit`: a liveness bound, not

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::ReportError;
-use crate::metrics::{Quantile, Summary};
+use crate::metrics::{Quantile, ResponseSplit, Summary};
 use crate::sweep::SweepReport;
 
 /// A report's source: one run, or one sweep.
@@ -57,7 +57,7 @@ pub struct RunView {
     #[serde(default)]
     pub latency_distribution_ms: Vec<Quantile>,
     #[serde(default)]
-    pub response_split_ms: BTreeMap<String, f64>,
+    pub response_split_ms: Option<ResponseSplit>,
     pub utilisation: f64,
     pub queue_depth: DepthView,
     pub model: Option<ModelView>,

@@ -151,10 +151,8 @@ fn run_page(r: &RunView, series: Option<&Series>) -> Result<String, ReportError>
     }
     percentiles(&mut out, r)?;
     model_section(&mut out, r);
-    let parts: Vec<(&str, f64)> = r.response_split_ms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    // The order a job meets them in.
-    let order = ["queue", "broker", "scheduling", "service"];
-    let mut parts: Vec<(&str, f64)> = order.iter().filter_map(|n| parts.iter().find(|p| p.0 == *n).copied()).collect();
+    // The parts in the order a job meets them, as the dashboard's bar shows them.
+    let mut parts = r.response_split_ms.map(|s| s.parts()).unwrap_or_default();
     parts.retain(|p| p.1.is_finite());
     if !parts.is_empty() {
         out.push_str("<h2>Response split</h2>\n");
