@@ -38,6 +38,7 @@ compile_error!(
      variable in the environment replaces that: unset RUSTFLAGS, or add `--cfg tokio_unstable` to it."
 );
 
+pub mod adapt;
 pub mod duration;
 pub mod engine;
 pub mod metrics;

@@ -15,7 +15,7 @@ use crate::profile::record::{Recorder, to_toml};
 use crate::profile::timeline::Timeline;
 use crate::profile::{Profile, RunSpec};
 use crate::report::{AtomicFile, SeriesWriter};
-use crate::settings::Settings;
+use crate::settings::{Adapt, Knob, Settings};
 
 pub struct Driver {
     pub csv: Option<SeriesWriter>,
@@ -94,6 +94,11 @@ impl Driver {
         let mut refused = Vec::new();
         if let (Some(t), false) = (self.timeline.as_mut(), snap.finished) {
             for k in t.due(snap.elapsed, &snap.settings) {
+                // An adaptive controller owns the worker count while it runs: a timeline's
+                // counts (a recording's are the controller's own decisions) are left out.
+                if matches!(k, Knob::Workers(_)) && snap.settings.adapt != Adapt::Off {
+                    continue;
+                }
                 match engine.try_send(Command::Set(k)) {
                     Ok(()) | Err(EngineError::Stopped) => {}
                     Err(e) => refused.push(format!("timeline: {} {}: {e}", k.name(), k.value_text())),

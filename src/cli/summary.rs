@@ -56,6 +56,19 @@ pub fn render(r: &RunSummary) -> String {
     if let Some(h) = &r.http {
         let _ = writeln!(out, "http      {}", h.line());
     }
+    let a = &r.adapt;
+    if a.algorithm != crate::settings::Adapt::Off || a.changes > 0 {
+        let _ = writeln!(
+            out,
+            "workers   {} set {} to {} (mean {:.2}), {} changes, {:.1} worker-seconds",
+            if a.algorithm == crate::settings::Adapt::Off { "the operator" } else { a.algorithm.name() },
+            a.limit_min,
+            a.limit_max,
+            a.limit_mean,
+            a.changes,
+            a.worker_seconds
+        );
+    }
     if r.failed_latency_ms.count > 0 {
         out.push_str(&dist("failed", &r.failed_latency_ms));
         for e in &r.recent_errors {

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::adaptive::Adaptive;
 use super::backend::{Queue, Update};
 use super::introspect::Introspect;
 use super::producer::{self, ProducerCfg};
@@ -102,6 +103,7 @@ struct Controller {
     introspect: Introspect,
     /// A worker node's latest report on its way.
     last_report: Option<tokio::task::JoinHandle<()>>,
+    adaptive: Adaptive,
 }
 
 impl Controller {
@@ -155,6 +157,7 @@ impl Controller {
             introspect,
             handle,
             last_report: None,
+            adaptive: Adaptive::new(),
         }
     }
 
@@ -237,36 +240,7 @@ impl Controller {
     fn apply(&mut self, cmd: Command) {
         self.commands += 1;
         match cmd {
-            Command::Set(knob) => match knob.live().map_err(SettingsError::from).and_then(|k| self.settings.with(k)) {
-                Ok(s) if self.shared.queue.is_broker() && s.arrival == crate::settings::ArrivalKind::Closed => {
-                    tracing::warn!("refused {} {}: a closed loop over a broker", knob.name(), knob.value_text());
-                }
-                Ok(s) => {
-                    self.settings = s;
-                    if self.opts.reset_on_change {
-                        self.agg.reset();
-                    }
-                    match knob {
-                        Knob::Workers(n) => {
-                            self.set_workers(n);
-                            if self.shared.queue.produces() {
-                                self.shared.queue.set_all_workers(n);
-                            }
-                        }
-                        Knob::Queue(_) | Knob::Policy(_) | Knob::Prefetch(_) | Knob::AckWait(_) => {
-                            self.shared.queue.configure(&self.settings);
-                        }
-                        Knob::ServiceKind(k) => self.shared.service_kind.store(kind_code(k), Ordering::Relaxed),
-                        Knob::Contention(_) | Knob::Coherency(_) | Knob::Capacity(_) => {
-                            self.shared.downstream.configure(&self.settings);
-                        }
-                        Knob::Timeout(t) => self.shared.timeout_ns.store(timeout_ns(t), Ordering::Relaxed),
-                        _ => {}
-                    }
-                    self.update_producer();
-                }
-                Err(e) => tracing::warn!("refused {} {}: {e}", knob.name(), knob.value_text()),
-            },
+            Command::Set(knob) => self.set(knob, self.opts.reset_on_change),
             Command::Pause => {
                 self.paused = true;
                 self.update_producer();
@@ -277,6 +251,41 @@ impl Controller {
             }
             Command::ResetStats => self.agg.reset(),
             Command::Shutdown => {}
+        }
+    }
+
+    /// Sets one knob, for a command or for the adaptive controller (whose changes do not start
+    /// the statistics afresh: they are the run being measured).
+    fn set(&mut self, knob: Knob, reset: bool) {
+        match knob.live().map_err(SettingsError::from).and_then(|k| self.settings.with(k)) {
+            Ok(s) if self.shared.queue.is_broker() && s.arrival == crate::settings::ArrivalKind::Closed => {
+                tracing::warn!("refused {} {}: a closed loop over a broker", knob.name(), knob.value_text());
+            }
+            Ok(s) => {
+                self.settings = s;
+                if reset {
+                    self.agg.reset();
+                }
+                match knob {
+                    Knob::Workers(n) => {
+                        self.set_workers(n);
+                        if self.shared.queue.produces() {
+                            self.shared.queue.set_all_workers(n);
+                        }
+                    }
+                    Knob::Queue(_) | Knob::Policy(_) | Knob::Prefetch(_) | Knob::AckWait(_) => {
+                        self.shared.queue.configure(&self.settings);
+                    }
+                    Knob::ServiceKind(k) => self.shared.service_kind.store(kind_code(k), Ordering::Relaxed),
+                    Knob::Contention(_) | Knob::Coherency(_) | Knob::Capacity(_) => {
+                        self.shared.downstream.configure(&self.settings);
+                    }
+                    Knob::Timeout(t) => self.shared.timeout_ns.store(timeout_ns(t), Ordering::Relaxed),
+                    _ => {}
+                }
+                self.update_producer();
+            }
+            Err(e) => tracing::warn!("refused {} {}: {e}", knob.name(), knob.value_text()),
         }
     }
 
@@ -308,7 +317,15 @@ impl Controller {
         let mut inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
         inputs.runtime = self.introspect.sample();
         sh.queue.absorb(&mut inputs, self.opts.interval);
-        let snap = self.agg.tick(&inputs);
+        let mut snap = self.agg.tick(&inputs);
+        // A worker node follows the controller's count; only the controller adapts it.
+        if sh.queue.produces()
+            && !finished
+            && let Some(n) = self.adaptive.on_tick(&snap)
+        {
+            self.set(Knob::Workers(n), false);
+        }
+        snap.adapt = self.adaptive.view();
         let stats = sh.recorders.take_tap();
         self.last_report =
             sh.queue.report(&self.handle, &stats, pending, self.tracker.len(), sh.recorders.busy(), finished);

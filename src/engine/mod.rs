@@ -18,6 +18,7 @@
 //! Clients (dashboard, headless runner, recorder) name only [`Command`], [`Knob`] and
 //! [`Snapshot`]; the queue and the pool stay private to this module.
 
+mod adaptive;
 mod backend;
 #[cfg(feature = "broker")]
 pub mod broker;

@@ -366,6 +366,7 @@ impl Aggregator {
             nodes: i.nodes.clone(),
             remote_workers: i.node_workers,
             broker: i.broker.clone(),
+            adapt: None,
             dist,
         }
     }
@@ -409,6 +410,7 @@ impl Aggregator {
             failed_latency: Summary::of(&w.failed_latency, w.failed_latency_ns),
             set_rate_per_s: self.schedule.set_rate_per_s(),
             setting_changes: self.schedule.changes(),
+            workers: self.schedule.workers(self.worker_time),
         }
     }
 }

@@ -234,6 +234,21 @@ pub struct Measured {
     pub set_rate_per_s: Option<f64>,
     /// Ticks in the window at which a knob changed: the model describes settings held still.
     pub setting_changes: u64,
+    /// The worker count over the window (what an adaptive controller spent).
+    pub workers: WorkerUse,
+}
+
+/// The worker count over a measured window. Worker-seconds count the controller's and the
+/// nodes' workers; the least, most and changes are the controller's own count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WorkerUse {
+    pub min: usize,
+    pub max: usize,
+    /// Worker-seconds over the window's seconds.
+    pub mean: f64,
+    /// Ticks at which the count changed.
+    pub changes: u64,
+    pub worker_seconds: f64,
 }
 
 /// The workload runtime over one tick, from tokio-metrics: a `RuntimeMonitor` over the runtime
@@ -315,6 +330,8 @@ pub struct Snapshot {
     pub remote_workers: usize,
     /// The broker, on a broker run.
     pub broker: Option<BrokerView>,
+    /// The adaptive controller, when one sets the worker count.
+    pub adapt: Option<crate::adapt::AdaptView>,
 }
 
 impl Snapshot {
@@ -347,6 +364,7 @@ impl Snapshot {
             nodes: Vec::new(),
             remote_workers: 0,
             broker: None,
+            adapt: None,
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct ScheduleSums {
     /// Ticks whose settings differed from the tick before.
     changes: u64,
     last: Option<Settings>,
+    /// The fewest and most workers set, and the ticks at which the count changed.
+    workers_min: usize,
+    workers_max: usize,
+    worker_changes: u64,
 }
 
 impl ScheduleSums {
@@ -33,6 +37,13 @@ impl ScheduleSums {
         self.secs += secs;
         if self.last.as_ref().is_some_and(|l| l != s) {
             self.changes += 1;
+        }
+        if let Some(l) = &self.last {
+            self.worker_changes += u64::from(l.workers != s.workers);
+            self.workers_min = self.workers_min.min(s.workers);
+            self.workers_max = self.workers_max.max(s.workers);
+        } else {
+            (self.workers_min, self.workers_max) = (s.workers, s.workers);
         }
         if self.last.as_ref() != Some(s) {
             self.last = Some(s.clone());
@@ -57,6 +68,18 @@ impl ScheduleSums {
     pub fn changes(&self) -> u64 {
         self.changes
     }
+
+    /// The worker count over the window, given the worker-seconds summed beside it.
+    #[must_use]
+    pub fn workers(&self, worker_seconds: f64) -> super::WorkerUse {
+        super::WorkerUse {
+            min: self.workers_min,
+            max: self.workers_max,
+            mean: if self.secs > 0.0 { worker_seconds / self.secs } else { 0.0 },
+            changes: self.worker_changes,
+            worker_seconds,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -79,5 +102,17 @@ mod tests {
         assert_eq!((w.set_rate_per_s(), w.changes()), (Some(700.0), 0));
         w.add(&Settings { rate: Rate::Max, ..at(700.0) }, false, 1.0);
         assert_eq!((w.set_rate_per_s(), w.changes()), (None, 1));
+    }
+
+    #[test]
+    fn worker_counts_are_tracked_through_the_window() {
+        let mut w = ScheduleSums::default();
+        let at = |n: usize| Settings { workers: n, ..Settings::default() };
+        for n in [8, 8, 9, 7, 7, 12] {
+            w.add(&at(n), false, 0.5);
+        }
+        let u = w.workers(25.5);
+        assert_eq!((u.min, u.max, u.changes), (7, 12, 3));
+        assert!((u.mean - 8.5).abs() < 1e-12 && (u.worker_seconds - 25.5).abs() < 1e-12, "{u:?}");
     }
 }

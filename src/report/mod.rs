@@ -178,6 +178,36 @@ pub struct RunSummary {
     /// A broker run's worker nodes (absent on a run without a broker).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<crate::metrics::NodeView>>,
+    /// Who set the worker count, and what the pool spent over the measured window.
+    pub adapt: AdaptSummary,
+}
+
+/// The worker count over the measured window: set by an adaptive controller (`algorithm`, the
+/// one at the end) or by hand (`off`), its least, most and time-weighted mean, the ticks at which
+/// it changed, and the worker-seconds spent (a static pool spends workers × duration).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AdaptSummary {
+    pub algorithm: crate::settings::Adapt,
+    pub limit_min: usize,
+    pub limit_max: usize,
+    pub limit_mean: f64,
+    pub changes: u64,
+    pub worker_seconds: f64,
+}
+
+impl AdaptSummary {
+    #[must_use]
+    pub fn of(last: &Snapshot) -> AdaptSummary {
+        let w = &last.measured.workers;
+        AdaptSummary {
+            algorithm: last.settings.adapt,
+            limit_min: w.min,
+            limit_max: w.max,
+            limit_mean: w.mean,
+            changes: w.changes,
+            worker_seconds: w.worker_seconds,
+        }
+    }
 }
 
 impl RunSummary {
@@ -216,6 +246,7 @@ impl RunSummary {
             model: None,
             nodes: last.broker.is_some().then(|| last.nodes.clone()),
             broker: last.broker.clone(),
+            adapt: AdaptSummary::of(last),
         }
     }
 }
@@ -282,7 +313,7 @@ impl<W: Write> SeriesWriter<W> {
 }
 
 /// The CSV header; the first fifteen columns are the documented minimum, the rest extend it.
-pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio,node_workers,nodes_live,nodes_lost,redelivered,duplicates,publish_retries,ack_pending_max";
+pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio,node_workers,nodes_live,nodes_lost,redelivered,duplicates,publish_retries,ack_pending_max,adapt,limit";
 
 /// One CSV row for one tick.
 #[must_use]
@@ -296,7 +327,7 @@ pub fn csv_row(s: &Snapshot) -> String {
     // A broker run's columns (0 on a run without one, so the header never changes).
     let b = s.broker.as_ref();
     format!(
-        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4},{},{},{},{},{},{},{}",
+        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4},{},{},{},{},{},{},{},{},{}",
         s.elapsed.as_secs_f64(),
         s.rates.offered,
         s.rates.completed,
@@ -341,6 +372,8 @@ pub fn csv_row(s: &Snapshot) -> String {
         b.map_or(0, |b| b.duplicates),
         b.map_or(0, |b| b.publish_retries),
         b.map_or(0, |b| b.ack_pending_max),
+        st.adapt,
+        s.adapt.map_or_else(String::new, |a| format!("{:.2}", a.limit)),
     )
 }
 
@@ -403,9 +436,16 @@ mod tests {
             policy: Policy::Reject,
             arrival: ArrivalKind::Bursty,
             service_kind: ServiceKind::Spin,
+            adapt: crate::settings::Adapt::Gradient2,
             ..Settings::default()
         };
         let mut s = Snapshot::initial(settings);
+        s.adapt = Some(crate::adapt::AdaptView {
+            algorithm: crate::settings::Adapt::Gradient2,
+            limit: 179.25,
+            windows: 0,
+            state: crate::adapt::State::Starting,
+        });
         s.elapsed = Duration::from_millis(1500);
         s.rates = Rates { offered: 19.0, started: 0.0, completed: 23.0, failed: 29.0, rejected: 31.0, dropped: 37.0 };
         s.queue = QueueView { depth: 41, mean: 43.0, max: 47, bound: 11 };
@@ -482,6 +522,8 @@ mod tests {
             ("duplicates", "163"),
             ("publish_retries", "167"),
             ("ack_pending_max", "173"),
+            ("adapt", "gradient2"),
+            ("limit", "179.25"),
         ];
         let header: Vec<&str> = CSV_HEADER.split(',').collect();
         let row = csv_row(&s);

@@ -44,4 +44,7 @@ pub enum SettingsError {
     /// `batch` arrivals with no batch size.
     #[error("arrival 'batch' needs a batch size; set jobs (e.g. --jobs 100)")]
     BatchWithoutSize,
+    /// An adaptive controller's range that holds no worker count.
+    #[error("workers_min {min} is above workers_max {max}; expected workers_min <= workers_max")]
+    WorkersRange { min: usize, max: usize },
 }

@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::error::KnobError;
 use super::value::{KnobValue, ValueKind};
 use super::{
-    ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_PREFETCH, MAX_QUEUE, MAX_RATE, MAX_THREADS, MAX_TIME, MAX_WORKERS, Policy,
-    Rate, ServiceDist, ServiceKind, Settings, default_threads,
+    Adapt, ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_PREFETCH, MAX_QUEUE, MAX_RATE, MAX_THREADS, MAX_TIME, MAX_WORKERS,
+    Policy, Rate, ServiceDist, ServiceKind, Settings, default_threads,
 };
 
 /// One row of the knob table, for clients that list knobs (help, flags, profiles, docs).
@@ -230,6 +230,25 @@ knobs! {
         range: (0, MAX_WORKERS), default: workers = 4, shown: None,
         get: |s| Some(s.workers), set: |s, v| s.workers = v,
         live: true, ramps: true, example: "16", help: "Worker tasks",
+    },
+    Adapt(Adapt) {
+        key: "adapt", flag: "adapt", alias: None, label: "adapt", value_name: "ALGORITHM",
+        range: ((), ()), default: adapt = Adapt::Off, shown: None,
+        get: |s| Some(s.adapt), set: |s, v| s.adapt = v,
+        live: true, ramps: false, example: "vegas",
+        help: "Let a controller set the worker count, between workers_min and workers_max",
+    },
+    WorkersMin(usize) {
+        key: "workers_min", flag: "workers-min", alias: None, label: "workers_min", value_name: "N",
+        range: (1, MAX_WORKERS), default: workers_min = 1, shown: None,
+        get: |s| Some(s.workers_min), set: |s, v| s.workers_min = v,
+        live: true, ramps: false, example: "2", help: "Adaptive: the fewest workers the controller may set",
+    },
+    WorkersMax(usize) {
+        key: "workers_max", flag: "workers-max", alias: None, label: "workers_max", value_name: "N",
+        range: (1, MAX_WORKERS), default: workers_max = 1000, shown: None,
+        get: |s| Some(s.workers_max), set: |s, v| s.workers_max = v,
+        live: true, ramps: false, example: "64", help: "Adaptive: the most workers the controller may set",
     },
     Queue(usize) {
         key: "queue", flag: "queue", alias: None, label: "queue bound", value_name: "N",

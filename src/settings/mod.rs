@@ -89,6 +89,23 @@ macro_rules! named_enum {
 }
 
 named_enum!(
+    /// Who sets the worker count: the operator (`off`), or a controller that moves it between
+    /// `workers_min` and `workers_max` (see the `adapt` module for each algorithm).
+    Adapt, "an adaptive algorithm" {
+        /// The worker count is what the operator, a flag or a profile set.
+        Off = "off",
+        /// Maximise throughput: the .NET thread pool's hill climbing.
+        HillClimb = "hill-climb",
+        /// Hold the service time near its no-load value: Netflix concurrency-limits' `VegasLimit`.
+        Vegas = "vegas",
+        /// Follow the gradient of short against long service time: `Gradient2Limit`.
+        Gradient2 = "gradient2",
+        /// Grow by one until a failure or timeout, then back off: `AIMDLimit`.
+        Aimd = "aimd",
+    }
+);
+
+named_enum!(
     /// What happens to an arrival that finds the queue full.
     Policy, "a policy" {
         /// Backpressure: the producer waits; the wait shows in latency (measured from the intended time).
@@ -184,6 +201,11 @@ impl Serialize for Rate {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     pub workers: usize,
+    /// Who sets the worker count (`off`: the operator).
+    pub adapt: Adapt,
+    /// The fewest and most workers an adaptive controller may set.
+    pub workers_min: usize,
+    pub workers_max: usize,
     pub queue: usize,
     pub policy: Policy,
     pub arrival: ArrivalKind,
@@ -280,6 +302,9 @@ impl Settings {
         }
         if self.arrival == ArrivalKind::Batch && self.jobs.is_none() {
             return Err(SettingsError::BatchWithoutSize);
+        }
+        if self.workers_min > self.workers_max {
+            return Err(SettingsError::WorkersRange { min: self.workers_min, max: self.workers_max });
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{ArrivalKind, KnobError, Policy, Rate, ServiceDist, ServiceKind};
+use super::{Adapt, ArrivalKind, KnobError, Policy, Rate, ServiceDist, ServiceKind};
 use crate::duration;
 
 /// The shape of a knob's value, for everything that is not Rust: TOML types in profiles, the
@@ -299,4 +299,4 @@ macro_rules! choice_value {
     )+};
 }
 
-choice_value!(Policy, ArrivalKind, ServiceDist, ServiceKind);
+choice_value!(Policy, ArrivalKind, ServiceDist, ServiceKind, Adapt);

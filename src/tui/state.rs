@@ -30,6 +30,11 @@ pub struct Point {
     pub predicted_mean: Option<f64>,
     pub predicted_p99: Option<f64>,
     pub predicted_queue: Option<f64>,
+    /// Workers set, alive and busy, and an adaptive controller's limit.
+    pub workers: f64,
+    pub live: f64,
+    pub busy: f64,
+    pub limit: Option<f64>,
 }
 
 /// A knob change, drawn as a vertical line on the charts; a ramp (the same knob moved by the
@@ -48,6 +53,9 @@ pub struct Marker {
 
 /// A step this many ticks after the previous one of the same knob continues its ramp.
 const RAMP_TICKS: u64 = 2;
+/// An adaptive controller's change this many seconds after its previous one continues its
+/// burst: one marker per burst of decisions, not one per window.
+const ADAPT_BURST_S: f64 = 5.0;
 
 /// A line for the status bar.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,17 +173,28 @@ impl State {
         for k in Knob::changed(&self.snap.settings, &snap.settings) {
             let by_hand = self.manual.iter().position(|m| *m == k.name()).map(|i| self.manual.swap_remove(i)).is_some();
             let name = k.name().replace('_', " ");
-            let ramp = (!by_hand)
-                .then(|| self.markers.iter_mut().rev().find(|m| m.key == k.name()))
-                .flatten()
-                .filter(|m| snap.tick.saturating_sub(m.last_tick) <= RAMP_TICKS);
+            // The controller's own change (a timeline's or the operator's restarts it).
+            let adapted = snap.adapt.filter(|_| !by_hand && matches!(k, Knob::Workers(_))).map(|a| a.algorithm);
+            let ramp =
+                (!by_hand).then(|| self.markers.iter_mut().rev().find(|m| m.key == k.name())).flatten().filter(|m| {
+                    match adapted {
+                        Some(_) => t - m.until <= ADAPT_BURST_S,
+                        None => snap.tick.saturating_sub(m.last_tick) <= RAMP_TICKS,
+                    }
+                });
+            let how = adapted.map_or_else(|| "ramp".to_string(), |a| a.name().to_string());
             let label = if let Some(m) = ramp {
                 m.until = t;
                 m.last_tick = snap.tick;
-                m.label = format!("{name} {}→{} (ramp)", m.from, k.value_text());
+                m.label = format!("{name} {}→{} ({how})", m.from, k.value_text());
                 m.label.clone()
             } else {
-                let label = format!("{name} {}{}", k.value_text(), if by_hand { " (manual)" } else { "" });
+                let by = if by_hand {
+                    " (manual)".to_string()
+                } else {
+                    adapted.map(|a| format!(" ({a})")).unwrap_or_default()
+                };
+                let label = format!("{name} {}{by}", k.value_text());
                 let from = before.iter().find(|b| b.name() == k.name()).map_or_else(String::new, Knob::value_text);
                 if self.markers.len() == MAX_MARKERS {
                     self.markers.pop_front();
@@ -222,6 +241,10 @@ impl State {
                 predicted_mean: p.and_then(|p| p.latency_ms_mean),
                 predicted_p99: p.and_then(|p| p.latency_ms_p99),
                 predicted_queue: p.and_then(|p| p.queue_len_mean),
+                workers: s.settings.workers as f64,
+                live: s.live_workers as f64,
+                busy: s.busy_workers as f64,
+                limit: s.adapt.map(|a| a.limit),
             });
         }
         self.overload = self.overload_text();

@@ -1,6 +1,7 @@
-//! The three charts over the selected window: throughput, queue depth against its bound, and
+//! The charts over the selected window: throughput, queue depth against its bound, and
 //! latency percentiles, with the model's predictions as dotted lines and a vertical line
-//! wherever a knob changed.
+//! wherever a knob changed; while an adaptive controller sets the worker count, a fourth chart
+//! of its limit beside the workers set, alive and busy.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -32,6 +33,22 @@ fn predicted(mut x: Series) -> Series {
 }
 
 pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
+    let (area, workers_area) = if s.visible().any(|p| p.limit.is_some()) {
+        let [top, bottom] = Layout::vertical([Constraint::Ratio(3, 4), Constraint::Ratio(1, 4)]).areas(area);
+        (top, Some(bottom))
+    } else {
+        (area, None)
+    };
+    if let Some(w) = workers_area {
+        let workers = [
+            series(s, "limit", Color::Magenta, |p| p.limit),
+            series(s, "set", Color::White, |p| Some(p.workers)),
+            series(s, "live", Color::Cyan, |p| Some(p.live)),
+            series(s, "busy", Color::Green, |p| Some(p.busy)),
+        ];
+        let title = s.snap.adapt.map_or_else(|| "workers".to_string(), |a| format!("workers, {}", a.algorithm));
+        draw(s, w, buf, &title, &workers, count);
+    }
     let [a, b, c] = Layout::vertical([Constraint::Ratio(1, 3); 3]).areas(area);
     let throughput = [
         series(s, "offered/s", Color::Cyan, |p| Some(p.offered)),

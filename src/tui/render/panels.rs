@@ -58,7 +58,8 @@ fn dim(text: String) -> Span<'static> {
 /// How many lines the knobs panel has (its height less the border).
 #[must_use]
 pub fn knob_lines(s: &State) -> usize {
-    9 + usize::from(s.snap.producer_lag > std::time::Duration::ZERO)
+    9 + 3 * usize::from(s.snap.adapt.is_some())
+        + usize::from(s.snap.producer_lag > std::time::Duration::ZERO)
         + usize::from(s.snap.totals.failed > 0)
         + s.notes.len()
 }
@@ -125,6 +126,9 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
         ],
         vec![(KEEP, label("last change")), (KEEP, dim(s.last_change.clone().unwrap_or_else(|| "none yet".into())))],
     ];
+    if let Some(a) = &snap.adapt {
+        lines.extend(adapt_lines(s, a));
+    }
     if snap.totals.failed > 0 {
         let t = &snap.totals;
         lines.push(vec![
@@ -145,6 +149,33 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
     let mut lines: Vec<Line<'static>> = lines.into_iter().map(|l| fit::fit(l, width)).collect();
     lines.extend(s.notes.iter().map(|n| Line::from(dim(format!(" {n}")))));
     Paragraph::new(lines).block(Block::bordered().title(" knobs ")).render(area, buf);
+}
+
+/// The controller's state, and the run beside the static answer: the advisor's count for the
+/// `:slo` target, or else the downstream's throughput peak.
+fn adapt_lines(s: &State, a: &crate::adapt::AdaptView) -> [Vec<(u8, Span<'static>)>; 3] {
+    let k = &s.snap.settings;
+    let advised = s.model.as_ref().and_then(|m| m.advice.as_ref()).and_then(|a| a.workers_needed);
+    let static_answer = match (advised, crate::model::usl::Usl::of(k).peak()) {
+        (Some(n), _) => format!("≥ {n} for :slo"),
+        (None, Some(p)) => format!("N* {p:.1} (peak)"),
+        (None, None) => ":slo to compare".to_string(),
+    };
+    let w = &s.snap.measured.workers;
+    [
+        vec![
+            (KEEP, label("adapt")),
+            (KEEP, value(format!("{} ", a.algorithm))),
+            (MID, dim(format!("limit {:.1} ", a.limit))),
+            (LOW, dim(format!("[{}..{}]", k.workers_min, k.workers_max))),
+        ],
+        vec![(KEEP, dim(format!(" {}", a.state)))],
+        vec![
+            (KEEP, label("static")),
+            (KEEP, value(format!("{static_answer} "))),
+            (MID, dim(format!("ran {}–{} mean {:.1}", w.min, w.max, w.mean))),
+        ],
+    ]
 }
 
 fn dist_row(name: &str, d: &Summary) -> Line<'static> {

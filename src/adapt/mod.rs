@@ -1,0 +1,240 @@
+//! Adaptive concurrency: controllers that set the worker count from what the pool measures, as
+//! production pools do at run time. Pure arithmetic on measured windows: no tokio, no I/O. The
+//! engine feeds a controller after each tick and sends its decisions as `workers` commands.
+//!
+//! Four algorithms, each as its reference defines it (the reference's defaults below):
+//!
+//! - **`hill-climb`** ([`hill`]): the .NET thread pool's `HillClimbing`. It maximises throughput:
+//!   it adds a square wave (period 4 samples) to the worker count, measures the throughput's
+//!   component at the wave's frequency by the Goertzel algorithm over the last 8 waves, takes the
+//!   noise from the two neighbouring frequencies, and moves toward the gradient, scaled by its
+//!   confidence (signal to noise over a target of 3) and a gain exponent of 2, at most 4 workers
+//!   a second and 20 a sample. A bias of 0.15 asks that a worker raise throughput by 15% of its
+//!   share before one is added, so it settles a little below the throughput peak N*. A sample is
+//!   one tick, extended until the count of completions is accurate to 15%
+//!   ((workers − 1)/completions < 0.15). The wave's size follows the measured noise (at most 20).
+//!   Left out: the CPU-over-95% veto (workers here wait, they do not spin) and the random
+//!   sample length (samples follow the engine's ticks).
+//! - **`vegas`** ([`vegas`]): concurrency-limits' `VegasLimit`. From the no-load service time
+//!   (the least window mean seen, probed afresh every 30 × limit × U(0.5, 1) windows) it
+//!   estimates the jobs queued inside the downstream, queue = ⌈limit × (1 − no-load/rtt)⌉, with
+//!   log = max(1, ⌊log₁₀ limit⌋) (√limit from 1000): queue ≤ log grows the limit by 6·log,
+//!   queue < 3·log by log, queue > 6·log shrinks it by log; a failure shrinks it by log. It does
+//!   not grow while fewer than half the workers are busy.
+//! - **`gradient2`** ([`gradient2`]): `Gradient2Limit`. The gradient is
+//!   clamp(1.5 × long/short, 0.5, 1) with short the window's mean service time and long its
+//!   exponential average over 600 windows (plain mean over the first 10; cut by 5% when it
+//!   exceeds twice the short); new = limit × gradient + 4, smoothed 0.2 toward it. No growth
+//!   while fewer than half the workers are busy.
+//! - **`aimd`** ([`aimd`]): `AIMDLimit`. A window with a failure or timeout, or whose mean
+//!   service time exceeds the run's `timeout` (5 s without one), multiplies the limit by 0.9
+//!   (at least one less); otherwise, with at least half the workers busy, adds one.
+//!
+//! The last three sample as concurrency-limits' `WindowedLimit` does: a window is 1 s long and
+//! holds at least 10 completions; its figure is the mean service time. They are fed the
+//! **service** time (pick to done), never the wait in the queue: a backlog means the pool is too
+//! small, and a controller fed the wait would shrink it exactly then. Where the references have
+//! their own bounds (Vegas 1 to 1000, Gradient2 20 to 200), the run's `workers_min` and
+//! `workers_max` stand in; every algorithm starts from the running worker count, and an
+//! operator's change of the count restarts it from there (.NET's `ForceChange`).
+
+pub mod aimd;
+pub mod gradient2;
+pub mod hill;
+pub mod vegas;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::settings::Adapt;
+
+/// A concurrency-limits window's least length, seconds.
+pub const WINDOW_S: f64 = 1.0;
+/// The fewest completions a concurrency-limits window needs.
+pub const MIN_SAMPLES: u64 = 10;
+
+/// What the pool measured over one window (or one hill-climbing sample), summed from ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Window {
+    pub secs: f64,
+    /// Jobs that finished, successes and failures.
+    pub completed: u64,
+    /// Their mean service time (pick to done), seconds.
+    pub service_s: f64,
+    /// The most jobs in service at once.
+    pub inflight: f64,
+    /// Failures and timeouts.
+    pub drops: u64,
+    /// The worker count the window ran with (the latest, if it changed).
+    pub workers: usize,
+}
+
+impl Window {
+    /// Adds one tick's figures.
+    pub fn add(&mut self, t: &Window) {
+        let n = self.completed + t.completed;
+        if n > 0 {
+            #[allow(clippy::cast_precision_loss)]
+            let mean = (self.service_s * self.completed as f64 + t.service_s * t.completed as f64) / n as f64;
+            self.service_s = mean;
+        }
+        self.completed = n;
+        self.secs += t.secs;
+        self.inflight = self.inflight.max(t.inflight);
+        self.drops += t.drops;
+        self.workers = t.workers;
+    }
+
+    /// Long enough for a concurrency-limits controller.
+    #[must_use]
+    pub fn full(&self) -> bool {
+        self.secs >= WINDOW_S - 1e-9 && self.completed >= MIN_SAMPLES
+    }
+}
+
+/// What bounds a controller: the run's `workers_min`, `workers_max` and `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub min: usize,
+    pub max: usize,
+    pub timeout: Option<Duration>,
+}
+
+impl Bounds {
+    #[must_use]
+    pub fn clamp(&self, x: f64) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        x.clamp(self.min.max(1) as f64, self.max.max(self.min.max(1)) as f64)
+    }
+}
+
+/// One adaptive controller.
+pub trait Limiter: Send {
+    /// `w` holds enough to decide on.
+    fn ready(&self, w: &Window) -> bool;
+    /// Takes a window; returns the worker count to run with (within `b`).
+    fn update(&mut self, w: &Window, b: &Bounds) -> usize;
+    /// Someone else set the count (the operator, a timeline): continue from `workers`.
+    fn reset_to(&mut self, workers: usize);
+    /// The limit as the algorithm holds it (hill-climb: its control setting, without the wave).
+    fn limit(&self) -> f64;
+    fn state(&self) -> State;
+}
+
+/// A controller for `algorithm` starting at `workers` (`None` for `off`).
+#[must_use]
+pub fn limiter(algorithm: Adapt, workers: usize, seed: u64) -> Option<Box<dyn Limiter>> {
+    #[allow(clippy::cast_precision_loss)]
+    let start = workers.max(1) as f64;
+    match algorithm {
+        Adapt::Off => None,
+        Adapt::HillClimb => Some(Box::new(hill::HillClimb::new(workers.max(1)))),
+        Adapt::Vegas => Some(Box::new(vegas::Vegas::new(start, seed))),
+        Adapt::Gradient2 => Some(Box::new(gradient2::Gradient2::new(start))),
+        Adapt::Aimd => Some(Box::new(aimd::Aimd::new(workers.max(1)))),
+    }
+}
+
+/// What a controller is doing, for the dashboard and the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Nothing decided yet.
+    Starting,
+    HillClimb {
+        /// The last sample's throughput, jobs/s.
+        throughput_per_s: f64,
+        /// The last move of the control setting, workers.
+        step: f64,
+        /// The square wave's height, workers.
+        wave: usize,
+        /// Signal over noise against the target, 0 to 1.
+        confidence: f64,
+    },
+    Vegas {
+        /// Jobs estimated queued inside the downstream.
+        queue: f64,
+        rtt_ms: f64,
+        rtt_noload_ms: f64,
+    },
+    Gradient2 {
+        gradient: f64,
+        short_ms: f64,
+        long_ms: f64,
+    },
+    Aimd {
+        /// Windows that backed off so far.
+        backoffs: u64,
+        rtt_ms: f64,
+    },
+}
+
+impl fmt::Display for State {
+    /// Short enough for the dashboard's knob panel.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            State::Starting => f.write_str("measuring its first window"),
+            State::HillClimb { throughput_per_s, step, wave, confidence } => {
+                write!(f, "{throughput_per_s:.0}/s step {step:+.2} wave ±{wave} sure {:.0}%", confidence * 100.0)
+            }
+            State::Vegas { queue, rtt_ms, rtt_noload_ms } => {
+                write!(f, "queue {queue:.0} (3..6) svc {rtt_ms:.2}/{rtt_noload_ms:.2} no-load ms")
+            }
+            State::Gradient2 { gradient, short_ms, long_ms } => {
+                write!(f, "gradient {gradient:.2} svc {short_ms:.2}/{long_ms:.2} long ms")
+            }
+            State::Aimd { backoffs, rtt_ms } => write!(f, "{backoffs} back-offs, svc {rtt_ms:.2} ms"),
+        }
+    }
+}
+
+/// A controller's figures in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AdaptView {
+    pub algorithm: Adapt,
+    /// The limit as the algorithm holds it (fractional for the smoothed ones).
+    pub limit: f64,
+    /// Windows decided on so far.
+    pub windows: u64,
+    pub state: State,
+}
+
+/// `limit` as a worker count within `b`.
+#[must_use]
+pub fn workers_of(limit: f64, b: &Bounds) -> usize {
+    b.clamp(limit.floor()) as usize
+}
+
+/// A one-second window of 100 completions, for the algorithms' scripted tests.
+#[cfg(test)]
+pub(crate) fn window_of(service_ms: f64, inflight: f64, drops: u64) -> Window {
+    Window { secs: 1.0, completed: 100, service_s: service_ms / 1e3, inflight, drops, workers: 20 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_weigh_service_by_completions_and_keep_the_peak() {
+        let mut w = Window::default();
+        w.add(&Window { secs: 0.25, completed: 10, service_s: 0.010, inflight: 4.0, drops: 0, workers: 8 });
+        w.add(&Window { secs: 0.25, completed: 30, service_s: 0.020, inflight: 7.0, drops: 2, workers: 9 });
+        assert!((w.service_s - 0.0175).abs() < 1e-12, "{}", w.service_s);
+        assert_eq!((w.completed, w.drops, w.workers), (40, 2, 9));
+        assert!((w.inflight - 7.0).abs() < 1e-12 && (w.secs - 0.5).abs() < 1e-12);
+        assert!(!w.full(), "half a second is not a window");
+        w.add(&Window { secs: 0.5, completed: 0, service_s: 0.0, inflight: 0.0, drops: 0, workers: 9 });
+        assert!(w.full() && (w.service_s - 0.0175).abs() < 1e-12, "an idle tick leaves the mean");
+    }
+
+    #[test]
+    fn bounds_hold_the_limit_and_never_give_zero() {
+        let b = Bounds { min: 0, max: 10, timeout: None };
+        assert_eq!(workers_of(0.3, &b), 1);
+        assert_eq!(workers_of(17.9, &b), 10);
+        assert_eq!(workers_of(7.9, &b), 7);
+    }
+}

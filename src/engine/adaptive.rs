@@ -1,0 +1,92 @@
+//! The adaptive controller's seat in the engine: after each tick it adds the tick's figures to
+//! the window in progress, and when the algorithm has enough it asks for a worker count. The
+//! control thread sends that count through the same path as an operator's `workers` command.
+//!
+//! It follows the settings: `adapt` turned on starts the algorithm from the running count, a
+//! different algorithm starts afresh, `off` drops it; a count set by someone else (the operator,
+//! a profile's timeline, a replayed recording) restarts the window and the algorithm goes on
+//! from that count.
+
+use crate::adapt::{self, AdaptView, Bounds, Limiter, Window};
+use crate::metrics::Snapshot;
+use crate::settings::Adapt;
+
+pub struct Adaptive {
+    algorithm: Adapt,
+    limiter: Option<Box<dyn Limiter>>,
+    window: Window,
+    /// The count this controller set last (or found when it started).
+    last_set: usize,
+    /// Failures counted up to the previous tick.
+    last_failed: u64,
+    windows: u64,
+}
+
+impl Adaptive {
+    #[must_use]
+    pub fn new() -> Adaptive {
+        Adaptive {
+            algorithm: Adapt::Off,
+            limiter: None,
+            window: Window::default(),
+            last_set: 0,
+            last_failed: 0,
+            windows: 0,
+        }
+    }
+
+    /// Takes a tick's snapshot; returns the worker count to set now, if it changes.
+    pub fn on_tick(&mut self, snap: &Snapshot) -> Option<usize> {
+        let s = &snap.settings;
+        let failed = std::mem::replace(&mut self.last_failed, snap.totals.failed);
+        if s.adapt != self.algorithm {
+            self.algorithm = s.adapt;
+            self.limiter = adapt::limiter(s.adapt, s.workers, s.seed);
+            (self.window, self.last_set, self.windows) = (Window::default(), s.workers, 0);
+            return None;
+        }
+        let limiter = self.limiter.as_mut()?;
+        if s.workers != self.last_set {
+            limiter.reset_to(s.workers);
+            (self.window, self.last_set) = (Window::default(), s.workers);
+            return None;
+        }
+        if snap.paused || snap.finished {
+            self.window = Window::default();
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let busy = (snap.busy_workers as f64).max(snap.utilisation * s.workers as f64);
+        let service = &snap.latency.service;
+        self.window.add(&Window {
+            secs: snap.tick_len.as_secs_f64(),
+            completed: service.count,
+            service_s: service.mean / 1e3,
+            inflight: busy,
+            drops: snap.totals.failed.saturating_sub(failed),
+            workers: s.workers,
+        });
+        if !limiter.ready(&self.window) {
+            return None;
+        }
+        let bounds = Bounds { min: s.workers_min, max: s.workers_max, timeout: s.timeout };
+        let n = limiter.update(&self.window, &bounds);
+        self.window = Window::default();
+        self.windows += 1;
+        (n != s.workers).then(|| {
+            self.last_set = n;
+            n
+        })
+    }
+
+    /// The controller's figures for the snapshot (`None` when `adapt` is off).
+    #[must_use]
+    pub fn view(&self) -> Option<AdaptView> {
+        self.limiter.as_ref().map(|l| AdaptView {
+            algorithm: self.algorithm,
+            limit: l.limit(),
+            windows: self.windows,
+            state: l.state(),
+        })
+    }
+}
