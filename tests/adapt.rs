@@ -137,3 +137,41 @@ fn switching_controllers_live_loses_nothing() {
     assert_accounted(&last);
     assert!(last.totals.completed > 1000, "jobs flowed throughout: {:?}", last.totals);
 }
+
+/// The distinct worker counts in a CSV series, in order, with repeats collapsed.
+fn counts_in_series(csv: &str) -> Vec<usize> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let col = header.iter().position(|c| *c == "workers").expect("a workers column");
+    let mut out: Vec<usize> = lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    out.dedup();
+    out
+}
+
+/// A controller's decisions are recorded as `workers` phases; replayed with `--adapt off` they
+/// are the worker counts the run goes through, in the same order.
+#[test]
+fn decisions_are_recorded_and_replay_as_recorded() {
+    let _g = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, first, again) = (dir.path().join("rec.toml"), dir.path().join("a.csv"), dir.path().join("b.csv"));
+    let bin = env!("CARGO_BIN_EXE_pooltune");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(bin).args(args).stdin(std::process::Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let common = ["--rate", "1200", "--service", "5ms", "--contention", "0.1", "--coherency", "0.01"];
+    let mut args = vec!["run", "--headless", "--adapt", "hill-climb", "--workers", "2", "--threads", "2"];
+    args.extend(common);
+    args.extend(["--interval", "100ms", "--duration", "6s", "--record", rec.to_str().unwrap()]);
+    args.extend(["--csv", first.to_str().unwrap()]);
+    run(&args);
+    let profile = std::fs::read_to_string(&rec).unwrap();
+    assert!(profile.contains("adapt = \"hill-climb\""), "{profile}");
+    let recorded = counts_in_series(&std::fs::read_to_string(&first).unwrap());
+    assert!(recorded.len() > 3, "hill climbing moved the count: {recorded:?}");
+    assert_eq!(profile.matches("workers = ").count(), recorded.len(), "one phase a change, and the start: {profile}");
+    run(&["run", rec.to_str().unwrap(), "--headless", "--adapt", "off", "--csv", again.to_str().unwrap()]);
+    let replayed = counts_in_series(&std::fs::read_to_string(&again).unwrap());
+    assert_eq!(replayed, recorded);
+}

@@ -138,6 +138,80 @@ fn knee_state() -> State {
     state
 }
 
+/// Vegas on the `contention` downstream: started at 2 workers, it grows by 6, then by 1 a
+/// second to 9 (one burst of decisions), holds for 20 s, then moves once more 25 s in.
+fn adaptive_state() -> State {
+    use pooltune::adapt::{AdaptView, State as Algo};
+    use pooltune::settings::Adapt;
+    let base = Settings {
+        workers: 2,
+        adapt: Adapt::Vegas,
+        contention: 0.1,
+        coherency: 0.01,
+        queue: 200,
+        policy: Policy::Reject,
+        rate: Rate::PerSec(1200.0),
+        ..settings()
+    };
+    let first = Snapshot::initial(base);
+    let mut state = State::new(first.clone(), Duration::from_millis(250));
+    for i in 1..=160u32 {
+        let mut s = first.clone();
+        s.tick = u64::from(i);
+        s.elapsed = Duration::from_millis(u64::from(i) * 250);
+        s.tick_len = Duration::from_millis(250);
+        let secs = i / 4;
+        let n = match secs {
+            0..2 => 2,
+            2 => 8,
+            _ if secs < 25 => 9,
+            _ => 8,
+        };
+        s.settings.workers = n;
+        let law = 1.0 + 0.1 * (n as f64 - 1.0) + 0.01 * (n * (n - 1)) as f64;
+        let x = n as f64 / (0.005 * law);
+        s.rates.offered = 1200.0;
+        s.rates.completed = x;
+        s.rates.rejected = 1200.0 - x;
+        (s.queue.depth, s.queue.bound) = (200, 200);
+        (s.busy_workers, s.live_workers, s.utilisation) = (n as u64, n, 1.0);
+        s.latency.response = summary(280.0, 275.0, 350.0, 380.0);
+        s.latency.wait = summary(270.0, 265.0, 340.0, 360.0);
+        s.latency.service = summary(5.0 * law, 3.5 * law, 23.0 * law, 30.0 * law);
+        s.totals.offered = u64::from(i) * 300;
+        s.totals.completed = u64::from(i) * 180;
+        s.totals.rejected = u64::from(i) * 120;
+        s.measuring = true;
+        s.measured.duration_s = f64::from(i) / 4.0;
+        s.measured.workers.min = 2;
+        s.measured.workers.max = 9;
+        s.measured.workers.mean = 8.4;
+        s.adapt = Some(AdaptView {
+            algorithm: Adapt::Vegas,
+            limit: n as f64,
+            windows: u64::from(secs),
+            state: Algo::Vegas { queue: 4.0, rtt_ms: 5.0 * law, rtt_noload_ms: 5.6 },
+        });
+        s.dist = Some(tick_dist(i));
+        state.on_snapshot(s);
+    }
+    state
+}
+
+/// A controller's decisions are marked once a burst, labelled with the algorithm; the panel
+/// shows its state and the static answer, and a workers chart joins the others.
+#[test]
+fn adaptive_decisions_are_one_marker_a_burst() {
+    let s = adaptive_state();
+    let labels: Vec<&str> = s.markers.iter().map(|m| m.label.as_str()).collect();
+    assert_eq!(labels, ["workers 2→9 (vegas)", "workers 8 (vegas)"], "{:?}", s.markers);
+    let text = format!("{}", render(&s, 120, 40).backend());
+    for want in ["adapt", "vegas", "limit 8.0", "queue 4 (3..6)", "N* 9.5", "2–9 mean 8.4", "workers, vegas"] {
+        assert!(text.contains(want), "'{want}' missing:\n{text}");
+    }
+    insta::assert_snapshot!(render(&s, 120, 40).backend());
+}
+
 fn render(state: &State, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| f.render_widget(state, f.area())).unwrap();
@@ -221,9 +295,9 @@ fn renders_knee_mid_ramp_at_200x60() {
 /// At 80×24 every panel's text is whole: fields the width cannot hold are dropped, not cut.
 #[test]
 fn at_80x24_no_field_is_cut() {
-    for s in [scripted_state(false), knee_state()] {
+    for s in [scripted_state(false), knee_state(), adaptive_state()] {
         let text = format!("{}", render(&s, 80, 24).backend());
-        for whole in ["kind sleep", "abandoned 0", "resp ms", "ramping rate", "p policy"] {
+        for whole in ["kind sleep", "abandoned 0", "resp ms", "ramping rate", "p policy", "no-load 5.60", "mean 8.4"] {
             let part = &whole[..whole.len() - 2];
             assert!(!text.contains(part) || text.contains(whole), "'{part}' is cut from '{whole}':\n{text}");
         }

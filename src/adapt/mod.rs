@@ -171,22 +171,36 @@ pub enum State {
     },
 }
 
-impl fmt::Display for State {
-    /// Short enough for the dashboard's knob panel.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl State {
+    /// The state in short parts, most telling first, for a panel that drops what does not fit.
+    #[must_use]
+    pub fn parts(&self) -> Vec<String> {
         match *self {
-            State::Starting => f.write_str("measuring its first window"),
-            State::HillClimb { throughput_per_s, step, wave, confidence } => {
-                write!(f, "{throughput_per_s:.0}/s step {step:+.2} wave ±{wave} sure {:.0}%", confidence * 100.0)
-            }
+            State::Starting => vec!["measuring its first window".into()],
+            State::HillClimb { throughput_per_s, step, wave, confidence } => vec![
+                format!("{throughput_per_s:.0}/s"),
+                format!("step {step:+.2}"),
+                format!("wave ±{wave}"),
+                format!("sure {:.0}%", confidence * 100.0),
+            ],
             State::Vegas { queue, rtt_ms, rtt_noload_ms } => {
-                write!(f, "queue {queue:.0} (3..6) svc {rtt_ms:.2}/{rtt_noload_ms:.2} no-load ms")
+                vec![
+                    format!("queue {queue:.0} (3..6)"),
+                    format!("svc {rtt_ms:.2} ms"),
+                    format!("no-load {rtt_noload_ms:.2}"),
+                ]
             }
             State::Gradient2 { gradient, short_ms, long_ms } => {
-                write!(f, "gradient {gradient:.2} svc {short_ms:.2}/{long_ms:.2} long ms")
+                vec![format!("gradient {gradient:.2}"), format!("svc {short_ms:.2} ms"), format!("long {long_ms:.2}")]
             }
-            State::Aimd { backoffs, rtt_ms } => write!(f, "{backoffs} back-offs, svc {rtt_ms:.2} ms"),
+            State::Aimd { backoffs, rtt_ms } => vec![format!("{backoffs} back-offs"), format!("svc {rtt_ms:.2} ms")],
         }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.parts().join(", "))
     }
 }
 

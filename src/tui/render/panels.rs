@@ -157,11 +157,13 @@ fn adapt_lines(s: &State, a: &crate::adapt::AdaptView) -> [Vec<(u8, Span<'static
     let k = &s.snap.settings;
     let advised = s.model.as_ref().and_then(|m| m.advice.as_ref()).and_then(|a| a.workers_needed);
     let static_answer = match (advised, crate::model::usl::Usl::of(k).peak()) {
-        (Some(n), _) => format!("≥ {n} for :slo"),
-        (None, Some(p)) => format!("N* {p:.1} (peak)"),
+        (Some(n), _) => format!("≥ {n} (:slo)"),
+        (None, Some(p)) => format!("N* {p:.1}"),
         (None, None) => ":slo to compare".to_string(),
     };
     let w = &s.snap.measured.workers;
+    let ranks = [KEEP, HIGH, MID, LOW];
+    let state = a.state.parts().into_iter().zip(ranks).map(|(p, r)| (r, dim(format!(" {p}")))).collect();
     [
         vec![
             (KEEP, label("adapt")),
@@ -169,11 +171,11 @@ fn adapt_lines(s: &State, a: &crate::adapt::AdaptView) -> [Vec<(u8, Span<'static
             (MID, dim(format!("limit {:.1} ", a.limit))),
             (LOW, dim(format!("[{}..{}]", k.workers_min, k.workers_max))),
         ],
-        vec![(KEEP, dim(format!(" {}", a.state)))],
+        state,
         vec![
             (KEEP, label("static")),
             (KEEP, value(format!("{static_answer} "))),
-            (MID, dim(format!("ran {}–{} mean {:.1}", w.min, w.max, w.mean))),
+            (MID, dim(format!("{}–{} mean {:.1}", w.min, w.max, w.mean))),
         ],
     ]
 }
