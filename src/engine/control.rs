@@ -15,15 +15,17 @@ use tokio_util::task::TaskTracker;
 
 use super::adaptive::Adaptive;
 use super::backend::{Queue, Update};
+use super::inputs;
 use super::introspect::Introspect;
 use super::producer::{self, ProducerCfg};
 use super::queue::JobQueue;
 use super::service::kind_code;
+use super::spawn::spawn_named;
 use super::timer::Timer;
 use super::{Command, EngineError, GapCounters, QueueChoice, RunOptions, Shared, worker};
-use crate::metrics::aggregate::{Aggregator, GapSums, TickInputs};
+use crate::metrics::aggregate::Aggregator;
 use crate::metrics::recorder::Recorders;
-use crate::metrics::{RuntimeStats, Snapshot};
+use crate::metrics::Snapshot;
 use crate::settings::{Knob, Settings, SettingsError};
 
 /// Shards per runtime thread: enough that workers on different threads rarely share one.
@@ -314,7 +316,7 @@ impl Controller {
         let sh = Arc::clone(&self.shared);
         // A node takes its receipts before the records are drained: see `Queue::take_pending`.
         let pending = sh.queue.take_pending();
-        let mut inputs = Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
+        let mut inputs = inputs::inputs(&sh, &self.settings, self.paused, self.tracker.len(), finished, self.commands);
         inputs.runtime = self.introspect.sample();
         sh.queue.absorb(&mut inputs, self.opts.interval);
         let mut snap = self.agg.tick(&inputs);
@@ -342,66 +344,11 @@ impl Controller {
         }
     }
 
-    fn inputs<'a>(
-        sh: &'a Shared,
-        settings: &'a Settings,
-        paused: bool,
-        live_workers: usize,
-        finished: bool,
-        commands: u64,
-    ) -> TickInputs<'a> {
-        let now = Instant::now();
-        let pending = sh.pending_intended.load(Ordering::Relaxed);
-        let producer_lag = if pending == u64::MAX {
-            Duration::ZERO
-        } else {
-            now.saturating_duration_since(sh.start + Duration::from_nanos(pending))
-        };
-        let gaps = sh.gaps.read();
-        let counted = sh.queue.counts();
-        #[allow(clippy::cast_precision_loss)]
-        let think = GapSums {
-            count: sh.thinks.swap(0, Ordering::Relaxed),
-            sum: sh.think_ns.swap(0, Ordering::Relaxed) as f64 / 1e9,
-            sum_sq: 0.0,
-        };
-        TickInputs {
-            now,
-            recorders: &sh.recorders,
-            offered: sh.offered.load(Ordering::Relaxed),
-            rejected: sh.rejected.load(Ordering::Relaxed) + counted.rejected,
-            dropped: sh.dropped.load(Ordering::Relaxed) + counted.dropped,
-            abandoned: sh.abandoned.load(Ordering::Relaxed),
-            depth: sh.queue.take_depth_stats(),
-            settings,
-            paused,
-            live_workers,
-            producer_lag,
-            gaps,
-            think,
-            finished,
-            commands,
-            runtime: RuntimeStats::default(),
-            recent_errors: sh
-                .errors
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .cloned()
-                .collect(),
-            custom_work: sh.work.is_some(),
-            nodes: Vec::new(),
-            node_workers: 0,
-            duplicates: 0,
-            broker: None,
-        }
-    }
-
     /// Arrivals stop; what is queued is abandoned; jobs in service get the grace time; anything
     /// still unaccounted for after that is abandoned too, so the final counts always add up.
     async fn shutdown(mut self, producer: tokio::task::JoinHandle<()>) -> Snapshot {
         let sh = Arc::clone(&self.shared);
-        self.agg.freeze(&Self::inputs(&sh, &self.settings, self.paused, self.tracker.len(), false, self.commands));
+        self.agg.freeze(&inputs::inputs(&sh, &self.settings, self.paused, self.tracker.len(), false, self.commands));
         self.producer_stop.cancel();
         let grace = self.opts.grace;
         let _ = tokio::time::timeout(grace, producer).await;
@@ -430,29 +377,6 @@ impl Controller {
         }
         last.in_flight = 0;
         last
-    }
-}
-
-/// Spawns a task on the workload runtime under `tracker`, named (`producer`, `worker-7`) where
-/// tokio can name tasks (`--cfg tokio_unstable` and the `console` feature, which turns on tokio's
-/// `tracing`), so tokio-console's task list matches the dashboard. `#[track_caller]` keeps the
-/// spawn location the console shows at the caller.
-#[track_caller]
-pub(super) fn spawn_named<F>(tracker: &TaskTracker, handle: &Handle, name: &str, fut: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    #[cfg(all(tokio_unstable, feature = "console"))]
-    {
-        let fut = tracker.track_future(fut);
-        if let Err(e) = tokio::task::Builder::new().name(name).spawn_on(fut, handle) {
-            tracing::error!("could not spawn {name}: {e}");
-        }
-    }
-    #[cfg(not(all(tokio_unstable, feature = "console")))]
-    {
-        let _ = name;
-        tracker.spawn_on(fut, handle);
     }
 }
 

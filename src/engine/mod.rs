@@ -24,10 +24,12 @@ mod backend;
 pub mod broker;
 mod control;
 mod downstream;
+mod inputs;
 mod introspect;
 mod producer;
 mod queue;
 mod service;
+mod spawn;
 pub mod timer;
 mod worker;
 
