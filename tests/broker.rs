@@ -323,3 +323,50 @@ fn a_node_of_another_version_is_refused() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("run future speaks protocol version 99; this pooltune speaks 1"), "{text}");
 }
+
+/// `:workers NODE N` sets one node's workers and `:workers N` every node's: two worker processes
+/// (2 workers each) serve a library controller with none of its own; one is set to 5, then
+/// every node to 3. A node that is not in the run is refused before anything is sent.
+#[test]
+fn one_node_and_then_every_node_take_a_worker_count() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    // Killed if the test fails half-way, so no node is left reconnecting to a stopped server.
+    let mut a = KillOnDrop(worker(&nats, "per-node", "a", &dir.path().join("a.log")));
+    let mut b = KillOnDrop(worker(&nats, "per-node", "b", &dir.path().join("b.log")));
+    let s = Settings { workers: 0, rate: Rate::PerSec(200.0), service: Duration::from_millis(5), ..settings() };
+    let engine = EngineHandle::start_on(s, RunOptions::default(), None, on(&nats, "per-node")).unwrap();
+    let workers_of = |snap: &pooltune::metrics::Snapshot, name: &str| {
+        snap.nodes.iter().find(|x| x.name == name && !x.lost).map(|x| x.workers)
+    };
+    wait_for(&engine, Duration::from_secs(20), "both nodes", |s| {
+        workers_of(s, "a") == Some(2) && workers_of(s, "b") == Some(2)
+    });
+    let err = engine.try_send(Cmd::SetNodeWorkers { node: "c".into(), workers: 5 }).unwrap_err().to_string();
+    assert!(err.contains("no worker node 'c'") && err.contains("a, b"), "{err}");
+    engine.try_send(Cmd::SetNodeWorkers { node: "b".into(), workers: 5 }).unwrap();
+    let s = wait_for(&engine, Duration::from_secs(10), "node b at 5", |s| workers_of(s, "b") == Some(5));
+    assert_eq!(workers_of(&s, "a"), Some(2), "node a keeps its own count");
+    engine.try_send(Cmd::Set(Knob::Workers(3))).unwrap();
+    wait_for(&engine, Duration::from_secs(10), "every node at 3", |s| {
+        workers_of(s, "a") == Some(3) && workers_of(s, "b") == Some(3)
+    });
+    let last = engine.shutdown();
+    assert_accounted(&last);
+    for child in [&mut a, &mut b] {
+        assert_eq!(exit_of(&mut child.0), Some(0));
+    }
+}
+
+/// A worker process killed when dropped, unless it has ended.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -187,6 +187,18 @@ impl Queue {
         let _ = n;
     }
 
+    /// The operator set one node's workers (a controller of a broker run; elsewhere there are
+    /// no nodes, and the engine handle refuses the command before it is sent).
+    #[cfg_attr(not(feature = "broker"), allow(clippy::unused_self))]
+    pub fn set_node_workers(&self, node: &str, n: usize) {
+        #[cfg(feature = "broker")]
+        if let Queue::Broker(b) = self {
+            b.set_node_workers(node, n);
+        }
+        #[cfg(not(feature = "broker"))]
+        let _ = (node, n);
+    }
+
     /// A worker node: what its controller said since the last call.
     pub fn control_update(&self) -> Option<Update> {
         match self {

@@ -23,9 +23,9 @@ use super::service::kind_code;
 use super::spawn::spawn_named;
 use super::timer::Timer;
 use super::{Command, EngineError, GapCounters, QueueChoice, RunOptions, Shared, worker};
+use crate::metrics::Snapshot;
 use crate::metrics::aggregate::Aggregator;
 use crate::metrics::recorder::Recorders;
-use crate::metrics::Snapshot;
 use crate::settings::{Knob, Settings, SettingsError};
 
 /// Shards per runtime thread: enough that workers on different threads rarely share one.
@@ -252,6 +252,10 @@ impl Controller {
                 self.update_producer();
             }
             Command::ResetStats => self.agg.reset(),
+            Command::SetNodeWorkers { node, workers } => match Knob::Workers(workers).check() {
+                Ok(()) => self.shared.queue.set_node_workers(&node, workers),
+                Err(e) => tracing::warn!("refused workers {workers} for node {node}: {e}"),
+            },
             Command::Shutdown => {}
         }
     }

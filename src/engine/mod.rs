@@ -49,7 +49,7 @@ use queue::Pushed;
 use timer::Timer;
 
 /// A change to a running engine.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Set one knob (workers, queue bound, policy, rate, service, arrival, ...).
     Set(Knob),
@@ -58,6 +58,12 @@ pub enum Command {
     Resume,
     /// Start the measured statistics afresh.
     ResetStats,
+    /// A broker run: set one worker node's workers (`:workers NODE N`), over the count every
+    /// node takes from `Set(Workers)`.
+    SetNodeWorkers {
+        node: String,
+        workers: usize,
+    },
     /// Graceful end: arrivals stop, queued jobs are abandoned, in-flight jobs get the grace time.
     Shutdown,
 }
@@ -366,9 +372,29 @@ impl EngineHandle {
     /// # Errors
     /// The reason a knob value is refused.
     pub fn check(&self, cmd: &Command) -> Result<(), EngineError> {
-        if let Command::Set(knob) = cmd {
-            let after = self.snapshots.borrow().settings.with(knob.live().map_err(SettingsError::from)?)?;
-            check_queue_choice(&self.queue, &after)?;
+        match cmd {
+            Command::Set(knob) => {
+                let after = self.snapshots.borrow().settings.with(knob.live().map_err(SettingsError::from)?)?;
+                check_queue_choice(&self.queue, &after)?;
+            }
+            Command::SetNodeWorkers { node, workers } => {
+                Knob::Workers(*workers).check().map_err(SettingsError::from)?;
+                let snap = self.snapshots.borrow();
+                let live: Vec<&str> =
+                    snap.nodes.iter().filter(|n| !n.lost && !n.finished).map(|n| n.name.as_str()).collect();
+                if live.is_empty() {
+                    return Err(EngineError::Invalid(format!(
+                        "no worker node '{node}': this run has no worker nodes (they join a broker run with pooltune worker)"
+                    )));
+                }
+                if !live.contains(&node.as_str()) {
+                    return Err(EngineError::Invalid(format!(
+                        "no worker node '{node}'; expected one of {}",
+                        live.join(", ")
+                    )));
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

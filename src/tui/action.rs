@@ -32,7 +32,7 @@ pub enum Action {
 }
 
 /// What the run loop must do after an update.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     None,
     Send(Command),

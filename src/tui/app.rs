@@ -137,11 +137,11 @@ fn apply(state: &mut State, engine: &EngineHandle, effect: Effect) -> bool {
         Effect::None => false,
         Effect::Quit => true,
         Effect::Send(cmd) => {
-            match engine.try_send(cmd) {
+            match engine.try_send(cmd.clone()) {
                 Ok(()) => {
-                    on_sent(state, cmd);
+                    on_sent(state, &cmd);
                     // Said last, so it is the message left on screen.
-                    super::sweep::interrupted_by(state, cmd);
+                    super::sweep::interrupted_by(state, &cmd);
                 }
                 Err(e) => state.error(e.to_string()),
             }
@@ -151,8 +151,8 @@ fn apply(state: &mut State, engine: &EngineHandle, effect: Effect) -> bool {
 }
 
 /// The engine took the operator's command: the dashboard's own bookkeeping.
-fn on_sent(state: &mut State, cmd: Command) {
-    match cmd {
+fn on_sent(state: &mut State, cmd: &Command) {
+    match *cmd {
         Command::Set(k) => {
             state.manual.push(k.name());
             state.sent(Some(k));
@@ -171,6 +171,10 @@ fn on_sent(state: &mut State, cmd: Command) {
             state.sent(None);
             state.reset_distribution();
             state.info("statistics reset");
+        }
+        Command::SetNodeWorkers { ref node, workers } => {
+            state.sent(None);
+            state.info(format!("workers on node {node} → {workers}"));
         }
         Command::Shutdown => state.sent(None),
     }

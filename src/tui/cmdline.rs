@@ -1,4 +1,5 @@
-//! The `:` command line: `:workers 16`, `:rate 2500`, `:service 3ms`, `:queue 500`,
+//! The `:` command line: `:workers 16` (`:workers NODE 16` for one worker node of a broker
+//! run), `:rate 2500`, `:service 3ms`, `:queue 500`,
 //! `:policy reject`, `:kind offload` (any live knob of the knob table, by its key or alias), and
 //! `:pause`, `:resume`, `:reset`, `:window 2m`, `:slo 20ms`, `:sweep rate 200..2000 10`,
 //! `:sweep off`, `:help`, `:quit`. Knob values go
@@ -90,6 +91,12 @@ pub fn parse(text: &str) -> Result<Line, String> {
                     crate::suggest::closest(name, &all).map(|b| format!("; did you mean '{b}'?")).unwrap_or_default();
                 return Err(format!("unknown command '{name}'{hint} (? lists them)"));
             }
+            // `:workers NODE N`: one worker node's count on a broker run.
+            if let (Some(spec), [node, n]) = (KnobSpec::find(name).filter(|s| s.key == "workers"), rest.as_slice()) {
+                let knob = Knob::parse(spec.key, n).map_err(|e| e.to_string())?;
+                let workers = knob.value::<usize>().unwrap_or_default();
+                return Ok(Line::Engine(Command::SetNodeWorkers { node: (*node).to_string(), workers }));
+            }
             let knob = Knob::parse(name, one()?).and_then(Knob::live).map_err(|e| e.to_string())?;
             Ok(Line::Engine(Command::Set(knob)))
         }
@@ -141,6 +148,8 @@ mod tests {
     #[test]
     fn knobs_and_words() {
         assert_eq!(parse("workers 16"), Ok(Line::Engine(Command::Set(Knob::Workers(16)))));
+        let node = Line::Engine(Command::SetNodeWorkers { node: "node-b".into(), workers: 3 });
+        assert_eq!(parse("workers node-b 3"), Ok(node));
         assert_eq!(parse("rate 2500"), Ok(Line::Engine(Command::Set(Knob::Rate(Rate::PerSec(2500.0))))));
         assert_eq!(parse("service 3ms"), Ok(Line::Engine(Command::Set(Knob::Service(Duration::from_millis(3))))));
         assert_eq!(parse("queue 500"), Ok(Line::Engine(Command::Set(Knob::Queue(500)))));
@@ -159,7 +168,9 @@ mod tests {
     fn refusals_say_why() {
         for (line, want) in [
             ("workers", "workers needs a value, e.g. :workers 16"),
-            ("workers 1 2", "takes one value"),
+            ("workers 1 2 3", "takes one value"),
+            ("workers node-b many", "not a whole number"),
+            ("workers node-b 100001", "expected 0 to 100000"),
             ("workers -3", "not a whole number"),
             ("queue 0", "expected 1 to"),
             ("wrkers 3", "did you mean 'workers'"),

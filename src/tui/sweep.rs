@@ -67,9 +67,10 @@ pub fn drive(state: &mut State, engine: &EngineHandle, snap: &Snapshot) {
 }
 
 /// Stops a running sweep when the operator's own command would change what it measures.
-pub fn interrupted_by(state: &mut State, cmd: Command) {
+pub fn interrupted_by(state: &mut State, cmd: &Command) {
     let what = match cmd {
         Command::Set(k) => format!("you changed {}", k.name().replace('_', " ")),
+        Command::SetNodeWorkers { node, .. } => format!("you changed node {node}'s workers"),
         Command::Pause | Command::Resume => "you paused or resumed arrivals".into(),
         Command::ResetStats => "you reset the statistics".into(),
         Command::Shutdown => return,

@@ -61,6 +61,8 @@ pub(crate) struct Cluster {
     pub delivered: AtomicU64,
     /// Workers for every node, once set during the run.
     all_workers: Mutex<Option<usize>>,
+    /// Workers set for one node since (`:workers NODE N`).
+    node_workers: Mutex<BTreeMap<String, usize>>,
     /// When each node was last heard from, and whether that was its last report.
     heard: Mutex<BTreeMap<String, (Instant, bool)>>,
 }
@@ -84,6 +86,18 @@ impl Cluster {
     /// The operator set the workers during the run: every node takes the count too.
     pub fn set_all_workers(&self, n: usize) {
         *self.all_workers.lock().unwrap_or_else(PoisonError::into_inner) = Some(n);
+        // Every node means every node: a count set for one before gives way.
+        self.node_workers.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// The operator set one node's workers.
+    pub fn set_node_workers(&self, node: &str, n: usize) {
+        self.node_workers.lock().unwrap_or_else(PoisonError::into_inner).insert(node.to_string(), n);
+    }
+
+    /// The counts set for single nodes, for the control word.
+    pub fn node_workers(&self) -> Vec<(String, usize)> {
+        self.node_workers.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     pub fn all_workers(&self) -> Option<usize> {

@@ -282,6 +282,13 @@ impl BrokerQueue {
         }
     }
 
+    /// The controller's operator set one node's workers.
+    pub fn set_node_workers(&self, node: &str, n: usize) {
+        if let Some(c) = &self.cluster {
+            c.set_node_workers(node, n);
+        }
+    }
+
     pub fn configure(&self, s: &Settings) {
         let c = Cfg::of(s);
         if c.policy == Policy::DropOldest {
@@ -324,7 +331,8 @@ impl BrokerQueue {
     /// The controller: tells the nodes the knobs (and, at the end, to stop).
     pub fn publish_control(&self, handle: &Handle, s: &Settings, end: bool) {
         let Some(cluster) = &self.cluster else { return };
-        let body = serde_json::to_vec(&Control::of(s, cluster.all_workers(), end)).unwrap_or_default();
+        let control = Control { node_workers: cluster.node_workers(), ..Control::of(s, cluster.all_workers(), end) };
+        let body = serde_json::to_vec(&control).unwrap_or_default();
         let (client, subject) = (self.client.clone(), protocol::control_subject(&self.inner.spec.run_name));
         handle.spawn(async move {
             if let Err(e) = client.publish(subject.clone(), body.into()).await {

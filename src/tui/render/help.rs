@@ -36,6 +36,7 @@ pub fn render(area: Rect, buf: &mut Buffer) {
         .collect();
     rows.extend(
         [
+            (":workers NODE 4", "one worker node's workers (broker runs)"),
             (":pause :resume", "stop or restart arrivals"),
             (":reset", "reset statistics"),
             (":window 2m", "chart window: 30s, 2m or 10m"),
