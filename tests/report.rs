@@ -93,6 +93,15 @@ fn a_runs_report_has_every_chart_and_can_be_remade_from_its_files() {
     let bare = std::fs::read_to_string(&bare).unwrap();
     check_page(&bare, &["percentiles", "split"]);
     assert!(bare.contains("No series was given"));
+    // JSON from before the distribution was measured: the plot is left out, and the page says so.
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("latency_distribution_ms");
+    let (old_json, old_page) = (dir.path().join("old.json"), dir.path().join("old.html"));
+    std::fs::write(&old_json, v.to_string()).unwrap();
+    ok(&pooltune(&["report", old_json.to_str().unwrap(), &csv, "-o", old_page.to_str().unwrap()]));
+    let old = std::fs::read_to_string(&old_page).unwrap();
+    check_page(&old, &["throughput", "queue", "latency", "split"]);
+    assert!(old.contains("this JSON has no <code>latency_distribution_ms</code>"), "the page says why");
 }
 
 #[test]

@@ -54,8 +54,9 @@ pub struct RunView {
     pub latency_ms: Summary,
     pub wait_ms: Summary,
     pub service_ms: Summary,
+    /// Absent from JSON written before pooltune measured the distribution.
     #[serde(default)]
-    pub latency_distribution_ms: Vec<Quantile>,
+    pub latency_distribution_ms: Option<Vec<Quantile>>,
     #[serde(default)]
     pub response_split_ms: Option<ResponseSplit>,
     pub utilisation: f64,

@@ -277,14 +277,28 @@ fn time_series(out: &mut String, r: &RunView, s: &Series) -> Result<(), ReportEr
 }
 
 fn percentiles(out: &mut String, r: &RunView) -> Result<(), ReportError> {
-    if r.latency_distribution_ms.is_empty() {
-        return Ok(());
-    }
+    // Said, not silently left out: an older pooltune's JSON, or a window with no job done.
+    let measured = match r.latency_distribution_ms.as_deref() {
+        None => {
+            out.push_str(
+                "<p class=\"note\">The percentile plot is left out: this JSON has no <code>latency_distribution_ms</code> \
+                 (an older pooltune wrote it); run again to get it.</p>\n",
+            );
+            return Ok(());
+        }
+        Some([]) => {
+            out.push_str(
+                "<p class=\"note\">The percentile plot is left out: no job finished in the measured window.</p>\n",
+            );
+            return Ok(());
+        }
+        Some(q) => q,
+    };
     out.push_str("<h2>Latency percentile distribution</h2>\n");
     let pts =
         |q: &[crate::metrics::Quantile]| q.iter().map(|q| (charts::percentile_x(q.percentile), q.latency_ms)).collect();
-    let mut lines = vec![Line::new("measured", pts(&r.latency_distribution_ms), BLUE).dots()];
-    let top = r.latency_distribution_ms.last().map_or(0.0, |q| charts::percentile_x(q.percentile));
+    let mut lines = vec![Line::new("measured", pts(measured), BLUE).dots()];
+    let top = measured.last().map_or(0.0, |q| charts::percentile_x(q.percentile));
     if let Some(model) = r.model.as_ref().and_then(|m| m.latency_distribution_ms.as_ref()) {
         let within: Vec<_> =
             model.iter().copied().filter(|q| charts::percentile_x(q.percentile) <= top.ceil() + 1e-9).collect();
