@@ -239,7 +239,7 @@ fn renders_a_broker_run_with_its_nodes_at_120x40() {
         ack_pending_cap: 100,
         ack_pending_max: 87,
         time_in_broker_ms: summary(0.3, 0.25, 0.9, 1.2),
-        unaccounted: 0,
+        ..BrokerView::default()
     });
     let node = |name: &str, lost: bool| NodeView {
         name: name.into(),
@@ -258,6 +258,35 @@ fn renders_a_broker_run_with_its_nodes_at_120x40() {
     s.tick += 1;
     state.on_snapshot(s);
     insta::assert_snapshot!(render(&state, 120, 40).backend());
+}
+
+/// The broker away: the status line says so, with how long, ahead of the counts (at 80 columns
+/// too); back, with its stream lost, it says that and where the lost jobs are counted.
+#[test]
+fn a_broker_outage_and_a_lost_stream_are_on_the_status_line() {
+    use pooltune::metrics::{BrokerView, LinkView};
+    let mut state = scripted_state(false);
+    let line = |state: &State, w: u16| {
+        let text = format!("{}", render(state, w, 24).backend());
+        text.lines().find(|l| l.contains(" running ")).unwrap_or_else(|| panic!("no status line: {text}")).to_string()
+    };
+    assert!(!line(&state, 80).contains("broker"), "no broker, no word of it");
+    for (link, want) in [
+        (
+            LinkView { connected: false, disconnects: 1, outage_ms: 1400.0, streams_lost: 0 },
+            "broker down 1.4 s, reconnecting",
+        ),
+        (LinkView { connected: true, disconnects: 1, outage_ms: 2100.0, streams_lost: 1 }, "stream lost ×1"),
+    ] {
+        let mut s = state.snap.clone();
+        s.broker = Some(BrokerView { url: "nats://127.0.0.1:4222".into(), link, ..BrokerView::default() });
+        s.tick += 1;
+        state.on_snapshot(s);
+        for w in [80, 200] {
+            let got = line(&state, w);
+            assert!(got.contains(want), "{w} columns: {got:?}");
+        }
+    }
 }
 
 #[test]

@@ -73,6 +73,7 @@ pub async fn follow(
     let mut rx = engine.subscribe();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut signal = None;
+    let mut link = crate::metrics::LinkView::default();
     loop {
         tokio::select! {
             changed = rx.changed() => {
@@ -82,6 +83,13 @@ pub async fn follow(
                 let snap = rx.borrow_and_update().clone();
                 if snap.finished {
                     break;
+                }
+                // A broker run's connection: its losses and returns, on stderr as they happen.
+                if let Some(b) = &snap.broker {
+                    if let Some(news) = b.link.news(&link, &b.url) {
+                        eprintln!("pooltune: {news}");
+                    }
+                    link = b.link;
                 }
                 each(&snap)?;
             }

@@ -41,6 +41,17 @@ pub fn render(r: &RunSummary) -> String {
         "jobs      offered {}  completed {}  failed {} (timed out {}, panicked {})  rejected {}  dropped {}  abandoned {}",
         j.offered, j.completed, j.failed, j.timed_out, j.panicked, j.rejected, j.dropped, j.abandoned
     );
+    if let Some(b) = r.broker.as_ref().filter(|b| b.link.disconnects + b.lost_in_broker + b.unaccounted > 0) {
+        let _ = writeln!(
+            out,
+            "broker    {} outages (the last {:.1} s); stream lost {}×: {} jobs lost in the broker, {} unaccounted (both among the abandoned)",
+            b.link.disconnects,
+            b.link.outage_ms / 1e3,
+            b.link.streams_lost,
+            b.lost_in_broker,
+            b.unaccounted
+        );
+    }
     let _ = writeln!(
         out,
         "rate      offered {:.1}/s  completed {:.1}/s  utilisation {:.1}%  queue depth mean {:.2} max {}",

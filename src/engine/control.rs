@@ -375,9 +375,14 @@ impl Controller {
         }
         let unaccounted = last.totals.in_system();
         last.totals.abandoned += unaccounted;
-        // Over a broker every job is accounted for by a count of its own; what is not is shown.
+        // Over a broker every job is accounted for by a count of its own; what is not is shown:
+        // after the run's stream went with its server, as the jobs the broker lost.
         if let Some(b) = last.broker.as_mut() {
-            b.unaccounted = unaccounted;
+            if b.link.streams_lost > 0 {
+                b.lost_in_broker = unaccounted;
+            } else {
+                b.unaccounted = unaccounted;
+            }
         }
         last.in_flight = 0;
         last

@@ -142,8 +142,52 @@ pub struct BrokerView {
     pub ack_pending_max: u64,
     /// Publish → delivered to a worker process, over the run.
     pub time_in_broker_ms: Summary,
+    /// Publishes that failed for another reason than a full stream (the broker away, say):
+    /// refused under `reject` and `drop-oldest`, retried under `block`.
+    pub publish_errors: u64,
+    #[serde(flatten)]
+    pub link: LinkView,
+    /// Jobs the broker lost: the stream went with its server (memory storage) while it held
+    /// them. Counted at the end, and folded into `abandoned`.
+    pub lost_in_broker: u64,
     /// Jobs no count could place at the end (folded into `abandoned`): 0 unless a job was lost.
     pub unaccounted: u64,
+}
+
+/// A process's connection to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LinkView {
+    pub connected: bool,
+    /// Times the connection was lost (the client reconnects by itself).
+    pub disconnects: u64,
+    /// How long the connection has been down, or the last outage lasted.
+    pub outage_ms: f64,
+    /// Times the controller found the run's stream gone and made it again.
+    pub streams_lost: u64,
+}
+
+impl Default for LinkView {
+    fn default() -> LinkView {
+        LinkView { connected: true, disconnects: 0, outage_ms: 0.0, streams_lost: 0 }
+    }
+}
+
+impl LinkView {
+    /// What changed since `before`, in a sentence for the status line, if anything did.
+    #[must_use]
+    pub fn news(&self, before: &LinkView, url: &str) -> Option<String> {
+        if before.connected && !self.connected {
+            return Some(format!("lost the broker at {url}; reconnecting"));
+        }
+        let mut text = (!before.connected && self.connected)
+            .then(|| format!("reconnected to the broker at {url} after {:.1} s", self.outage_ms / 1e3));
+        if self.streams_lost > before.streams_lost {
+            let lost = "the run's stream was gone (the server keeps it in memory) and is made again; \
+                        the jobs it held are counted lost_in_broker at the end";
+            text = Some(text.map_or_else(|| lost.to_string(), |t| format!("{t}; {lost}")));
+        }
+        text
+    }
 }
 
 /// Where the mean response time goes: the queue, the broker (a broker run's publish → delivery),

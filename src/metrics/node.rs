@@ -27,6 +27,10 @@ pub const VERSION: u32 = 1;
 pub struct NodeHeader {
     pub version: u32,
     pub node: String,
+    /// The node process's start (wall clock, ns): a process of the same name started again
+    /// numbers its reports anew.
+    #[serde(default)]
+    pub session: u64,
     /// Reports from this node so far, this one included.
     pub seq: u64,
     pub workers: usize,

@@ -313,7 +313,7 @@ impl<W: Write> SeriesWriter<W> {
 }
 
 /// The CSV header; the first fifteen columns are the documented minimum, the rest extend it.
-pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio,node_workers,nodes_live,nodes_lost,redelivered,duplicates,publish_retries,ack_pending_max,adapt,limit";
+pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio,node_workers,nodes_live,nodes_lost,redelivered,duplicates,publish_retries,ack_pending_max,adapt,limit,broker_down_s";
 
 /// One CSV row for one tick.
 #[must_use]
@@ -327,7 +327,7 @@ pub fn csv_row(s: &Snapshot) -> String {
     // A broker run's columns (0 on a run without one, so the header never changes).
     let b = s.broker.as_ref();
     format!(
-        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4},{},{},{},{},{},{},{},{},{}",
+        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4},{},{},{},{},{},{},{},{},{},{:.1}",
         s.elapsed.as_secs_f64(),
         s.rates.offered,
         s.rates.completed,
@@ -374,6 +374,7 @@ pub fn csv_row(s: &Snapshot) -> String {
         b.map_or(0, |b| b.ack_pending_max),
         st.adapt,
         s.adapt.map_or_else(String::new, |a| format!("{:.2}", a.limit)),
+        b.filter(|b| !b.link.connected).map_or(0.0, |b| b.link.outage_ms / 1e3),
     )
 }
 
@@ -475,6 +476,7 @@ mod tests {
             duplicates: 163,
             publish_retries: 167,
             ack_pending_max: 173,
+            link: crate::metrics::LinkView { connected: false, outage_ms: 181_000.0, ..Default::default() },
             ..Default::default()
         });
         let want = [
@@ -524,6 +526,7 @@ mod tests {
             ("ack_pending_max", "173"),
             ("adapt", "gradient2"),
             ("limit", "179.25"),
+            ("broker_down_s", "181.0"),
         ];
         let header: Vec<&str> = CSV_HEADER.split(',').collect();
         let row = csv_row(&s);

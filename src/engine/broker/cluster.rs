@@ -1,7 +1,8 @@
 //! The controller's side of a broker run's worker nodes: their reports, their clocks, and
 //! every job counted once.
 //!
-//! - A task takes the nodes' reports off `pooltune.NAME.report` and queues them; each tick the
+//! - A task takes the nodes' reports off `pooltune.NAME.report`, answers each (a node sends a
+//!   report until it is answered; a copy already taken is left out) and queues them; each tick the
 //!   control thread [`Cluster::absorb`]s them: the records go into the engine's recorders as if
 //!   a local shard had made them, and the node table is updated. A node silent for 3 ticks is
 //!   marked lost.
@@ -65,6 +66,8 @@ pub(crate) struct Cluster {
     node_workers: Mutex<BTreeMap<String, usize>>,
     /// When each node was last heard from, and whether that was its last report.
     heard: Mutex<BTreeMap<String, (Instant, bool)>>,
+    /// The latest report taken from each node process (name, session).
+    seen: Mutex<BTreeMap<(String, u64), u64>>,
 }
 
 impl Cluster {
@@ -104,10 +107,11 @@ impl Cluster {
         *self.all_workers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Distinct jobs finished so far, here and on every node.
-    pub fn finished_count(&self) -> u64 {
+    /// Whether job `id` has finished, here or on a node.
+    pub fn is_finished(&self, id: u64) -> bool {
         let bits = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
-        bits.iter().map(|w| u64::from(w.count_ones())).sum()
+        let word = usize::try_from(id / 64).unwrap_or(usize::MAX);
+        bits.get(word).is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 
     pub fn duplicates(&self) -> u64 {
@@ -115,8 +119,17 @@ impl Cluster {
     }
 
     /// Takes a report in (the listener's side): the counts the end of the run needs move at
-    /// once; the rest waits for the next tick.
+    /// once; the rest waits for the next tick. A copy of a report already taken (its reply was
+    /// lost and the node sent it again) is left out.
     fn queue(&self, header: NodeHeader, stats: ShardStats, broker: Histogram<u64>, now: Instant) {
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            let last = seen.entry((header.node.clone(), header.session)).or_insert(0);
+            if header.seq <= *last {
+                return;
+            }
+            *last = header.seq;
+        }
         self.delivered.fetch_add(header.delivered, Ordering::Relaxed);
         self.redelivered.fetch_add(header.redelivered, Ordering::Relaxed);
         self.heard.lock().unwrap_or_else(PoisonError::into_inner).insert(header.node.clone(), (now, header.last));
@@ -200,6 +213,11 @@ impl Cluster {
         sum
     }
 
+    /// Whether any worker node has reported.
+    pub fn has_nodes(&self) -> bool {
+        !self.heard.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
     fn heard_at(&self, node: &str) -> Option<Instant> {
         self.heard.lock().unwrap_or_else(PoisonError::into_inner).get(node).map(|(t, _)| *t)
     }
@@ -228,6 +246,10 @@ pub(crate) async fn listen(client: async_nats::Client, run: String, cluster: Arc
         match report::decode(&msg.payload) {
             Ok((h, stats, broker)) => cluster.queue(h, stats, broker, Instant::now()),
             Err(e) => tracing::warn!("a node report refused: {e}"),
+        }
+        // The node sends a report until it is answered.
+        if let Some(to) = msg.reply {
+            let _ = client.publish(to, bytes::Bytes::new()).await;
         }
     }
 }
@@ -270,7 +292,7 @@ mod tests {
         assert!(c.finished(3));
         assert_eq!(c.duplicates(), 1);
         let r = Recorders::new(1);
-        let mut h = NodeHeader { node: "a".into(), workers: 2, ids: vec![1000, 5], ..NodeHeader::default() };
+        let mut h = NodeHeader { node: "a".into(), seq: 1, workers: 2, ids: vec![1000, 5], ..NodeHeader::default() };
         let mut stats = ShardStats::new();
         stats.completed = 2;
         let t0 = Instant::now();
@@ -280,7 +302,10 @@ mod tests {
         // Silent for 3 ticks: lost, and its workers no longer count.
         let later = c.absorb(&r, t0 + Duration::from_millis(300), Duration::from_millis(100));
         assert!(later.nodes[0].lost && later.workers == 0 && later.duplicates == 0);
-        h.last = true;
+        // A copy of a report already taken (its reply lost, sent again) is left out.
+        c.queue(h.clone(), ShardStats::new(), crate::metrics::hist::new(), t0 + Duration::from_millis(300));
+        assert_eq!(c.absorb(&r, t0 + Duration::from_millis(300), Duration::from_millis(100)).duplicates, 0);
+        (h.last, h.seq) = (true, 2);
         c.queue(h, stats, crate::metrics::hist::new(), t0 + Duration::from_millis(400));
         let done = c.absorb(&r, t0 + Duration::from_millis(400), Duration::from_millis(100));
         assert!(done.nodes[0].finished && !done.nodes[0].lost && done.nodes[0].completed == 2);

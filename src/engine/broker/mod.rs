@@ -14,13 +14,18 @@
 //! from 2.9 on understand. The tests run against the server `.ci/run` installs.
 
 mod cluster;
+mod leftovers;
 pub mod protocol;
 mod queue;
+mod reports;
 mod state;
 mod tasks;
 pub mod wire;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use state::Link;
 
 pub(crate) use queue::BrokerQueue;
 pub(crate) use state::Receipt;
@@ -30,6 +35,10 @@ pub const CONSUMER: &str = "workers";
 
 /// How long connecting may take before the broker counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The pause before the first reconnection try, added per try up to [`RECONNECT_MAX`].
+const RECONNECT_STEP: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
 
 /// Which broker, and which run on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,18 +109,31 @@ pub fn unique_run_name() -> String {
     format!("run-{:x}-{ms:x}", std::process::id())
 }
 
-/// Connects, checks JetStream, and returns the client.
-async fn connect(spec: &BrokerSpec) -> Result<async_nats::Client, BrokerError> {
+/// Connects, checks JetStream, and returns the client and its connection's record.
+async fn connect(spec: &BrokerSpec) -> Result<(async_nats::Client, Arc<Link>), BrokerError> {
     let unreachable = |reason: String| BrokerError::Unreachable { url: spec.url.clone(), reason };
-    let options =
-        async_nats::ConnectOptions::new().connection_timeout(CONNECT_TIMEOUT).name("pooltune").max_reconnects(None);
+    let link = Arc::new(Link::default());
+    let events = Arc::clone(&link);
+    let options = async_nats::ConnectOptions::new()
+        .connection_timeout(CONNECT_TIMEOUT)
+        .name("pooltune")
+        .max_reconnects(None)
+        // Tries again every 100 ms at first, then at most every second: a server back after a
+        // restart is found within a second (the client's own default waits up to 4 s).
+        .reconnect_delay_callback(|tries| {
+            RECONNECT_STEP.saturating_mul(u32::try_from(tries).unwrap_or(u32::MAX)).min(RECONNECT_MAX)
+        })
+        .event_callback(move |e| {
+            events.on(&e);
+            std::future::ready(())
+        });
     let client = tokio::time::timeout(CONNECT_TIMEOUT * 2, options.connect(spec.url.as_str()))
         .await
         .map_err(|_| unreachable("no answer".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
     let js = async_nats::jetstream::new(client.clone());
     js.query_account().await.map_err(|e| BrokerError::NoJetStream { url: spec.url.clone(), reason: e.to_string() })?;
-    Ok(client)
+    Ok((client, link))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! | subject | from → to | what |
 //! |---|---|---|
 //! | `pooltune.NAME.control` | controller → nodes | [`Control`] every tick: the knobs, pause, the end |
-//! | `pooltune.NAME.report` | nodes → controller | a node's tick ([`crate::metrics::node`]) |
+//! | `pooltune.NAME.report` | nodes → controller, request/reply | a node's tick ([`crate::metrics::node`]), sent until answered |
 //! | `pooltune.NAME.clock` | node → controller, request/reply | [`ClockReply`]: the controller's clocks |
 //!
 //! Knobs travel as the knob table prints and parses them, so a node reads them exactly as the
@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::settings::{Knob, Settings};
 
 /// The protocol version; a node of another version is refused with a message.
-pub const VERSION: u32 = 1;
+/// Version 2: reports are requests the controller answers.
+pub const VERSION: u32 = 2;
 
 #[must_use]
 pub fn control_subject(run: &str) -> String {

@@ -14,13 +14,16 @@
 //!   request and puts the jobs into the inbox. The consumer delivers new jobs in stream order,
 //!   so a jump in the stream sequence of first deliveries is jobs the stream discarded before
 //!   delivery (`drop-oldest`): counted as dropped, exactly.
-//! - **Sampler** (a task): reads the consumer's undelivered count every `SAMPLE_EVERY`.
+//! - **Sampler** (a task): reads the consumer's undelivered count every `SAMPLE_EVERY`. When it
+//!   cannot on a live connection, the server has come back without the run's stream (memory
+//!   storage): it makes the stream and the consumer again and counts the loss.
 //! - **Admin** (a task): applies bound, policy, `prefetch` and `ack_wait` changes to the
 //!   stream, the consumer and the inbox.
 //!
 //! A job's receipt is acknowledged when its worker is done with it, whatever the outcome: a
 //! failed job is counted failed, not redelivered.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -35,19 +38,21 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::{self, Absorbed, Cluster};
+use super::leftovers;
 use super::protocol::{self, ClockReply, Control};
+use super::reports::{self, Mailbox, Outgoing};
 use super::state::{
-    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Clock, Counts, Inner, OUTBOX, Settle, Settler, broker_time_hist, consumer_config,
-    stream_config,
+    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Clock, Counts, Inner, Link, OUTBOX, Settle, Settler, broker_time_hist,
+    consumer_config, stream_config,
 };
 use super::tasks::{admin, collect, fetch, follow_prefetch, publish, sample};
 use super::{BrokerError, BrokerSpec, CONSUMER, connect};
 use crate::engine::backend::{Closed, QueueCounts, Update};
 use crate::engine::queue::JobQueue;
 use crate::metrics::aggregate::DepthStats;
-use crate::metrics::node::{self as report, NodeHeader};
+use crate::metrics::node::NodeHeader;
 use crate::metrics::recorder::{Recorders, ShardStats};
-use crate::metrics::{BrokerView, Summary};
+use crate::metrics::{BrokerView, LinkView, Summary};
 use crate::settings::{Policy, Settings};
 
 /// At the end, the consumer is read up to this many times, this far apart, until two
@@ -63,7 +68,10 @@ struct NodeSide {
     name: String,
     clock: Clock,
     control: watch::Receiver<Option<Control>>,
+    /// This process's reports, told apart from an earlier process's of the same name.
+    session: u64,
     seq: AtomicU64,
+    mailbox: Arc<Mailbox>,
     delivered_reported: AtomicU64,
     redelivered_reported: AtomicU64,
 }
@@ -83,6 +91,9 @@ pub(crate) struct BrokerQueue {
     tasks: Mutex<Tasks>,
     /// Jobs the publisher held when the run ended (never stored).
     unpublished: Arc<AtomicU64>,
+    /// The ids of the jobs fetched here and handed back unstarted at the end (the stream
+    /// still holds them).
+    returned: Mutex<Vec<u64>>,
     /// The controller's view of its nodes (`None` on a node).
     cluster: Option<Arc<Cluster>>,
     node: Option<NodeSide>,
@@ -102,7 +113,7 @@ impl BrokerQueue {
     /// The controller: connects, sets up the run's stream and consumer (an earlier run's
     /// leftovers of the same name are purged), and starts its tasks on the current runtime.
     pub async fn connect(spec: &BrokerSpec, s: &Settings, epoch: Instant) -> Result<BrokerQueue, BrokerError> {
-        let client = connect(spec).await?;
+        let (client, link) = connect(spec).await?;
         let js = jetstream::new(client.clone());
         let cfg = Cfg::of(s);
         let setup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Setup {
@@ -122,7 +133,9 @@ impl BrokerQueue {
             stream.create_consumer(consumer_config(cfg)).await.map_err(|e| setup("consumer workers", &e))?;
         let seq0 = stream.get_info().await.map_err(|e| setup(&what, &e))?.state.last_sequence;
         let cluster = Arc::new(Cluster::default());
-        let q = Self::assemble(client, js, spec, cfg, epoch, seq0, consumer, Settle::Controller(Arc::clone(&cluster)));
+        let how = Settle::Controller(Arc::clone(&cluster));
+        let q = Self::assemble(client, link, js, spec, cfg, epoch, seq0, consumer, how);
+        q.inner.counts.gaps_are_drops.store(cfg.policy == Policy::DropOldest, Ordering::Relaxed);
         let q = BrokerQueue { cluster: Some(cluster), ..q };
         q.spawn_controller_tasks(stream);
         Ok(q)
@@ -131,7 +144,7 @@ impl BrokerQueue {
     /// A worker node: connects, waits for the run (its first control message), estimates the
     /// clock offset from the controller, and starts fetching.
     pub async fn join(spec: &BrokerSpec, node: &str, s: &Settings) -> Result<BrokerQueue, BrokerError> {
-        let client = connect(spec).await?;
+        let (client, link) = connect(spec).await?;
         let js = jetstream::new(client.clone());
         let mut sub = client
             .subscribe(protocol::control_subject(&spec.run_name))
@@ -156,6 +169,7 @@ impl BrokerQueue {
         let (tx, control) = watch::channel(Some(first));
         let mut q = Self::assemble(
             client,
+            link,
             js,
             spec,
             Cfg::of(s),
@@ -168,7 +182,9 @@ impl BrokerQueue {
             name: node.to_string(),
             clock,
             control,
+            session: protocol::wall_ns(),
             seq: AtomicU64::new(0),
+            mailbox: Arc::default(),
             delivered_reported: AtomicU64::new(0),
             redelivered_reported: AtomicU64::new(0),
         });
@@ -179,6 +195,11 @@ impl BrokerQueue {
             Arc::clone(&q.settler),
             q.stop_fetch.clone(),
         )));
+        if let Some(node) = &q.node {
+            let subject = protocol::report_subject(&spec.run_name);
+            let (client, mailbox, settler) = (q.client.clone(), Arc::clone(&node.mailbox), Arc::clone(&q.settler));
+            tokio::spawn(reports::send(client, subject, mailbox, settler));
+        }
         tokio::spawn(listen_control(sub, tx, q.stop_all.clone()));
         tokio::spawn(follow_prefetch(Arc::clone(&q.inbox), q.cfg.subscribe(), q.stop_all.clone()));
         Ok(q)
@@ -187,6 +208,7 @@ impl BrokerQueue {
     #[allow(clippy::too_many_arguments)]
     fn assemble(
         client: async_nats::Client,
+        link: Arc<Link>,
         js: jetstream::Context,
         spec: &BrokerSpec,
         cfg: Cfg,
@@ -201,6 +223,8 @@ impl BrokerQueue {
             epoch,
             seq0,
             counts: Counts::default(),
+            link,
+            streams_lost: AtomicU64::new(0),
             broker_time: broker_time_hist(),
         });
         inner.counts.last_seq.store(seq0, Ordering::Relaxed);
@@ -217,6 +241,7 @@ impl BrokerQueue {
             stop_all: CancellationToken::new(),
             tasks: Mutex::default(),
             unpublished: Arc::default(),
+            returned: Mutex::default(),
             cluster: None,
             node: None,
             dropping: AtomicBool::new(cfg.policy == Policy::DropOldest),
@@ -242,7 +267,12 @@ impl BrokerQueue {
             Arc::clone(&self.settler),
             self.stop_fetch.clone(),
         )));
-        tokio::spawn(sample(self.consumer.clone(), Arc::clone(&self.inner), self.stop_all.clone()));
+        tokio::spawn(sample(
+            self.consumer.clone(),
+            Arc::clone(&self.inner),
+            self.cfg.subscribe(),
+            self.stop_all.clone(),
+        ));
         tokio::spawn(admin(
             stream,
             Arc::clone(&self.inner),
@@ -293,6 +323,8 @@ impl BrokerQueue {
         let c = Cfg::of(s);
         if c.policy == Policy::DropOldest {
             self.dropping.store(true, Ordering::Relaxed);
+            let alone = self.cluster.as_ref().is_some_and(|k| !k.has_nodes());
+            self.inner.counts.gaps_are_drops.store(alone, Ordering::Relaxed);
         }
         self.cfg.send_if_modified(|old| std::mem::replace(old, c) != c);
     }
@@ -325,7 +357,11 @@ impl BrokerQueue {
 
     /// The controller: takes the nodes' reports into `recorders` (see [`Cluster::absorb`]).
     pub fn absorb(&self, recorders: &Recorders, now: Instant, interval: Duration) -> Option<Absorbed> {
-        self.cluster.as_ref().map(|c| c.absorb(recorders, now, interval))
+        let cluster = self.cluster.as_ref()?;
+        if cluster.has_nodes() {
+            self.inner.counts.gaps_are_drops.store(false, Ordering::Relaxed);
+        }
+        Some(cluster.absorb(recorders, now, interval))
     }
 
     /// The controller: tells the nodes the knobs (and, at the end, to stop).
@@ -365,7 +401,9 @@ impl BrokerQueue {
         self.settler.take_pending()
     }
 
-    /// A node: sends the tick's report, then acknowledges the jobs it counts.
+    /// A node: posts the tick's report (see [`reports`](super::reports)): the jobs it counts
+    /// are acknowledged once the controller has it. For the last, returns a task that ends when
+    /// it has been delivered.
     pub fn report(
         &self,
         handle: &Handle,
@@ -379,8 +417,10 @@ impl BrokerQueue {
         let c = &self.inner.counts;
         let delivered = c.delivered.load(Ordering::Relaxed);
         let redelivered = c.redelivered.load(Ordering::Relaxed);
+        let (ids, receipts) = pending.into_iter().unzip();
         let header = NodeHeader {
             node: node.name.clone(),
+            session: node.session,
             seq: node.seq.fetch_add(1, Ordering::Relaxed) + 1,
             workers,
             busy,
@@ -389,43 +429,16 @@ impl BrokerQueue {
             offset_ns: node.clock.offset_ns,
             offset_uncertainty_ns: node.clock.uncertainty_ns,
             last: false,
-            ids: pending.iter().map(|(id, _)| *id).collect(),
+            ids,
             broker_time_ns: c.broker_time_ns.load(Ordering::Relaxed),
             ..NodeHeader::default()
         };
-        let body = {
-            let broker = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner);
-            report::encode(header.clone(), stats, &broker)
-        };
-        // The last word comes after the last acknowledgements have reached the server, so the
-        // controller's count of what the stream still holds cannot race them.
-        let end = last.then(|| {
-            report::encode(
-                NodeHeader { last: true, ids: Vec::new(), delivered: 0, redelivered: 0, ..header },
-                &ShardStats::new(),
-                &crate::metrics::hist::new(),
-            )
-        });
-        let (client, subject) = (self.client.clone(), protocol::report_subject(&self.inner.spec.run_name));
-        let settler = Arc::clone(&self.settler);
-        Some(handle.spawn(async move {
-            if let Err(e) = client.publish(subject.clone(), body.into()).await {
-                tracing::warn!("could not send the tick's report: {e}");
-                return;
-            }
-            if let Err(e) = client.flush().await {
-                tracing::warn!("could not send the tick's report: {e}");
-                return;
-            }
-            for (_, msg) in pending {
-                settler.ack(&msg).await;
-            }
-            if let Some(end) = end {
-                let _ = client.flush().await;
-                let _ = client.publish(subject, end.into()).await;
-                let _ = client.flush().await;
-            }
-        }))
+        let broker = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut tick = ShardStats::new();
+        tick.merge(stats);
+        node.mailbox.post(Outgoing { header, stats: tick, broker, receipts, last });
+        let mailbox = Arc::clone(&node.mailbox);
+        last.then(|| handle.spawn(async move { mailbox.last_sent().await }))
     }
 
     /// The broker's part of a snapshot.
@@ -445,7 +458,23 @@ impl BrokerQueue {
             ack_pending_cap: self.cfg.borrow().bound as u64,
             ack_pending_max: c.ack_pending_max.load(Ordering::Relaxed),
             time_in_broker_ms: Summary::of(&hist, u128::from(broker_ns)),
+            publish_errors: c.publish_errors.load(Ordering::Relaxed),
+            link: self.link_view(),
+            lost_in_broker: 0,
             unaccounted: 0,
+        }
+    }
+
+    fn link_view(&self) -> LinkView {
+        let l = &self.inner.link;
+        let down = l.down_for();
+        let outage =
+            down.map_or_else(|| l.last_outage_ns.load(Ordering::Relaxed) as f64 / 1e6, |d| d.as_secs_f64() * 1e3);
+        LinkView {
+            connected: down.is_none(),
+            disconnects: l.disconnects.load(Ordering::Relaxed),
+            outage_ms: outage,
+            streams_lost: self.inner.streams_lost.load(Ordering::Relaxed),
         }
     }
 
@@ -467,7 +496,7 @@ impl BrokerQueue {
             let _ = tokio::time::timeout(CLOSE_WAIT, f).await;
         }
         let here = self.inbox.close();
-        self.inner.counts.left_here.store(here.len() as u64, Ordering::Relaxed);
+        self.returned.lock().unwrap_or_else(PoisonError::into_inner).extend(here.iter().map(|j| j.id));
         left.extend(here);
         if let Some(cluster) = &self.cluster {
             self.publish_control(handle, s, true);
@@ -479,11 +508,10 @@ impl BrokerQueue {
         Closed { left, left_in_broker: self.unpublished.load(Ordering::Relaxed) }
     }
 
-    /// After every worker here and on the nodes is done. A controller counts what the stream
-    /// still holds, never run: undelivered, and delivered to a node that ended (or was lost)
-    /// before starting it; recounts the drops from the stream's sequence (stored = first
-    /// deliveries + dropped + undelivered); and deletes the run's stream. Returns the jobs it
-    /// holds, less those handed back by [`Self::close`].
+    /// After every worker here and on the nodes is done. A controller recounts the drops from
+    /// the stream's sequence (stored = first deliveries + dropped + undelivered), counts the
+    /// jobs the stream still holds that never ran (see [`leftovers`]), and deletes the run's
+    /// stream. Returns those jobs.
     pub async fn finish(&self) -> u64 {
         self.stop_all.cancel();
         let Some(cluster) = &self.cluster else { return 0 };
@@ -508,40 +536,43 @@ impl BrokerQueue {
             tokio::time::sleep(SETTLE_GAP).await;
         }
         let (undelivered, held) = seen.unwrap_or_default();
-        let left_here = c.left_here.load(Ordering::Relaxed);
-        let mut held = held.saturating_sub(left_here);
-        let delivered = c.delivered.load(Ordering::Relaxed) + cluster.delivered.load(Ordering::Relaxed);
-        match self.inner.js.get_stream(self.inner.spec.stream()).await {
-            Ok(mut stream) => match stream.info().await {
-                Ok(info) => {
-                    let stored = info.state.last_sequence.saturating_sub(self.inner.seq0);
-                    // Only discard `old` drops jobs; a node lost before reporting its last
-                    // deliveries would otherwise make them look dropped.
-                    let never = if self.dropping.load(Ordering::Relaxed) {
-                        stored.saturating_sub(delivered).saturating_sub(undelivered)
-                    } else {
-                        0
-                    };
-                    // A job a lost node finished and reported but never acknowledged is still
-                    // held by the stream: it is done, not abandoned. What the stream holds
-                    // unfinished is at most what no other count has placed.
-                    let placed = cluster.finished_count() + never + undelivered + left_here;
-                    held = held.min(stored.saturating_sub(placed));
-                    let seen = c.dropped.swap(never, Ordering::Relaxed);
-                    if seen != never {
-                        tracing::info!(
-                            "drops: {seen} seen in this process's deliveries, {never} by the stream's count"
-                        );
+        let returned: HashSet<u64> =
+            self.returned.lock().unwrap_or_else(PoisonError::into_inner).iter().copied().collect();
+        // A stream made again starts its sequence anew: its count says nothing of the run's
+        // first. Only discard `old` drops jobs; a node lost before reporting its last deliveries
+        // would otherwise make them look dropped.
+        let remade = self.inner.streams_lost.load(Ordering::Relaxed) > 0;
+        if self.dropping.load(Ordering::Relaxed) && !remade {
+            let delivered = c.delivered.load(Ordering::Relaxed) + cluster.delivered.load(Ordering::Relaxed);
+            match self.inner.js.get_stream(self.inner.spec.stream()).await {
+                Ok(mut stream) => match stream.info().await {
+                    Ok(info) => {
+                        let stored = info.state.last_sequence.saturating_sub(self.inner.seq0);
+                        let never = stored.saturating_sub(delivered).saturating_sub(undelivered);
+                        let seen = c.dropped.swap(never, Ordering::Relaxed);
+                        if seen != never {
+                            tracing::info!("drops: {seen} seen in this process's deliveries, {never} by the stream's");
+                        }
                     }
-                }
+                    Err(e) => tracing::warn!("could not read the stream at the end: {e}"),
+                },
                 Err(e) => tracing::warn!("could not read the stream at the end: {e}"),
-            },
-            Err(e) => tracing::warn!("could not read the stream at the end: {e}"),
+            }
         }
-        if let Err(e) = self.inner.js.delete_stream(self.inner.spec.stream()).await {
-            tracing::warn!("could not delete the stream {}: {e}", self.inner.spec.stream());
+        let stream = self.inner.spec.stream();
+        let counted = |id| cluster.is_finished(id) || returned.contains(&id);
+        let left = match leftovers::never_run(&self.inner.js, &stream, counted).await {
+            Ok(n) => n,
+            Err(e) => {
+                // Counts only: a job finished but never acknowledged would count here too.
+                tracing::warn!("could not read what the stream {stream} holds at the end ({e}): counting it");
+                undelivered + held.saturating_sub(returned.len() as u64)
+            }
+        };
+        if let Err(e) = self.inner.js.delete_stream(&stream).await {
+            tracing::warn!("could not delete the stream {stream}: {e}");
         }
-        undelivered + held
+        left
     }
 }
 

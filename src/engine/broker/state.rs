@@ -1,7 +1,7 @@
 //! The broker queue's shared state: its knobs, counters, the run's stream and consumer
 //! configuration, and the receipts by which finished jobs are acknowledged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,14 @@ pub const OUTBOX: usize = 1024;
 pub const ACKS_IN_FLIGHT: usize = 1024;
 /// How long one pull request waits for jobs before the fetcher asks again.
 pub const PULL_EXPIRES: Duration = Duration::from_millis(100);
+/// How long after it was made a pull request counts as lost (the server that had it gone).
+pub const PULL_LOST: Duration = Duration::from_secs(1);
 /// How often the consumer's undelivered count is read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// The longest wait between two tries of a publish the stream refused under `block`.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// How long a publish waits for the stream's acknowledgement.
+pub const PUBLISH_ACK_WAIT: Duration = Duration::from_secs(1);
 /// How long closing waits for each task.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -80,6 +84,10 @@ pub struct Counts {
     pub dropped: AtomicU64,
     /// The stream sequence of the latest first delivery.
     pub last_seq: AtomicU64,
+    /// Whether a jump in that sequence is jobs the stream discarded: only on a controller whose
+    /// policy has been `drop-oldest` (discard `new` discards nothing) and that no worker node has
+    /// joined (a jump is then the nodes' deliveries; the end of the run recounts the drops).
+    pub gaps_are_drops: AtomicBool,
     /// Messages that were not pooltune jobs of this version (terminated, not run).
     pub malformed: AtomicU64,
     /// The undelivered jobs at the latest sample, and the samples since the last tick.
@@ -93,8 +101,63 @@ pub struct Counts {
     pub ack_pending_max: AtomicU64,
     /// Workers in this process: with none, the fetcher pulls nothing.
     pub local_workers: AtomicU64,
-    /// Jobs this process had fetched and not started when it closed (handed back abandoned).
-    pub left_here: AtomicU64,
+}
+
+/// The connection to the server: whether it is up, and its outages. async-nats reconnects by
+/// itself; its events are recorded here for the snapshots (the clients say so on screen).
+#[derive(Debug)]
+pub struct Link {
+    since: Instant,
+    /// Times the connection was lost.
+    pub disconnects: AtomicU64,
+    /// Nanoseconds after `since` when the current outage began; 0 while connected.
+    down_at_ns: AtomicU64,
+    /// The length of the last outage that ended (ns).
+    pub last_outage_ns: AtomicU64,
+}
+
+impl Default for Link {
+    fn default() -> Link {
+        Link {
+            since: Instant::now(),
+            disconnects: AtomicU64::new(0),
+            down_at_ns: AtomicU64::new(0),
+            last_outage_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Link {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Takes one of the client's connection events.
+    pub fn on(&self, event: &async_nats::Event) {
+        match event {
+            async_nats::Event::Disconnected => {
+                if self.down_at_ns.compare_exchange(0, self.now_ns(), Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                    add(&self.disconnects, 1);
+                    tracing::warn!("lost the broker; reconnecting");
+                }
+            }
+            async_nats::Event::Connected => {
+                let down = self.down_at_ns.swap(0, Ordering::Relaxed);
+                if down > 0 {
+                    let outage = self.now_ns().saturating_sub(down);
+                    self.last_outage_ns.store(outage, Ordering::Relaxed);
+                    tracing::warn!("reconnected to the broker after {:.1} s", outage as f64 / 1e9);
+                }
+            }
+            other => tracing::info!("broker connection: {other}"),
+        }
+    }
+
+    /// `None` while connected, else how long the connection has been down.
+    pub fn down_for(&self) -> Option<Duration> {
+        let down = self.down_at_ns.load(Ordering::Relaxed);
+        (down > 0).then(|| Duration::from_nanos(self.now_ns().saturating_sub(down)))
+    }
 }
 
 pub fn add(a: &AtomicU64, n: u64) {
@@ -109,6 +172,10 @@ pub struct Inner {
     /// The stream's last sequence before this run's first job.
     pub seq0: u64,
     pub counts: Counts,
+    pub link: Arc<Link>,
+    /// Times the controller found the run's stream gone (a server restarted with memory storage
+    /// loses it) and made it again.
+    pub streams_lost: AtomicU64,
     /// Publish → delivered here, over the run (µs; the sum in `counts.broker_time_ns`).
     pub broker_time: Mutex<Histogram<u64>>,
 }

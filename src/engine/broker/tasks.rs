@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::consumer::{PullConsumer, pull};
 use async_nats::jetstream::context::{PublishAckFuture, PublishError};
 use async_nats::jetstream::stream as js_stream;
 use async_nats::jetstream::{self, AckKind, ErrorCode};
@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::CONSUMER;
 use super::state::{
-    Cfg, Inner, MAX_BACKOFF, PULL_EXPIRES, Receipt, SAMPLE_EVERY, Settler, add, consumer_config, stream_config,
+    Cfg, Inner, MAX_BACKOFF, PUBLISH_ACK_WAIT, PULL_EXPIRES, PULL_LOST, Receipt, SAMPLE_EVERY, Settler, add,
+    consumer_config, stream_config,
 };
 use super::wire::{Wire, at, offset};
 use crate::engine::queue::{Job, JobQueue};
@@ -60,40 +61,62 @@ pub async fn publish(
             };
             let payload = bytes::Bytes::copy_from_slice(&w.encode());
             let block = cfg.borrow().policy == Policy::Block;
-            match inner.js.publish(subject.clone(), payload).await {
-                Err(e) => failed(&inner, &job, &e),
+            let why = match inner.js.publish(subject.clone(), payload).await {
+                Err(e) if block => e.to_string(),
+                Err(e) => {
+                    failed(&inner, &job, &e);
+                    break;
+                }
                 Ok(ack) if !block => {
                     if let Err(mpsc::error::SendError((job, _))) = acks.send((job, ack)).await {
                         failed(&inner, &job, &"the acknowledgement reader has stopped");
                     }
+                    break;
                 }
-                Ok(ack) => match ack.await {
-                    Ok(_) => add(&inner.counts.stored, 1),
-                    Err(e) if is_full(&e) => {
-                        add(&inner.counts.retries, 1);
-                        tokio::select! {
-                            () = stop.cancelled() => {
-                                unpublished.fetch_add(1, Ordering::Relaxed);
-                                job.release();
-                            }
-                            () = tokio::time::sleep(backoff) => {
-                                backoff = (backoff * 2).min(MAX_BACKOFF);
-                                continue;
-                            }
-                        }
+                Ok(ack) => match acked(ack).await {
+                    Ok(()) => {
+                        add(&inner.counts.stored, 1);
+                        break;
                     }
-                    Err(e) => failed(&inner, &job, &e),
+                    // Under `block` a job is never refused: a full stream, or a broker away (its
+                    // stream being made again), is waited out; the outbox fills and the
+                    // producer's lag shows.
+                    Err(e) if is_full(&e) => String::new(),
+                    Err(e) => e.to_string(),
                 },
+            };
+            add(&inner.counts.retries, 1);
+            if !why.is_empty() {
+                add(&inner.counts.publish_errors, 1);
+                tracing::debug!("publishing job {} again: {why}", job.id);
             }
-            break;
+            tokio::select! {
+                () = stop.cancelled() => {
+                    unpublished.fetch_add(1, Ordering::Relaxed);
+                    job.release();
+                    break;
+                }
+                () = tokio::time::sleep(backoff) => {
+                    backoff = (backoff * 2).min(if why.is_empty() { MAX_BACKOFF } else { PULL_EXPIRES });
+                }
+            }
         }
+    }
+}
+
+/// A publish's acknowledgement, or an error after [`PUBLISH_ACK_WAIT`]: a publish in flight when
+/// the server went away is never answered, and the client's own 5 s would hold the queue.
+async fn acked(ack: PublishAckFuture) -> Result<(), PublishError> {
+    match tokio::time::timeout(PUBLISH_ACK_WAIT, ack.into_future()).await {
+        Ok(r) => r.map(drop),
+        Err(_) => Err(PublishError::new(async_nats::jetstream::context::PublishErrorKind::TimedOut)),
     }
 }
 
 pub async fn collect(inner: Arc<Inner>, mut acks: mpsc::Receiver<(Job, PublishAckFuture)>) {
     while let Some((job, ack)) = acks.recv().await {
-        match ack.await {
-            Ok(_) => add(&inner.counts.stored, 1),
+        match acked(ack).await {
+            Ok(()) => add(&inner.counts.stored, 1),
             Err(e) if is_full(&e) => {
                 add(&inner.counts.rejected, 1);
                 job.release();
@@ -136,13 +159,25 @@ pub async fn fetch(
             }
         };
         // A pull request ends by itself within PULL_EXPIRES: whatever it delivered is taken in.
-        while let Some(m) = batch.next().await {
+        // One the server lost (it went away) is given up after PULL_LOST, where the client would
+        // wait 5 s more.
+        let lost = tokio::time::sleep(PULL_LOST);
+        tokio::pin!(lost);
+        loop {
+            let m = tokio::select! {
+                m = batch.next() => m,
+                () = &mut lost => {
+                    tracing::debug!("a pull request not ended by the server: pulling again");
+                    break;
+                }
+            };
             match m {
-                Ok(m) => take(&inner, &settler, &inbox, m).await,
-                Err(e) => {
+                Some(Ok(m)) => take(&inner, &settler, &inbox, m).await,
+                Some(Err(e)) => {
                     tracing::debug!("pull request ended: {e}");
                     break;
                 }
+                None => break,
             }
         }
     }
@@ -167,9 +202,13 @@ async fn take(inner: &Inner, settler: &Arc<Settler>, inbox: &JobQueue, m: jetstr
     };
     if delivered <= 1 {
         add(&c.delivered, 1);
-        let last = c.last_seq.fetch_max(seq, Ordering::Relaxed);
-        if seq > last + 1 {
-            add(&c.dropped, seq - last - 1);
+        if seq > 0 {
+            let last = c.last_seq.swap(seq, Ordering::Relaxed);
+            // A first delivery at or below the last one's sequence is from a stream made again.
+            let from = if seq <= last { 0 } else { last };
+            if seq > from + 1 && c.gaps_are_drops.load(Ordering::Relaxed) {
+                add(&c.dropped, seq - from - 1);
+            }
         }
     } else {
         add(&c.redelivered, 1);
@@ -190,20 +229,58 @@ async fn take(inner: &Inner, settler: &Arc<Settler>, inbox: &JobQueue, m: jetstr
     inbox.push_as(job, Some(Policy::Block)).await;
 }
 
-pub async fn sample(consumer: PullConsumer, inner: Arc<Inner>, stop: CancellationToken) {
+pub async fn sample(consumer: PullConsumer, inner: Arc<Inner>, cfg: watch::Receiver<Cfg>, stop: CancellationToken) {
     let c = &inner.counts;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(SAMPLE_EVERY) => {}
         }
-        if let Ok(info) = consumer.get_info().await {
-            c.ack_pending_max.fetch_max(info.num_ack_pending as u64, Ordering::Relaxed);
-            let n = info.num_pending;
-            c.pending.store(n, Ordering::Relaxed);
-            add(&c.pending_sum, n);
-            add(&c.pending_samples, 1);
-            c.pending_max.fetch_max(n, Ordering::Relaxed);
+        match consumer.get_info().await {
+            Ok(info) => {
+                c.ack_pending_max.fetch_max(info.num_ack_pending as u64, Ordering::Relaxed);
+                let n = info.num_pending;
+                c.pending.store(n, Ordering::Relaxed);
+                add(&c.pending_sum, n);
+                add(&c.pending_samples, 1);
+                c.pending_max.fetch_max(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!("could not read the consumer: {e}");
+                let now = *cfg.borrow();
+                if inner.link.down_for().is_none() {
+                    recover(&inner, now).await;
+                }
+            }
+        }
+    }
+}
+
+/// The controller, when the consumer cannot be read on a live connection: a server restarted
+/// with memory storage has lost the run's stream and consumer, so both are made again (the
+/// stream's loss counted; what it held is counted lost at the end). A consumer gone on its own is
+/// made again too. Anything else (the server still starting JetStream) waits for the next sample.
+async fn recover(inner: &Inner, cfg: Cfg) {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    let name = inner.spec.stream();
+    let stream = match inner.js.get_stream(&name).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
+            match inner.js.create_stream(stream_config(&inner.spec, cfg)).await {
+                Ok(s) => {
+                    add(&inner.streams_lost, 1);
+                    tracing::warn!("stream {name} was gone with the server's memory: made again");
+                    s
+                }
+                Err(e) => return tracing::warn!("stream {name} is gone and could not be made again: {e}"),
+            }
+        }
+        Err(_) => return,
+    };
+    if stream.get_consumer::<pull::Config>(CONSUMER).await.is_err() {
+        match stream.create_consumer(consumer_config(cfg)).await {
+            Ok(_) => tracing::warn!("consumer {CONSUMER} of {name} was gone: made again"),
+            Err(e) => tracing::warn!("consumer {CONSUMER} of {name} could not be made again: {e}"),
         }
     }
 }

@@ -30,6 +30,9 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
         (MID, Span::raw(format!("  retries {}", b.publish_retries))),
         (MID, Span::raw(format!("  duplicates {}", b.duplicates))),
         (LOW, Span::raw(format!("  in broker p99 {} ms", ms(b.time_in_broker_ms.p99)))),
+        (fit::count_rank(b.link.disconnects, MID), Span::raw(format!("  outages {}", b.link.disconnects))),
+        // A stream made again: the jobs it held are counted `lost_in_broker` at the end.
+        (fit::count_rank(b.link.streams_lost, HIGH), Span::raw(format!("  stream lost ×{}", b.link.streams_lost))),
     ];
     let mut lines = vec![fit::fit(stream, width)];
     if s.snap.nodes.is_empty() {

@@ -54,9 +54,20 @@ pub fn status(s: &State, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(format!("{} ", m.text), style));
         spans.push(Span::raw("│"));
     }
+    // A broker run whose connection is down says so first: every other figure is stale.
+    let link = s.snap.broker.as_ref().map(|b| b.link);
+    if let Some(l) = link.filter(|l| !l.connected) {
+        let text = format!(" broker down {:.1} s, reconnecting ", l.outage_ms / 1e3);
+        spans.push(Span::styled(text, Style::default().fg(Color::White).bg(Color::Red)));
+    }
     // Counts by the fitting rule: on a narrow screen a zero goes first, exact counts stay exact.
     let refused = t.rejected + t.dropped;
     let mut fields: Vec<(u8, Span<'static>)> = spans.into_iter().map(|s| (KEEP, s)).collect();
+    if let Some(l) = link.filter(|l| l.streams_lost > 0) {
+        // The jobs it held are counted `lost_in_broker` at the end.
+        let text = format!(" · stream lost ×{}", l.streams_lost);
+        fields.push((HIGH, Span::styled(text, Style::default().fg(Color::Red))));
+    }
     fields.extend([
         (HIGH, Span::raw(format!(" offered {}", t.offered))),
         (HIGH, Span::raw(format!(" · done {}", t.completed))),
