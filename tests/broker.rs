@@ -219,7 +219,7 @@ fn n(v: &serde_json::Value, k: &str) -> u64 {
 fn assert_identity(v: &serde_json::Value) {
     let j = &v["jobs"];
     let sum = n(j, "completed") + n(j, "failed") + n(j, "rejected") + n(j, "dropped") + n(j, "abandoned");
-    assert_eq!(n(j, "offered"), sum, "every job once: {j}");
+    assert_eq!(n(j, "offered"), sum, "every job once: {j}\nbroker {}\nnodes {}", v["broker"], v["nodes"]);
     assert_eq!(n(&v["broker"], "unaccounted"), 0, "jobs lost: {}", v["broker"]);
 }
 
@@ -267,10 +267,17 @@ fn a_killed_node_loses_no_job() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = worker(&nats, "kill", "a", &dir.path().join("a.log"));
+    let a_log = dir.path().join("a.log");
+    let mut a = worker(&nats, "kill", "a", &a_log);
     let mut b = worker(&nats, "kill", "b", &dir.path().join("b.log"));
+    // Killed once it has joined and had 700 ms to fill its inbox (a liveness bound on the wait).
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&a_log).unwrap_or_default().contains("joined") {
+            assert!(start.elapsed() < Duration::from_secs(20), "node a never joined");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(700));
         a.kill().unwrap();
         a.wait().unwrap()
     });

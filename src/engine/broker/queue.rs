@@ -42,7 +42,7 @@ use super::leftovers;
 use super::protocol::{self, ClockReply, Control};
 use super::reports::{self, Mailbox, Outgoing};
 use super::state::{
-    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Clock, Counts, Inner, Link, OUTBOX, Settle, Settler, broker_time_hist,
+    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Clock, Counts, Inner, JS_TIMEOUT, Link, OUTBOX, Settle, Settler, broker_time_hist,
     consumer_config, stream_config,
 };
 use super::tasks::{admin, collect, fetch, follow_prefetch, publish, sample};
@@ -114,7 +114,7 @@ impl BrokerQueue {
     /// leftovers of the same name are purged), and starts its tasks on the current runtime.
     pub async fn connect(spec: &BrokerSpec, s: &Settings, epoch: Instant) -> Result<BrokerQueue, BrokerError> {
         let (client, link) = connect(spec).await?;
-        let js = jetstream::new(client.clone());
+        let js = context(&client);
         let cfg = Cfg::of(s);
         let setup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Setup {
             url: spec.url.clone(),
@@ -145,7 +145,7 @@ impl BrokerQueue {
     /// clock offset from the controller, and starts fetching.
     pub async fn join(spec: &BrokerSpec, node: &str, s: &Settings) -> Result<BrokerQueue, BrokerError> {
         let (client, link) = connect(spec).await?;
-        let js = jetstream::new(client.clone());
+        let js = context(&client);
         let mut sub = client
             .subscribe(protocol::control_subject(&spec.run_name))
             .await
@@ -574,6 +574,15 @@ impl BrokerQueue {
         }
         left
     }
+}
+
+/// The JetStream context of a run's process: its requests (and the consumer's, which keeps a
+/// copy) give up after [`JS_TIMEOUT`], so one the server took with it when it stopped does not
+/// hold a task for the client's default 10 s.
+fn context(client: &async_nats::Client) -> jetstream::Context {
+    let mut js = jetstream::new(client.clone());
+    js.set_timeout(JS_TIMEOUT);
+    js
 }
 
 /// Keeps the controller's latest word for the node's engine.

@@ -26,6 +26,8 @@ pub const PULL_LOST: Duration = Duration::from_secs(1);
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// The longest wait between two tries of a publish the stream refused under `block`.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// How long a JetStream request (stream or consumer info, changes) waits for its answer.
+pub const JS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a publish waits for the stream's acknowledgement.
 pub const PUBLISH_ACK_WAIT: Duration = Duration::from_secs(1);
 /// How long closing waits for each task.
