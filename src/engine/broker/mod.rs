@@ -17,6 +17,7 @@
 
 mod cluster;
 mod leftovers;
+mod node;
 pub mod protocol;
 mod queue;
 mod reports;

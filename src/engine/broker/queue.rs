@@ -2,7 +2,7 @@
 //!
 //! A controller (`pooltune run --broker`) has all of it and hears its worker nodes through a
 //! [`Cluster`]; a worker node (`pooltune worker`) has the fetcher and the inbox only, and sends a
-//! report each tick before it acknowledges the jobs the report counts.
+//! report each tick before it acknowledges the jobs the report counts (its side: `node`).
 //!
 //! - **Publisher** (a task): takes jobs from the outbox in order and publishes them. Under
 //!   `reject` and `drop-oldest` publishes are pipelined and a collector task reads their
@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::stream as js_stream;
-use futures_util::StreamExt;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -39,10 +38,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::cluster::{self, Absorbed, Cluster};
 use super::leftovers;
-use super::protocol::{self, ClockReply, Control};
-use super::reports::{self, Mailbox, Outgoing};
+use super::node::{self, NodeSide};
+use super::protocol::{self, Control};
+use super::reports;
 use super::state::{
-    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Clock, Counts, Inner, JS_TIMEOUT, Link, OUTBOX, Settle, Settler, broker_time_hist,
+    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Counts, Inner, JS_TIMEOUT, Link, OUTBOX, Settle, Settler, broker_time_hist,
     consumer_config, stream_config,
 };
 use super::tasks::{admin, collect, fetch, follow_prefetch, publish, sample};
@@ -50,7 +50,6 @@ use super::{BrokerError, BrokerSpec, CONSUMER, connect};
 use crate::engine::backend::{Closed, QueueCounts, Update};
 use crate::engine::queue::JobQueue;
 use crate::metrics::aggregate::DepthStats;
-use crate::metrics::node::NodeHeader;
 use crate::metrics::recorder::{Recorders, ShardStats};
 use crate::metrics::{BrokerView, LinkView, Summary};
 use crate::settings::{Policy, Settings};
@@ -59,22 +58,6 @@ use crate::settings::{Policy, Settings};
 /// readings agree (the server applies acknowledgements asynchronously).
 const SETTLE_READS: usize = 50;
 const SETTLE_GAP: Duration = Duration::from_millis(20);
-
-/// Clock requests a node makes when it joins; the one with the shortest round trip is kept.
-const CLOCK_SAMPLES: usize = 7;
-
-/// What a node keeps of its part in the run.
-struct NodeSide {
-    name: String,
-    clock: Clock,
-    control: watch::Receiver<Option<Control>>,
-    /// This process's reports, told apart from an earlier process's of the same name.
-    session: u64,
-    seq: AtomicU64,
-    mailbox: Arc<Mailbox>,
-    delivered_reported: AtomicU64,
-    redelivered_reported: AtomicU64,
-}
 
 pub(crate) struct BrokerQueue {
     client: async_nats::Client,
@@ -143,21 +126,14 @@ impl BrokerQueue {
 
     /// A worker node: connects, waits for the run (its first control message), estimates the
     /// clock offset from the controller, and starts fetching.
-    pub async fn join(spec: &BrokerSpec, node: &str, s: &Settings) -> Result<BrokerQueue, BrokerError> {
+    pub async fn join(spec: &BrokerSpec, name: &str, s: &Settings) -> Result<BrokerQueue, BrokerError> {
         let (client, link) = connect(spec).await?;
         let js = context(&client);
         let mut sub = client
             .subscribe(protocol::control_subject(&spec.run_name))
             .await
             .map_err(|e| BrokerError::Unreachable { url: spec.url.clone(), reason: e.to_string() })?;
-        let Some(m) = sub.next().await else {
-            return Err(BrokerError::Unreachable { url: spec.url.clone(), reason: "the connection closed".into() });
-        };
-        // A word this build cannot read is another version's (version 0: not pooltune's at all).
-        let first: Control = serde_json::from_slice(&m.payload).unwrap_or_default();
-        if first.version != protocol::VERSION {
-            return Err(BrokerError::Incompatible { run: spec.run_name.clone(), theirs: first.version });
-        }
+        let first = node::first_word(&mut sub, spec).await?;
         let setup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Setup {
             url: spec.url.clone(),
             what: what.to_string(),
@@ -165,7 +141,7 @@ impl BrokerQueue {
         };
         let stream = js.get_stream(spec.stream()).await.map_err(|e| setup("stream", &e))?;
         let consumer: PullConsumer = stream.get_consumer(CONSUMER).await.map_err(|e| setup("consumer", &e))?;
-        let clock = estimate_clock(&client, &spec.run_name).await.map_err(|e| setup("clock", &e))?;
+        let clock = node::estimate_clock(&client, &spec.run_name).await.map_err(|e| setup("clock", &e))?;
         let (tx, control) = watch::channel(Some(first));
         let mut q = Self::assemble(
             client,
@@ -178,16 +154,7 @@ impl BrokerQueue {
             consumer,
             Settle::Node(Mutex::new(Vec::new())),
         );
-        q.node = Some(NodeSide {
-            name: node.to_string(),
-            clock,
-            control,
-            session: protocol::wall_ns(),
-            seq: AtomicU64::new(0),
-            mailbox: Arc::default(),
-            delivered_reported: AtomicU64::new(0),
-            redelivered_reported: AtomicU64::new(0),
-        });
+        q.node = Some(NodeSide::new(name, clock, control));
         q.tasks.lock().unwrap_or_else(PoisonError::into_inner).fetcher = Some(tokio::spawn(fetch(
             q.consumer.clone(),
             Arc::clone(&q.inbox),
@@ -195,12 +162,12 @@ impl BrokerQueue {
             Arc::clone(&q.settler),
             q.stop_fetch.clone(),
         )));
-        if let Some(node) = &q.node {
+        if let Some(side) = &q.node {
             let subject = protocol::report_subject(&spec.run_name);
-            let (client, mailbox, settler) = (q.client.clone(), Arc::clone(&node.mailbox), Arc::clone(&q.settler));
+            let (client, mailbox, settler) = (q.client.clone(), Arc::clone(&side.mailbox), Arc::clone(&q.settler));
             tokio::spawn(reports::send(client, subject, mailbox, settler));
         }
-        tokio::spawn(listen_control(sub, tx, q.stop_all.clone()));
+        tokio::spawn(node::listen_control(sub, tx, q.stop_all.clone()));
         tokio::spawn(follow_prefetch(Arc::clone(&q.inbox), q.cfg.subscribe(), q.stop_all.clone()));
         Ok(q)
     }
@@ -379,20 +346,7 @@ impl BrokerQueue {
 
     /// A node: the controller's latest word, once per change.
     pub fn control_update(&self) -> Option<Update> {
-        let node = self.node.as_ref()?;
-        let mut rx = node.control.clone();
-        if !rx.has_changed().unwrap_or(false) && node.seq.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let word = rx.borrow_and_update().clone()?;
-        if word.end {
-            return Some(Update::End);
-        }
-        let (knobs, bad) = word.knobs_for(&node.name);
-        for e in bad {
-            tracing::warn!("the controller sent a knob this pooltune cannot read: {e}");
-        }
-        Some(Update::Knobs(knobs))
+        self.node.as_ref()?.control_update()
     }
 
     /// A node's receipts kept since the last report: take them *before* the tick drains the
@@ -401,9 +355,7 @@ impl BrokerQueue {
         self.settler.take_pending()
     }
 
-    /// A node: posts the tick's report (see [`reports`](super::reports)): the jobs it counts
-    /// are acknowledged once the controller has it. For the last, returns a task that ends when
-    /// it has been delivered.
+    /// A node: posts the tick's report (see [`NodeSide::report`]).
     pub fn report(
         &self,
         handle: &Handle,
@@ -413,32 +365,8 @@ impl BrokerQueue {
         busy: u64,
         last: bool,
     ) -> Option<JoinHandle<()>> {
-        let node = self.node.as_ref()?;
-        let c = &self.inner.counts;
-        let delivered = c.delivered.load(Ordering::Relaxed);
-        let redelivered = c.redelivered.load(Ordering::Relaxed);
-        let (ids, receipts) = pending.into_iter().unzip();
-        let header = NodeHeader {
-            node: node.name.clone(),
-            session: node.session,
-            seq: node.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            workers,
-            busy,
-            delivered: delivered - node.delivered_reported.swap(delivered, Ordering::Relaxed),
-            redelivered: redelivered - node.redelivered_reported.swap(redelivered, Ordering::Relaxed),
-            offset_ns: node.clock.offset_ns,
-            offset_uncertainty_ns: node.clock.uncertainty_ns,
-            last: false,
-            ids,
-            broker_time_ns: c.broker_time_ns.load(Ordering::Relaxed),
-            ..NodeHeader::default()
-        };
-        let broker = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let mut tick = ShardStats::new();
-        tick.merge(stats);
-        node.mailbox.post(Outgoing { header, stats: tick, broker, receipts, last });
-        let mailbox = Arc::clone(&node.mailbox);
-        last.then(|| handle.spawn(async move { mailbox.last_sent().await }))
+        let tick = node::Tick { stats, pending, workers, busy, last };
+        self.node.as_ref()?.report(&self.inner, handle, tick)
     }
 
     /// The broker's part of a snapshot.
@@ -583,48 +511,4 @@ fn context(client: &async_nats::Client) -> jetstream::Context {
     let mut js = jetstream::new(client.clone());
     js.set_timeout(JS_TIMEOUT);
     js
-}
-
-/// Keeps the controller's latest word for the node's engine.
-async fn listen_control(mut sub: async_nats::Subscriber, tx: watch::Sender<Option<Control>>, stop: CancellationToken) {
-    loop {
-        let m = tokio::select! {
-            () = stop.cancelled() => return,
-            m = sub.next() => match m { Some(m) => m, None => return },
-        };
-        match serde_json::from_slice::<Control>(&m.payload) {
-            Ok(c) => {
-                tx.send_if_modified(|old| {
-                    let changed = old.as_ref() != Some(&c);
-                    *old = Some(c);
-                    changed
-                });
-            }
-            Err(e) => tracing::warn!("a control message refused: {e}"),
-        }
-    }
-}
-
-/// NTP-style: the controller's clocks read between two of ours, the round trip's midpoint taken
-/// as the moment it read them. Of [`CLOCK_SAMPLES`] tries the shortest round trip is kept; its
-/// half is the uncertainty.
-async fn estimate_clock(client: &async_nats::Client, run: &str) -> Result<Clock, String> {
-    let subject = protocol::clock_subject(run);
-    let mut best: Option<(Duration, Clock)> = None;
-    for _ in 0..CLOCK_SAMPLES {
-        let (i0, w0) = (Instant::now(), protocol::wall_ns());
-        let reply = client.request(subject.clone(), bytes::Bytes::new()).await.map_err(|e| e.to_string())?;
-        let (i3, w3) = (Instant::now(), protocol::wall_ns());
-        let r: ClockReply = serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
-        let rtt = i3 - i0;
-        let mid = i0 + rtt / 2;
-        let epoch = mid.checked_sub(Duration::from_nanos(r.run_ns)).unwrap_or(i0);
-        let wall_mid = i128::from(w0) + (i128::from(w3) - i128::from(w0)) / 2;
-        let offset_ns = i64::try_from(wall_mid - i128::from(r.wall_ns)).unwrap_or(i64::MAX);
-        let clock = Clock { epoch, offset_ns, uncertainty_ns: u64::try_from((rtt / 2).as_nanos()).unwrap_or(u64::MAX) };
-        if best.as_ref().is_none_or(|(b, _)| rtt < *b) {
-            best = Some((rtt, clock));
-        }
-    }
-    best.map(|(_, c)| c).ok_or_else(|| "no clock reply".into())
 }
