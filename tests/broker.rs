@@ -163,13 +163,28 @@ fn the_command_line_runs_over_the_broker() {
     assert_eq!(n("offered"), n("completed") + n("failed") + n("rejected") + n("dropped") + n("abandoned"), "{j}");
 }
 
-/// A `pooltune worker` process for `run`, its stderr kept in `log`.
-fn worker(nats: &Nats, run: &str, name: &str, log: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_pooltune"))
-        .args(["worker", "--broker", &nats.url, "--run-name", run, "--workers", "2", "--name", name, "--threads", "1"])
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+/// A `pooltune worker` process for `run`, its stderr kept in `log`; killed if the test fails
+/// half-way, so no node is left reconnecting to a stopped server.
+fn worker(nats: &Nats, run: &str, name: &str, log: &std::path::Path) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_pooltune"))
+            .args([
+                "worker",
+                "--broker",
+                &nats.url,
+                "--run-name",
+                run,
+                "--workers",
+                "2",
+                "--name",
+                name,
+                "--threads",
+                "1",
+            ])
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Waits for a worker process to exit by itself (a liveness bound, not a timing assertion).
@@ -339,9 +354,8 @@ fn one_node_and_then_every_node_take_a_worker_count() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    // Killed if the test fails half-way, so no node is left reconnecting to a stopped server.
-    let mut a = KillOnDrop(worker(&nats, "per-node", "a", &dir.path().join("a.log")));
-    let mut b = KillOnDrop(worker(&nats, "per-node", "b", &dir.path().join("b.log")));
+    let mut a = worker(&nats, "per-node", "a", &dir.path().join("a.log"));
+    let mut b = worker(&nats, "per-node", "b", &dir.path().join("b.log"));
     let s = Settings { workers: 0, rate: Rate::PerSec(200.0), service: Duration::from_millis(5), ..settings() };
     let engine = EngineHandle::start_on(s, RunOptions::default(), None, on(&nats, "per-node")).unwrap();
     let workers_of = |snap: &pooltune::metrics::Snapshot, name: &str| {
@@ -362,12 +376,25 @@ fn one_node_and_then_every_node_take_a_worker_count() {
     let last = engine.shutdown();
     assert_accounted(&last);
     for child in [&mut a, &mut b] {
-        assert_eq!(exit_of(&mut child.0), Some(0));
+        assert_eq!(exit_of(child), Some(0));
     }
 }
 
 /// A worker process killed when dropped, unless it has ended.
 struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -389,7 +416,7 @@ fn a_server_restart_is_survived_and_what_it_lost_is_counted() {
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let node_log = dir.path().join("a.log");
-    let mut a = KillOnDrop(worker(&nats, "restart", "a", &node_log));
+    let mut a = worker(&nats, "restart", "a", &node_log);
     let json = dir.path().join("run.json");
     let args = [
         "run",
@@ -426,7 +453,7 @@ fn a_server_restart_is_survived_and_what_it_lost_is_counted() {
     let out = run.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(exit_of(&mut a.0), Some(0));
+    assert_eq!(exit_of(&mut a), Some(0));
     let node = std::fs::read_to_string(&node_log).unwrap();
     for (who, text) in [("controller", &*stderr), ("node", &*node)] {
         assert!(text.contains("lost the broker") && text.contains("reconnected"), "{who}: {text}");
