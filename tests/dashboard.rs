@@ -289,6 +289,25 @@ fn a_broker_outage_and_a_lost_stream_are_on_the_status_line() {
     }
 }
 
+/// A live sweep and a profile's timeline would both move knobs: `:sweep` is refused, naming the
+/// timeline's progress, while the timeline has changes to make, and starts once it is done.
+#[test]
+fn a_sweep_waits_for_a_running_timeline() {
+    use pooltune::tui::action::submit;
+    let mut state = scripted_state(false);
+    state.timeline_running = Some("timeline 1/3, next at 30s".into());
+    let _ = submit(&mut state, "sweep rate 200..400 3 1s");
+    let m = state.message.as_ref().expect("a message");
+    assert!(
+        m.error && m.text.contains("timeline 1/3, next at 30s") && m.text.contains("once the timeline is done"),
+        "{m:?}"
+    );
+    assert!(state.sweep.is_none());
+    state.timeline_running = None;
+    let _ = submit(&mut state, "sweep rate 200..400 3 1s");
+    assert!(state.sweep.is_some(), "{:?}", state.message);
+}
+
 #[test]
 fn renders_at_200x60() {
     insta::assert_snapshot!(render(&scripted_state(false), 200, 60).backend());

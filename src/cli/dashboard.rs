@@ -13,6 +13,7 @@ use super::{BadInput, Outcome, RunContext, finish, summary};
 use crate::engine::{EngineHandle, RunOptions};
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
+use crate::profile::timeline::Timeline;
 use crate::report::{EndedBy, RunConfig};
 use crate::settings::Settings;
 use crate::tui::{self, State};
@@ -41,6 +42,7 @@ pub fn run(
             state.error(r);
         }
         state.notes = driver.timeline.as_ref().map(|t| vec![t.progress()]).unwrap_or_default();
+        state.timeline_running = driver.timeline.as_ref().filter(|t| t.running()).map(Timeline::progress);
         state.notes.extend(console.map(String::from));
         if let Some(h) = &ctx.http {
             state.notes.push(format!("http {}", h.stats.report(&h.target).line()));

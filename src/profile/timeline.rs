@@ -75,6 +75,12 @@ impl Timeline {
         out
     }
 
+    /// Whether the timeline has changes still to make: a phase to come or a ramp under way.
+    #[must_use]
+    pub fn running(&self) -> bool {
+        self.next < self.phases.len() || !self.ramps.is_empty()
+    }
+
     /// Progress for the dashboard: "timeline 2/4, next at 30s" (phases started / phases).
     #[must_use]
     pub fn progress(&self) -> String {
@@ -122,11 +128,14 @@ mod tests {
             ms(250),
         );
         let s = Settings { rate: Rate::PerSec(1000.0), ..Settings::default() };
+        assert!(t.running(), "a phase to come");
         assert_eq!(t.due(ms(1000), &s), [Knob::Rate(Rate::PerSec(1000.0))]);
+        assert!(t.running(), "every phase started, the ramp under way");
         assert_eq!(t.due(ms(1250), &s), [Knob::Rate(Rate::PerSec(1250.0))]);
         assert_eq!(t.due(ms(1500), &s), [Knob::Rate(Rate::PerSec(1500.0))]);
         assert_eq!(t.due(ms(2100), &s), [Knob::Rate(Rate::PerSec(2000.0))]);
         assert_eq!(t.progress(), "timeline 1/1 done");
+        assert!(!t.running());
         assert!(t.due(ms(3000), &s).is_empty());
     }
 }

@@ -93,6 +93,9 @@ pub struct State {
     pub last_change: Option<String>,
     /// Lines shown under the knobs by other parts (profile progress, console address).
     pub notes: Vec<String>,
+    /// A profile's timeline still has knob changes to make (its progress, in words): a live
+    /// sweep would fight it, so `:sweep` waits for it.
+    pub timeline_running: Option<String>,
     /// Something changed since the last frame.
     pub dirty: bool,
     /// Knobs the operator changed by hand and the engine has not shown yet: their markers are
@@ -129,6 +132,7 @@ impl State {
             overload: None,
             last_change: None,
             notes: Vec::new(),
+            timeline_running: None,
             dirty: true,
             manual: Vec::new(),
             work_label: None,

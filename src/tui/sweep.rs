@@ -21,6 +21,12 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 /// # Errors
 /// The plan's refusal, as `pooltune sweep` words it.
 pub fn start(state: &mut State, knob: &str, range: &str, steps: usize, per_step: Duration) -> Result<(), String> {
+    if let Some(progress) = &state.timeline_running {
+        return Err(format!(
+            "the profile's timeline is still changing knobs ({progress}) and a sweep would fight it: \
+             :sweep once the timeline is done, or run without a profile"
+        ));
+    }
     let (key, values) = Plan::values_of(knob, range, steps, Scale::Lin).map_err(|e| e.to_string())?;
     if per_step < Duration::from_millis(100) {
         return Err(format!(
