@@ -63,17 +63,17 @@ pub fn status(s: &State, area: Rect, buf: &mut Buffer) {
     // Counts by the fitting rule: on a narrow screen a zero goes first, exact counts stay exact.
     let refused = t.rejected + t.dropped;
     let mut fields: Vec<(u8, Span<'static>)> = spans.into_iter().map(|s| (KEEP, s)).collect();
-    if let Some(l) = link.filter(|l| l.streams_lost > 0) {
-        // The jobs it held are counted `lost_in_broker` at the end.
-        let text = format!(" · stream lost ×{}", l.streams_lost);
-        fields.push((HIGH, Span::styled(text, Style::default().fg(Color::Red))));
-    }
     fields.extend([
         (HIGH, Span::raw(format!(" offered {}", t.offered))),
         (HIGH, Span::raw(format!(" · done {}", t.completed))),
         (fit::count_rank(refused, MID), Span::raw(format!(" · refused {refused}"))),
         (fit::count_rank(t.abandoned, MID), Span::raw(format!(" · abandoned {}", t.abandoned))),
     ]);
+    if let Some(l) = link.filter(|l| l.streams_lost > 0) {
+        // The jobs it held are counted `lost_in_broker` at the end.
+        let text = format!(" · stream lost ×{}", l.streams_lost);
+        fields.push((HIGH, Span::styled(text, Style::default().fg(Color::Red))));
+    }
     Paragraph::new(fit::fit(fields, area.width as usize)).render(area, buf);
 }
 
