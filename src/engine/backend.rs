@@ -138,7 +138,7 @@ impl Queue {
     pub fn report(
         &self,
         handle: &tokio::runtime::Handle,
-        stats: &crate::metrics::recorder::ShardStats,
+        stats: crate::metrics::recorder::ShardStats,
         pending: Pending,
         workers: usize,
         busy: u64,

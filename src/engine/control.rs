@@ -334,7 +334,7 @@ impl Controller {
         snap.adapt = self.adaptive.view();
         let stats = sh.recorders.take_tap();
         self.last_report =
-            sh.queue.report(&self.handle, &stats, pending, self.tracker.len(), sh.recorders.busy(), finished);
+            sh.queue.report(&self.handle, stats, pending, self.tracker.len(), sh.recorders.busy(), finished);
         sh.queue.publish_control(&self.handle, &self.settings, false);
         snap
     }

@@ -37,8 +37,9 @@ pub struct NodeSide {
 }
 
 /// What a tick hands to its report.
-pub struct Tick<'a> {
-    pub stats: &'a ShardStats,
+pub struct Tick {
+    /// What the tick's drains took from this node's shards.
+    pub stats: ShardStats,
     /// The receipts of the jobs the tick's records count, by job id.
     pub pending: Vec<(u64, jetstream::Message)>,
     pub workers: usize,
@@ -80,7 +81,7 @@ impl NodeSide {
     /// Posts the tick's report (see [`reports`](super::reports)): the jobs it counts are
     /// acknowledged once the controller has it. For the last, returns a task that ends when it
     /// has been delivered.
-    pub fn report(&self, inner: &Inner, handle: &Handle, t: Tick<'_>) -> Option<JoinHandle<()>> {
+    pub fn report(&self, inner: &Inner, handle: &Handle, t: Tick) -> Option<JoinHandle<()>> {
         let c = &inner.counts;
         let delivered = c.delivered.load(Ordering::Relaxed);
         let redelivered = c.redelivered.load(Ordering::Relaxed);
@@ -101,9 +102,7 @@ impl NodeSide {
             ..NodeHeader::default()
         };
         let broker = inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let mut stats = ShardStats::new();
-        stats.merge(t.stats);
-        self.mailbox.post(Outgoing { header, stats, broker, receipts, last: t.last });
+        self.mailbox.post(Outgoing { header, stats: t.stats, broker, receipts, last: t.last });
         let mailbox = Arc::clone(&self.mailbox);
         t.last.then(|| handle.spawn(async move { mailbox.last_sent().await }))
     }

@@ -359,7 +359,7 @@ impl BrokerQueue {
     pub fn report(
         &self,
         handle: &Handle,
-        stats: &ShardStats,
+        stats: ShardStats,
         pending: Vec<(u64, jetstream::Message)>,
         workers: usize,
         busy: u64,
