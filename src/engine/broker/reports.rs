@@ -41,12 +41,15 @@ pub struct Outgoing {
 impl Outgoing {
     /// Takes a later tick's report into this one.
     fn merge(&mut self, later: Outgoing) {
-        let h = &mut self.header;
-        let l = later.header;
-        h.ids.extend(l.ids);
-        h.delivered += l.delivered;
-        h.redelivered += l.redelivered;
-        *h = NodeHeader { ids: std::mem::take(&mut h.ids), delivered: h.delivered, redelivered: h.redelivered, ..l };
+        // The later header's state wins; the per-tick counts and the finished ids add up.
+        let mut ids = std::mem::take(&mut self.header.ids);
+        ids.extend(later.header.ids);
+        self.header = NodeHeader {
+            ids,
+            delivered: self.header.delivered + later.header.delivered,
+            redelivered: self.header.redelivered + later.header.redelivered,
+            ..later.header
+        };
         self.stats.merge(&later.stats);
         self.broker = later.broker;
         self.receipts.extend(later.receipts);
