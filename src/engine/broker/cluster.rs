@@ -74,12 +74,12 @@ impl Cluster {
     /// Marks job `id` finished; `true` when it already was (a duplicate, counted).
     pub fn finished(&self, id: u64) -> bool {
         let mut bits = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
-        let (word, bit) = (usize::try_from(id / 64).unwrap_or(usize::MAX), id % 64);
+        let (word, mask) = slot(id);
         if word >= bits.len() {
             bits.resize((word + 1).next_power_of_two(), 0);
         }
-        let seen = bits[word] & (1 << bit) != 0;
-        bits[word] |= 1 << bit;
+        let seen = bits[word] & mask != 0;
+        bits[word] |= mask;
         if seen {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
         }
@@ -110,8 +110,8 @@ impl Cluster {
     /// Whether job `id` has finished, here or on a node.
     pub fn is_finished(&self, id: u64) -> bool {
         let bits = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
-        let word = usize::try_from(id / 64).unwrap_or(usize::MAX);
-        bits.get(word).is_some_and(|w| w & (1 << (id % 64)) != 0)
+        let (word, mask) = slot(id);
+        bits.get(word).is_some_and(|w| w & mask != 0)
     }
 
     pub fn duplicates(&self) -> u64 {
@@ -130,6 +130,11 @@ impl Cluster {
             }
             *last = header.seq;
         }
+        // Marked on arrival, not at the next tick: the end of the run reads the stream as soon
+        // as every node's last report is in, and a job in that report is finished, not left.
+        for &id in &header.ids {
+            self.finished(id);
+        }
         self.delivered.fetch_add(header.delivered, Ordering::Relaxed);
         self.redelivered.fetch_add(header.redelivered, Ordering::Relaxed);
         self.heard.lock().unwrap_or_else(PoisonError::into_inner).insert(header.node.clone(), (now, header.last));
@@ -141,9 +146,6 @@ impl Cluster {
         let reports = std::mem::take(&mut *self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
         let mut nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
         for (h, stats, broker) in reports {
-            for &id in &h.ids {
-                self.finished(id);
-            }
             recorders.merge_remote(&stats);
             let n = nodes.entry(h.node.clone()).or_insert_with(|| Node {
                 last: NodeHeader::default(),
@@ -280,6 +282,11 @@ pub(crate) async fn clock(client: async_nats::Client, run: String, epoch: Instan
     }
 }
 
+/// Job `id`'s word in the finished bitset, and its bit there.
+fn slot(id: u64) -> (usize, u64) {
+    (usize::try_from(id / 64).unwrap_or(usize::MAX), 1 << (id % 64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +304,7 @@ mod tests {
         stats.completed = 2;
         let t0 = Instant::now();
         c.queue(h.clone(), ShardStats::new(), crate::metrics::hist::new(), t0);
+        assert!(c.is_finished(5), "finished once its report is in, before the tick takes it");
         let got = c.absorb(&r, t0, Duration::from_millis(100));
         assert_eq!((got.duplicates, got.workers, got.nodes.len()), (2, 2, 1), "3 twice, then 1000 again");
         // Silent for 3 ticks: lost, and its workers no longer count.
