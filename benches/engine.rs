@@ -12,7 +12,8 @@
 //!     no subscriber and then with the console's layer installed and serving.
 //!
 //! `BENCH_SECONDS` (default 2) sets each ceiling measurement's length; `BENCH_SECTIONS` (for
-//! example `ae`) runs only those sections.
+//! example `ae`) runs only those sections; `BENCH_THREADS` sets the runtime threads (default:
+//! one per core).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,8 +37,9 @@ fn wants(letter: char) -> bool {
     std::env::var("BENCH_SECTIONS").map_or(true, |v| v.contains(letter))
 }
 
+/// Runtime threads: `BENCH_THREADS`, or pooltune's default.
 fn threads() -> usize {
-    pooltune::settings::default_threads()
+    std::env::var("BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(pooltune::settings::default_threads)
 }
 
 /// A ceiling run: `--rate max`, zero service, `workers` workers, `run` measured after 300 ms.

@@ -32,7 +32,7 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         &["run", "--headless", "--service-kind", "http"],
         &["run", "--headless", "--service-kind", "spin", "--target", "http://127.0.0.1:1/"],
         &["run", "--headless", "--target", "https://127.0.0.1:1/", "--insecure", "--ca-cert", "ca.pem"],
-        &["run", "--headless", "--threads", "0"],
+        &["run", "--headless", "--threads", "1025"],
         &["run", "--headless", "--interval", "1ms"],
         &["run", "--headless", "--duration", "1s", "--warmup", "2s"],
         &["run", "--headless", "--wokers", "3"],

@@ -347,6 +347,7 @@ impl EngineHandle {
         work: Option<std::sync::Arc<dyn crate::work::Work>>,
         queue: QueueChoice,
     ) -> Result<EngineHandle, EngineError> {
+        let settings = settings.resolved();
         settings.validate()?;
         check_queue_choice(&queue, &settings)?;
         opts.validate().map_err(EngineError::Invalid)?;

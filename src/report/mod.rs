@@ -107,7 +107,8 @@ impl RunConfig {
     #[must_use]
     pub fn new(settings: &Settings, opts: &RunOptions) -> Self {
         Self {
-            settings: settings.clone(),
+            // What the run starts with: an automatic thread count as the engine makes it.
+            settings: settings.clone().resolved(),
             duration_s: opts.duration.map(|d| d.as_secs_f64()),
             warmup_s: opts.warmup.as_secs_f64(),
             interval_s: opts.interval.as_secs_f64(),

@@ -21,7 +21,7 @@ use super::error::KnobError;
 use super::value::{KnobValue, ValueKind};
 use super::{
     Adapt, ArrivalKind, MAX_CLIENTS, MAX_CV, MAX_PREFETCH, MAX_QUEUE, MAX_RATE, MAX_THREADS, MAX_TIME, MAX_WORKERS,
-    Policy, Rate, ServiceDist, ServiceKind, Settings, default_threads,
+    Policy, Rate, ServiceDist, ServiceKind, Settings,
 };
 
 /// One row of the knob table, for clients that list knobs (help, flags, profiles, docs).
@@ -377,9 +377,10 @@ knobs! {
     },
     Threads(usize) {
         key: "threads", flag: "threads", alias: None, label: "threads", value_name: "N",
-        range: (1, MAX_THREADS), default: threads = default_threads(), shown: Some("the number of cores"),
+        range: (0, MAX_THREADS), default: threads = 0, shown: Some("0: auto"),
         get: |s| Some(s.threads), set: |s, v| s.threads = v,
-        live: false, ramps: false, example: "2", help: "Threads of the workload runtime",
+        live: false, ramps: false, example: "2",
+        help: "Threads of the workload runtime; 0: one per core, one less when arrivals or service are timed",
     },
     Seed(u64) {
         key: "seed", flag: "seed", alias: None, label: "seed", value_name: "N",
@@ -484,7 +485,7 @@ mod tests {
             ("policy", "lifo", "expected one of block | reject | drop-oldest"),
             ("service", "2h", "expected 0s to 1h"),
             ("service_cv", "inf", "expected 0 to 100"),
-            ("threads", "0", "expected 1 to 1024"),
+            ("threads", "1025", "expected 0 to 1024"),
             ("jobs", "0", "expected at least 1"),
             ("wokers", "3", "did you mean 'workers'"),
         ];
