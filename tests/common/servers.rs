@@ -85,6 +85,22 @@ impl Nats {
         }
     }
 
+    /// The server's version, as `nats-server --version` prints it (`nats-server: v2.9.10`).
+    #[allow(dead_code)]
+    pub fn version(&self) -> (u32, u32, u32) {
+        let out = Command::new(&self.bin).arg("--version").output().expect("nats-server --version");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: Vec<u32> = text
+            .rsplit('v')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .split('.')
+            .map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0))
+            .collect();
+        (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0), v.get(2).copied().unwrap_or(0))
+    }
+
     /// Starts it again on the same port and store.
     pub fn restart(&mut self) {
         self.stop();
