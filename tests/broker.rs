@@ -180,6 +180,8 @@ fn worker(nats: &Nats, run: &str, name: &str, log: &std::path::Path) -> KillOnDr
                 name,
                 "--threads",
                 "1",
+                "--log",
+                log.with_extension("trace").to_str().unwrap(),
             ])
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -254,6 +256,9 @@ fn two_worker_processes_serve_a_controller_with_none() {
         assert_eq!(exit_of(child), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains(&format!("node {name} served")), "{text}");
+        // Its own log file (--log), with the broker's events in it.
+        let trace = std::fs::read_to_string(log.with_extension("trace")).unwrap();
+        assert!(trace.contains("connected"), "node {name}'s log: {trace}");
     }
     let j = &v["jobs"];
     assert_identity(&v);

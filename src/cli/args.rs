@@ -160,9 +160,12 @@ pub struct WorkerArgs {
     /// This node's name in the controller's table [default: the host name and process id]
     #[arg(long, value_name = "NODE")]
     pub name: Option<String>,
-    /// Threads of this node's workload runtime [default: the number of cores]
+    /// Threads of this node's workload runtime [default 0: one per core, one less when timed]
     #[arg(long, value_name = "N", value_parser = model_knob::<usize>("threads"))]
     pub threads: Option<usize>,
+    /// Write this node's log (its warnings and the broker's events) to this file [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 /// The workload's knobs, each overriding the default (or the profile's starting value): one

@@ -25,6 +25,7 @@ pub fn run(a: &WorkerArgs, work: Option<Work>) -> Outcome {
     if name.is_empty() || name.len() > 64 || name.contains(char::is_whitespace) {
         return Err(BadInput(format!("--name {name:?} is not accepted; expected 1 to 64 characters, no spaces")).into());
     }
+    let _log = super::logging::init(a.log.as_deref(), None)?;
     let mut settings = Settings::default();
     if let Some(n) = a.workers {
         settings.workers = n;
