@@ -118,8 +118,8 @@ impl BrokerQueue {
         let cluster = Arc::new(Cluster::default());
         let how = Settle::Controller(Arc::clone(&cluster));
         let q = Self::assemble(client, link, js, spec, cfg, epoch, seq0, consumer, how);
-        q.inner.counts.gaps_are_drops.store(cfg.policy == Policy::DropOldest, Ordering::Relaxed);
         let q = BrokerQueue { cluster: Some(cluster), ..q };
+        q.refresh_gaps();
         q.spawn_controller_tasks(stream);
         Ok(q)
     }
@@ -290,8 +290,7 @@ impl BrokerQueue {
         let c = Cfg::of(s);
         if c.policy == Policy::DropOldest {
             self.dropping.store(true, Ordering::Relaxed);
-            let alone = self.cluster.as_ref().is_some_and(|k| !k.has_nodes());
-            self.inner.counts.gaps_are_drops.store(alone, Ordering::Relaxed);
+            self.refresh_gaps();
         }
         self.cfg.send_if_modified(|old| std::mem::replace(old, c) != c);
     }
@@ -325,10 +324,16 @@ impl BrokerQueue {
     /// The controller: takes the nodes' reports into `recorders` (see [`Cluster::absorb`]).
     pub fn absorb(&self, recorders: &Recorders, now: Instant, interval: Duration) -> Option<Absorbed> {
         let cluster = self.cluster.as_ref()?;
-        if cluster.has_nodes() {
-            self.inner.counts.gaps_are_drops.store(false, Ordering::Relaxed);
-        }
+        self.refresh_gaps();
         Some(cluster.absorb(recorders, now, interval))
+    }
+
+    /// Sets [`Counts::gaps_are_drops`] (which the fetch task reads, not seeing the cluster): a
+    /// controller that has been dropping and that no worker node has joined.
+    fn refresh_gaps(&self) {
+        let alone = self.cluster.as_ref().is_some_and(|k| !k.has_nodes());
+        let gaps = alone && self.dropping.load(Ordering::Relaxed);
+        self.inner.counts.gaps_are_drops.store(gaps, Ordering::Relaxed);
     }
 
     /// The controller: tells the nodes the knobs (and, at the end, to stop).
