@@ -187,3 +187,44 @@ fn a_recording_replays_to_the_same_changes() {
         assert!(gap <= tick, "replayed at {:?}, recorded at {:?}: more than one tick ({tick:?}) apart", y.at, x.at);
     }
 }
+
+/// What a newcomer does: record a run left at its defaults (`threads = 0`, resolved when the
+/// engine starts) and a profile with a ramp, then validate and replay each recording. The
+/// replay's recording makes the same changes, and the ramp is one phase, not one per tick.
+#[test]
+fn recordings_of_default_runs_validate_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let ok = |o: Output| {
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // The default workload, nothing pinned.
+    ok(pooltune(&["run", "--headless", "--duration", "1s", "--record", &path("default.toml")]));
+    // knee ramps the rate from 400/s to 1,000/s over 40 s (4 s at --speed 10).
+    ok(pooltune(&["run", "knee", "--headless", "--speed", "10", "--record", &path("knee.toml")]));
+    for name in ["default", "knee"] {
+        let (a, b) = (path(&format!("{name}.toml")), path(&format!("{name}-again.toml")));
+        ok(pooltune(&["validate", &a]));
+        ok(pooltune(&["run", &a, "--headless", "--record", &b]));
+        let text = std::fs::read_to_string(&a).unwrap();
+        let first = parse("a", &text).unwrap();
+        let second = parse("b", &std::fs::read_to_string(&b).unwrap()).unwrap();
+        assert_eq!(first.workload, second.workload, "{name}");
+        assert!(first.workload.contains(&Knob::Threads(0)), "{name}: threads as the user left it: {text}");
+        let knobs = |p: &pooltune::profile::Profile| -> Vec<_> { p.phases.iter().map(|ph| ph.knobs.clone()).collect() };
+        assert_eq!(knobs(&first), knobs(&second), "{name}: {text}");
+        let tick = first.run.tick.unwrap();
+        for (x, y) in first.phases.iter().zip(&second.phases) {
+            assert!(x.at.abs_diff(y.at) <= tick, "{name}: replayed at {:?}, recorded at {:?}", y.at, x.at);
+            assert_eq!(x.ramp.is_some(), y.ramp.is_some(), "{name}");
+        }
+        let want = usize::from(name == "knee");
+        assert_eq!(first.phases.len(), want, "{name}: {text}");
+    }
+    let knee = parse("knee", &std::fs::read_to_string(path("knee.toml")).unwrap()).unwrap();
+    let ramp = &knee.phases[0];
+    assert_eq!(ramp.knobs, [Knob::parse("rate", "1000").unwrap()]);
+    let (at, len) = (ramp.at.as_secs_f64(), ramp.ramp.unwrap().as_secs_f64());
+    let tick = knee.run.tick.unwrap().as_secs_f64();
+    assert!((at - 1.0).abs() <= tick && (len - 4.0).abs() <= tick, "a ramp from 1 s over 4 s: {ramp:?}");
+}

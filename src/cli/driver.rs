@@ -62,7 +62,7 @@ impl Driver {
                 let file = open(path, "recording")?;
                 let name =
                     path.file_stem().map_or_else(|| "recorded".to_string(), |s| s.to_string_lossy().into_owned());
-                Ok::<_, BadInput>((Recorder::new(start, run), file, path.to_path_buf(), name))
+                Ok::<_, BadInput>((Recorder::new(start, run, tick), file, path.to_path_buf(), name))
             })
             .transpose()?;
         let report = report
