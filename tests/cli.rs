@@ -391,6 +391,17 @@ fn model_says_unstable_in_words() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("unstable") && text.contains("1000.0 jobs/s"), "{text}");
     assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
+    // Four workers of 1 ms complete 4,000 jobs/s at most, whatever arrives.
+    assert!(text.contains("throughput /s      4000.00"), "{text}");
+}
+
+#[test]
+fn a_controller_starts_inside_its_bounds() {
+    let o = pooltune(&["run", "--headless", "--adapt", "vegas", "--workers", "0", "--duration", "1s", "--json", "-"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--adapt vegas starts inside --workers-min..--workers-max (1..1000): workers 0 -> 1"));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["jobs"]["completed"].as_u64().unwrap() > 0, "{v}");
 }
 
 #[cfg(not(feature = "console"))]

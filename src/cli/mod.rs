@@ -172,6 +172,13 @@ pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInpu
     }
     s.fill_batch_size();
     s.validate().map_err(BadInput::from)?;
+    if let Some(n) = s.adaptive_start() {
+        eprintln!(
+            "pooltune: --adapt {} starts inside --workers-min..--workers-max ({}..{}): workers {} -> {n}",
+            s.adapt, s.workers_min, s.workers_max, s.workers
+        );
+        s.workers = n;
+    }
     Ok(s)
 }
 

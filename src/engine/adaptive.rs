@@ -40,10 +40,13 @@ impl Adaptive {
         let s = &snap.settings;
         let failed = std::mem::replace(&mut self.last_failed, snap.totals.failed);
         if s.adapt != self.algorithm {
+            // Turned on live with a count outside its bounds, it starts inside them.
+            let start = s.adaptive_start();
+            let workers = start.unwrap_or(s.workers);
             self.algorithm = s.adapt;
-            self.limiter = adapt::limiter(s.adapt, s.workers, s.seed);
-            (self.window, self.last_set, self.windows) = (Window::default(), s.workers, 0);
-            return None;
+            self.limiter = adapt::limiter(s.adapt, workers, s.seed);
+            (self.window, self.last_set, self.windows) = (Window::default(), workers, 0);
+            return start;
         }
         let limiter = self.limiter.as_mut()?;
         if s.workers != self.last_set {

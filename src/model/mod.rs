@@ -343,6 +343,8 @@ fn predict_with_tail(i: &Inputs, which: Percentiles) -> Result<(Prediction, Opti
     } else {
         if rho >= 1.0 {
             p.stable = false;
+            // An unstable pool completes what its workers can: its capacity, not the arrivals.
+            p.throughput_per_s = cf * mu;
             p.growth_per_s = Some(i.rate - cf * mu);
             note = Some(format!("unstable: ρ = {rho:.2} ≥ 1, the queue grows by about {:.0} jobs/s", i.rate - cf * mu));
             p.note = note;

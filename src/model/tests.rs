@@ -99,6 +99,7 @@ fn unstable_says_so_without_numbers() {
     let p = predict(&Inputs::mmc(5000.0, 0.001, 4)).unwrap();
     assert!(!p.stable);
     assert!(rel(p.growth_per_s.unwrap(), 1000.0) < 1e-12);
+    assert!(rel(p.throughput_per_s, 4000.0) < 1e-12, "an unstable pool completes its capacity");
     assert!(p.wait_ms_mean.is_none() && p.latency_ms_p99.is_none());
     let json = serde_json::to_string(&p).unwrap();
     assert!(!json.contains("NaN") && !json.contains("inf"), "{json}");

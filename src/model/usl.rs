@@ -135,6 +135,7 @@ pub(crate) fn predict(i: &Inputs, which: Percentiles) -> Result<(Prediction, Opt
     if !stable {
         pred.stable = false;
         pred.rho = lambda / mu(u64::from(c));
+        pred.throughput_per_s = mu(u64::from(c));
         pred.growth_per_s = Some(lambda - mu(u64::from(c)));
         pred.note = Some(format!(
             "unstable: the downstream completes at most {:.0} jobs/s with {c} workers (peak {peak:.0}/s), below the {lambda:.0}/s offered",

@@ -300,13 +300,28 @@ impl Settings {
         }
     }
 
-    /// The settings a run starts with: `threads = 0` made a count ([`auto_threads`]).
+    /// The settings a run starts with: `threads = 0` made a count ([`auto_threads`]), and an
+    /// adaptive controller's starting count inside its bounds ([`Settings::adaptive_start`]).
     #[must_use]
     pub fn resolved(mut self) -> Settings {
         if self.threads == 0 {
             self.threads = auto_threads(&self, default_threads());
         }
+        if let Some(n) = self.adaptive_start() {
+            self.workers = n;
+        }
         self
+    }
+
+    /// Where an adaptive controller starts when the count given is outside
+    /// `workers_min..=workers_max` (at least one worker): the nearest count inside. `None` when
+    /// no controller runs or the count is inside already. A controller started at 0 workers
+    /// would measure nothing and never move.
+    #[must_use]
+    pub fn adaptive_start(&self) -> Option<usize> {
+        let lo = self.workers_min.max(1);
+        let n = self.workers.clamp(lo, self.workers_max.max(lo));
+        (self.adapt != Adapt::Off && n != self.workers).then_some(n)
     }
 
     /// `batch` arrivals without a size get [`DEFAULT_BATCH`] (`--arrival batch` alone, or a
