@@ -83,6 +83,16 @@ fn a_runs_report_has_every_chart_and_can_be_remade_from_its_files() {
     for text in ["--rate 400", "Model comparison", "M/M/c", "Response time by percentile"] {
         assert!(page.contains(text), "the report lacks '{text}'");
     }
+    // The settings this Poisson run reads are listed; the rest are folded away beneath.
+    let (used, unused) = page.split_once("<details><summary>Not used by this run").expect("folded settings");
+    let unused = unused.split("</details>").next().unwrap();
+    for k in ["clients", "think", "burst on", "burst off", "prefetch", "ack wait", "workers min", "contention"] {
+        let cell = format!("<td>{k}</td>");
+        assert!(unused.contains(&cell) && !used.contains(&cell), "{k} is not used by a Poisson run without a broker");
+    }
+    for k in ["workers", "rate", "service", "policy", "queue"] {
+        assert!(used.contains(&format!("<td>{k}</td>")), "{k} is used");
+    }
     // The same page from the saved files: the JSON and CSV carry everything it needs.
     let again = dir.path().join("again.html");
     ok(&pooltune(&["report", &json, &csv, "-o", again.to_str().unwrap()]));
@@ -184,7 +194,10 @@ fn bad_input_is_one_line_exit_2_and_no_file() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["report".into(), d("missing.json"), "-o".into(), d("x.html")], "cannot read the JSON file"),
         (vec!["report".into(), d("other.json"), "-o".into(), d("x.html")], "not a run summary"),
-        (vec!["report".into(), d("broken.json"), "-o".into(), d("x.html")], "the JSON file is"),
+        (
+            vec!["report".into(), d("broken.json"), "-o".into(), d("x.html")],
+            "broken.json: the JSON file is not JSON (EOF while parsing a value at line 1 column 15)",
+        ),
         (vec!["report".into(), json.clone(), d("bad.csv"), "-o".into(), d("x.html")], "no column"),
         (vec!["report".into(), json.clone(), "-o".into(), "/no/such/dir/x.html".into()], "cannot write the report"),
         (

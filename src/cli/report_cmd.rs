@@ -11,6 +11,7 @@ use anyhow::Context;
 use super::args::ReportArgs;
 use super::{BadInput, Outcome, finish};
 use crate::report::AtomicFile;
+use crate::report::html::ReportError;
 
 pub fn run(a: &ReportArgs) -> Outcome {
     let read = |p: &Path, what: &str| {
@@ -18,15 +19,26 @@ pub fn run(a: &ReportArgs) -> Outcome {
     };
     let json = read(&a.json, "JSON file")?;
     let csv = a.csv.as_deref().map(|p| read(p, "CSV series")).transpose()?;
-    let out = finish::open(&a.output, "report")?;
-    write(out, &json, csv.as_deref())?;
+    // The message names the file that was wrong.
+    let page = crate::report::html::page(&json, csv.as_deref()).map_err(|e| {
+        let file = match (&e, &a.csv) {
+            (ReportError::Csv(_), Some(csv)) => csv,
+            _ => &a.json,
+        };
+        BadInput(format!("{}: {e}", file.display()))
+    })?;
+    save(finish::open(&a.output, "report")?, &page)?;
     eprintln!("pooltune: wrote the report to {}", a.output.display());
     Ok(ExitCode::SUCCESS)
 }
 
 /// Makes the page and writes it whole; a file that is not a pooltune output is bad input.
-pub fn write(mut out: AtomicFile, json: &str, csv: Option<&str>) -> Result<(), super::Failure> {
+pub fn write(out: AtomicFile, json: &str, csv: Option<&str>) -> Result<(), super::Failure> {
     let page = crate::report::html::page(json, csv).map_err(|e| BadInput(e.to_string()))?;
+    save(out, &page)
+}
+
+fn save(mut out: AtomicFile, page: &str) -> Result<(), super::Failure> {
     out.write_all(page.as_bytes()).context("writing the report")?;
     out.commit().context("writing the report")?;
     Ok(())

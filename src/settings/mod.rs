@@ -324,6 +324,26 @@ impl Settings {
         (self.adapt != Adapt::Off && n != self.workers).then_some(n)
     }
 
+    /// Whether the knob `key` has any effect on a run with these settings (`broker`: the run's
+    /// queue is a broker). The others hold a value the run never reads (`clients` for Poisson
+    /// arrivals, `prefetch` without a broker): reports fold them away. Unknown keys apply.
+    #[must_use]
+    pub fn knob_applies(&self, key: &str, broker: bool) -> bool {
+        let downstream = self.contention > 0.0 || self.coherency > 0.0 || self.capacity < MAX_WORKERS;
+        match key {
+            "workers_min" | "workers_max" => self.adapt != Adapt::Off,
+            "rate" => !matches!(self.arrival, ArrivalKind::Closed | ArrivalKind::Batch),
+            "clients" | "think" => self.arrival == ArrivalKind::Closed,
+            "burst_on" | "burst_off" => self.arrival == ArrivalKind::Bursty,
+            "jobs" => self.jobs.is_some(),
+            "service_cv" => matches!(self.service_dist, ServiceDist::Uniform | ServiceDist::Lognormal),
+            "contention" | "coherency" | "capacity" => downstream,
+            "timeout" => self.timeout.is_some(),
+            "prefetch" | "ack_wait" => broker,
+            _ => true,
+        }
+    }
+
     /// `batch` arrivals without a size get [`DEFAULT_BATCH`] (`--arrival batch` alone, or a
     /// profile's `arrival = "batch"`).
     pub fn fill_batch_size(&mut self) {

@@ -26,7 +26,7 @@ impl Source {
     /// # Errors
     /// Not JSON, or JSON that is neither a pooltune run summary nor a sweep.
     pub fn parse(json: &str) -> Result<Source, ReportError> {
-        let v: Value = serde_json::from_str(json).map_err(|e| ReportError::Json(e.to_string()))?;
+        let v: Value = serde_json::from_str(json).map_err(|e| ReportError::NotJson(e.to_string()))?;
         let sweep = v.get("knob").is_some() && v.get("steps").is_some();
         let what = if sweep { "a sweep (pooltune sweep --json)" } else { "a run summary (pooltune run --json)" };
         let bad = |e: serde_json::Error| ReportError::Json(format!("not {what}: {e}"));

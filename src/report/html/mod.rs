@@ -17,6 +17,7 @@ use charts::{BLUE, Chart, GREEN, INK, Line, ORANGE, SKY, VERMILLION, XAxis};
 use input::{RunView, Series, Source, thin};
 
 use crate::metrics::Summary;
+use crate::settings::{Knob, Settings};
 use crate::sweep::SweepReport;
 
 /// Why a report cannot be made.
@@ -24,6 +25,11 @@ use crate::sweep::SweepReport;
 pub enum ReportError {
     #[error("the JSON file is {0}")]
     Json(String),
+    /// The text does not parse as JSON at all (a CSV given first, a truncated file).
+    #[error(
+        "the JSON file is not JSON ({0}); expected a run summary (pooltune run --json) or a sweep (pooltune sweep --json)"
+    )]
+    NotJson(String),
     #[error("the CSV series: {0}")]
     Csv(String),
     #[error("drawing a chart failed: {0}")]
@@ -100,8 +106,25 @@ fn command_and_settings(out: &mut String, command: &[String], settings: &serde_j
         serde_json::Value::Null => "—".into(),
         v => v.to_string(),
     };
-    let rows: Vec<Vec<String>> = settings.iter().map(|(k, v)| vec![k.replace('_', " "), text(v)]).collect();
-    table(out, &["setting", "value"], &rows);
+    // The knobs this run reads first; the rest (burst lengths for Poisson arrivals, prefetch
+    // without a broker) folded away beneath, still there for whoever looks.
+    let mut s = Settings::default();
+    for (k, v) in settings {
+        if let Ok(knob) = Knob::parse(k, &text(v)) {
+            knob.apply(&mut s);
+        }
+    }
+    let broker = command.iter().any(|a| a == "--broker" || a.starts_with("--broker="));
+    let (used, unused): (Vec<_>, Vec<_>) = settings.iter().partition(|(k, _)| s.knob_applies(k, broker));
+    let rows = |kv: Vec<(&String, &serde_json::Value)>| -> Vec<Vec<String>> {
+        kv.into_iter().map(|(k, v)| vec![k.replace('_', " "), text(v)]).collect()
+    };
+    table(out, &["setting", "value"], &rows(used));
+    if !unused.is_empty() {
+        let _ = writeln!(out, "<details><summary>Not used by this run ({})</summary>", unused.len());
+        table(out, &["setting", "value"], &rows(unused));
+        out.push_str("</details>\n");
+    }
 }
 
 fn summary_row(name: &str, s: &Summary) -> Vec<String> {
