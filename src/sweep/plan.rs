@@ -87,10 +87,22 @@ impl Plan {
                 Scale::Log => x * (y / x).powf(f),
             }
         };
-        let mut values: Vec<Knob> = (0..steps).map(|k| a.with_ramp_value(at(k))).collect();
+        // The ends as given; the steps between to 3 significant figures, the values a person
+        // would choose (1410, not 1414.29): a step moves by at most 0.5% for it.
+        let value = |k: usize| if k == 0 || k == steps - 1 { at(k) } else { round_sig(at(k), 3) };
+        let mut values: Vec<Knob> = (0..steps).map(|k| a.with_ramp_value(value(k))).collect();
         values.dedup();
         Ok((spec.key, values))
     }
+}
+
+/// `x` rounded to `digits` significant figures.
+fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(x.abs().log10().floor() as i32 - (digits - 1));
+    (x / scale).round() * scale
 }
 
 #[cfg(test)]
@@ -111,6 +123,14 @@ mod tests {
         assert_eq!(xs, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]);
         let (_, v) = Plan::values_of("service", "1ms..3ms", 3, Scale::Lin).unwrap();
         assert_eq!(v.iter().map(Knob::value_text).collect::<Vec<_>>(), ["1ms", "2ms", "3ms"]);
+        // Steps between the ends as a person would write them, the ends as given.
+        let text = |v: Vec<Knob>| v.iter().map(Knob::value_text).collect::<Vec<_>>();
+        let (_, v) = Plan::values_of("rate", "200..2000", 8, Scale::Log).unwrap();
+        assert_eq!(text(v), ["200", "278", "386", "537", "746", "1040", "1440", "2000"]);
+        let (_, v) = Plan::values_of("rate", "100..1000", 8, Scale::Lin).unwrap();
+        assert_eq!(text(v), ["100", "229", "357", "486", "614", "743", "871", "1000"]);
+        let (_, v) = Plan::values_of("service", "1ms..2ms", 4, Scale::Log).unwrap();
+        assert_eq!(text(v), ["1ms", "1.26ms", "1.59ms", "2ms"]);
     }
 
     #[test]
