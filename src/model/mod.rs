@@ -7,6 +7,8 @@
 //! - [`bursty`], [`closed`], [`batch`]: on/off arrivals (approximate: quasi-static or fluid),
 //!   closed loops (M/M/c//N, exact for exponential service) and batches (exact for constant
 //!   service, exact means for exponential); [`predict_workload`] picks the model for a workload.
+//! - [`trace`], [`trace_search`]: an arrival trace replayed exactly (FIFO, c workers, each
+//!   overflow policy), its fitted Poisson model beside it, and the advisor's searches on it.
 //!
 //! Which formula applies: M/M/c (Erlang C) for Poisson arrivals and exponential service;
 //! M/G/1 (Pollaczek–Khinchine, exact for means) for one worker and Poisson arrivals;
@@ -57,6 +59,8 @@ pub mod closed;
 pub mod erlang;
 pub mod simulate;
 pub mod tail;
+pub mod trace;
+pub mod trace_search;
 pub mod usl;
 
 use serde::Serialize;
