@@ -249,7 +249,10 @@ fn t975(df: u32) -> f64 {
 
 impl TraceSim {
     /// The replay as a model [`Prediction`], so it shows wherever the model is shown. ρ is the
-    /// utilisation the replay carried; under block the note gives the producer's held jobs.
+    /// utilisation the replay carried; `p_reject` (with a bound under reject or drop-oldest) is
+    /// the fraction of arrivals lost, refused or dropped, as M/M/c/K's P(reject) (the two policies
+    /// lose alike when every job needs the same time); under block the note gives the
+    /// producer's held jobs.
     #[must_use]
     #[allow(clippy::cast_precision_loss)]
     pub fn prediction(&self, i: &TraceInputs) -> Prediction {

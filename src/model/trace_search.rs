@@ -7,10 +7,15 @@
 //!
 //! # Monotonicity
 //! Without refusals (block, or no bound) each job's wait cannot grow when a worker is added,
-//! for the same arrivals and demands: the sorted vector of the workers' remaining work at each
-//! arrival is componentwise no larger with c + 1 workers (Kiefer–Wolfowitz recursion; the
-//! recursion is monotone and the extra worker only adds a smaller component), and the wait is
-//! its least component. So p99 is monotone in c and the bisection is exact. Under reject or
+//! for the same arrivals and demands. Sort the workers' remaining work at an arrival into a
+//! vector (Kiefer–Wolfowitz): the job waits its least component, then adds its demand to it,
+//! and the clock moves to the next arrival. Claim: the c largest components with c + 1 workers
+//! are each at most the c components with c workers (true at the start, all 0). It survives a
+//! step: for every t, the number of components above t with c + 1 workers, capped at c, is at
+//! most the number with c (pair the least with the least and the (k+1)-th with the k-th; the
+//! one left over is above t only if all c components with c workers are), and subtracting the
+//! time to the next arrival and clipping at 0 keep it. The wait, the least component, is then
+//! at most the second least, at most the least with c workers. So p99 is monotone in c and the bisection is exact. Under reject or
 //! drop-oldest more workers admit other jobs, so the completed set and its p99 can move the
 //! other way; after the bisection [`fewest_workers`] therefore scans down while N − 1 still
 //! meets the target. Speed has no such guarantee (a periodic trace can fit a pool better at a

@@ -191,3 +191,58 @@ fn a_burst_needs_more_workers_than_poisson_says() {
     let p = simulate(&TraceInputs { workers: 20, ..i }).prediction(&i);
     assert_eq!((p.method, p.exact, p.latency_ms_p99), ("trace simulation (exact, FIFO)", true, Some(100.0)));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A short trace with ties: gaps of 0–4 ms (0 a fifth of the time), service 0–12 ms.
+    fn trace() -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
+        proptest::collection::vec((0u64..5, 0u64..13), 1..60).prop_map(|v| {
+            let mut t = 0;
+            v.into_iter()
+                .map(|(g, s)| {
+                    t += g * MS;
+                    (t, s * MS)
+                })
+                .unzip()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Block at any bound keeps the unbounded queue's waits, and splits its queue length
+        /// into places and held jobs; the waits never grow with another worker (module doc of
+        /// `trace_search`); every arrival is completed, refused or dropped, and refusing or
+        /// dropping serves a subsequence of the jobs first come first served, whose waits are
+        /// no longer (the same argument, with a job taken away instead of a worker added).
+        #[test]
+        fn policies_keep_their_invariants((a, s) in trace(), c in 1u32..7, k in 0u64..5) {
+            let unbounded = simulate(&inputs(&a, &s, c));
+            let with = |policy| simulate(&TraceInputs { queue: Some(k), policy, ..inputs(&a, &s, c) });
+            let b = with(Policy::Block);
+            prop_assert_eq!((b.response_ms, b.wait_ms, b.completed), (unbounded.response_ms, unbounded.wait_ms, unbounded.completed));
+            prop_assert!((b.queue_len_mean + b.held_mean - unbounded.queue_len_mean).abs() < 1e-9);
+            let more = simulate(&inputs(&a, &s, c + 1));
+            prop_assert!(more.response_ms.p99 <= unbounded.response_ms.p99 && more.wait_ms.max <= unbounded.wait_ms.max);
+            for p in [Policy::Reject, Policy::DropOldest] {
+                let r = with(p);
+                prop_assert_eq!(r.completed + r.rejected + r.dropped, r.offered);
+                prop_assert!(r.wait_ms.max <= unbounded.wait_ms.max + 1e-9);
+            }
+        }
+
+        /// With one service time for all, reject and drop-oldest lose the same number of jobs:
+        /// the number in the system follows the same path (an arrival at a full system leaves it
+        /// unchanged either way, and workers free at the same instants).
+        #[test]
+        fn constant_service_loses_alike((a, _) in trace(), c in 1u32..5, k in 0u64..4, ms in 1u64..8) {
+            let s = vec![ms * MS; a.len()];
+            let with = |policy| simulate(&TraceInputs { queue: Some(k), policy, ..inputs(&a, &s, c) });
+            let (r, d) = (with(Policy::Reject), with(Policy::DropOldest));
+            prop_assert_eq!((r.rejected, r.completed), (d.dropped, d.completed));
+        }
+    }
+}
