@@ -292,7 +292,7 @@ impl TraceSim {
 pub fn poisson_equivalent(i: &TraceInputs) -> Inputs {
     let n = i.arrivals.len();
     let span_ns = match (i.arrivals.first(), i.arrivals.last()) {
-        (Some(&a), Some(&b)) => (b - a) as f64,
+        (Some(&a), Some(&b)) => b.saturating_sub(a) as f64,
         _ => 0.0,
     };
     let rate = if span_ns > 0.0 { n as f64 / (span_ns * 1e-9) * i.speed } else { 0.0 };

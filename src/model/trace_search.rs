@@ -27,9 +27,10 @@ use std::collections::BTreeMap;
 use super::advisor::{self, Target};
 use super::trace::{TraceInputs, poisson_equivalent};
 
-/// [`fewest_workers`]'s answer: the count and the simulated p99 response (ms) beside it.
+/// [`fewest_workers`]'s answer: the count and the simulated p99 response (ms) beside it. (Not
+/// `Sized`, which would shadow `std::marker::Sized` wherever it is imported.)
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Sized {
+pub struct PoolSize {
     pub workers: u32,
     pub p99_ms: f64,
     /// At `workers − 1` (`None` for 1 worker): above the target.
@@ -56,7 +57,7 @@ fn p99(i: &TraceInputs) -> f64 {
 /// # Panics
 /// As [`super::trace::simulate`] (`max_workers` 0 included).
 #[must_use]
-pub fn fewest_workers(i: &TraceInputs, target_p99_ms: f64, max_workers: u32) -> Option<Sized> {
+pub fn fewest_workers(i: &TraceInputs, target_p99_ms: f64, max_workers: u32) -> Option<PoolSize> {
     let mut seen = BTreeMap::new();
     let mut at = |c: u32| *seen.entry(c).or_insert_with(|| p99(&TraceInputs { workers: c, ..*i }));
     if at(max_workers) > target_p99_ms {
@@ -78,7 +79,7 @@ pub fn fewest_workers(i: &TraceInputs, target_p99_ms: f64, max_workers: u32) -> 
     let fewer = (hi > 1).then(|| at(hi - 1));
     let (p99_ms, p99_ms_more) = (at(hi), at(hi.saturating_add(1)));
     let simulations = u32::try_from(seen.len()).unwrap_or(u32::MAX);
-    Some(Sized { workers: hi, p99_ms, p99_ms_fewer: fewer, p99_ms_more, simulations })
+    Some(PoolSize { workers: hi, p99_ms, p99_ms_fewer: fewer, p99_ms_more, simulations })
 }
 
 /// The highest speed (traffic growth factor) at which `i.workers` keeps the simulated p99
