@@ -37,7 +37,7 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
             line: first_no,
             role,
             name: name.clone(),
-            columns: names.iter().map(|n| format!("'{n}'")).collect(),
+            columns: names.iter().map(|n| format!("'{}'", quote(n.as_bytes()))).collect(),
         }),
         None => Err(TraceError::NoHeader {
             file: c.file.into(),
@@ -58,7 +58,7 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
         },
     };
     let label = match &names {
-        Some(names) => format!("column '{}'", names[time_col]),
+        Some(names) => format!("column '{}'", names.get(time_col).map_or(String::new(), |n| quote(n.as_bytes()))),
         None => format!("column {}", time_col + 1),
     };
     let layout = match (delim, &names) {
@@ -78,7 +78,10 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
             }
         }
         let missing = |role, col: usize| {
-            let name = names.as_ref().map_or(String::new(), |n| format!(" '{}'", n[col]));
+            let name = names
+                .as_ref()
+                .and_then(|n| n.get(col))
+                .map_or(String::new(), |n| format!(" '{}'", quote(n.as_bytes())));
             TraceError::Missing {
                 file: c.file.into(),
                 line: no,
@@ -116,7 +119,9 @@ fn find(names: &[String], name: &str) -> Option<usize> {
 /// The time column when none is named, from the first data row: a column with a time name
 /// holding a time, else the first holding a timestamp, else the first holding a number.
 fn choose(row: &[u8], delim: Option<u8>, names: Option<&[String]>) -> Option<(usize, &'static str)> {
-    let kinds: Vec<u8> = fields(row, delim).map(|f| kind(&f)).collect();
+    // With a header, only its columns count: a longer data line's extra fields have no name.
+    let columns = names.map_or(usize::MAX, <[String]>::len);
+    let kinds: Vec<u8> = fields(row, delim).take(columns).map(|f| kind(&f)).collect();
     if let Some(names) = names {
         let named =
             names.iter().zip(&kinds).position(|(n, &k)| k > 0 && TIME_NAMES.iter().any(|t| n.eq_ignore_ascii_case(t)));

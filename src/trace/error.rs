@@ -49,11 +49,21 @@ pub fn time_forms() -> String {
     TIME_FORMS.to_string()
 }
 
-/// A value for a message: lossy UTF-8, at most 40 characters (an arbitrary line can be long).
+/// A value for a message: lossy UTF-8, control characters escaped (a message stays one line),
+/// at most 40 characters (an arbitrary line can be long).
 pub fn quote(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    match text.char_indices().nth(40) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.into_owned(),
+    let mut out = String::with_capacity(text.len().min(64));
+    for (i, c) in text.chars().enumerate() {
+        if i == 40 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }

@@ -262,9 +262,9 @@ fn rounded(d: Duration) -> String {
 /// A rate for descriptions, with three significant figures or more.
 fn rate_text(rate: f64) -> String {
     match rate {
-        r if !r.is_finite() => "all at once".into(),
-        r if r >= 100.0 => format!("{r:.0}/s"),
-        r if r >= 1.0 => format!("{r:.2}/s"),
-        r => format!("{r:.4}/s"),
+        r if !r.is_finite() => "all at the same time".into(),
+        r if r >= 100.0 => format!("mean {r:.0}/s"),
+        r if r >= 1.0 => format!("mean {r:.2}/s"),
+        r => format!("mean {r:.4}/s"),
     }
 }

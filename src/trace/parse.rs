@@ -202,17 +202,20 @@ impl<'a> Collector<'a> {
         times.drain(..lo);
         let base = times[0];
         // In place (same size and alignment): the offsets reuse the times' allocation.
-        let offsets: Vec<u64> = times.into_iter().map(|t| t.abs_diff(base)).collect();
+        let mut offsets: Vec<u64> = times.into_iter().map(|t| t.abs_diff(base)).collect();
+        // Growth and the window leave spare capacity: give it back (8 bytes an arrival).
+        offsets.shrink_to_fit();
         if let Some(s) = service.as_mut() {
             s.truncate(hi);
             s.drain(..lo);
+            s.shrink_to_fit();
         }
         let mut trace = Trace { offsets, service, describe: String::new(), moved, first_moved_line };
         let window = spec.window.map_or(String::new(), |(f, t)| {
             format!(" (window {} of {})", window_text(f, t), duration::format(Duration::from_nanos(file_span)))
         });
         trace.describe = format!(
-            "{layout}, {decision}; {} arrivals over {}{window}, mean {}",
+            "{layout}, {decision}; {} arrivals over {}{window}, {}",
             trace.len(),
             super::rounded(trace.span()),
             super::rate_text(trace.mean_rate())

@@ -188,6 +188,8 @@ fn statistics_of_regular_and_bursty_traces() {
     assert!(ok("5\n").dispersion(Duration::from_secs(1)).is_nan());
     assert!(!ok("5\n").is_empty());
     assert!(ok("1\n1\n").mean_rate().is_infinite());
+    assert!(ok("1\n1\n").describe.ends_with("2 arrivals over 0s, all at the same time"), "{}", ok("1\n1\n").describe);
+    assert!(ok("1\n").describe.ends_with("1 arrivals over 0s, mean 0.0000/s"), "{}", ok("1\n").describe);
 }
 
 #[test]
@@ -241,6 +243,8 @@ fn errors_name_the_file_line_found_and_accepted() {
     );
     assert_eq!(err("1\n99999999999\n", &none), format!("t.csv:2: '99999999999' is too large for seconds{forms}"));
     assert_eq!(err("a,t\nx,1\ny,\n", &none), format!("t.csv:3: '' is empty{forms}"));
+    // A data line longer than the header: its extra fields have no name and are not chosen.
+    assert!(err("\ta\n\ta\t0\n", &none).starts_with("t.csv:2: no column holds a time in '\\ta\\t0'"));
     let no_time = err("name,city\nbob,paris\n", &none);
     assert!(no_time.starts_with("t.csv:2: no column holds a time in 'bob,paris'; expected a timestamp"), "{no_time}");
     assert_eq!(
@@ -286,6 +290,8 @@ fn service_and_json_errors_name_the_line_and_the_accepted_forms() {
          with --arrivals-column; the line has: 'x', 'y'"
     );
     assert_eq!(err("{\"ts\": null}\n", &none), format!("t.csv:1: 'null' is not a time; expected {TIME_FORMS}"));
+    // Escapes in a key or value cannot break the one-line message.
+    assert!(err("{\"ts\": \"a\\nb\"}\n", &none).starts_with("t.csv:1: 'a\\nb' is not a time"));
 }
 
 /// Lines that look like traces: numbers, timestamps, JSON, quotes, delimiters and noise.
@@ -336,7 +342,11 @@ fn check(bytes: &[u8], spec: &TraceSpec) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    // 3000 cases each by default; `ABUSE_CASES=1000000 cargo test --release --lib trace` runs longer.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("ABUSE_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(3000),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), spec in any_spec()) {
