@@ -31,15 +31,17 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
         lines.next();
         fields(first, delim).map(|f| String::from_utf8_lossy(&f).into_owned()).collect()
     });
+    // A name the header does not hold may be a column number (1 is the first).
+    let number = |name: &String| name.trim().parse::<usize>().ok().filter(|&n| n >= 1).map(|n| n - 1);
     let column = |role: &'static str, name: &String| match &names {
-        Some(names) => find(names, name).ok_or_else(|| TraceError::NoColumn {
+        Some(names) => find(names, name).or_else(|| number(name)).ok_or_else(|| TraceError::NoColumn {
             file: c.file.into(),
             line: first_no,
             role,
             name: name.clone(),
             columns: names.iter().map(|n| format!("'{}'", quote(n.as_bytes()))).collect(),
         }),
-        None => Err(TraceError::NoHeader {
+        None => number(name).ok_or_else(|| TraceError::NoHeader {
             file: c.file.into(),
             line: first_no,
             role,
@@ -58,11 +60,11 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
         },
     };
     let label = match &names {
-        Some(names) => format!("column '{}'", names.get(time_col).map_or(String::new(), |n| quote(n.as_bytes()))),
-        None => format!("column {}", time_col + 1),
+        Some(names) if time_col < names.len() => format!("column '{}'", quote(names[time_col].as_bytes())),
+        _ => format!("column {}", time_col + 1),
     };
     let layout = match (delim, &names) {
-        (None, None) => format.to_string(),
+        (None, None) if c.spec.column.is_none() => format.to_string(),
         (_, None) => format!("{format} without a header, {label} ({how})"),
         (_, Some(_)) => format!("{format}, {label} ({how})"),
     };
@@ -86,8 +88,11 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
                 file: c.file.into(),
                 line: no,
                 message: format!(
-                    "the line has {} fields; the {role} column{name} is field {}; expected every line to have it",
-                    fields(line, delim).count(),
+                    "the line has {}; the {role} column{name} is field {}; expected every line to have it",
+                    match fields(line, delim).count() {
+                        1 => "1 field".to_string(),
+                        n => format!("{n} fields"),
+                    },
                     col + 1
                 ),
             }

@@ -21,7 +21,7 @@ pub enum TraceError {
     /// A column was named but the file has no header (its first line is data).
     #[error(
         "{file}:{line}: the {role} column '{name}' cannot be found: the file has no header line (its first line, \
-         '{first}', is data); add a header line naming the columns"
+         '{first}', is data); add a header line naming the columns, or give the column's number (1 is the first)"
     )]
     NoHeader { file: String, line: usize, role: &'static str, name: String, first: String },
     /// No column or field holds a time, and none was named.

@@ -7,8 +7,10 @@
 //!   `arrival_time` present on the first line; a line without it is an error naming the line.
 //!   Numbers keep their exact digits (they are not read through an `f64`).
 //! - **TSV** when it holds a tab, else **CSV** when it holds a comma, else **one value per
-//!   line**. The first line is a header when one of its fields is neither a time nor a number.
-//!   The time column is the one named (a header name, exact or ignoring ASCII case), else the
+//!   line**. The first line is a header when one of its fields is neither a time nor a number
+//!   (empty fields aside).
+//!   The time column is the one named (a header name, exact or ignoring ASCII case, or else a
+//!   column number counting from 1, which also works without a header), else the
 //!   first column named like a time (the JSON names above) holding a time in the first data
 //!   line, else the first holding a timestamp, else the first holding a number. Fields may be
 //!   quoted (`"…"`, with `""` for a quote; a quoted field cannot span lines) and are trimmed of
@@ -101,6 +103,13 @@ pub enum ServiceSpec {
     Duration { unit: Option<TimeUnit> },
     /// Sizes (non-negative numbers): time = `base` + `per_unit` × value.
     Size { base: Duration, per_unit: Duration },
+}
+
+/// Durations with a unit only: what a spec holds when no service column is read.
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        ServiceSpec::Duration { unit: None }
+    }
 }
 
 /// Where a trace is and how to read it (the `--arrivals-*` and `--service-column` flags).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::{TraceError, quote, time_forms};
 use super::time::{Number, StampError, parse_timestamp, unit_by_magnitude};
-use super::{ServiceSpec, TimeUnit, Trace, TraceSpec, delimited, json, service};
+use super::{TimeUnit, Trace, TraceSpec, delimited, json, service};
 use crate::duration;
 
 /// Reads a trace from its bytes; [`super::load`] calls it after reading the file. `file` names
@@ -233,11 +233,4 @@ pub(super) fn window_text(from: Duration, to: Duration) -> String {
     let from = if from.is_zero() { String::new() } else { duration::format(from) };
     let to = if to == Duration::MAX { String::new() } else { duration::format(to) };
     format!("{from}..{to}")
-}
-
-/// The default service spec, for tests and callers without a service column.
-impl Default for ServiceSpec {
-    fn default() -> Self {
-        ServiceSpec::Duration { unit: None }
-    }
 }

@@ -95,6 +95,16 @@ fn csv_picks_the_named_then_time_named_then_first_time_column() {
     assert!(number.describe.contains("column 'at' (the first holding a number)"), "{}", number.describe);
     let named = read("a,b\n5,1\n1,2\n", &with(|s| s.column = Some("B".into()))).unwrap();
     assert_eq!((named.offsets, named.moved), (vec![0, S], 0));
+    let numbered = read("x,y\n5,1\n1,2\n", &with(|s| s.column = Some("2".into()))).unwrap();
+    assert!(numbered.describe.starts_with("CSV, column 'y' (named by --arrivals-column)"), "{}", numbered.describe);
+    let svc = with(|s| {
+        s.column = Some("2".into());
+        s.service_column = Some("1".into());
+        s.service = ServiceSpec::Duration { unit: Some(TimeUnit::Millis) };
+    });
+    let headless = read("5,1\n7,2\n", &svc).unwrap();
+    assert!(headless.describe.starts_with("CSV without a header, column 2 (named by --arrivals-column)"));
+    assert_eq!((headless.offsets, headless.service), (vec![0, S], Some(vec![5 * MS, 7 * MS])));
     let headless = ok("1.5,300\n2.5,400\n");
     assert_eq!(headless.offsets, [0, S]);
     assert!(headless.describe.starts_with("CSV without a header, column 1 (the first holding a number)"));
@@ -249,7 +259,7 @@ fn errors_name_the_file_line_found_and_accepted() {
     assert!(no_time.starts_with("t.csv:2: no column holds a time in 'bob,paris'; expected a timestamp"), "{no_time}");
     assert_eq!(
         err("a,ts\n1,2\n3\n", &none),
-        "t.csv:3: the line has 1 fields; the arrivals column 'ts' is field 2; expected every line to have it"
+        "t.csv:3: the line has 1 field; the arrivals column 'ts' is field 2; expected every line to have it"
     );
 }
 
