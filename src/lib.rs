@@ -13,6 +13,8 @@
 //! - [`sweep`]: capacity sweeps, a client of the engine that steps a knob and finds the knee.
 //! - [`work`]: your own async job, run by the engine in place of the synthetic service.
 //! - [`profile`]: saved timelines (TOML), their replay and the recorder.
+//! - [`trace`]: a user's own arrival trace (CSV, TSV, JSON lines or one time per line) read
+//!   into sorted offsets and service times, for replay; formats and rules in its doc.
 //! - [`duration`], [`suggest`]: human durations and "did you mean" suggestions.
 //! - `http` (feature `http`, part of `cli`): the built-in HTTP service, a [`work::Work`] that
 //!   sends each job as a request (https through rustls).
@@ -48,6 +50,7 @@ pub mod report;
 pub mod settings;
 pub mod suggest;
 pub mod sweep;
+pub mod trace;
 pub mod work;
 
 #[cfg(feature = "cli")]
