@@ -120,19 +120,16 @@ fn json(o: &Output) -> serde_json::Value {
 #[test]
 fn every_shipped_profile_runs_headless_time_scaled() {
     for p in library::shipped().unwrap() {
-        // Each profile in about two seconds: its timeline sped up, service times untouched.
+        // Each profile in about two seconds: its timeline sped up, service times untouched; a
+        // trace at its own speed for its first two seconds.
         let speed = p.run.duration.map_or(1.0, |d| (d.as_secs_f64() / 2.0).max(1.0));
-        let v = json(&pooltune(&[
-            "run",
-            &p.name,
-            "--headless",
-            "--threads",
-            "2",
-            "--speed",
-            &speed.to_string(),
-            "--json",
-            "-",
-        ]));
+        let speed = speed.to_string();
+        let mut args = vec!["run", &p.name, "--headless", "--threads", "2", "--speed", &speed, "--json", "-"];
+        if p.arrivals.is_some() {
+            args.extend(["--duration", "2s"]);
+        }
+        let v = json(&pooltune(&args));
+        assert_eq!(v["config"]["arrival"] == "trace", p.arrivals.is_some(), "{}", p.name);
         let jobs = &v["jobs"];
         let n = |k: &str| jobs[k].as_u64().unwrap();
         assert!(n("offered") > 0, "{}", p.name);

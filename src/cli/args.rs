@@ -76,7 +76,7 @@ fn model_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-fn dur(s: &str) -> Result<Duration, String> {
+pub(crate) fn dur(s: &str) -> Result<Duration, String> {
     duration::parse(s)
 }
 
@@ -250,10 +250,12 @@ pub struct RunCmd {
 pub struct RunArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub trace: super::arrivals::ArrivalsArgs,
     /// Run without the dashboard; print a summary at the end
     #[arg(long)]
     pub headless: bool,
-    /// End the run after this long [headless default 10s; the dashboard runs until you quit]
+    /// End the run after this long [headless default 10s, or a trace's last arrival served; the dashboard runs until you quit]
     #[arg(long, value_name = "DUR", value_parser = dur)]
     pub duration: Option<Duration>,
     /// Leave this first stretch out of the statistics [default 0s]
@@ -274,8 +276,9 @@ pub struct RunArgs {
     /// A p99 response-time target for the advisor, e.g. 20ms
     #[arg(long, value_name = "DUR", value_parser = dur)]
     pub slo_p99: Option<Duration>,
-    /// Replay a profile's timeline this many times faster (its phases and run length; service
-    /// times are not touched), 0.01 to 1000 [default 1]
+    /// Replay a profile's timeline, or a trace (--arrivals), this many times faster (its phases
+    /// and run length, the trace's arrival instants; service times are not touched), 0.01 to
+    /// 1000 [default 1]
     #[arg(long, value_name = "X", value_parser = speed)]
     pub speed: Option<f64>,
     /// HTTP service: each job sends a request to this URL (http:// or https://); 2xx is success

@@ -34,6 +34,8 @@ pub struct RunContext {
     pub announce: Option<String>,
     /// The command line, as the run's JSON and report show it.
     pub command: Vec<String>,
+    /// The trace replayed when `arrival = trace` (`--arrivals FILE`).
+    pub arrivals: Option<crate::engine::replay::Arrivals>,
 }
 
 impl RunContext {
@@ -43,10 +45,15 @@ impl RunContext {
     /// # Errors
     /// [`BadInput`] for a target that cannot be used, or one given beside your own job or a
     /// synthetic `--service-kind`.
-    pub fn new(work: Option<Work>, args: &RunArgs) -> Result<RunContext, BadInput> {
+    pub fn new(
+        work: Option<Work>,
+        args: &RunArgs,
+        profile_arrivals: Option<&crate::profile::arrivals::ProfileArrivals>,
+    ) -> Result<RunContext, BadInput> {
         let (queue, announce) = queue_choice(args)?;
         let (work, http) = Self::work(work, args)?;
-        Ok(RunContext { work, http, queue, announce, command: std::env::args().collect() })
+        let arrivals = args.trace.load(profile_arrivals)?;
+        Ok(RunContext { work, http, queue, announce, command: std::env::args().collect(), arrivals })
     }
 
     fn work(work: Option<Work>, args: &RunArgs) -> Result<(Option<Work>, Option<Http>), BadInput> {

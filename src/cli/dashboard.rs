@@ -36,6 +36,7 @@ pub fn run(
     let mut state = State::new(engine.latest(), opts.interval);
     state.slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
     state.work_label = ctx.http.as_ref().map(|h| format!("http {}", h.target.method));
+    state.arrivals.clone_from(&ctx.arrivals);
     let mut sink = |snap: &Snapshot, engine: &EngineHandle, state: &mut State| {
         let refused = driver.on_snapshot(snap, engine).map_err(|e| io::Error::other(format!("{e:#}")))?;
         if let Some(r) = refused.into_iter().next_back() {

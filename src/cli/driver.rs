@@ -135,6 +135,13 @@ impl Driver {
         Ok(Finished { recorded: Some(path), report })
     }
 
+    /// The run replays this trace: a recording names it in `[arrivals]`.
+    pub fn record_arrivals(&mut self, a: Option<crate::profile::arrivals::ProfileArrivals>) {
+        if let Some((r, ..)) = self.recording.as_mut() {
+            r.set_arrivals(a);
+        }
+    }
+
     pub fn missed_ticks(&self) -> u64 {
         self.csv.as_ref().map(|c| c.missed).or_else(|| self.report.as_ref().map(|r| r.2.missed)).unwrap_or(0)
     }

@@ -26,7 +26,7 @@ pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
 
 /// Starts the engine on the run's work; settings it refuses are bad input (exit status 2).
 pub fn start_engine(settings: Settings, opts: RunOptions, ctx: &RunContext) -> Result<EngineHandle, Failure> {
-    let engine = EngineHandle::start_on(settings, opts, ctx.work.clone(), ctx.queue.clone())?;
+    let engine = EngineHandle::start_replay(settings, opts, ctx.work.clone(), ctx.queue.clone(), ctx.arrivals.clone())?;
     if let Some(note) = &ctx.announce {
         eprintln!("pooltune: {note}");
     }
@@ -45,7 +45,10 @@ pub fn summarise(
     let mut run = RunSummary::new(last, config, ended, missed);
     run.command.clone_from(&ctx.command);
     run.http = ctx.http.as_ref().map(|h| h.stats.report(&h.target));
-    run.model = Some(report::model_report(last, slo).with_distribution(last));
+    run.model = Some(match (&ctx.arrivals, last.settings.arrival) {
+        (Some(a), crate::settings::ArrivalKind::Trace) => report::trace_model::trace_report(last, slo, a),
+        _ => report::model_report(last, slo).with_distribution(last),
+    });
     run
 }
 

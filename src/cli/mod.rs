@@ -8,6 +8,7 @@
 pub mod app;
 pub use context::{RunContext, Work};
 pub mod args;
+mod arrivals;
 mod context;
 mod dashboard;
 mod driver;
@@ -30,7 +31,7 @@ use clap::error::ErrorKind;
 
 use crate::engine::RunOptions;
 use crate::profile::RunSpec;
-use crate::settings::Settings;
+use crate::settings::{ArrivalKind, Settings};
 use args::{Cli, Cmd, RunArgs};
 
 /// Bad input from the user: exit status 2 with this one-line message.
@@ -189,7 +190,10 @@ pub fn settings_from(base: Settings, args: &RunArgs) -> Result<Settings, BadInpu
 /// [`BadInput`] when the warm-up is not shorter than the run.
 pub fn options_from(args: &RunArgs, s: &Settings, headless: bool, spec: RunSpec) -> Result<RunOptions, BadInput> {
     let defaults = RunOptions::default();
-    let duration = args.duration.or(spec.duration).or((headless && s.jobs.is_none()).then_some(HEADLESS_DURATION));
+    // A batch ends when its jobs are done, and a trace once its last arrival is served; a looped
+    // trace, like every other open process, runs the headless default.
+    let ends = s.jobs.is_some() || (s.arrival == ArrivalKind::Trace && !args.trace.looped);
+    let duration = args.duration.or(spec.duration).or((headless && !ends).then_some(HEADLESS_DURATION));
     let warmup = args.warmup.or(spec.warmup).unwrap_or(Duration::ZERO);
     if let Some(d) = duration {
         if d.is_zero() {
@@ -214,16 +218,20 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     let profile = match (profile, args.speed) {
         (Some(p), Some(x)) => Some(p.time_scaled(x)),
         (p, None) => p,
+        (None, Some(_)) if args.trace.arrivals.is_some() => None,
         (None, Some(_)) => {
             return Err(BadInput(
-                "--speed replays a profile faster; give one (pooltune run PROFILE --speed 10)".into(),
+                "--speed replays a profile or a trace faster; give one (pooltune run PROFILE --speed 10, or --arrivals FILE --speed 10)".into(),
             )
             .into());
         }
     };
     let base = profile.as_ref().map_or_else(Settings::default, |p| p.starting(&Settings::default()));
-    let settings = settings_from(base, args)?;
-    let ctx = RunContext::new(work, args)?;
+    let ctx = RunContext::new(work, args, profile.as_ref().and_then(|p| p.arrivals.as_ref()))?;
+    let mut settings = settings_from(base, args)?;
+    if let Some(a) = &ctx.arrivals {
+        settings = arrivals::replay_settings(settings, &args.workload.knobs(), a, args.speed)?;
+    }
     if !args.headless && !std::io::stdout().is_terminal() {
         return Err(BadInput(
             "stdout is not a terminal, and the dashboard needs one; add --headless to run without it (with --json/--csv for output)".into(),
@@ -233,7 +241,7 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     let log = logging::init(args.log.as_deref(), args.console)?;
     let spec = profile.as_ref().map(|p| p.run).unwrap_or_default();
     let opts = options_from(args, &settings, args.headless, spec)?;
-    let driver = driver::Driver::new(
+    let mut driver = driver::Driver::new(
         args.csv.as_deref(),
         args.report.as_deref(),
         args.record.as_deref(),
@@ -242,6 +250,7 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
         RunSpec { tick: Some(opts.interval), warmup: (!opts.warmup.is_zero()).then_some(opts.warmup), duration: None },
         opts.interval,
     )?;
+    driver.record_arrivals(args.trace.source(profile.as_ref().and_then(|p| p.arrivals.as_ref())));
     if args.headless {
         if let Some(note) = &log.console_note {
             eprintln!("pooltune: {note}");

@@ -39,7 +39,7 @@ fn inputs(a: &ModelArgs) -> Result<Workload, BadInput> {
         ArrivalKind::Bursty => {
             &[("--clients/--think", a.clients.is_some() || a.think.is_some()), ("--jobs", a.jobs.is_some())]
         }
-        ArrivalKind::Poisson | ArrivalKind::Constant => &[
+        ArrivalKind::Poisson | ArrivalKind::Constant | ArrivalKind::Trace => &[
             ("--clients/--think", a.clients.is_some() || a.think.is_some()),
             ("--jobs", a.jobs.is_some()),
             ("--burst-on/--burst-off", a.burst_on.or(a.burst_off).is_some()),
@@ -71,6 +71,9 @@ fn inputs(a: &ModelArgs) -> Result<Workload, BadInput> {
         },
     };
     Ok(match arrival {
+        ArrivalKind::Trace => {
+            return Err(BadInput("--arrival trace needs the trace itself: give --arrivals FILE".into()));
+        }
         ArrivalKind::Closed => Workload::Closed(Closed {
             clients: a.clients.ok_or_else(|| {
                 BadInput(

@@ -114,6 +114,20 @@ pub fn render(r: &RunSummary) -> String {
             }
             _ => {}
         }
+        // A trace: what the textbook model fitted to its mean rate says, and how far off it is.
+        if let (Some(f), Some(p)) = (&m.fitted, &m.predicted) {
+            let off = |fit: Option<f64>, sim: Option<f64>| match (fit, sim) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{a:.3} ms ({:+.0}%)", (a - b) / b * 100.0),
+                (Some(a), _) => format!("{a:.3} ms"),
+                _ => "n/a (unstable)".into(),
+            };
+            let _ = writeln!(
+                out,
+                "fitted    Poisson arrivals at the same mean rate would say: latency mean {}, p99 {} against the trace's",
+                off(f.latency_ms_mean, p.latency_ms_mean),
+                off(f.latency_ms_p99, p.latency_ms_p99)
+            );
+        }
         if let Some(d) = &m.diagnosis {
             let _ = writeln!(out, "note      {d}");
         }

@@ -35,7 +35,7 @@ const SHARDS_PER_THREAD: usize = 4;
 pub fn run_thread(
     settings: Settings,
     opts: RunOptions,
-    work: Option<Arc<dyn crate::work::Work>>,
+    (work, arrivals): (Option<Arc<dyn crate::work::Work>>, Option<super::replay::Arrivals>),
     queue: QueueChoice,
     commands: mpsc::Receiver<Command>,
     snapshots: &watch::Sender<Snapshot>,
@@ -82,7 +82,7 @@ pub fn run_thread(
         }
     };
     let _ = ready.send(Ok(()));
-    let controller = Controller::new(settings, opts, workload.handle().clone(), work, queue);
+    let controller = Controller::new(settings, opts, workload.handle().clone(), (work, arrivals), queue);
     control.block_on(controller.run(commands, snapshots));
     // Threads stuck in blocking service are not waited for: their jobs are already abandoned.
     workload.shutdown_background();
@@ -113,7 +113,7 @@ impl Controller {
         settings: Settings,
         opts: RunOptions,
         handle: Handle,
-        work: Option<Arc<dyn crate::work::Work>>,
+        (work, arrivals): (Option<Arc<dyn crate::work::Work>>, Option<super::replay::Arrivals>),
         queue: Queue,
     ) -> Self {
         let shards = (settings.threads * SHARDS_PER_THREAD).clamp(1, 256);
@@ -143,6 +143,9 @@ impl Controller {
             thinks: AtomicU64::new(0),
             service_kind: AtomicU8::new(kind_code(settings.service_kind)),
             downstream: super::downstream::Downstream::new(&settings),
+            arrivals,
+            arrivals_done: std::sync::atomic::AtomicBool::new(false),
+            trace_offered: AtomicU64::new(0),
         });
         let (producer, _) = watch::channel(ProducerCfg { settings: settings.clone(), paused: false });
         Self {
@@ -215,7 +218,10 @@ impl Controller {
                         None => {}
                     }
                     let snap = self.tick(false);
-                    let done = self.settings.jobs.is_some_and(|n| snap.totals.offered >= n)
+                    // A job limit reached, or a trace's last arrival offered in a run without a
+                    // duration: the run ends once what was offered is served.
+                    let traced = end.is_none() && self.shared.arrivals_done.load(Ordering::Relaxed);
+                    let done = (self.settings.jobs.is_some_and(|n| snap.totals.offered >= n) || traced)
                         && snap.totals.in_system() == 0;
                     out.send_replace(snap);
                     if done {

@@ -44,6 +44,7 @@ pub(super) fn inputs<'a>(
         paused,
         live_workers,
         producer_lag,
+        trace_offered: sh.trace_offered.load(Ordering::Relaxed),
         gaps,
         think,
         finished,

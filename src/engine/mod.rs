@@ -28,6 +28,7 @@ mod inputs;
 mod introspect;
 mod producer;
 mod queue;
+pub mod replay;
 mod service;
 mod spawn;
 pub mod timer;
@@ -199,6 +200,23 @@ pub(crate) fn check_queue_choice(queue: &QueueChoice, s: &Settings) -> Result<()
     }
 }
 
+/// Refuses `arrival = trace` without a trace to replay, and a trace at `rate = max` (a trace is
+/// replayed at a speed: its own mean rate times a factor).
+pub(crate) fn check_arrivals(s: &Settings, replay: bool) -> Result<(), EngineError> {
+    use crate::settings::{ArrivalKind, Rate};
+    if s.arrival == ArrivalKind::Trace && !replay {
+        return Err(EngineError::Invalid(
+            "arrival trace needs a trace to replay: start the run with --arrivals FILE".into(),
+        ));
+    }
+    if s.arrival == ArrivalKind::Trace && s.rate == Rate::Max {
+        return Err(EngineError::Invalid(
+            "rate max is not accepted while a trace replays; expected a rate in jobs/s (the trace's mean rate times the speed)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// How many recent failure messages snapshots carry.
 pub const RECENT_ERRORS: usize = 5;
 
@@ -239,6 +257,13 @@ pub(crate) struct Shared {
     pub service_kind: std::sync::atomic::AtomicU8,
     /// The synthetic service's downstream (contention, coherency, capacity).
     pub downstream: downstream::Downstream,
+    /// The trace replayed when `arrival = trace`.
+    pub arrivals: Option<replay::Arrivals>,
+    /// The producer has offered a trace's last arrival (it does not loop): the run ends once
+    /// that is served, unless it has a duration.
+    pub arrivals_done: std::sync::atomic::AtomicBool,
+    /// The trace's arrivals offered so far, across passes (the producer's position).
+    pub trace_offered: AtomicU64,
 }
 
 impl Shared {
@@ -299,6 +324,8 @@ pub struct EngineHandle {
     snapshots: watch::Receiver<Snapshot>,
     thread: Option<JoinHandle<()>>,
     queue: QueueChoice,
+    /// A trace was given: `arrival = trace` is accepted.
+    replay: bool,
 }
 
 impl EngineHandle {
@@ -347,9 +374,26 @@ impl EngineHandle {
         work: Option<std::sync::Arc<dyn crate::work::Work>>,
         queue: QueueChoice,
     ) -> Result<EngineHandle, EngineError> {
+        Self::start_replay(settings, opts, work, queue, None)
+    }
+
+    /// Starts an engine that replays `arrivals` (a trace) whenever `arrival = trace`, on
+    /// `queue`, with `work`.
+    ///
+    /// # Errors
+    /// As [`EngineHandle::start_on`], and `arrival = trace` without a trace.
+    pub fn start_replay(
+        settings: Settings,
+        opts: RunOptions,
+        work: Option<std::sync::Arc<dyn crate::work::Work>>,
+        queue: QueueChoice,
+        arrivals: Option<replay::Arrivals>,
+    ) -> Result<EngineHandle, EngineError> {
         let settings = settings.resolved();
         settings.validate()?;
         check_queue_choice(&queue, &settings)?;
+        let replay = arrivals.is_some();
+        check_arrivals(&settings, replay)?;
         opts.validate().map_err(EngineError::Invalid)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (snap_tx, snap_rx) = watch::channel(Snapshot::initial(settings.clone()));
@@ -357,11 +401,11 @@ impl EngineHandle {
         let choice = queue.clone();
         let thread = std::thread::Builder::new()
             .name("pooltune-engine".into())
-            .spawn(move || control::run_thread(settings, opts, work, queue, cmd_rx, &snap_tx, &ready_tx))
+            .spawn(move || control::run_thread(settings, opts, (work, arrivals), queue, cmd_rx, &snap_tx, &ready_tx))
             .map_err(|e| EngineError::Start(e.to_string()))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {
-                Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread), queue: choice })
+                Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread), queue: choice, replay })
             }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(EngineError::Start("the engine thread ended while starting".into())),
@@ -377,6 +421,7 @@ impl EngineHandle {
             Command::Set(knob) => {
                 let after = self.snapshots.borrow().settings.with(knob.live().map_err(SettingsError::from)?)?;
                 check_queue_choice(&self.queue, &after)?;
+                check_arrivals(&after, self.replay)?;
             }
             Command::SetNodeWorkers { node, workers } => {
                 Knob::Workers(*workers).check().map_err(SettingsError::from)?;
@@ -488,7 +533,8 @@ mod tests {
         let (commands, _rx) = mpsc::channel(1);
         let (_tx, snapshots) = watch::channel(Snapshot::initial(Settings::default()));
         let thread = std::thread::spawn(|| panic!("the clock overflowed"));
-        let engine = EngineHandle { commands, snapshots, thread: Some(thread), queue: QueueChoice::InProcess };
+        let engine =
+            EngineHandle { commands, snapshots, thread: Some(thread), queue: QueueChoice::InProcess, replay: false };
         assert_eq!(engine.try_join(), Err(EngineError::Panicked("the clock overflowed".into())));
     }
 

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Shared;
 use super::queue::{FLOOD_BATCH, Job};
+use super::replay::Clock;
 use super::service::Sampler;
 use crate::settings::{ArrivalKind, Policy, Rate, Settings};
 
@@ -56,6 +57,9 @@ struct Producer {
     /// the runtime first polls it, so the run's first arrivals are owed (and show as lag), not
     /// lost.
     from_start: bool,
+    /// A trace's replay: the next arrival (counted across passes) and where its clock stands.
+    trace_next: u64,
+    trace_clock: Option<Clock>,
 }
 
 pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, cancel: CancellationToken) {
@@ -70,10 +74,17 @@ pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, can
         batch_left: None,
         arrival: cfg.borrow().settings.arrival,
         from_start: true,
+        trace_next: 0,
+        trace_clock: None,
     };
     while !cancel.is_cancelled() {
         let c = cfg.borrow_and_update().clone();
         if c.settings.arrival != p.arrival {
+            if p.arrival == ArrivalKind::Trace {
+                // Left the trace: its position is kept for a return, its end no longer ends the run.
+                p.shared.arrivals_done.store(false, Ordering::Relaxed);
+                p.trace_clock = None;
+            }
             p.arrival = c.settings.arrival;
             p.next = None;
             p.batch_left = None;
@@ -82,12 +93,15 @@ pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, can
             // Paused from the start: arrivals resume from the moment of resuming, owing none.
             p.from_start = false;
             p.next = None;
+            // A trace resumes where it stopped, its next arrival due on resuming.
+            p.trace_clock = None;
             wait_change(&mut cfg, &cancel).await;
             continue;
         }
         match c.settings.arrival {
             ArrivalKind::Closed => p.closed_loop(&c.settings, &mut cfg, &cancel).await,
             ArrivalKind::Batch => p.batch(&c.settings, &mut cfg, &cancel).await,
+            ArrivalKind::Trace => p.trace(&c.settings, &mut cfg, &cancel).await,
             _ if c.settings.rate == Rate::Max => p.flood(&c.settings, &mut cfg, &cancel).await,
             _ => p.open_loop(&c.settings, &mut cfg, &cancel).await,
         }
@@ -97,6 +111,21 @@ pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, can
         p.shared.abandoned.fetch_add(1, Ordering::Relaxed);
     }
     p.shared.pending_intended.store(u64::MAX, Ordering::Relaxed);
+}
+
+/// Waits for an arrival's instant `at`; false when a knob changes or the run is cancelled
+/// first (the caller returns to take the change; an arrival already due waits for nothing).
+async fn due(shared: &Shared, at: Instant, cfg: &mut watch::Receiver<ProducerCfg>, cancel: &CancellationToken) -> bool {
+    if at > Instant::now() {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => false,
+            _ = cfg.changed() => false,
+            () = shared.timer.sleep_until_strict(at) => true,
+        }
+    } else {
+        !(cfg.has_changed().unwrap_or(true) || cancel.is_cancelled())
+    }
 }
 
 async fn wait_change(cfg: &mut watch::Receiver<ProducerCfg>, cancel: &CancellationToken) {
@@ -236,14 +265,7 @@ impl Producer {
                 // The run ends first: this arrival is not part of it.
                 return wait_change(cfg, cancel).await;
             }
-            if at > Instant::now() {
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => return,
-                    _ = cfg.changed() => return,
-                    () = self.shared.timer.sleep_until_strict(at) => {}
-                }
-            } else if cfg.has_changed().unwrap_or(true) || cancel.is_cancelled() {
+            if !due(&self.shared, at, cfg, cancel).await {
                 return;
             }
             let job = self.make_job(at, s, None);
@@ -255,6 +277,63 @@ impl Producer {
             if self.to_real(next, s) > Instant::now() {
                 // Let the worker just woken (queued on this thread) take the job before this
                 // task spends time registering its next sleep: that time would be the job's wait.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// `trace`: the trace's arrival instants at the speed the rate gives ([`super::replay`]).
+    async fn trace(&mut self, s: &Settings, cfg: &mut watch::Receiver<ProducerCfg>, cancel: &CancellationToken) {
+        let shared = Arc::clone(&self.shared);
+        let (Some(a), Rate::PerSec(rate)) = (shared.arrivals.as_ref(), s.rate) else {
+            return wait_change(cfg, cancel).await;
+        };
+        if !self.push_pending(cfg, cancel, None).await {
+            return;
+        }
+        let speed = a.speed_for(rate);
+        if speed <= 0.0 {
+            return wait_change(cfg, cancel).await;
+        }
+        let now = if self.from_start { 0.0 } else { shared.start.elapsed().as_secs_f64() };
+        // The trace time reached so far is kept and the rest runs at the new speed; a replay
+        // (re)started from another arrival process has its next arrival due now.
+        let clock = match (self.trace_clock, a.at(self.trace_next)) {
+            (Some(c), Some(next)) if c.real_of(next) <= now => {
+                // Owed at the old speed: issued at its time, the clock moves on from there.
+                Clock { real: c.real_of(next), trace: next, speed }
+            }
+            (Some(c), _) => c.respeed(now, speed),
+            (None, next) => Clock { real: now, trace: next.unwrap_or(0.0), speed },
+        };
+        self.trace_clock = Some(clock);
+        loop {
+            if !self.admit(s) {
+                return wait_change(cfg, cancel).await;
+            }
+            let Some(next) = a.at(self.trace_next) else {
+                // The last arrival is offered: nothing more until a knob changes.
+                shared.arrivals_done.store(true, Ordering::Relaxed);
+                return wait_change(cfg, cancel).await;
+            };
+            let at = shared.start + Duration::from_secs_f64(clock.real_of(next).max(0.0));
+            if shared.end.is_some_and(|end| at >= end) {
+                return wait_change(cfg, cancel).await;
+            }
+            if !due(&shared, at, cfg, cancel).await {
+                return;
+            }
+            let mut job = self.make_job(at, s, None);
+            if let Some(d) = a.service(self.trace_next, s.service) {
+                job.service = d;
+            }
+            self.trace_next += 1;
+            shared.trace_offered.store(self.trace_next, Ordering::Relaxed);
+            if !self.push(job, None, cfg, cancel).await {
+                return;
+            }
+            if a.at(self.trace_next).is_some_and(|t| clock.real_of(t) > shared.start.elapsed().as_secs_f64()) {
+                // As in the open loop: let the worker just woken take the job first.
                 tokio::task::yield_now().await;
             }
         }

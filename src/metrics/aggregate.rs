@@ -53,6 +53,8 @@ pub struct TickInputs<'a> {
     pub paused: bool,
     pub live_workers: usize,
     pub producer_lag: Duration,
+    /// A replayed trace's arrivals offered so far ([`crate::metrics::Snapshot::trace_offered`]).
+    pub trace_offered: u64,
     pub gaps: GapSums,
     /// Closed loop: the think times clients spent since the last tick (count and seconds).
     pub think: GapSums,
@@ -359,6 +361,7 @@ impl Aggregator {
             latency,
             measured: self.frozen.unwrap_or_else(|| self.measured(&totals, &i.gaps, self.last_tick)),
             producer_lag: i.producer_lag,
+            trace_offered: i.trace_offered,
             commands: i.commands,
             runtime: i.runtime,
             recent_errors: i.recent_errors.clone(),
@@ -459,6 +462,7 @@ mod tests {
             paused: false,
             live_workers: 1,
             producer_lag: Duration::ZERO,
+            trace_offered: 0,
             gaps: GapSums::default(),
             think: GapSums::default(),
             finished: false,

@@ -355,6 +355,9 @@ pub struct Snapshot {
     pub measured: Measured,
     /// How far the producer is behind its arrival schedule (backpressure under `block`).
     pub producer_lag: Duration,
+    /// A replayed trace's arrivals offered so far, counted across its passes (0 without one):
+    /// which of them the measured window holds, for the trace's simulation.
+    pub trace_offered: u64,
     /// Commands the engine has taken so far (applied or refused), so a client that sent N knows
     /// when `settings` reflects all of them.
     pub commands: u64,
@@ -400,6 +403,7 @@ impl Snapshot {
             latency: Latency::default(),
             measured: Measured::default(),
             producer_lag: Duration::ZERO,
+            trace_offered: 0,
             commands: 0,
             runtime: RuntimeStats::default(),
             recent_errors: Vec::new(),

@@ -50,14 +50,19 @@ pub struct Advice {
     pub workers_reason: Option<String>,
     pub max_rate: Option<f64>,
     pub max_rate_reason: Option<String>,
+    /// On a trace: the workers the fitted Poisson model would have said, beside the
+    /// simulation's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fitted_workers: Option<u32>,
 }
 
 impl Advice {
     /// One line for the dashboard: "p99 ≤ 20 ms at this rate needs ≥ 9 workers".
     #[must_use]
     pub fn line(&self) -> String {
+        let fitted = self.fitted_workers.map(|f| format!(" (a Poisson model would say {f})")).unwrap_or_default();
         match (self.workers_needed, &self.workers_reason) {
-            (Some(n), _) => format!("{} at this rate needs ≥ {n} workers", self.target),
+            (Some(n), _) => format!("{} at this rate needs ≥ {n} workers{fitted}", self.target),
             (None, Some(why)) => format!("{}: {why}", self.target),
             (None, None) => self.target.clone(),
         }
@@ -105,7 +110,7 @@ pub fn advise(i: &Inputs, t: Target) -> Advice {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
     };
-    Advice { target: t.describe(), workers_needed, workers_reason, max_rate, max_rate_reason }
+    Advice { target: t.describe(), workers_needed, workers_reason, max_rate, max_rate_reason, fitted_workers: None }
 }
 
 /// The smallest worker count that meets the target at this rate.

@@ -19,7 +19,30 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("blocking-mistake.toml", include_str!("../../profiles/blocking-mistake.toml")),
     ("batch.toml", include_str!("../../profiles/batch.toml")),
     ("contention.toml", include_str!("../../profiles/contention.toml")),
+    ("bursty-trace.toml", include_str!("../../profiles/bursty-trace.toml")),
 ];
+
+/// File name and bytes of each trace a shipped profile replays (`[arrivals]`), compiled in
+/// with it.
+pub const SHIPPED_TRACES: &[(&str, &[u8])] = &[("bursty-trace.csv", include_bytes!("../../profiles/bursty-trace.csv"))];
+
+/// Finds a profile's trace: beside the profile (`dir`) when the file is there, else a shipped
+/// trace of that name (compiled in), else where the profile says (reading it says what is
+/// wrong).
+fn resolve(mut p: Profile, dir: Option<&Path>) -> Profile {
+    if let Some(a) = p.arrivals.as_mut() {
+        let beside = match dir {
+            Some(d) if a.spec.path.is_relative() => d.join(&a.spec.path),
+            _ => a.spec.path.clone(),
+        };
+        let name = a.spec.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match SHIPPED_TRACES.iter().find(|(f, _)| *f == name) {
+            Some((_, bytes)) if !beside.exists() => a.embedded = Some(bytes),
+            _ => a.spec.path = beside,
+        }
+    }
+    p
+}
 
 /// Every shipped profile, parsed.
 ///
@@ -60,12 +83,12 @@ pub fn find(name_or_path: &str) -> Result<Profile, FindError> {
     if path.exists() {
         let bytes =
             std::fs::read(path).map_err(|source| FindError::Unreadable { path: name_or_path.to_string(), source })?;
-        return Ok(parse_bytes(name_or_path, &bytes)?);
+        return Ok(resolve(parse_bytes(name_or_path, &bytes)?, path.parent()));
     }
     for (file, text) in SHIPPED {
         let p = parse(&format!("profiles/{file}"), text)?;
         if p.name == name_or_path || file.trim_end_matches(".toml") == name_or_path {
-            return Ok(p);
+            return Ok(resolve(p, None));
         }
     }
     Err(FindError::NotFound {

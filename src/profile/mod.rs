@@ -9,6 +9,7 @@
 //! Keys mirror the command-line flags, and values go through the same [`Knob`] parser, so a
 //! profile accepts and refuses exactly what the command line does. Depends on no UI crate.
 
+pub mod arrivals;
 pub mod library;
 pub mod parse;
 pub mod record;
@@ -29,6 +30,8 @@ pub struct Profile {
     pub workload: Vec<Knob>,
     pub run: RunSpec,
     pub phases: Vec<Phase>,
+    /// The trace it replays (`[arrivals]`), if any.
+    pub arrivals: Option<arrivals::ProfileArrivals>,
 }
 
 /// The profile's `[run]` table.

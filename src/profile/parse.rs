@@ -11,6 +11,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::arrivals::{self, ProfileArrivals};
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
 use crate::engine::MAX_RUN;
@@ -74,7 +75,7 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Profile, ProfileError> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "workload", "run", "phase"];
+const TOP_KEYS: &[&str] = &["name", "description", "workload", "run", "phase", "arrivals"];
 const RUN_KEYS: &[&str] = &["duration", "warmup", "tick"];
 
 /// `[workload]` takes every knob; a `[[phase]]` only those that change live.
@@ -151,6 +152,28 @@ fn table<'t, 'i>(ctx: &Ctx<'_>, key: &str, v: &'t Spanned<DeValue<'i>>) -> Resul
     }
 }
 
+/// `[arrivals]`: each error at the key it is about.
+fn parse_arrivals(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<ProfileArrivals, ProfileError> {
+    let t = table(ctx, "arrivals", value)?;
+    let mut entries = Vec::new();
+    for (k, v) in t {
+        let name = k.get_ref().as_ref();
+        let Some(key) = arrivals::KEYS.iter().find(|n| **n == name) else {
+            return Err(unknown(ctx, k, "[arrivals]", arrivals::KEYS));
+        };
+        let value = match v.get_ref() {
+            DeValue::Boolean(b) => arrivals::Value::Flag(*b),
+            DeValue::String(s) => arrivals::Value::Text(s.to_string()),
+            other => return Err(ctx.err(v.span(), format!("{name} must be a string, not {}", type_name(other)))),
+        };
+        entries.push((*key, value));
+    }
+    arrivals::from_entries(entries).map_err(|(key, message)| {
+        let span = t.iter().find(|(k, _)| k.get_ref().as_ref() == key).map_or_else(|| value.span(), |(_, v)| v.span());
+        ctx.err(span, message)
+    })
+}
+
 /// Parses a profile's text.
 ///
 /// # Errors
@@ -168,6 +191,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         workload: Vec::new(),
         run: RunSpec::default(),
         phases: Vec::new(),
+        arrivals: None,
     };
     let mut phase_spans = Vec::new();
     for (key, value) in doc.get_ref() {
@@ -224,6 +248,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
                     p.phases.push(phase);
                 }
             }
+            "arrivals" => p.arrivals = Some(parse_arrivals(&ctx, value)?),
             _ => return Err(unknown(&ctx, key, "the profile", TOP_KEYS)),
         }
     }

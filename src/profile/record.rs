@@ -18,6 +18,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::arrivals::ProfileArrivals;
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
 use crate::metrics::Snapshot;
@@ -40,6 +41,8 @@ pub struct Recorder {
     run: RunSpec,
     tick: Duration,
     changes: Vec<Change>,
+    /// The trace the run replays, written back as `[arrivals]`.
+    arrivals: Option<ProfileArrivals>,
 }
 
 impl Recorder {
@@ -47,7 +50,28 @@ impl Recorder {
     /// resolves anything) and takes a snapshot every `tick`.
     #[must_use]
     pub fn new(start: &Settings, run: RunSpec, tick: Duration) -> Self {
-        Self { start: start.clone(), last: start.clone(), last_elapsed: Duration::ZERO, run, tick, changes: Vec::new() }
+        Self {
+            start: start.clone(),
+            last: start.clone(),
+            last_elapsed: Duration::ZERO,
+            run,
+            tick,
+            changes: Vec::new(),
+            arrivals: None,
+        }
+    }
+
+    /// The run replays this trace: the recording names it (by an absolute path, so it replays
+    /// from wherever it is saved).
+    pub fn set_arrivals(&mut self, a: Option<ProfileArrivals>) {
+        self.arrivals = a.map(|mut a| {
+            if a.embedded.is_none()
+                && let Ok(abs) = std::path::absolute(&a.spec.path)
+            {
+                a.spec.path = abs;
+            }
+            a
+        });
     }
 
     /// Notes the live knobs that changed since the previous snapshot.
@@ -76,6 +100,7 @@ impl Recorder {
             workload: Knob::all_of(&self.start),
             run: RunSpec { duration: Some(Duration::from_millis(duration.as_millis().max(1) as u64)), ..self.run },
             phases: phases(&self.changes, self.tick),
+            arrivals: self.arrivals.clone(),
         }
     }
 }
@@ -205,6 +230,9 @@ pub fn to_toml(p: &Profile) -> String {
         if let Some(d) = d {
             let _ = writeln!(out, "{key} = {}", quote(&duration::format(d)));
         }
+    }
+    if let Some(a) = &p.arrivals {
+        out.push_str(&super::arrivals::to_toml(a));
     }
     for ph in &p.phases {
         let _ = write!(out, "\n[[phase]]\nat = {}\n", quote(&duration::format(ph.at)));

@@ -65,6 +65,10 @@ pub struct ModelReport {
     /// workloads; filled in by [`ModelReport::with_distribution`] for a run's summary).
     #[serde(rename = "latency_distribution_ms", skip_serializing_if = "Option::is_none")]
     pub latency_distribution: Option<Vec<Quantile>>,
+    /// A replayed trace: `predicted` is its exact simulation, and this what the textbook model
+    /// fitted to the same mean rate and service (Poisson arrivals) says, to show how far off it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fitted: Option<Prediction>,
 }
 
 /// The fewest completed jobs a window needs before it is compared with the model or a cause is
@@ -93,6 +97,7 @@ impl ModelReport {
             diagnosis: None,
             advice: None,
             latency_distribution: None,
+            fitted: None,
         }
     }
 
@@ -161,14 +166,39 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
             ..Inputs::mmc(0.0, 1.0, u32::try_from(st.workers + s.remote_workers).unwrap_or(u32::MAX))
         },
     };
+    let compared = figures(&predicted, s, mi.service_mean, mi.workers, open);
+    let little = (m.throughput_per_s > 0.0)
+        .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_depth_mean));
+    // The advisor searches open-loop pools.
+    let advice = target.filter(|_| matches!(workload, Workload::Open(_))).map(|t| advisor::advise(&mi, t));
+    ModelReport {
+        inputs: Some(inputs),
+        diagnosis: diagnose(s),
+        predicted: Some(predicted),
+        compared,
+        little,
+        reason: None,
+        advice,
+        latency_distribution: None,
+        fitted: None,
+    }
+}
+
+/// Each figure `predicted` has, beside the window's measurement of it (`service_mean` in
+/// seconds and `workers` make the predicted utilisation; `open`: the arrivals set the
+/// throughput, so it is not compared).
+pub(crate) fn figures(
+    predicted: &Prediction,
+    s: &Snapshot,
+    service_mean: f64,
+    workers: u32,
+    open: bool,
+) -> Vec<Compared> {
+    let m = &s.measured;
     let refused = m.jobs.rejected + m.jobs.dropped;
     let p_reject = if m.jobs.offered > 0 { refused as f64 / m.jobs.offered as f64 } else { 0.0 };
     let mut compared = vec![
-        pair(
-            "utilisation",
-            Some(predicted.throughput_per_s * mi.service_mean / f64::from(mi.workers.max(1))),
-            m.utilisation,
-        ),
+        pair("utilisation", Some(predicted.throughput_per_s * service_mean / f64::from(workers.max(1))), m.utilisation),
         pair("wait_ms_mean", predicted.wait_ms_mean, m.latency.wait.mean),
         pair("latency_ms_mean", predicted.latency_ms_mean, m.latency.response.mean),
         pair("latency_ms_p99", predicted.latency_ms_p99, m.latency.response.p99),
@@ -183,20 +213,7 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
     if predicted.makespan_ms.is_some() {
         compared.push(pair("makespan_ms", predicted.makespan_ms, m.latency.response.max));
     }
-    let little = (m.throughput_per_s > 0.0)
-        .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_depth_mean));
-    // The advisor searches open-loop pools.
-    let advice = target.filter(|_| matches!(workload, Workload::Open(_))).map(|t| advisor::advise(&mi, t));
-    ModelReport {
-        inputs: Some(inputs),
-        diagnosis: diagnose(s),
-        predicted: Some(predicted),
-        compared,
-        little,
-        reason: None,
-        advice,
-        latency_distribution: None,
-    }
+    compared
 }
 
 /// What the model is fed for the window of `s`: the measured rate and service, the configured
@@ -276,7 +293,9 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
             inputs.jobs = st.jobs;
             Workload::Batch(Batch { jobs: st.jobs.unwrap_or(0), workers, service_mean: mi.service_mean, service_dist })
         }
-        ArrivalKind::Poisson | ArrivalKind::Constant => Workload::Open(mi),
+        // A trace's own model is its simulation (the client that holds the trace adds it); the
+        // formulas see its measured rate and arrival CV, the fitted G/G/c it is compared with.
+        ArrivalKind::Poisson | ArrivalKind::Constant | ArrivalKind::Trace => Workload::Open(mi),
     };
     (inputs, w)
 }
@@ -328,7 +347,9 @@ fn diagnose(s: &Snapshot) -> Option<String> {
         && r > 0.0
         && m.duration_s > 1.0
         && m.offered_per_s < 0.95 * r
-        && s.settings.arrival != ArrivalKind::Bursty
+        // A trace's own instants set its rate (bursts, lulls, the drain after its last one):
+        // the producer's lag says whether it kept them.
+        && !matches!(s.settings.arrival, ArrivalKind::Bursty | ArrivalKind::Trace)
     {
         return Some(format!(
             "arrivals run {:.0}% below the set rate: the producer cannot keep its schedule (backpressure or a starved runtime)",

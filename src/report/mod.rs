@@ -14,12 +14,13 @@ use serde::Serialize;
 pub mod compare;
 #[cfg(feature = "report")]
 pub mod html;
+pub mod trace_model;
 
 pub use compare::{ModelReport, model_report};
 
 use crate::engine::RunOptions;
 use crate::metrics::{Counters, Distribution, Latency, ResponseSplit, Snapshot};
-use crate::settings::{Rate, Settings};
+use crate::settings::{ArrivalKind, Rate, Settings};
 
 /// A file written in full or not at all.
 pub struct AtomicFile {
@@ -78,6 +79,8 @@ impl Drop for AtomicFile {
 pub enum EndedBy {
     Duration,
     Jobs,
+    /// A trace's last arrival was offered and served.
+    Trace,
     Interrupt,
     Terminate,
     Quit,
@@ -85,11 +88,16 @@ pub enum EndedBy {
 
 impl EndedBy {
     /// Why the engine ended a run that no signal or key ended: its job count (every job of a
-    /// `jobs`-limited run accounted for before the duration), or else its duration.
+    /// `jobs`-limited run accounted for before the duration), a trace's end (its last arrival
+    /// served, in a run without a duration), or else its duration.
     #[must_use]
     pub fn by_engine(last: &Snapshot, duration: Option<std::time::Duration>) -> EndedBy {
-        let jobs_done = last.settings.jobs.is_some() && last.totals.in_system() == 0;
-        if jobs_done && duration.is_none_or(|d| last.elapsed < d) { EndedBy::Jobs } else { EndedBy::Duration }
+        let empty = last.totals.in_system() == 0 && duration.is_none_or(|d| last.elapsed < d);
+        match last.settings.jobs {
+            Some(_) if empty => EndedBy::Jobs,
+            None if empty && duration.is_none() && last.settings.arrival == ArrivalKind::Trace => EndedBy::Trace,
+            _ => EndedBy::Duration,
+        }
     }
 }
 

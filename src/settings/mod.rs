@@ -130,6 +130,9 @@ named_enum!(
         Closed = "closed",
         /// A batch of `jobs` jobs submitted at once.
         Batch = "batch",
+        /// The arrival instants of a file (`--arrivals FILE`), replayed at `rate` ÷ the trace's
+        /// own mean rate (the speed).
+        Trace = "trace",
     }
 );
 

@@ -84,6 +84,16 @@ impl TimeUnit {
         }
     }
 
+    /// The unit as `--arrivals-unit` takes it: `s`, `ms`, `us` or `ns`.
+    pub fn short(self) -> &'static str {
+        match self {
+            TimeUnit::Seconds => "s",
+            TimeUnit::Millis => "ms",
+            TimeUnit::Micros => "us",
+            TimeUnit::Nanos => "ns",
+        }
+    }
+
     /// The unit in words, for descriptions.
     pub fn name(self) -> &'static str {
         match self {
@@ -142,7 +152,7 @@ impl TraceSpec {
 }
 
 /// A loaded trace: arrival offsets (and service times), ready to replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trace {
     /// Nanoseconds from the first arrival of the window: ascending, the first 0.
     pub offsets: Vec<u64>,
@@ -161,6 +171,11 @@ pub fn load(spec: &TraceSpec) -> Result<Trace, TraceError> {
     let file = spec.path.display().to_string();
     let bytes = std::fs::read(&spec.path).map_err(|e| TraceError::Read { file: file.clone(), why: e.to_string() })?;
     parse::parse_bytes(&file, &bytes, spec)
+}
+
+/// Reads a trace held in memory (a shipped profile's, compiled in), named `file` in messages.
+pub fn load_bytes(file: &str, bytes: &[u8], spec: &TraceSpec) -> Result<Trace, TraceError> {
+    parse::parse_bytes(file, bytes, spec)
 }
 
 impl Trace {

@@ -17,7 +17,7 @@ pub fn accepted(spec: &ServiceSpec) -> String {
             format!("a duration with a unit (12ms, 1.5s, 250us) or a non-negative number of {}", u.name())
         }
         ServiceSpec::Duration { unit: None } => "a duration with a unit (12ms, 1.5s, 250us); for bare numbers \
-             set the service column's unit (s, ms, us or ns)"
+             give --service-unit s, ms, us or ns (service_unit in a profile)"
             .to_string(),
         ServiceSpec::Size { base, per_unit } => format!(
             "a non-negative number (a size: time = {} + {} × size)",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::cmdline::{self, Line};
 use super::state::State;
 use crate::engine::Command;
-use crate::settings::{Knob, Rate};
+use crate::settings::{ArrivalKind, Knob, Rate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -70,7 +70,12 @@ fn knob_for(state: &State, a: Action) -> Result<Knob, String> {
         Action::QueueUp => Knob::Queue(s.queue.saturating_mul(2)),
         Action::QueueDown => Knob::Queue((s.queue / 2).max(1)),
         Action::CyclePolicy => Knob::Policy(s.policy.next()),
-        Action::CycleArrival => Knob::Arrival(s.arrival.next()),
+        Action::CycleArrival => {
+            // `trace` only where a trace was given to replay.
+            let next = s.arrival.next();
+            let skip = next == ArrivalKind::Trace && state.arrivals.is_none();
+            Knob::Arrival(if skip { next.next() } else { next })
+        }
         Action::CycleDist => Knob::ServiceDist(s.service_dist.next()),
         Action::CycleKind => Knob::ServiceKind(s.service_kind.next()),
         _ => return Err(String::new()),

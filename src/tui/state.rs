@@ -6,10 +6,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::trail::{Recent, Trail};
+use crate::engine::replay::Arrivals;
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
+use crate::report::trace_model::trace_report;
 use crate::report::{ModelReport, model_report};
-use crate::settings::{Knob, Policy, Settings};
+use crate::settings::{ArrivalKind, Knob, Policy, Settings};
 
 /// The chart windows offered (`z`/`Z`, `:window`).
 pub const WINDOWS: [Duration; 3] = [Duration::from_secs(30), Duration::from_secs(120), Duration::from_secs(600)];
@@ -78,6 +80,12 @@ pub struct State {
     pub desired: Settings,
     /// Commands sent to the engine.
     pub sent: u64,
+    /// The trace replayed when `arrival = trace`: the rate knob is then its speed (the
+    /// dashboard says so), and the model is its simulation.
+    pub arrivals: Option<Arrivals>,
+    /// When the trace's simulation last ran and how long it took: it runs again after twenty
+    /// times that, so a long window's replay takes at most a twentieth of the dashboard's time.
+    trace_model_cost: (f64, f64),
     pub paused_sent: bool,
     pub history: VecDeque<Point>,
     capacity: usize,
@@ -119,6 +127,8 @@ impl State {
             desired: first.settings.clone(),
             snap: first,
             sent: 0,
+            arrivals: None,
+            trace_model_cost: (f64::NEG_INFINITY, 0.0),
             paused_sent: false,
             history: VecDeque::with_capacity(capacity),
             capacity,
@@ -167,7 +177,18 @@ impl State {
         self.sent += 1;
         if let Some(k) = knob {
             k.apply(&mut self.desired);
-            self.info(format!("{} → {}", k.name().replace('_', " "), k.value_text()));
+            let speed = self.trace_speed().filter(|_| matches!(k, Knob::Rate(_)));
+            let speed = speed.map(|x| format!(": the trace at ×{x:.2} its own speed")).unwrap_or_default();
+            self.info(format!("{} → {}{speed}", k.name().replace('_', " "), k.value_text()));
+        }
+    }
+
+    /// The speed a trace replays at (the rate over its own mean rate), while one replays.
+    #[must_use]
+    pub fn trace_speed(&self) -> Option<f64> {
+        match (&self.arrivals, self.desired.arrival, self.desired.rate) {
+            (Some(a), ArrivalKind::Trace, crate::settings::Rate::PerSec(r)) => Some(a.speed_for(r)),
+            _ => None,
         }
     }
 
@@ -269,12 +290,23 @@ impl State {
     /// The model beside the measurements, unless a ramp is moving the settings: then each
     /// window is a tick long and still settling, too short to compare or to name a cause.
     pub fn refresh_model(&mut self) {
-        self.model = Some(match self.ramping() {
-            Some(k) => {
-                ModelReport::not_compared(format!("ramping {}: comparing when settings hold", k.replace('_', " ")))
-            }
-            None => model_report(&self.snap, self.slo),
-        });
+        if let Some(k) = self.ramping() {
+            let why = format!("ramping {}: comparing when settings hold", k.replace('_', " "));
+            self.model = Some(ModelReport::not_compared(why));
+            return;
+        }
+        let trace = self.arrivals.clone().filter(|_| self.snap.settings.arrival == ArrivalKind::Trace);
+        let Some(a) = trace else {
+            self.model = Some(model_report(&self.snap, self.slo));
+            return;
+        };
+        let ((at, cost), now) = (self.trace_model_cost, self.now());
+        if now - at < 20.0 * cost && self.model.as_ref().is_some_and(|m| m.predicted.is_some()) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        self.model = Some(trace_report(&self.snap, self.slo, &a));
+        self.trace_model_cost = (now, started.elapsed().as_secs_f64());
     }
 
     /// The points inside the current window.

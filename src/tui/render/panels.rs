@@ -77,6 +77,10 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
         ArrivalKind::Bursty => {
             format!("{rate} on {}/off {}", duration::format(k.burst_on), duration::format(k.burst_off))
         }
+        ArrivalKind::Trace => match s.trace_speed() {
+            Some(x) => format!("{rate} ×{x:.2} (r/R: speed)"),
+            None => rate,
+        },
         _ => rate,
     };
     let mut lines: Vec<Vec<(u8, Span<'static>)>> = vec![
