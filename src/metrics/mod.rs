@@ -91,7 +91,11 @@ pub struct Latency {
     pub service: Summary,
 }
 
-/// The queue at the end of a tick.
+/// The queue at the end of a tick. `depth`, `mean` and `max` count what `bound` bounds: on the
+/// in-process queue the jobs waiting; over a broker the jobs the run's stream holds (undelivered,
+/// pulled ahead by a worker process, in service until acknowledged), read from the server, so
+/// never above the bound (but for a bound just lowered). Where a broker run's waiting jobs are
+/// is in `parts`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct QueueView {
     pub depth: usize,
@@ -99,6 +103,39 @@ pub struct QueueView {
     pub mean: f64,
     pub max: usize,
     pub bound: usize,
+    /// A broker run: the jobs waiting for a worker, by place, at the end of the tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<QueueParts>,
+}
+
+/// Where a broker run's jobs wait for a worker (counts, or time-weighted means).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct QueueParts {
+    /// On the controller, not yet stored by the stream: the outbox, bounded by `queue` (under
+    /// `block` the producer waits when it is full), and the job being published.
+    pub outbox: f64,
+    /// In the stream, not yet delivered to any worker process.
+    pub stream: f64,
+    /// Pulled ahead (`prefetch`) by a worker process, not yet taken by a worker: the controller's
+    /// own and every node's.
+    pub held: f64,
+}
+
+impl QueueParts {
+    #[must_use]
+    pub fn total(&self) -> f64 {
+        self.outbox + self.stream + self.held
+    }
+
+    #[must_use]
+    pub fn scaled(&self, k: f64) -> QueueParts {
+        QueueParts { outbox: self.outbox * k, stream: self.stream * k, held: self.held * k }
+    }
+
+    #[must_use]
+    pub fn plus(&self, o: &QueueParts) -> QueueParts {
+        QueueParts { outbox: self.outbox + o.outbox, stream: self.stream + o.stream, held: self.held + o.held }
+    }
 }
 
 /// A worker node of a broker run, as the controller last heard of it.
@@ -243,8 +280,16 @@ pub struct Measured {
     /// The response time's percentile distribution (HdrHistogram's percentile plot).
     #[serde(rename = "latency_distribution_ms")]
     pub latency_distribution: Distribution,
+    /// The time-weighted mean and the maximum of the depth that `queue` bounds (see
+    /// [`QueueView`]: over a broker, the jobs the stream holds).
     pub queue_depth_mean: f64,
     pub queue_depth_max: usize,
+    /// The mean number of jobs waiting for a worker, wherever they wait: the queue length of
+    /// Little's law and of the model. The in-process queue: `queue_depth_mean`. A broker: the
+    /// outbox, the stream's undelivered jobs and the jobs pulled ahead (`queue_parts_mean`).
+    pub queue_waiting_mean: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_parts_mean: Option<QueueParts>,
     /// Mean time spent in the queue itself (start − enqueue), for Little's law on the queue.
     pub queued_ms_mean: f64,
     /// Busy worker time over available worker time.

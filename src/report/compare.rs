@@ -53,8 +53,9 @@ pub struct ModelReport {
     pub inputs: Option<ModelInputs>,
     pub predicted: Option<Prediction>,
     pub compared: Vec<Compared>,
-    /// Little's law from the measurements alone: mean queue depth against throughput × mean
-    /// time in the queue.
+    /// Little's law from the measurements alone: the mean number of jobs waiting for a worker
+    /// (over a broker: outbox, stream and pulled ahead) against throughput × mean time from
+    /// enqueue to start.
     pub little: Option<Compared>,
     /// Why there is no prediction.
     pub reason: Option<String>,
@@ -172,7 +173,9 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         pair("wait_ms_mean", predicted.wait_ms_mean, m.latency.wait.mean),
         pair("latency_ms_mean", predicted.latency_ms_mean, m.latency.response.mean),
         pair("latency_ms_p99", predicted.latency_ms_p99, m.latency.response.p99),
-        pair("queue_len_mean", predicted.queue_len_mean, m.queue_depth_mean),
+        // The jobs waiting for a worker wherever they wait (over a broker: outbox, stream and
+        // pulled ahead at the nodes), as the model's queue is.
+        pair("queue_len_mean", predicted.queue_len_mean, m.queue_waiting_mean),
     ];
     if predicted.p_reject.is_some() {
         compared.push(pair("p_reject", predicted.p_reject, p_reject));
@@ -184,7 +187,7 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         compared.push(pair("makespan_ms", predicted.makespan_ms, m.latency.response.max));
     }
     let little = (m.throughput_per_s > 0.0)
-        .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_depth_mean));
+        .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_waiting_mean));
     // The advisor searches open-loop pools.
     let advice = target.filter(|_| matches!(workload, Workload::Open(_))).map(|t| advisor::advise(&mi, t));
     ModelReport {

@@ -1,0 +1,77 @@
+//! Queueing over the broker with worker processes: `block` holds the producer at the bound
+//! (issue #25 A), where the jobs wait and what the model is told of them (B), and the workers
+//! the end-of-run model is given (C).
+
+use std::time::Duration;
+
+use pooltune::engine::EngineHandle;
+use pooltune::metrics::Snapshot;
+use pooltune::settings::{Policy, Rate, ServiceDist, Settings};
+
+use super::common::servers::Nats;
+use super::common::{assert_accounted, exclusive, settings};
+use super::{exit_of, on, opts, worker_of};
+
+/// Runs `s` for `secs` on a controller over `nats` while polling its snapshots: every tick seen
+/// (in order), and the last snapshot.
+fn run_watching(nats: &Nats, run: &str, s: Settings, secs: u64) -> (Vec<Snapshot>, Snapshot) {
+    let engine = EngineHandle::start_on(s, opts(secs), None, on(nats, run)).unwrap();
+    let mut rx = engine.subscribe();
+    let mut seen: Vec<Snapshot> = Vec::new();
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if seen.last().is_none_or(|l| l.tick < snap.tick) {
+            seen.push(snap.clone());
+        }
+        if snap.finished || snap.elapsed >= Duration::from_secs(secs) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (seen, engine.join())
+}
+
+/// Under `block`, a node whose 2 workers serve 400 jobs/s against 600/s offered: the stream holds
+/// at most the bound at every reading, the controller's outbox at most the bound (and the one
+/// job being published), and the rest of the backlog is the producer's lag, which grows. Before
+/// the outbox was bounded it held up to 1,024 jobs and the lag stayed near zero.
+#[test]
+fn block_holds_the_producer_at_the_bound_over_the_broker() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = worker_of(&nats, "backlog", "a", &dir.path().join("a.log"), 2);
+    let bound = 100;
+    let s = Settings {
+        workers: 0,
+        queue: bound,
+        policy: Policy::Block,
+        rate: Rate::PerSec(600.0),
+        service: Duration::from_millis(5),
+        service_dist: ServiceDist::Constant,
+        ..settings()
+    };
+    let (ticks, last) = run_watching(&nats, "backlog", s, 4);
+    assert_eq!(exit_of(&mut node), Some(0));
+    assert_accounted(&last);
+    let t = &last.totals;
+    assert!(t.rejected == 0 && t.dropped == 0 && t.completed > 1000, "{t:?}");
+    let outbox_cap = bound as f64 + 1.0;
+    for s in ticks.iter().filter(|s| s.tick > 0) {
+        let q = &s.queue;
+        assert!(q.depth <= bound && q.max <= bound, "at {:?} the stream held {q:?}", s.elapsed);
+        let p = q.parts.expect("a broker run says where its jobs wait");
+        assert!(p.outbox <= outbox_cap, "at {:?} the outbox held {} (cap {outbox_cap})", s.elapsed, p.outbox);
+    }
+    assert!(last.measured.queue_depth_max <= bound, "{:?}", last.measured);
+    // The backlog beyond the stream and the outbox is the producer's: 200 jobs/s too many.
+    let lag_at = |secs: f64| {
+        ticks.iter().filter(|s| s.elapsed.as_secs_f64() <= secs).map(|s| s.producer_lag).next_back().unwrap_or_default()
+    };
+    let (early, late) = (lag_at(1.5), lag_at(3.9));
+    eprintln!(
+        "producer lag {early:?} at 1.5 s, {late:?} at 3.9 s; outbox max {:?}",
+        ticks.iter().map(|s| s.queue.parts.unwrap_or_default().outbox as u64).max()
+    );
+    assert!(late >= Duration::from_millis(500) && late > early, "the producer was not held back: {early:?} → {late:?}");
+}
