@@ -159,7 +159,7 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         Workload::Closed(_) | Workload::Batch(_) => Inputs {
             rate: m.offered_per_s,
             service_mean: inputs.service_ms_mean / 1e3,
-            ..Inputs::mmc(0.0, 1.0, u32::try_from(st.workers + s.remote_workers).unwrap_or(u32::MAX))
+            ..Inputs::mmc(0.0, 1.0, u32::try_from(inputs.workers).unwrap_or(u32::MAX))
         },
     };
     let refused = m.jobs.rejected + m.jobs.dropped;
@@ -225,7 +225,7 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
         rate_per_s: rate,
         service_ms_mean: m.latency.service.mean,
         // A broker run's worker nodes serve the same queue: the model sees every worker.
-        workers: st.workers + s.remote_workers,
+        workers: window_workers(s),
         // Under `block` nothing is refused and latency counts from the intended time, so the
         // producer's backlog is part of the queue: the unbounded model applies.
         queue: (st.policy != Policy::Block).then_some(st.queue),
@@ -282,6 +282,19 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
         ArrivalKind::Poisson | ArrivalKind::Constant => Workload::Open(mi),
     };
     (inputs, w)
+}
+
+/// The workers that served the window: its worker-seconds (the controller's and every worker
+/// node's, tick by tick) over its seconds, to the nearest whole worker. Not the count now: at a
+/// broker run's end the nodes have finished and count none, though they served the window.
+/// Before anything is summed, the count now.
+fn window_workers(s: &Snapshot) -> usize {
+    let w = &s.measured.workers;
+    if w.worker_seconds > 0.0 && w.mean.is_finite() {
+        w.mean.round() as usize
+    } else {
+        s.settings.workers + s.remote_workers
+    }
 }
 
 /// The configured coefficient of variation when the measured one is within sampling noise of it,

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use pooltune::engine::EngineHandle;
 use pooltune::metrics::Snapshot;
+use pooltune::report::compare::MIN_COMPARE_JOBS;
+use pooltune::report::model_report;
 use pooltune::settings::{Policy, Rate, ServiceDist, Settings};
 
 use super::common::servers::Nats;
@@ -74,4 +76,37 @@ fn block_holds_the_producer_at_the_bound_over_the_broker() {
         ticks.iter().map(|s| s.queue.parts.unwrap_or_default().outbox as u64).max()
     );
     assert!(late >= Duration::from_millis(500) && late > early, "the producer was not held back: {early:?} → {late:?}");
+}
+
+/// A controller of 2 workers and a node of 4 at 1,000 jobs/s of 5 ms (ρ 0.83 over 6 workers):
+/// the end-of-run model (the JSON's) is given the workers that served the window, as the
+/// dashboard's last comparison in the run was. Before, the end counted the finished node as 0
+/// workers and read "unstable: ρ = 2.5" for a pool that had served every job.
+#[test]
+fn the_final_model_keeps_the_nodes_workers() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = worker_of(&nats, "final-model", "a", &dir.path().join("a.log"), 4);
+    let s = Settings {
+        workers: 2,
+        queue: 1000,
+        rate: Rate::PerSec(1000.0),
+        service: Duration::from_millis(5),
+        service_dist: ServiceDist::Constant,
+        ..settings()
+    };
+    let (ticks, last) = run_watching(&nats, "final-model", s, 3);
+    assert_eq!(exit_of(&mut node), Some(0));
+    assert_accounted(&last);
+    let in_run = ticks.iter().rfind(|s| !s.finished && s.measured.latency.service.count >= MIN_COMPARE_JOBS).unwrap();
+    let (live, end) = (model_report(in_run, None), model_report(&last, None));
+    eprintln!("in the run: {:?}\nat the end: {:?}", live.inputs, end.inputs);
+    assert_eq!(last.remote_workers, 0, "the node has finished by the end");
+    let workers = |r: &pooltune::report::ModelReport| r.inputs.map(|i| i.workers);
+    assert_eq!(workers(&live), Some(6), "the dashboard's comparison: {live:?}");
+    assert_eq!(workers(&end), workers(&live), "the end's model: {end:?}");
+    assert!(end.predicted.is_some() && end.reason.is_none(), "{end:?}");
+    let rho = end.compared.iter().find(|c| c.name == "utilisation").and_then(|c| c.predicted).unwrap();
+    assert!(rho < 1.0, "ρ {rho}: {end:?}");
 }
