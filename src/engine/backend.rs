@@ -26,6 +26,15 @@ pub async fn settle(receipt: Receipt) {
     match receipt {}
 }
 
+/// When a broker job was pulled from the stream into this process (`None` on the local queue).
+#[must_use]
+pub fn fetched(job: &Job) -> Option<Instant> {
+    #[cfg(feature = "broker")]
+    return job.receipt.as_ref().map(Receipt::fetched);
+    #[cfg(not(feature = "broker"))]
+    job.receipt.as_ref().map(|r| match *r {})
+}
+
 /// A worker node's receipts, kept until the report that counts their jobs has gone.
 #[cfg(feature = "broker")]
 pub type Pending = Vec<(u64, async_nats::jetstream::Message)>;
@@ -126,6 +135,13 @@ impl Queue {
                 inputs.nodes = a.nodes;
                 inputs.node_workers = a.workers;
                 inputs.duplicates = a.duplicates;
+                // The nodes' inboxes: jobs pulled ahead, waiting for a worker there.
+                if let Some(p) = inputs.depth.parts.as_mut() {
+                    p.held += a.held_now as f64;
+                }
+                if let Some(p) = inputs.depth.parts_mean.as_mut() {
+                    p.held += a.held_mean;
+                }
             }
             inputs.broker = Some(b.view());
         }

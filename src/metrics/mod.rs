@@ -227,14 +227,18 @@ impl LinkView {
     }
 }
 
-/// Where the mean response time goes: the queue, the broker (a broker run's publish → delivery),
-/// the runtime's scheduling delay, and the service. Queue, broker and scheduling are parts of the
-/// measured wait, so the four add up to the mean response.
+/// Where the mean response time goes: the queue, the broker (a broker run's publish → delivery:
+/// its time in the stream), held at the worker process that pulled the job before a worker took
+/// it (a broker run's `prefetch`), the runtime's scheduling delay, and the service. Queue,
+/// broker, held and scheduling are parts of the measured wait, so they add up to the mean
+/// response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ResponseSplit {
     pub queue: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<f64>,
     pub scheduling: f64,
     pub service: f64,
 }
@@ -249,8 +253,11 @@ impl ResponseSplit {
         let scheduling = (m.runtime.mean_scheduled_delay_us / 1e3).min(l.wait.mean).max(0.0);
         // On a broker run, the time from publish to delivery: part of the wait too.
         let broker = broker.map(|b| b.time_in_broker_ms.mean.min(l.wait.mean - scheduling).max(0.0));
-        let queue = (l.wait.mean - scheduling - broker.unwrap_or(0.0)).max(0.0);
-        ResponseSplit { queue, broker, scheduling, service }
+        // And the time held at the worker process after the pull (the `prefetch` buffer).
+        let rest = l.wait.mean - scheduling - broker.unwrap_or(0.0);
+        let held = broker.map(|_| m.held_ms_mean.min(rest).max(0.0));
+        let queue = (rest - held.unwrap_or(0.0)).max(0.0);
+        ResponseSplit { queue, broker, held, scheduling, service }
     }
 
     /// The parts that are there, named, in the order a job meets them.
@@ -258,6 +265,7 @@ impl ResponseSplit {
     pub fn parts(&self) -> Vec<(&'static str, f64)> {
         let mut v = vec![("queue", self.queue)];
         v.extend(self.broker.map(|b| ("broker", b)));
+        v.extend(self.held.map(|h| ("held", h)));
         v.extend([("scheduling", self.scheduling), ("service", self.service)]);
         v
     }
@@ -292,6 +300,10 @@ pub struct Measured {
     pub queue_parts_mean: Option<QueueParts>,
     /// Mean time spent in the queue itself (start − enqueue), for Little's law on the queue.
     pub queued_ms_mean: f64,
+    /// A broker run: the mean time a job was held at the worker process that pulled it, before
+    /// a worker there took it (start − pull, one machine's clock): `prefetch`'s part of the wait.
+    /// 0 on the in-process queue.
+    pub held_ms_mean: f64,
     /// Busy worker time over available worker time.
     pub utilisation: f64,
     /// Coefficient of variation of measured service times.

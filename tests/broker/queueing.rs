@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use pooltune::engine::EngineHandle;
-use pooltune::metrics::Snapshot;
+use pooltune::engine::{EngineHandle, RunOptions};
+use pooltune::metrics::{ResponseSplit, Snapshot};
 use pooltune::report::compare::MIN_COMPARE_JOBS;
 use pooltune::report::model_report;
 use pooltune::settings::{Policy, Rate, ServiceDist, Settings};
@@ -109,4 +109,80 @@ fn the_final_model_keeps_the_nodes_workers() {
     assert!(end.predicted.is_some() && end.reason.is_none(), "{end:?}");
     let rho = end.compared.iter().find(|c| c.name == "utilisation").and_then(|c| c.predicted).unwrap();
     assert!(rho < 1.0, "ρ {rho}: {end:?}");
+}
+
+/// One run of two nodes of 4 workers at 1,000 jobs/s of 5 ms (ρ 0.62) with `prefetch`.
+fn two_nodes_with_prefetch(nats: &Nats, prefetch: usize) -> Snapshot {
+    let run = format!("prefetch-{prefetch}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = worker_of(nats, &run, "a", &dir.path().join("a.log"), 4);
+    let mut b = worker_of(nats, &run, "b", &dir.path().join("b.log"), 4);
+    let s = Settings {
+        workers: 0,
+        queue: 1000,
+        prefetch,
+        rate: Rate::PerSec(1000.0),
+        service: Duration::from_millis(5),
+        ..settings()
+    };
+    let o = RunOptions { warmup: Duration::from_secs(1), ..opts(5) };
+    let last = EngineHandle::start_on(s, o, None, on(nats, &run)).unwrap().join();
+    assert_eq!((exit_of(&mut a), exit_of(&mut b)), (Some(0), Some(0)));
+    assert_accounted(&last);
+    last
+}
+
+/// Prefetch 64 against 1 on the same pool: jobs held at a node (pulled ahead while its workers
+/// are busy) are a larger share of the wait with 64, the model says so, and Little's law holds on
+/// the queue length that counts them.
+///
+/// Little's tolerance. L counts the jobs waiting by place (outbox, stream, held at a node); λW
+/// counts each job's whole enqueue → start. The one stretch no count sees is a job's transit
+/// through the broker (publish → stored, the server's delivery → the node's inbox), a part of
+/// its time in the broker (publish → delivered, measured per job). So `λ(W − T_broker) ≤ L ≤ λW`,
+/// up to ε: the stream's count is sampled every 20 ms and a node's held jobs are counted when its
+/// 20 ms report arrives, which moves at most a report's worth across each edge of a 4 s window
+/// (≈ 2 × 20 ms / 4 s = 1% of L); ε = 5% of λW + 0.02 jobs covers both with room. Before the held
+/// jobs were counted, L at prefetch 64 was the outbox's alone (0.04 against λW 0.86).
+#[test]
+fn prefetch_holds_jobs_at_the_nodes_and_the_queue_length_counts_them() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    let runs = [1, 64].map(|p| (p, two_nodes_with_prefetch(&nats, p)));
+    let mut share = Vec::new();
+    for (p, last) in &runs {
+        let m = &last.measured;
+        let r = model_report(last, None);
+        let split = ResponseSplit::of(m, last.broker.as_ref());
+        let x = m.throughput_per_s;
+        let lambda_w = x * m.queued_ms_mean / 1e3;
+        let t_broker = last.broker.as_ref().unwrap().time_in_broker_ms.mean;
+        let l = m.queue_waiting_mean;
+        eprintln!(
+            "prefetch {p}: wait {:.3} ms, held at a node {:.3} ms, in broker {t_broker:.3} ms; split {split:?}\n  \
+             L {l:.3} ({:?}) vs λW {lambda_w:.3}, λ(W − T_broker) {:.3}; X {x:.1}/s\n  little {:?}\n  diagnosis {:?}",
+            m.latency.wait.mean,
+            m.held_ms_mean,
+            m.queue_parts_mean,
+            x * (m.queued_ms_mean - t_broker) / 1e3,
+            r.little.map(|c| c.diff),
+            r.diagnosis,
+        );
+        let eps = 0.05 * lambda_w + 0.02;
+        let low = x * (m.queued_ms_mean - t_broker) / 1e3 - eps;
+        assert!(l >= low && l <= lambda_w + eps, "prefetch {p}: L {l:.3} outside [{low:.3}, {:.3}]", lambda_w + eps);
+        share.push(m.held_ms_mean / m.latency.wait.mean);
+        let held = split.held.unwrap();
+        assert!(held > 0.0 && held <= m.latency.wait.mean, "prefetch {p}: {split:?}");
+        if *p == 64 {
+            let d = r.diagnosis.unwrap_or_default();
+            assert!(d.contains("prefetch 64 holds jobs at busy nodes"), "prefetch {p}: {d:?}");
+        }
+    }
+    assert!(
+        share[1] > share[0],
+        "held at a node: {:.0}% of the wait with prefetch 1, {:.0}% with 64",
+        share[0] * 100.0,
+        share[1] * 100.0
+    );
 }

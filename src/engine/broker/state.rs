@@ -211,7 +211,7 @@ pub enum Settle {
 /// A delivered job's message, settled when its worker is done with it, whatever the outcome
 /// (a failed job is counted failed, not redelivered).
 #[derive(Clone)]
-pub struct Receipt(Box<(jetstream::Message, u64, Arc<Settler>)>);
+pub struct Receipt(Box<(jetstream::Message, u64, Arc<Settler>, Instant)>);
 
 impl std::fmt::Debug for Receipt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -226,13 +226,20 @@ pub struct Settler {
 }
 
 impl Receipt {
+    /// The receipt of a job pulled from the stream into this process now.
     pub fn new(msg: jetstream::Message, id: u64, settler: &Arc<Settler>) -> Receipt {
-        Receipt(Box::new((msg, id, Arc::clone(settler))))
+        Receipt(Box::new((msg, id, Arc::clone(settler), Instant::now())))
+    }
+
+    /// When the job was pulled from the stream into this process.
+    #[must_use]
+    pub fn fetched(&self) -> Instant {
+        self.0.3
     }
 
     /// Settles the job (see [`Settle`]).
     pub async fn settle(self) {
-        let (msg, id, settler) = *self.0;
+        let (msg, id, settler, _) = *self.0;
         match &settler.how {
             Settle::Controller(cluster) => {
                 cluster.finished(id);
