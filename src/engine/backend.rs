@@ -7,7 +7,7 @@
 //!   stream's consumer into a local *inbox* that the workers pop. Both are [`JobQueue`]s, so the
 //!   producer and the workers run the same code either way. The bound and the policy are the
 //!   stream's; the outbox only ever blocks (the policy is applied where the bound is, on the
-//!   server).
+//!   server) and holds at most the bound, so under `block` a full stream holds the producer.
 //!
 //! Everything else in the engine knows only this type.
 
