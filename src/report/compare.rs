@@ -192,7 +192,8 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
     let advice = target.filter(|_| matches!(workload, Workload::Open(_))).map(|t| advisor::advise(&mi, t));
     ModelReport {
         inputs: Some(inputs),
-        diagnosis: diagnose(s).or_else(|| prefetch_gap(s, &compared)),
+        // Held jobs measured at the nodes name the wait's gap more closely than the general causes.
+        diagnosis: prefetch_gap(s, &compared).or_else(|| diagnose(s)),
         predicted: Some(predicted),
         compared,
         little,

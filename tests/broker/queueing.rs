@@ -16,8 +16,8 @@ use super::{exit_of, on, opts, worker_of};
 
 /// Runs `s` for `secs` on a controller over `nats` while polling its snapshots: every tick seen
 /// (in order), and the last snapshot.
-fn run_watching(nats: &Nats, run: &str, s: Settings, secs: u64) -> (Vec<Snapshot>, Snapshot) {
-    let engine = EngineHandle::start_on(s, opts(secs), None, on(nats, run)).unwrap();
+fn run_watching(nats: &Nats, run: &str, s: Settings, secs: u64, warmup: Duration) -> (Vec<Snapshot>, Snapshot) {
+    let engine = EngineHandle::start_on(s, RunOptions { warmup, ..opts(secs) }, None, on(nats, run)).unwrap();
     let mut rx = engine.subscribe();
     let mut seen: Vec<Snapshot> = Vec::new();
     loop {
@@ -53,7 +53,7 @@ fn block_holds_the_producer_at_the_bound_over_the_broker() {
         service_dist: ServiceDist::Constant,
         ..settings()
     };
-    let (ticks, last) = run_watching(&nats, "backlog", s, 4);
+    let (ticks, last) = run_watching(&nats, "backlog", s, 4, Duration::ZERO);
     assert_eq!(exit_of(&mut node), Some(0));
     assert_accounted(&last);
     let t = &last.totals;
@@ -96,7 +96,8 @@ fn the_final_model_keeps_the_nodes_workers() {
         service_dist: ServiceDist::Constant,
         ..settings()
     };
-    let (ticks, last) = run_watching(&nats, "final-model", s, 3);
+    // The window starts after the node has joined (it joins on the controller's first word).
+    let (ticks, last) = run_watching(&nats, "final-model", s, 4, Duration::from_secs(1));
     assert_eq!(exit_of(&mut node), Some(0));
     assert_accounted(&last);
     let in_run = ticks.iter().rfind(|s| !s.finished && s.measured.latency.service.count >= MIN_COMPARE_JOBS).unwrap();
