@@ -162,6 +162,7 @@ fn recording_cost() -> (f64, f64) {
             intended: at,
             enqueued: at,
             ready: at,
+            fetched: at + Duration::from_micros(3),
             start: at + Duration::from_micros(3),
             end: at + Duration::from_micros(50),
         }

@@ -76,6 +76,7 @@ fn scripted_state(overloaded: bool) -> State {
         s.measured.utilisation = 0.62;
         s.measured.latency = s.latency;
         s.measured.queue_depth_mean = 0.45;
+        s.measured.queue_waiting_mean = 0.45;
         s.measured.queued_ms_mean = 0.9;
         s.measured.service_cv = 1.0;
         s.measured.arrival_cv = 1.0;
@@ -255,6 +256,7 @@ fn renders_a_broker_run_with_its_nodes_at_120x40() {
         ..NodeView::default()
     };
     s.nodes = vec![node("a", false), node("b", true)];
+    s.queue.parts = Some(pooltune::metrics::QueueParts { outbox: 3.0, stream: 5.0, held: 7.0 });
     s.tick += 1;
     state.on_snapshot(s);
     insta::assert_snapshot!(render(&state, 120, 40).backend());

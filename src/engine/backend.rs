@@ -7,7 +7,7 @@
 //!   stream's consumer into a local *inbox* that the workers pop. Both are [`JobQueue`]s, so the
 //!   producer and the workers run the same code either way. The bound and the policy are the
 //!   stream's; the outbox only ever blocks (the policy is applied where the bound is, on the
-//!   server).
+//!   server) and holds at most the bound, so under `block` a full stream holds the producer.
 //!
 //! Everything else in the engine knows only this type.
 
@@ -24,6 +24,15 @@ pub async fn settle(receipt: Receipt) {
     receipt.settle().await;
     #[cfg(not(feature = "broker"))]
     match receipt {}
+}
+
+/// When a broker job was pulled from the stream into this process (`None` on the local queue).
+#[must_use]
+pub fn fetched(job: &Job) -> Option<Instant> {
+    #[cfg(feature = "broker")]
+    return job.receipt.as_ref().map(Receipt::fetched);
+    #[cfg(not(feature = "broker"))]
+    job.receipt.as_ref().map(|r| match *r {})
 }
 
 /// A worker node's receipts, kept until the report that counts their jobs has gone.
@@ -126,6 +135,13 @@ impl Queue {
                 inputs.nodes = a.nodes;
                 inputs.node_workers = a.workers;
                 inputs.duplicates = a.duplicates;
+                // The nodes' inboxes: jobs pulled ahead, waiting for a worker there.
+                if let Some(p) = inputs.depth.parts.as_mut() {
+                    p.held += a.held_now as f64;
+                }
+                if let Some(p) = inputs.depth.parts_mean.as_mut() {
+                    p.held += a.held_mean;
+                }
             }
             inputs.broker = Some(b.view());
         }

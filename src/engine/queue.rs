@@ -395,6 +395,8 @@ impl JobQueue {
             mean,
             max: q.max.max(q.jobs.len()),
             enqueue_gaps: std::mem::take(&mut q.gaps),
+            parts: None,
+            parts_mean: None,
         };
         q.area = 0;
         q.window_start = now;

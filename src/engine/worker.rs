@@ -64,7 +64,10 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
             Outcome::Panicked(m) => note(&shared, Kind::Panicked, format!("job {} panicked: {m}", job.id)),
         };
         let ready = job.enqueued.max(free_since).min(start);
-        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, ready, start, end }, kind);
+        // A broker job reached this process when it was pulled from the stream: from there to its
+        // start it was held here (`prefetch`). Both instants are this machine's.
+        let fetched = super::backend::fetched(&job).map_or(start, |f| f.min(start));
+        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, ready, fetched, start, end }, kind);
         job.release();
         if let Some(receipt) = job.receipt.take() {
             // A node acknowledges a job only after a report that counts it: its record must be

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use super::recorder::{Recorders, ShardStats};
 use super::schedule::ScheduleSums;
 use super::sparse::{Sparse, TickDist};
-use super::{Counters, Distribution, Latency, Measured, Micros, QueueView, Rates, RuntimeStats, Snapshot, Summary};
+use super::{
+    Counters, Distribution, Latency, Measured, Micros, QueueParts, QueueView, Rates, RuntimeStats, Snapshot, Summary,
+};
 use crate::settings::Settings;
 
 /// Running sums of the scheduled inter-arrival gaps (seconds), for the arrival CV.
@@ -21,6 +23,11 @@ pub struct GapSums {
 }
 
 /// The queue's depth since the previous tick: plain data the engine's queue fills in.
+///
+/// `now`, `mean` and `max` count what the `queue` bound counts: on the in-process queue the jobs
+/// waiting; over a broker the jobs the stream holds (undelivered, pulled ahead by a worker
+/// process, in service until acknowledged), as the server counts them. Over a broker `parts`
+/// and `parts_mean` say where the jobs waiting for a worker are.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DepthStats {
     pub now: usize,
@@ -29,6 +36,19 @@ pub struct DepthStats {
     pub max: usize,
     /// The gaps between the tick's enqueues (seconds): the arrivals as the queue saw them.
     pub enqueue_gaps: GapSums,
+    /// A broker run: the jobs waiting for a worker by place, now and (time-weighted) over the tick.
+    pub parts: Option<QueueParts>,
+    pub parts_mean: Option<QueueParts>,
+}
+
+impl DepthStats {
+    /// The mean number of jobs waiting for a worker over the tick, wherever they wait: the
+    /// queue length of Little's law and of the model. The in-process queue: its depth. A broker:
+    /// outbox + stream (undelivered) + pulled ahead.
+    #[must_use]
+    pub fn waiting_mean(&self) -> f64 {
+        self.parts_mean.map_or(self.mean, |p| p.total())
+    }
 }
 
 impl GapSums {
@@ -92,7 +112,12 @@ pub struct Aggregator {
     think: GapSums,
     depth_area: f64,
     depth_max: usize,
+    /// ∫ jobs waiting for a worker dt (see [`DepthStats::waiting_mean`]), and by place over a broker.
+    waiting_area: f64,
+    parts_area: Option<QueueParts>,
     worker_time: f64,
+    /// The worker nodes' workers at the last tick: a freeze, which hears no node, counts them.
+    node_workers: usize,
     /// The measured window as it stood when the run's measured part ended (see [`Self::freeze`]).
     frozen: Option<Measured>,
     /// The next tick continues the current one (its stats were partly drained by a freeze).
@@ -203,7 +228,10 @@ impl Aggregator {
             think: GapSums::default(),
             depth_area: 0.0,
             depth_max: 0,
+            waiting_area: 0.0,
+            parts_area: None,
             worker_time: 0.0,
+            node_workers: 0,
             frozen: None,
             carry: false,
             runtime: RuntimeSums::default(),
@@ -241,14 +269,24 @@ impl Aggregator {
         if self.measuring {
             let secs = i.now.saturating_duration_since(self.last_tick).as_secs_f64();
             self.window.merge(&self.tick_stats);
-            self.depth_area += i.depth.mean * secs;
-            self.depth_max = self.depth_max.max(i.depth.max);
+            self.add_depth(&i.depth, secs);
             self.enqueue_gaps.add(&i.depth.enqueue_gaps);
             self.think.add(&i.think);
-            self.worker_time += i.settings.workers as f64 * secs;
+            // The nodes' workers served until now too: the freeze's inputs hear no node.
+            self.worker_time += (i.settings.workers + self.node_workers) as f64 * secs;
             self.schedule.add(i.settings, i.paused, secs);
         }
         self.frozen = Some(self.measured(&totals, &i.gaps, i.now));
+    }
+
+    /// Adds a tick's depth over `secs` to the window's.
+    fn add_depth(&mut self, d: &DepthStats, secs: f64) {
+        self.depth_area += d.mean * secs;
+        self.depth_max = self.depth_max.max(d.max);
+        self.waiting_area += d.waiting_mean() * secs;
+        if let Some(p) = d.parts_mean {
+            self.parts_area = Some(self.parts_area.unwrap_or_default().plus(&p.scaled(secs)));
+        }
     }
 
     fn totals(&self, i: &TickInputs<'_>) -> Counters {
@@ -275,6 +313,8 @@ impl Aggregator {
         self.base = self.last;
         self.depth_area = 0.0;
         self.depth_max = 0;
+        self.waiting_area = 0.0;
+        self.parts_area = None;
         self.enqueue_gaps = GapSums::default();
         self.think = GapSums::default();
         self.worker_time = 0.0;
@@ -328,8 +368,7 @@ impl Aggregator {
             self.last_tick = i.now;
         } else {
             self.window.merge(&self.tick_stats);
-            self.depth_area += i.depth.mean * secs;
-            self.depth_max = self.depth_max.max(i.depth.max);
+            self.add_depth(&i.depth, secs);
             self.enqueue_gaps.add(&i.depth.enqueue_gaps);
             self.think.add(&i.think);
             self.worker_time += workers * secs;
@@ -341,6 +380,7 @@ impl Aggregator {
         if self.base_gaps.count == u64::MAX {
             self.base_gaps = i.gaps;
         }
+        self.node_workers = i.node_workers;
 
         self.tick_no += 1;
         Snapshot {
@@ -353,7 +393,13 @@ impl Aggregator {
             finished: i.finished,
             totals,
             rates,
-            queue: QueueView { depth: i.depth.now, mean: i.depth.mean, max: i.depth.max, bound: i.settings.queue },
+            queue: QueueView {
+                depth: i.depth.now,
+                mean: i.depth.mean,
+                max: i.depth.max,
+                bound: i.settings.queue,
+                parts: i.depth.parts,
+            },
             in_flight: totals.in_system(),
             busy_workers: i.recorders.busy(),
             live_workers: i.live_workers,
@@ -400,7 +446,10 @@ impl Aggregator {
             latency_distribution: Distribution::of(&w.latency),
             queue_depth_mean: if secs > 0.0 { self.depth_area / secs } else { 0.0 },
             queue_depth_max: self.depth_max,
+            queue_waiting_mean: if secs > 0.0 { self.waiting_area / secs } else { 0.0 },
+            queue_parts_mean: self.parts_area.filter(|_| secs > 0.0).map(|p| p.scaled(1.0 / secs)),
             queued_ms_mean: if w.completed > 0 { w.queued_ns as f64 / n / 1e6 } else { 0.0 },
+            held_ms_mean: if w.completed > 0 { w.prefetched_ns as f64 / n / 1e6 } else { 0.0 },
             utilisation: if self.worker_time > 0.0 { w.service_ns as f64 / 1e9 / self.worker_time } else { 0.0 },
             service_cv,
             arrival_cv,
@@ -444,6 +493,7 @@ mod tests {
                     intended: start,
                     enqueued: start,
                     ready: start,
+                    fetched: start,
                     start,
                     end: start + Duration::from_millis(2),
                 },

@@ -4,6 +4,8 @@
 //! - [`hist`]: HDR histograms in microseconds and the [`Summary`] of percentiles.
 //! - [`aggregate`]: the per-tick merge that turns shards and counters into a [`Snapshot`].
 //! - `node` (feature `broker`): a worker node's per-tick report, as it travels to the controller.
+//! - `waiting`: where the jobs wait ([`QueueView`], [`QueueParts`]) and where a response's time
+//!   goes ([`ResponseSplit`]).
 //! - [`schedule`]: what the settings asked for over the measured window (the mean set rate,
 //!   the changes).
 //!
@@ -18,12 +20,14 @@ pub mod node;
 pub mod recorder;
 pub mod schedule;
 pub mod sparse;
+mod waiting;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 pub use hist::{Distribution, Micros, Quantile, Summary};
+pub use waiting::{QueueParts, QueueView, ResponseSplit};
 
 use crate::settings::Settings;
 
@@ -89,16 +93,6 @@ pub struct Latency {
     pub wait: Summary,
     #[serde(rename = "service_ms")]
     pub service: Summary,
-}
-
-/// The queue at the end of a tick.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct QueueView {
-    pub depth: usize,
-    /// Time-weighted mean depth over the tick.
-    pub mean: f64,
-    pub max: usize,
-    pub bound: usize,
 }
 
 /// A worker node of a broker run, as the controller last heard of it.
@@ -190,47 +184,6 @@ impl LinkView {
     }
 }
 
-/// Where the mean response time goes: the queue, the broker (a broker run's publish → delivery),
-/// the runtime's scheduling delay, and the service. Queue, broker and scheduling are parts of the
-/// measured wait, so the four add up to the mean response.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct ResponseSplit {
-    pub queue: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub broker: Option<f64>,
-    pub scheduling: f64,
-    pub service: f64,
-}
-
-impl ResponseSplit {
-    /// The split of a window's mean response, in milliseconds.
-    #[must_use]
-    pub fn of(m: &Measured, broker: Option<&BrokerView>) -> ResponseSplit {
-        let l = &m.latency;
-        let service = l.service.mean.max(0.0);
-        // The runtime's delay from wake to poll: part of what a job waits, capped at the wait.
-        let scheduling = (m.runtime.mean_scheduled_delay_us / 1e3).min(l.wait.mean).max(0.0);
-        // On a broker run, the time from publish to delivery: part of the wait too.
-        let broker = broker.map(|b| b.time_in_broker_ms.mean.min(l.wait.mean - scheduling).max(0.0));
-        let queue = (l.wait.mean - scheduling - broker.unwrap_or(0.0)).max(0.0);
-        ResponseSplit { queue, broker, scheduling, service }
-    }
-
-    /// The parts that are there, named, in the order a job meets them.
-    #[must_use]
-    pub fn parts(&self) -> Vec<(&'static str, f64)> {
-        let mut v = vec![("queue", self.queue)];
-        v.extend(self.broker.map(|b| ("broker", b)));
-        v.extend([("scheduling", self.scheduling), ("service", self.service)]);
-        v
-    }
-
-    #[must_use]
-    pub fn total(&self) -> f64 {
-        self.parts().iter().map(|(_, v)| v).sum()
-    }
-}
-
 /// Statistics since the warm-up ended or the operator last reset them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Measured {
@@ -243,10 +196,22 @@ pub struct Measured {
     /// The response time's percentile distribution (HdrHistogram's percentile plot).
     #[serde(rename = "latency_distribution_ms")]
     pub latency_distribution: Distribution,
+    /// The time-weighted mean and the maximum of the depth that `queue` bounds (see
+    /// [`QueueView`]: over a broker, the jobs the stream holds).
     pub queue_depth_mean: f64,
     pub queue_depth_max: usize,
+    /// The mean number of jobs waiting for a worker, wherever they wait: the queue length of
+    /// Little's law and of the model. The in-process queue: `queue_depth_mean`. A broker: the
+    /// outbox, the stream's undelivered jobs and the jobs pulled ahead (`queue_parts_mean`).
+    pub queue_waiting_mean: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_parts_mean: Option<QueueParts>,
     /// Mean time spent in the queue itself (start − enqueue), for Little's law on the queue.
     pub queued_ms_mean: f64,
+    /// A broker run: the mean time a job was held at the worker process that pulled it, before
+    /// a worker there took it (start − pull, one machine's clock): `prefetch`'s part of the wait.
+    /// 0 on the in-process queue.
+    pub held_ms_mean: f64,
     /// Busy worker time over available worker time.
     pub utilisation: f64,
     /// Coefficient of variation of measured service times.

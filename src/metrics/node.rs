@@ -62,6 +62,15 @@ pub struct NodeHeader {
     pub held_sq: f64,
     /// Σ time in the broker (ns) of the jobs delivered to this node, over the run so far.
     pub broker_time_ns: u64,
+    /// Σ (start − pulled from the stream) of this tick's completed jobs (ns), on the node's clock.
+    #[serde(default)]
+    pub prefetched_ns: u64,
+    /// The jobs in the node's inbox (pulled ahead, not started) at its tick, and ∫ of that
+    /// depth over its ticks since its last report (jobs·µs).
+    #[serde(default)]
+    pub held_now: u64,
+    #[serde(default)]
+    pub held_area_us: u64,
 }
 
 /// Why a report could not be read.
@@ -100,6 +109,7 @@ pub fn encode(mut header: NodeHeader, stats: &ShardStats, broker: &Histogram<u64
     header.wait_ns = clamp(stats.wait_ns);
     header.service_ns = clamp(stats.service_ns);
     header.queued_ns = clamp(stats.queued_ns);
+    header.prefetched_ns = clamp(stats.prefetched_ns);
     header.lag_ns = clamp(stats.lag_ns);
     header.handoff_ns = clamp(stats.handoff_ns);
     header.failed_latency_ns = clamp(stats.failed_latency_ns);
@@ -160,6 +170,7 @@ pub fn decode(mut b: &[u8]) -> Result<(NodeHeader, ShardStats, Histogram<u64>), 
     s.wait_ns = u128::from(header.wait_ns);
     s.service_ns = u128::from(header.service_ns);
     s.queued_ns = u128::from(header.queued_ns);
+    s.prefetched_ns = u128::from(header.prefetched_ns);
     s.lag_ns = u128::from(header.lag_ns);
     s.handoff_ns = u128::from(header.handoff_ns);
     s.failed_latency_ns = u128::from(header.failed_latency_ns);
@@ -188,6 +199,7 @@ mod tests {
         s.latency_ns = 123;
         s.handoff_ns = 456;
         s.held_sq = 0.25;
+        s.prefetched_ns = 789;
         let h = NodeHeader { node: "n1".into(), seq: 3, ids: vec![5, 9], ..NodeHeader::default() };
         let mut broker = hist::new();
         hist::record(&mut broker, Duration::from_micros(900));
@@ -200,6 +212,7 @@ mod tests {
             assert_eq!(b.max(), hist::new().highest_equivalent(100 * (i as u64 + 1)), "histogram {i} in its place");
         }
         assert_eq!((s2.completed, s2.failed, s2.latency_ns, s2.handoff_ns, s2.held_sq), (7, 2, 123, 456, 0.25));
+        assert_eq!(s2.prefetched_ns, 789, "the time held at the node travels too");
         assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(ReportError::Truncated)));
         let mut other = bytes.clone();
         let at = bytes.windows(11).position(|w| w == b"\"version\":1").unwrap();

@@ -34,6 +34,9 @@ pub struct ShardStats {
     pub service_sq: f64,
     /// Σ (start − enqueue), the time spent in the queue itself, for Little's law.
     pub queued_ns: u128,
+    /// Σ (start − fetched): a broker run's time at the worker process between the pull from
+    /// the stream and a worker taking the job (`prefetch`), on that process's own clock.
+    pub prefetched_ns: u128,
     /// Producer lag (enqueued − intended): how late the job entered the queue.
     pub lag: Histogram<u64>,
     pub lag_ns: u128,
@@ -63,6 +66,7 @@ impl ShardStats {
             service_ns: 0,
             service_sq: 0.0,
             queued_ns: 0,
+            prefetched_ns: 0,
             lag: hist::new(),
             lag_ns: 0,
             handoff: hist::new(),
@@ -90,6 +94,7 @@ impl ShardStats {
         self.service_ns += other.service_ns;
         self.service_sq += other.service_sq;
         self.queued_ns += other.queued_ns;
+        self.prefetched_ns += other.prefetched_ns;
         self.lag_ns += other.lag_ns;
         self.handoff_ns += other.handoff_ns;
         self.held_sq += other.held_sq;
@@ -112,6 +117,7 @@ impl ShardStats {
         self.service_ns = 0;
         self.service_sq = 0.0;
         self.queued_ns = 0;
+        self.prefetched_ns = 0;
         self.lag_ns = 0;
         self.handoff_ns = 0;
         self.held_sq = 0.0;
@@ -148,6 +154,9 @@ pub struct JobTimes {
     /// When the job and a free worker first both existed: the later of its enqueue and the
     /// moment the worker that took it became free. An ideal queue starts the job here.
     pub ready: Instant,
+    /// When the job reached the process whose worker ran it: a broker job's pull from the
+    /// stream; the start on the in-process queue (nothing was pulled ahead).
+    pub fetched: Instant,
     pub start: Instant,
     pub end: Instant,
 }
@@ -194,6 +203,7 @@ impl ShardStats {
             s.service_ns += service.as_nanos();
             s.service_sq += service.as_secs_f64() * service.as_secs_f64();
             s.queued_ns += queued.as_nanos();
+            s.prefetched_ns += t.start.saturating_duration_since(t.fetched).as_nanos();
             hist::record(&mut s.lag, lag);
             s.lag_ns += lag.as_nanos();
             hist::record(&mut s.handoff, handoff);
@@ -227,7 +237,7 @@ impl<'a> Batch<'a> {
     #[must_use]
     pub fn new(shard: &'a Shard) -> Self {
         let now = Instant::now();
-        let blank = JobTimes { intended: now, enqueued: now, ready: now, start: now, end: now };
+        let blank = JobTimes { intended: now, enqueued: now, ready: now, fetched: now, start: now, end: now };
         Self { shard, buf: [(blank, Kind::Ok); BATCH], len: 0 }
     }
 
@@ -344,6 +354,7 @@ mod tests {
                 intended: t0,
                 enqueued: t0 + Duration::from_millis(1),
                 ready: t0 + Duration::from_millis(2),
+                fetched: t0 + Duration::from_millis(3),
                 start: t0 + Duration::from_millis(3),
                 end: t0 + Duration::from_millis(10),
             },

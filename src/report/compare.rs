@@ -53,8 +53,9 @@ pub struct ModelReport {
     pub inputs: Option<ModelInputs>,
     pub predicted: Option<Prediction>,
     pub compared: Vec<Compared>,
-    /// Little's law from the measurements alone: mean queue depth against throughput × mean
-    /// time in the queue.
+    /// Little's law from the measurements alone: the mean number of jobs waiting for a worker
+    /// (over a broker: outbox, stream and pulled ahead) against throughput × mean time from
+    /// enqueue to start.
     pub little: Option<Compared>,
     /// Why there is no prediction.
     pub reason: Option<String>,
@@ -163,17 +164,18 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         Workload::Closed(_) | Workload::Batch(_) => Inputs {
             rate: m.offered_per_s,
             service_mean: inputs.service_ms_mean / 1e3,
-            ..Inputs::mmc(0.0, 1.0, u32::try_from(st.workers + s.remote_workers).unwrap_or(u32::MAX))
+            ..Inputs::mmc(0.0, 1.0, u32::try_from(inputs.workers).unwrap_or(u32::MAX))
         },
     };
     let compared = figures(&predicted, s, mi.service_mean, mi.workers, open);
     let little = (m.throughput_per_s > 0.0)
-        .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_depth_mean));
+        .then(|| pair("little_queue_len", Some(m.throughput_per_s * m.queued_ms_mean / 1e3), m.queue_waiting_mean));
     // The advisor searches open-loop pools.
     let advice = target.filter(|_| matches!(workload, Workload::Open(_))).map(|t| advisor::advise(&mi, t));
     ModelReport {
         inputs: Some(inputs),
-        diagnosis: diagnose(s),
+        // Held jobs measured at the nodes name the wait's gap more closely than the general causes.
+        diagnosis: prefetch_gap(s, &compared).or_else(|| diagnose(s)),
         predicted: Some(predicted),
         compared,
         little,
@@ -202,7 +204,9 @@ pub(crate) fn figures(
         pair("wait_ms_mean", predicted.wait_ms_mean, m.latency.wait.mean),
         pair("latency_ms_mean", predicted.latency_ms_mean, m.latency.response.mean),
         pair("latency_ms_p99", predicted.latency_ms_p99, m.latency.response.p99),
-        pair("queue_len_mean", predicted.queue_len_mean, m.queue_depth_mean),
+        // The jobs waiting for a worker wherever they wait (over a broker: outbox, stream and
+        // pulled ahead at the nodes), as the model's queue is.
+        pair("queue_len_mean", predicted.queue_len_mean, m.queue_waiting_mean),
     ];
     if predicted.p_reject.is_some() {
         compared.push(pair("p_reject", predicted.p_reject, p_reject));
@@ -239,7 +243,7 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
         rate_per_s: rate,
         service_ms_mean: m.latency.service.mean,
         // A broker run's worker nodes serve the same queue: the model sees every worker.
-        workers: st.workers + s.remote_workers,
+        workers: window_workers(s),
         // Under `block` nothing is refused and latency counts from the intended time, so the
         // producer's backlog is part of the queue: the unbounded model applies.
         queue: (st.policy != Policy::Block).then_some(st.queue),
@@ -300,6 +304,19 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
     (inputs, w)
 }
 
+/// The workers that served the window: its worker-seconds (the controller's and every worker
+/// node's, tick by tick) over its seconds, to the nearest whole worker. Not the count now: at a
+/// broker run's end the nodes have finished and count none, though they served the window.
+/// Before anything is summed, the count now.
+fn window_workers(s: &Snapshot) -> usize {
+    let w = &s.measured.workers;
+    if w.worker_seconds > 0.0 && w.mean.is_finite() {
+        w.mean.round() as usize
+    } else {
+        s.settings.workers + s.remote_workers
+    }
+}
+
 /// The configured coefficient of variation when the measured one is within sampling noise of it,
 /// else the measured one: a Poisson run is then modelled as M/M/c, not as a G/G/c whose CV
 /// happens to read 0.98. The noise is 3 standard errors of a sample CV from `n` draws; for an
@@ -310,6 +327,30 @@ fn snap_cv(configured: Option<f64>, measured: f64, n: u64) -> f64 {
         Some(c) if n >= 2 && (measured - c).abs() <= (3.0 * (3.0 / n as f64).sqrt() * c.max(0.1)).max(0.05) => c,
         _ => measured,
     }
+}
+
+/// A broker run whose measured wait exceeds the model's mostly by the time jobs were held at the
+/// worker process that pulled them: the model's queue is one queue shared by every worker, and
+/// `prefetch` N lets each process take N jobs ahead, so a job can wait at a busy node while
+/// another node's worker is idle — one queue per node. `prefetch 1` keeps the jobs in the
+/// stream, shared, but each pull costs a round trip to the server. Named when the gap is beyond 25% and 0.1 ms and the held time is at least
+/// half of it.
+fn prefetch_gap(s: &Snapshot, compared: &[Compared]) -> Option<String> {
+    s.broker.as_ref()?;
+    let held = s.measured.held_ms_mean;
+    let wait = compared.iter().find(|c| c.name == "wait_ms_mean")?;
+    let (predicted, diff) = (wait.predicted?, wait.diff?);
+    let gap = wait.measured - predicted;
+    (s.settings.prefetch > 1 && diff > 0.25 && gap > 0.1 && held >= 0.5 * gap).then(|| {
+        format!(
+            "prefetch {} holds jobs at busy nodes: wait {:+.0}% ({held:.2} of {:.2} ms held at a node); \
+             prefetch 1 keeps them in the shared stream, the model's one queue ({predicted:.2} ms), \
+             at a pull round trip a job",
+            s.settings.prefetch,
+            diff * 100.0,
+            wait.measured
+        )
+    })
 }
 
 /// Names the likely cause when the pool does not behave as the configured workload says.

@@ -124,10 +124,17 @@ impl RunConfig {
     }
 }
 
+/// The queue over the measured window: the mean and most of the depth `queue` bounds (over a
+/// broker the jobs the stream holds, see [`crate::metrics::QueueView`]), the mean number of jobs
+/// waiting for a worker wherever they wait (the model's and Little's queue length), and over a
+/// broker where they waited (means).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct DepthSummary {
     pub mean: f64,
     pub max: usize,
+    pub waiting_mean: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts_mean: Option<crate::metrics::QueueParts>,
 }
 
 /// The JSON summary of a run. Statistics cover the measured window (after the warm-up); `jobs`
@@ -242,7 +249,12 @@ impl RunSummary {
             custom_work: last.custom_work,
             #[cfg(feature = "http")]
             http: None,
-            queue_depth: DepthSummary { mean: m.queue_depth_mean, max: m.queue_depth_max },
+            queue_depth: DepthSummary {
+                mean: m.queue_depth_mean,
+                max: m.queue_depth_max,
+                waiting_mean: m.queue_waiting_mean,
+                parts_mean: m.queue_parts_mean,
+            },
             queued_ms_mean: m.queued_ms_mean,
             utilisation: m.utilisation,
             service_cv: m.service_cv,
@@ -322,7 +334,10 @@ impl<W: Write> SeriesWriter<W> {
 }
 
 /// The CSV header; the first fifteen columns are the documented minimum, the rest extend it.
-pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio,node_workers,nodes_live,nodes_lost,redelivered,duplicates,publish_retries,ack_pending_max,adapt,limit,broker_down_s";
+/// Over a broker `queue_depth` is the jobs the stream holds (what `queue_bound` bounds) and
+/// `queue_outbox`, `queue_stream`, `queue_held` are where the jobs waiting for a worker are (0
+/// without a broker).
+pub const CSV_HEADER: &str = "t_s,offered_per_s,completed_per_s,rejected_per_s,dropped_per_s,queue_depth,in_flight,busy_workers,workers,queue_bound,rate,service_mean_ms,latency_p50_ms,latency_p99_ms,latency_max_ms,failed_per_s,queue_depth_mean,queue_depth_max,utilisation,wait_p50_ms,wait_p99_ms,service_p50_ms,service_p99_ms,live_workers,producer_lag_ms,paused,policy,arrival,service_kind,rt_workers,rt_busy_ratio,rt_global_queue_depth,rt_live_tasks,rt_park_count,rt_mean_scheduled_delay_us,rt_mean_poll_us,rt_slow_poll_ratio,node_workers,nodes_live,nodes_lost,redelivered,duplicates,publish_retries,ack_pending_max,adapt,limit,broker_down_s,queue_outbox,queue_stream,queue_held";
 
 /// One CSV row for one tick.
 #[must_use]
@@ -335,8 +350,9 @@ pub fn csv_row(s: &Snapshot) -> String {
     let l = &s.latency;
     // A broker run's columns (0 on a run without one, so the header never changes).
     let b = s.broker.as_ref();
+    let parts = s.queue.parts.unwrap_or_default();
     format!(
-        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4},{},{},{},{},{},{},{},{},{},{:.1}",
+        "{:.3},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{},{:.4},{:.3},{:.3},{:.3},{:.3},{},{:.3},{},{},{},{},{},{:.4},{},{},{},{:.1},{:.1},{:.4},{},{},{},{},{},{},{},{},{},{:.1},{},{},{}",
         s.elapsed.as_secs_f64(),
         s.rates.offered,
         s.rates.completed,
@@ -384,6 +400,9 @@ pub fn csv_row(s: &Snapshot) -> String {
         st.adapt,
         s.adapt.map_or_else(String::new, |a| format!("{:.2}", a.limit)),
         b.filter(|b| !b.link.connected).map_or(0.0, |b| b.link.outage_ms / 1e3),
+        parts.outbox,
+        parts.stream,
+        parts.held,
     )
 }
 
@@ -458,7 +477,8 @@ mod tests {
         });
         s.elapsed = Duration::from_millis(1500);
         s.rates = Rates { offered: 19.0, started: 0.0, completed: 23.0, failed: 29.0, rejected: 31.0, dropped: 37.0 };
-        s.queue = QueueView { depth: 41, mean: 43.0, max: 47, bound: 11 };
+        let parts = Some(crate::metrics::QueueParts { outbox: 191.0, stream: 193.0, held: 197.0 });
+        s.queue = QueueView { depth: 41, mean: 43.0, max: 47, bound: 11, parts };
         (s.in_flight, s.busy_workers, s.live_workers, s.utilisation) = (53, 59, 61, 0.67);
         let summary = |p50: f64, p99: f64, max: f64| Summary { p50, p99, max, ..Summary::default() };
         s.latency.response = summary(71.0, 73.0, 79.0);
@@ -536,6 +556,9 @@ mod tests {
             ("adapt", "gradient2"),
             ("limit", "179.25"),
             ("broker_down_s", "181.0"),
+            ("queue_outbox", "191"),
+            ("queue_stream", "193"),
+            ("queue_held", "197"),
         ];
         let header: Vec<&str> = CSV_HEADER.split(',').collect();
         let row = csv_row(&s);

@@ -46,7 +46,13 @@ pub fn window(s: &Snapshot, a: &Arrivals) -> Option<(Vec<u64>, Option<Vec<u64>>)
 }
 
 /// The inputs of the window's simulation (arrival offsets and service times from [`window`]).
-fn inputs<'a>(s: &Snapshot, a: &Arrivals, at: &'a [u64], service: Option<&'a [u64]>) -> TraceInputs<'a> {
+fn inputs<'a>(
+    s: &Snapshot,
+    a: &Arrivals,
+    at: &'a [u64],
+    service: Option<&'a [u64]>,
+    workers: usize,
+) -> TraceInputs<'a> {
     let st = &s.settings;
     let speed = match st.rate {
         Rate::PerSec(r) => a.speed_for(r),
@@ -64,7 +70,7 @@ fn inputs<'a>(s: &Snapshot, a: &Arrivals, at: &'a [u64], service: Option<&'a [u6
                 seed: st.seed,
             },
         },
-        workers: u32::try_from(st.workers + s.remote_workers).unwrap_or(u32::MAX),
+        workers: u32::try_from(workers).unwrap_or(u32::MAX),
         queue: Some(st.queue as u64),
         policy: st.policy,
     }
@@ -82,7 +88,9 @@ pub fn trace_report(s: &Snapshot, target: Option<Target>, a: &Arrivals) -> Model
     let Some((at, service)) = window(s, a) else {
         return ModelReport::not_compared("the window holds none of the trace's arrivals".into());
     };
-    let i = inputs(s, a, &at, service.as_deref());
+    // The workers that served the window, every worker node's included, as the formulas see them.
+    let workers = base.inputs.map_or(s.settings.workers + s.remote_workers, |m| m.workers);
+    let i = inputs(s, a, &at, service.as_deref(), workers);
     if i.workers == 0 {
         return ModelReport::not_compared("no workers to simulate the trace on".into());
     }

@@ -41,6 +41,14 @@ struct Node {
     heard: Instant,
 }
 
+/// The jobs the nodes hold pulled ahead, as the control thread takes them each tick.
+#[derive(Default)]
+struct Held {
+    /// The last tick taken, and ∫ depth dt (jobs·µs) reported since.
+    since: Option<Instant>,
+    area_us: u64,
+}
+
 /// What the control thread takes each tick.
 pub(crate) struct Absorbed {
     pub nodes: Vec<NodeView>,
@@ -48,6 +56,11 @@ pub(crate) struct Absorbed {
     pub workers: usize,
     /// Jobs finished twice since the last tick.
     pub duplicates: u64,
+    /// Jobs pulled ahead into the inboxes of nodes neither lost nor finished, as each last
+    /// reported, and their time-weighted mean since the last tick (the reports' integrals over
+    /// the time since).
+    pub held_now: usize,
+    pub held_mean: f64,
 }
 
 #[derive(Default)]
@@ -68,6 +81,7 @@ pub(crate) struct Cluster {
     heard: Mutex<BTreeMap<String, (Instant, bool)>>,
     /// The latest report taken from each node process (name, session).
     seen: Mutex<BTreeMap<(String, u64), u64>>,
+    held: Mutex<Held>,
 }
 
 impl Cluster {
@@ -145,8 +159,10 @@ impl Cluster {
     pub fn absorb(&self, recorders: &Recorders, now: Instant, interval: Duration) -> Absorbed {
         let reports = std::mem::take(&mut *self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
         let mut nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         for (h, stats, broker) in reports {
             recorders.merge_remote(&stats);
+            held.area_us = held.area_us.saturating_add(h.held_area_us);
             let n = nodes.entry(h.node.clone()).or_insert_with(|| Node {
                 last: NodeHeader::default(),
                 broker_time: crate::metrics::hist::new(),
@@ -171,6 +187,7 @@ impl Cluster {
         let lost_after = interval * LOST_AFTER_TICKS;
         let mut workers = 0;
         let mut busy = 0;
+        let mut held_now = 0;
         let views = nodes
             .iter()
             .map(|(name, n)| {
@@ -179,6 +196,7 @@ impl Cluster {
                 if !lost && !n.last.last {
                     workers += n.last.workers;
                     busy += n.last.busy;
+                    held_now += n.last.held_now;
                 }
                 #[allow(clippy::cast_precision_loss)]
                 NodeView {
@@ -201,7 +219,16 @@ impl Cluster {
         recorders.set_remote_busy(busy);
         let all = self.duplicates();
         let before = self.taken_duplicates.swap(all, Ordering::Relaxed);
-        Absorbed { nodes: views, workers, duplicates: all - before }
+        let span = held.since.map_or(interval, |t| now.saturating_duration_since(t)).as_secs_f64();
+        let held_mean = if span > 0.0 { std::mem::take(&mut held.area_us) as f64 / 1e6 / span } else { 0.0 };
+        held.since = Some(now);
+        Absorbed {
+            nodes: views,
+            workers,
+            duplicates: all - before,
+            held_now: usize::try_from(held_now).unwrap_or(usize::MAX),
+            held_mean,
+        }
     }
 
     /// Every node's time in the broker so far merged into `into`, and the sum of the times (ns).

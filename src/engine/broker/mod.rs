@@ -8,7 +8,11 @@
 //!   `max_ack_pending` = the queue bound.
 //!
 //! **The bound counts what the stream holds**: jobs waiting, prefetched by a node, and in
-//! service until acknowledged. (The in-process queue's bound counts waiting jobs only.)
+//! service until acknowledged. (The in-process queue's bound counts waiting jobs only.) A
+//! snapshot's `queue.depth` is that holding, read from the server; the jobs waiting for a
+//! worker are counted by place apart (`queue.parts`: the controller's outbox, bounded by the
+//! bound too; the stream's undelivered jobs; the jobs pulled ahead at every worker process),
+//! and their sum is the queue length the model and Little's check use.
 //!
 //! The client is async-nats without its `server_2_10`+ features, so it asks only what servers
 //! from 2.9 on understand (its typed account info, which 2.9's answer does not fit, is not

@@ -99,6 +99,8 @@ impl NodeSide {
             last: false,
             ids,
             broker_time_ns: c.broker_time_ns.load(Ordering::Relaxed),
+            held_now: c.held_now.load(Ordering::Relaxed),
+            held_area_us: c.held_area_us.swap(0, Ordering::Relaxed),
             ..NodeHeader::default()
         };
         let broker = inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner).clone();

@@ -42,8 +42,8 @@ use super::node::{self, NodeSide};
 use super::protocol::{self, Control};
 use super::reports;
 use super::state::{
-    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Counts, Inner, JS_TIMEOUT, Link, OUTBOX, Settle, Settler, broker_time_hist,
-    consumer_config, stream_config,
+    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Counts, Inner, JS_TIMEOUT, Link, Settle, Settler, add, broker_time_hist,
+    consumer_config, outbox_bound, stream_config,
 };
 use super::tasks::{admin, collect, fetch, follow_prefetch, publish, sample};
 use super::{BrokerError, BrokerSpec, CONSUMER, connect};
@@ -51,7 +51,7 @@ use crate::engine::backend::{Closed, QueueCounts, Update};
 use crate::engine::queue::JobQueue;
 use crate::metrics::aggregate::DepthStats;
 use crate::metrics::recorder::{Recorders, ShardStats};
-use crate::metrics::{BrokerView, LinkView, Summary};
+use crate::metrics::{BrokerView, LinkView, QueueParts, Summary};
 use crate::settings::{Policy, Settings};
 
 /// At the end, the consumer is read up to this many times, this far apart, until two
@@ -83,6 +83,8 @@ pub(crate) struct BrokerQueue {
     /// The policy has been `drop-oldest` at some point of the run (the stream may have
     /// discarded jobs).
     dropping: AtomicBool,
+    /// A node: when its depth was last taken (its inbox's integral runs from there).
+    depth_taken: Mutex<Instant>,
 }
 
 #[derive(Default)]
@@ -197,7 +199,7 @@ impl BrokerQueue {
         inner.counts.last_seq.store(seq0, Ordering::Relaxed);
         BrokerQueue {
             client,
-            outbox: Arc::new(JobQueue::new(OUTBOX, Policy::Block)),
+            outbox: Arc::new(JobQueue::new(outbox_bound(cfg.bound), Policy::Block)),
             inbox: Arc::new(JobQueue::relay(cfg.prefetch)),
             inner,
             consumer,
@@ -212,6 +214,7 @@ impl BrokerQueue {
             cluster: None,
             node: None,
             dropping: AtomicBool::new(cfg.policy == Policy::DropOldest),
+            depth_taken: Mutex::new(Instant::now()),
         }
     }
 
@@ -288,6 +291,7 @@ impl BrokerQueue {
 
     pub fn configure(&self, s: &Settings) {
         let c = Cfg::of(s);
+        self.outbox.set_bound(outbox_bound(c.bound));
         if c.policy == Policy::DropOldest {
             self.dropping.store(true, Ordering::Relaxed);
             self.refresh_gaps();
@@ -300,24 +304,45 @@ impl BrokerQueue {
         QueueCounts { rejected: c.rejected.load(Ordering::Relaxed), dropped: c.dropped.load(Ordering::Relaxed) }
     }
 
-    /// Jobs waiting anywhere before a worker: the outbox, the stream (sampled: its mean is the
-    /// mean of the samples) and the inbox. The maximum is the sum of the three maxima, an upper
-    /// bound. The arrivals' gaps are the outbox's (where the producer puts them).
+    /// The depth the bound counts, and where the jobs waiting for a worker are (see
+    /// [`DepthStats`]). A controller: the stream's holding (undelivered + unacknowledged) from
+    /// its sampler's readings of the consumer, each reading one instant (the maximum is the
+    /// most at a reading: never above the bound); the outbox and this process's inbox from
+    /// their own integrals; the stream's undelivered jobs from the same readings. The nodes'
+    /// inboxes are added when their reports are absorbed. A node: its inbox, which it also keeps
+    /// for its next report. The arrivals' gaps are the outbox's (where the producer puts them).
     pub fn take_depth_stats(&self) -> DepthStats {
         let out = self.outbox.take_depth_stats();
         let inb = self.inbox.take_depth_stats();
         let c = &self.inner.counts;
-        let now = c.pending.load(Ordering::Relaxed);
+        if self.node.is_some() {
+            let now = Instant::now();
+            let since = std::mem::replace(&mut *self.depth_taken.lock().unwrap_or_else(PoisonError::into_inner), now);
+            let area = inb.mean * now.saturating_duration_since(since).as_secs_f64() * 1e6;
+            c.held_now.store(inb.now as u64, Ordering::Relaxed);
+            add(&c.held_area_us, area as u64);
+            return inb;
+        }
         let n = c.pending_samples.swap(0, Ordering::Relaxed);
-        let sum = c.pending_sum.swap(0, Ordering::Relaxed);
-        let max = c.pending_max.swap(now, Ordering::Relaxed).max(now);
-        let mean = if n == 0 { now as f64 } else { sum as f64 / n as f64 };
-        let now = usize::try_from(now).unwrap_or(usize::MAX);
+        let mean = |sum: u64, now: u64| if n == 0 { now as f64 } else { sum as f64 / n as f64 };
+        let pending = c.pending.load(Ordering::Relaxed);
+        let pending_mean = mean(c.pending_sum.swap(0, Ordering::Relaxed), pending);
+        let stored = c.stored_now.load(Ordering::Relaxed);
+        let stored_mean = mean(c.stored_sum.swap(0, Ordering::Relaxed), stored);
+        let stored_max = c.stored_max.swap(stored, Ordering::Relaxed).max(stored);
+        let publishing = c.publishing.load(Ordering::Relaxed);
+        let whole = |x: u64| usize::try_from(x).unwrap_or(usize::MAX);
         DepthStats {
-            now: out.now + now + inb.now,
-            mean: out.mean + mean + inb.mean,
-            max: out.max + usize::try_from(max).unwrap_or(usize::MAX) + inb.max,
+            now: whole(stored),
+            mean: stored_mean,
+            max: whole(stored_max),
             enqueue_gaps: out.enqueue_gaps,
+            parts: Some(QueueParts {
+                outbox: (out.now as u64 + publishing) as f64,
+                stream: pending as f64,
+                held: inb.now as f64,
+            }),
+            parts_mean: Some(QueueParts { outbox: out.mean, stream: pending_mean, held: inb.mean }),
         }
     }
 

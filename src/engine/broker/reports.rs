@@ -48,6 +48,7 @@ impl Outgoing {
             ids,
             delivered: self.header.delivered + later.header.delivered,
             redelivered: self.header.redelivered + later.header.redelivered,
+            held_area_us: self.header.held_area_us + later.header.held_area_us,
             ..later.header
         };
         self.stats.merge(&later.stats);
@@ -109,6 +110,8 @@ pub async fn send(client: async_nats::Client, subject: String, mailbox: Arc<Mail
                 ids: Vec::new(),
                 delivered: 0,
                 redelivered: 0,
+                held_now: 0,
+                held_area_us: 0,
                 ..o.header
             };
             deliver(&client, &subject, report::encode(end, &ShardStats::new(), &crate::metrics::hist::new())).await;

@@ -14,8 +14,14 @@ use super::cluster::Cluster;
 use super::{BrokerSpec, CONSUMER};
 use crate::settings::{Policy, Settings};
 
-/// Jobs the outbox holds before the producer waits for the publisher.
-pub const OUTBOX: usize = 1024;
+/// The most jobs the outbox holds before the producer waits for the publisher: the queue bound
+/// (at least 1), following its live changes. Under `block` a full stream keeps the publisher
+/// retrying, so the outbox fills and the producer waits: its lag shows, and at most `queue`
+/// jobs wait on the controller besides the `queue` the stream holds.
+#[must_use]
+pub fn outbox_bound(queue: usize) -> usize {
+    queue.max(1)
+}
 /// Publishes whose acknowledgements may be outstanding at once under `reject`/`drop-oldest`.
 pub const ACKS_IN_FLIGHT: usize = 1024;
 /// How long one pull request waits for jobs before the fetcher asks again.
@@ -96,7 +102,18 @@ pub struct Counts {
     pub pending: AtomicU64,
     pub pending_sum: AtomicU64,
     pub pending_samples: AtomicU64,
-    pub pending_max: AtomicU64,
+    /// The jobs the stream holds (undelivered + delivered, not acknowledged) at the latest
+    /// sample, their sum over the samples since the last tick, and their most: what the bound
+    /// counts, from one reading of the consumer.
+    pub stored_now: AtomicU64,
+    pub stored_sum: AtomicU64,
+    pub stored_max: AtomicU64,
+    /// 1 while the publisher holds a job it took from the outbox and the stream has not stored.
+    pub publishing: AtomicU64,
+    /// A node: the jobs in its inbox (pulled ahead, not started) at its last tick, and ∫ of
+    /// that depth over its ticks since its last report (jobs·µs).
+    pub held_now: AtomicU64,
+    pub held_area_us: AtomicU64,
     /// Σ time in broker (ns) of the jobs delivered here.
     pub broker_time_ns: AtomicU64,
     /// The most jobs held unacknowledged at a sample.
@@ -194,7 +211,7 @@ pub enum Settle {
 /// A delivered job's message, settled when its worker is done with it, whatever the outcome
 /// (a failed job is counted failed, not redelivered).
 #[derive(Clone)]
-pub struct Receipt(Box<(jetstream::Message, u64, Arc<Settler>)>);
+pub struct Receipt(Box<(jetstream::Message, u64, Arc<Settler>, Instant)>);
 
 impl std::fmt::Debug for Receipt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,13 +226,20 @@ pub struct Settler {
 }
 
 impl Receipt {
+    /// The receipt of a job pulled from the stream into this process now.
     pub fn new(msg: jetstream::Message, id: u64, settler: &Arc<Settler>) -> Receipt {
-        Receipt(Box::new((msg, id, Arc::clone(settler))))
+        Receipt(Box::new((msg, id, Arc::clone(settler), Instant::now())))
+    }
+
+    /// When the job was pulled from the stream into this process.
+    #[must_use]
+    pub fn fetched(&self) -> Instant {
+        self.0.3
     }
 
     /// Settles the job (see [`Settle`]).
     pub async fn settle(self) {
-        let (msg, id, settler) = *self.0;
+        let (msg, id, settler, _) = *self.0;
         match &settler.how {
             Settle::Controller(cluster) => {
                 cluster.finished(id);

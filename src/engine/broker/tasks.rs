@@ -48,57 +48,73 @@ pub async fn publish(
 ) {
     let never = AtomicBool::new(false);
     let subject = async_nats::Subject::from(inner.spec.subject());
-    let epoch = inner.epoch;
     while let Some((job, _)) = outbox.pop(&never).await {
-        let mut backoff = Duration::from_micros(200);
-        loop {
-            let w = Wire {
-                id: job.id,
-                intended_ns: offset(epoch, job.intended),
-                enqueued_ns: offset(epoch, job.enqueued),
-                service_ns: u64::try_from(job.service.as_nanos()).unwrap_or(u64::MAX),
-                published_ns: offset(epoch, Instant::now()),
-            };
-            let payload = bytes::Bytes::copy_from_slice(&w.encode());
-            let block = cfg.borrow().policy == Policy::Block;
-            let why = match inner.js.publish(subject.clone(), payload).await {
-                Err(e) if block => e.to_string(),
-                Err(e) => {
-                    failed(&inner, &job, &e);
-                    break;
-                }
-                Ok(ack) if !block => {
-                    if let Err(mpsc::error::SendError((job, _))) = acks.send((job, ack)).await {
-                        failed(&inner, &job, &"the acknowledgement reader has stopped");
-                    }
-                    break;
-                }
-                Ok(ack) => match acked(ack).await {
-                    Ok(()) => {
-                        add(&inner.counts.stored, 1);
-                        break;
-                    }
-                    // Under `block` a job is never refused: a full stream, or a broker away (its
-                    // stream being made again), is waited out; the outbox fills and the
-                    // producer's lag shows.
-                    Err(e) if is_full(&e) => String::new(),
-                    Err(e) => e.to_string(),
-                },
-            };
-            add(&inner.counts.retries, 1);
-            if !why.is_empty() {
-                add(&inner.counts.publish_errors, 1);
-                tracing::debug!("publishing job {} again: {why}", job.id);
+        inner.counts.publishing.store(1, Ordering::Relaxed);
+        publish_one(&inner, &subject, &cfg, &acks, &stop, &unpublished, job).await;
+        inner.counts.publishing.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Publishes one job: under `block` until the stream stores it (or the run stops), otherwise
+/// once, its acknowledgement handed to the collector.
+async fn publish_one(
+    inner: &Inner,
+    subject: &async_nats::Subject,
+    cfg: &watch::Receiver<Cfg>,
+    acks: &mpsc::Sender<(Job, PublishAckFuture)>,
+    stop: &CancellationToken,
+    unpublished: &AtomicU64,
+    job: Job,
+) {
+    let epoch = inner.epoch;
+    let mut backoff = Duration::from_micros(200);
+    loop {
+        let w = Wire {
+            id: job.id,
+            intended_ns: offset(epoch, job.intended),
+            enqueued_ns: offset(epoch, job.enqueued),
+            service_ns: u64::try_from(job.service.as_nanos()).unwrap_or(u64::MAX),
+            published_ns: offset(epoch, Instant::now()),
+        };
+        let payload = bytes::Bytes::copy_from_slice(&w.encode());
+        let block = cfg.borrow().policy == Policy::Block;
+        let why = match inner.js.publish(subject.clone(), payload).await {
+            Err(e) if block => e.to_string(),
+            Err(e) => {
+                failed(inner, &job, &e);
+                return;
             }
-            tokio::select! {
-                () = stop.cancelled() => {
-                    unpublished.fetch_add(1, Ordering::Relaxed);
-                    job.release();
-                    break;
+            Ok(ack) if !block => {
+                if let Err(mpsc::error::SendError((job, _))) = acks.send((job, ack)).await {
+                    failed(inner, &job, &"the acknowledgement reader has stopped");
                 }
-                () = tokio::time::sleep(backoff) => {
-                    backoff = (backoff * 2).min(if why.is_empty() { MAX_BACKOFF } else { PULL_EXPIRES });
+                return;
+            }
+            Ok(ack) => match acked(ack).await {
+                Ok(()) => {
+                    add(&inner.counts.stored, 1);
+                    return;
                 }
+                // Under `block` a job is never refused: a full stream, or a broker away (its
+                // stream being made again), is waited out; the outbox fills and the
+                // producer's lag shows.
+                Err(e) if is_full(&e) => String::new(),
+                Err(e) => e.to_string(),
+            },
+        };
+        add(&inner.counts.retries, 1);
+        if !why.is_empty() {
+            add(&inner.counts.publish_errors, 1);
+            tracing::debug!("publishing job {} again: {why}", job.id);
+        }
+        tokio::select! {
+            () = stop.cancelled() => {
+                unpublished.fetch_add(1, Ordering::Relaxed);
+                job.release();
+                return;
+            }
+            () = tokio::time::sleep(backoff) => {
+                backoff = (backoff * 2).min(if why.is_empty() { MAX_BACKOFF } else { PULL_EXPIRES });
             }
         }
     }
@@ -238,12 +254,17 @@ pub async fn sample(consumer: PullConsumer, inner: Arc<Inner>, cfg: watch::Recei
         }
         match consumer.get_info().await {
             Ok(info) => {
-                c.ack_pending_max.fetch_max(info.num_ack_pending as u64, Ordering::Relaxed);
+                let held = info.num_ack_pending as u64;
+                c.ack_pending_max.fetch_max(held, Ordering::Relaxed);
                 let n = info.num_pending;
                 c.pending.store(n, Ordering::Relaxed);
                 add(&c.pending_sum, n);
+                // One reading's two counts: the stream's holding at one instant.
+                let stored = n + held;
+                c.stored_now.store(stored, Ordering::Relaxed);
+                add(&c.stored_sum, stored);
+                c.stored_max.fetch_max(stored, Ordering::Relaxed);
                 add(&c.pending_samples, 1);
-                c.pending_max.fetch_max(n, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::debug!("could not read the consumer: {e}");

@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Paragraph, Widget};
 use super::super::state::State;
 use super::fit::{self, HIGH, KEEP, LOW, MID};
 use super::panels::{count, ms};
-use crate::metrics::NodeView;
+use crate::metrics::{NodeView, QueueParts};
 
 /// Rows the panel wants: its border, the stream's line, and a line per node (at least one).
 pub fn height(s: &State) -> u16 {
@@ -24,7 +24,9 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let width = area.width.saturating_sub(2) as usize;
     let q = &s.snap.queue;
     let stream = vec![
-        (KEEP, Span::raw(format!(" waiting {} / bound {}", q.depth, q.bound))),
+        // What the bound counts: the jobs the stream holds (waiting, pulled ahead, in service).
+        (KEEP, Span::raw(format!(" in stream {} / bound {}", q.depth, q.bound))),
+        (HIGH, Span::raw(parts(q.parts))),
         (HIGH, Span::raw(format!("  acks pending max {} / {}", b.ack_pending_max, b.ack_pending_cap))),
         (HIGH, Span::raw(format!("  redelivered {}", b.redelivered))),
         (MID, Span::raw(format!("  retries {}", b.publish_retries))),
@@ -44,6 +46,13 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     lines.extend(s.snap.nodes.iter().map(|n| node(n, width)));
     let title = format!(" broker: {} on {} ", b.stream, b.url);
     Paragraph::new(lines).block(Block::bordered().title(title)).render(area, buf);
+}
+
+/// Where the jobs waiting for a worker are: the controller's outbox, the stream (undelivered),
+/// pulled ahead at the worker processes.
+fn parts(p: Option<QueueParts>) -> String {
+    let p = p.unwrap_or_default();
+    format!("  waiting: outbox {:.0} · stream {:.0} · held {:.0}", p.outbox, p.stream, p.held)
 }
 
 fn node(n: &NodeView, width: usize) -> Line<'static> {

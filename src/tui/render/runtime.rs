@@ -60,6 +60,7 @@ fn bar(s: &State, width: usize) -> Line<'static> {
         .map(|(name, v)| match name {
             "queue" => ("queue", v, Color::Yellow, HIGH),
             "broker" => ("broker", v, Color::Magenta, HIGH),
+            "held" => ("held", v, Color::Cyan, HIGH),
             "scheduling" => ("sched", v, Color::Red, LOW),
             _ => ("service", v, Color::Green, MID),
         })
