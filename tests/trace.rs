@@ -111,3 +111,89 @@ fn a_trace_arrival_needs_a_trace() {
     let err = EngineHandle::start(s, RunOptions::default()).err().expect("refused").to_string();
     assert!(err.contains("--arrivals FILE"), "{err}");
 }
+
+fn pooltune(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pooltune"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Bad input is one line naming the file, the line and what is accepted, exit status 2, before
+/// anything runs.
+#[test]
+fn bad_traces_and_flags_are_one_line_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = file("good.csv", "t,size\n0.0,3\n0.5,4\n1.0,5\n");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--arrivals".into(), dir.path().join("none.csv").to_str().unwrap().into()], "none.csv"),
+        (vec!["--arrivals".into(), file("word.txt", "0.1\n0.2\nsoon\n")], ":3"),
+        (vec!["--arrivals".into(), good.clone(), "--arrivals-column".into(), "when".into()], "when"),
+        (vec!["--arrivals".into(), good.clone(), "--arrivals-window".into(), "5s..6s".into()], "window"),
+        (
+            vec!["--arrivals".into(), good.clone(), "--speed".into(), "2".into(), "--rate".into(), "10".into()],
+            "--speed",
+        ),
+        (vec!["--arrivals".into(), good.clone(), "--rate".into(), "max".into()], "--rate max"),
+        (vec!["--arrivals".into(), good.clone(), "--speed".into(), "0".into()], "0.01 to 1000"),
+        (vec!["--arrivals".into(), good.clone(), "--arrival".into(), "closed".into()], "--arrival"),
+        (
+            vec![
+                "--arrivals".into(),
+                file("neg.csv", "t,size\n0,1\n1,-2\n"),
+                "--service-column".into(),
+                "size".into(),
+                "--service-per-unit".into(),
+                "1ms".into(),
+            ],
+            ":3",
+        ),
+        (vec!["--arrivals".into(), file("one.txt", "5\n")], "at least 2 arrivals"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["run", "--headless", "--duration", "1s"];
+        args.extend(extra.iter().map(String::as_str));
+        let o = pooltune(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// `pooltune model` on the shipped bursty trace: the simulation sizes the pool, checked one
+/// worker either side, and the fitted Poisson model's answer (too few) is beside it.
+#[test]
+fn model_sizes_the_pool_for_the_trace_and_the_poisson_fit_undersizes_it() {
+    let o = pooltune(&[
+        "model",
+        "--arrivals",
+        "profiles/bursty-trace.csv",
+        "--service-column",
+        "tokens",
+        "--service-base",
+        "5ms",
+        "--service-per-unit",
+        "100us",
+        "--workers",
+        "4",
+        "--slo-p99",
+        "100ms",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sized = &v["workers_needed"];
+    let n = sized["workers"].as_u64().unwrap();
+    assert!(sized["p99_ms"].as_f64().unwrap() <= 100.0 && sized["p99_ms_fewer"].as_f64().unwrap() > 100.0, "{v}");
+    let fitted = v["fitted_workers_needed"].as_u64().unwrap();
+    assert!(n >= 2 * fitted, "the bursts need far more than Poisson says: {n} against {fitted}");
+    assert_eq!(v["arrivals"], 12007);
+    assert!(v["highest_speed"].as_f64().unwrap() < 1.0, "4 workers miss the target at the trace's own speed: {v}");
+}

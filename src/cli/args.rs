@@ -122,7 +122,7 @@ pub enum Cmd {
         files: Vec<std::path::PathBuf>,
     },
     /// Print what queueing theory predicts for a pool, and what meets a latency target.
-    Model(ModelArgs),
+    Model(Box<ModelArgs>),
     /// Step a knob through a range and measure each step: the knee, and the highest value that meets a p99 target.
     Sweep(Box<SweepArgs>),
     /// Serve a broker run's jobs from this process (this machine or another): a worker node.
@@ -327,8 +327,8 @@ pub struct RunArgs {
 pub struct ModelArgs {
     #[arg(long, value_name = "R", value_parser = model_rate, help = model_help("rate", "Arrival rate λ, jobs per second (open-loop and bursty arrivals)"))]
     pub rate: Option<f64>,
-    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("service"), help = model_help("service", "Mean service time E[S], e.g. 5ms"))]
-    pub service: Duration,
+    #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("service"), help = model_help("service", "Mean service time E[S], e.g. 5ms (with --arrivals: drawn for each arrival, or the mean the trace's own times are scaled to)"))]
+    pub service: Option<Duration>,
     #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"), help = model_help("workers", "Workers c"))]
     pub workers: usize,
     #[arg(long, value_name = "K", value_parser = model_knob::<usize>("queue"), help = model_help("queue", "Queue bound K (waiting places); without it the queue is unbounded"))]
@@ -367,6 +367,11 @@ pub struct ModelArgs {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub trace: super::arrivals::ArrivalsArgs,
+    /// With --arrivals: replay the trace this many times faster (or give --rate, its mean rate)
+    #[arg(long, value_name = "X", value_parser = speed, requires = "arrivals", conflicts_with = "rate")]
+    pub speed: Option<f64>,
 }
 
 /// `pooltune sweep`'s arguments (run by `cli::sweep_cmd`).

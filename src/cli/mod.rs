@@ -16,6 +16,7 @@ mod finish;
 mod headless;
 mod logging;
 mod model_cmd;
+mod model_trace;
 mod profiles_cmd;
 mod report_cmd;
 mod summary;

@@ -22,7 +22,10 @@ fn inputs(a: &ModelArgs) -> Result<Workload, BadInput> {
         _ => (ServiceDist::Exponential, 1.0),
     };
     let workers = u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?;
-    let service_mean = a.service.as_secs_f64();
+    let service_mean = a
+        .service
+        .ok_or_else(|| BadInput("--service DUR is needed: the mean service time E[S], e.g. 5ms".into()))?
+        .as_secs_f64();
     let arrival = a.arrival.unwrap_or(ArrivalKind::Poisson);
     // Each process takes its own flags and no other's.
     let foreign: &[(&str, bool)] = match arrival {
@@ -144,6 +147,9 @@ fn downstream_curve(out: &mut String, i: &Inputs) {
 }
 
 pub fn run(a: &ModelArgs) -> Outcome {
+    if a.trace.arrivals.is_some() {
+        return super::model_trace::run(a);
+    }
     let w = inputs(a)?;
     let p = model::predict_workload(&w).map_err(|ModelError::Invalid(m)| BadInput(m))?;
     let target = a.slo_p99.map(|d| Target::P99(d.as_secs_f64())).or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));
