@@ -359,6 +359,39 @@ fn renders_at_120x40_with_overload_said_in_words() {
     insta::assert_snapshot!(render(&scripted_state(true), 120, 40).backend());
 }
 
+/// The shipped bursty trace replayed at ×1.25 on 10 workers: the arrival line names the speed,
+/// the model is the trace's simulation, and the Poisson model of the same mean rate is beside it.
+#[test]
+fn renders_a_trace_replay_at_120x40() {
+    use pooltune::engine::replay::Arrivals;
+    use pooltune::settings::ArrivalKind;
+    use pooltune::trace::{ServiceSpec, TraceSpec, load};
+    let spec = TraceSpec {
+        service_column: Some("tokens".into()),
+        service: ServiceSpec::Size { base: Duration::from_millis(5), per_unit: Duration::from_micros(100) },
+        ..TraceSpec::new("profiles/bursty-trace.csv")
+    };
+    let a = Arrivals::new(Arc::new(load(&spec).unwrap()), false).unwrap();
+    let mut state = scripted_state(false);
+    state.arrivals = Some(a.clone());
+    let mut s = state.snap.clone();
+    s.settings.arrival = ArrivalKind::Trace;
+    s.settings.workers = 10;
+    s.settings.rate = Rate::PerSec((a.mean_rate() * 1.25 * 1000.0).round() / 1000.0);
+    s.settings.service = Duration::from_micros(20_017);
+    s.measured.setting_changes = 0;
+    s.measured.jobs.offered = 3000;
+    s.trace_offered = 3000;
+    s.tick += 1;
+    s.commands = state.sent;
+    state.on_snapshot(s);
+    let t = render(&state, 120, 40);
+    let text: String = t.backend().buffer().content().iter().map(ratatui::buffer::Cell::symbol).collect();
+    assert!(text.contains("trace 125/s ×1.25"), "the arrival line says the speed: {:?}", t.backend());
+    assert!(text.contains("trace simulation") && text.contains("Poisson fit: p99"), "the model is the trace's");
+    insta::assert_snapshot!(t.backend());
+}
+
 #[test]
 fn the_distribution_follows_the_chart_window() {
     let mut s = scripted_state(false);

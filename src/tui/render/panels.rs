@@ -78,7 +78,7 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
             format!("{rate} on {}/off {}", duration::format(k.burst_on), duration::format(k.burst_off))
         }
         ArrivalKind::Trace => match s.trace_speed() {
-            Some(x) => format!("{rate} ×{x:.2} (r/R: speed)"),
+            Some(x) => format!("{rate} ×{x:.2}"),
             None => rate,
         },
         _ => rate,
@@ -284,6 +284,22 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
     }
     if let Some(line) = downstream_line(s) {
         lines.push((HIGH, line));
+    }
+    // A trace: what a Poisson model of the same mean rate would have said, the lesson itself.
+    if let (Some(f), Some(p)) = (&report.fitted, &report.predicted) {
+        let p99 = |x: Option<f64>| x.map_or("n/a".to_string(), ms);
+        // The fitted model's p99 against the simulation's (the model column above).
+        let off = match (f.latency_ms_p99, p.latency_ms_p99) {
+            (Some(a), Some(b)) if b > 0.0 => format!(" ({})", pct(Some((a - b) / b))),
+            _ => String::new(),
+        };
+        lines.push((
+            HIGH,
+            Line::from(Span::styled(
+                format!(" Poisson fit: p99 {}{off}", p99(f.latency_ms_p99)),
+                Style::default().fg(Color::Magenta),
+            )),
+        ));
     }
     if let Some(a) = &report.advice {
         lines.push((HIGH, Line::from(Span::styled(format!(" {}", a.line()), Style::default().fg(Color::Cyan)))));
