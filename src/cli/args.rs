@@ -76,7 +76,7 @@ fn model_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(crate) fn dur(s: &str) -> Result<Duration, String> {
+fn dur(s: &str) -> Result<Duration, String> {
     duration::parse(s)
 }
 

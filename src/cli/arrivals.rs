@@ -42,10 +42,10 @@ pub struct ArrivalsArgs {
     pub service_unit: Option<TimeUnit>,
     /// The service column holds a size: each job takes --service-base plus this per unit
     /// (e.g. 1ms per generated token)
-    #[arg(long, value_name = "DUR", requires = "service_column", value_parser = super::args::dur)]
+    #[arg(long, value_name = "DUR", requires = "service_column", value_parser = crate::duration::parse)]
     pub service_per_unit: Option<Duration>,
     /// With --service-per-unit: the time every job takes besides its size [default 0s]
-    #[arg(long, value_name = "DUR", requires = "service_per_unit", value_parser = super::args::dur)]
+    #[arg(long, value_name = "DUR", requires = "service_per_unit", value_parser = crate::duration::parse)]
     pub service_base: Option<Duration>,
 }
 
