@@ -71,7 +71,9 @@ fn inputs<'a>(
             },
         },
         workers: u32::try_from(workers).unwrap_or(u32::MAX),
-        queue: Some(st.queue as u64),
+        // Under block nothing is refused and latency counts from the intended arrival: the
+        // unbounded queue (as the formulas are given it, so the fitted model is M/G/c).
+        queue: (st.policy != crate::settings::Policy::Block).then_some(st.queue as u64),
         policy: st.policy,
     }
 }
