@@ -9,7 +9,11 @@
 //! (d) the dashboard's cost: rendering a 200×60 frame, and the ceiling with the dashboard drawing
 //!     beside a headless follower;
 //! (e) with `--features console` only: tokio-console's cost, the ceiling of the same build with
-//!     no subscriber and then with the console's layer installed and serving.
+//!     no subscriber and then with the console's layer installed and serving;
+//! (f) replaying a trace against the Poisson generator: the same Poisson arrivals at 2,000/s,
+//!     once drawn by the producer and once read from a trace of them, on a pool with room to
+//!     spare (64 workers, 100 µs constant service), so a job's wait is the producer's lateness
+//!     and the hand-off; three rounds alternating, wait p50, p99 and p99.9 of each.
 //!
 //! `BENCH_SECONDS` (default 2) sets each ceiling measurement's length; `BENCH_SECTIONS` (for
 //! example `ae`) runs only those sections; `BENCH_THREADS` sets the runtime threads (default:
@@ -280,6 +284,57 @@ fn main() {
     #[cfg(feature = "console")]
     if wants('e') {
         section_e(run);
+    }
+    if wants('f') {
+        section_f();
+    }
+}
+
+/// The wait distribution (p50, p99, p99.9, ms) of one 5 s run of 2,000 Poisson arrivals a
+/// second, replayed from `trace` when given, else drawn by the producer.
+fn lateness(trace: Option<&pooltune::engine::replay::Arrivals>) -> [f64; 3] {
+    use pooltune::settings::{ArrivalKind, ServiceDist};
+    let s = Settings {
+        workers: 64,
+        queue: 100_000,
+        rate: Rate::PerSec(2000.0),
+        arrival: if trace.is_some() { ArrivalKind::Trace } else { ArrivalKind::Poisson },
+        service: Duration::from_micros(100),
+        service_dist: ServiceDist::Constant,
+        threads: threads(),
+        seed: 3,
+        ..Settings::default()
+    };
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(5)),
+        warmup: Duration::from_millis(500),
+        ..RunOptions::default()
+    };
+    let engine = EngineHandle::start_replay(s, opts, None, pooltune::engine::QueueChoice::InProcess, trace.cloned())
+        .expect("valid settings");
+    let w = engine.join().measured.latency.wait;
+    [w.p50, w.p99, w.p999]
+}
+
+fn section_f() {
+    use pooltune::engine::replay::Arrivals;
+    // 6 s of Poisson arrivals at 2,000/s, the trace the producer would have drawn.
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let (mut t, mut offsets) = (0.0f64, Vec::new());
+    while t < 6.0 {
+        offsets.push((t * 1e9) as u64);
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        t += -(1.0 - (rng >> 11) as f64 / (1u64 << 53) as f64).ln() / 2000.0;
+    }
+    let trace = pooltune::trace::Trace { offsets, ..pooltune::trace::Trace::default() };
+    let a = Arrivals::new(Arc::new(trace), false).expect("a trace with a rate");
+    println!("\n(f) a trace replayed against the Poisson generator, 2,000/s, 64 workers, 100 µs: wait ms");
+    println!("round   trace p50    p99  p99.9   poisson p50    p99  p99.9");
+    for round in 1..=3 {
+        let (r, p) = (lateness(Some(&a)), lateness(None));
+        println!("{round:>5} {:>11.3} {:>6.3} {:>6.3} {:>13.3} {:>6.3} {:>6.3}", r[0], r[1], r[2], p[0], p[1], p[2]);
     }
 }
 
