@@ -41,6 +41,9 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     values[0].apply(&mut first);
     first.fill_batch_size();
     first.validate().map_err(BadInput::from)?;
+    if let Some(note) = arrivals.as_ref().and_then(|t| stretch_note(t, &first, a.per_step)) {
+        eprintln!("pooltune: {note}");
+    }
     let to_stdout = a.json.as_deref() == Some(Path::new("-"));
     let json = match &a.json {
         Some(p) if !to_stdout => Some(finish::open(p, "JSON")?),
@@ -93,6 +96,19 @@ fn trace(a: &SweepArgs) -> Result<Option<Arrivals>, BadInput> {
         ));
     }
     ArrivalsArgs { looped: true, ..a.trace.clone() }.load(None)
+}
+
+/// When a step measures less than one pass of the trace: each step then replays another stretch
+/// of it (a burst in one, a lull in the next), and the steps differ by more than the knob.
+fn stretch_note(t: &Arrivals, first: &Settings, per_step: Duration) -> Option<String> {
+    let pass = (t.trace.span().as_secs_f64() + t.loop_gap()) / t.speed_of(first.rate)?;
+    (per_step.as_secs_f64() < pass).then(|| {
+        let pass = crate::duration::format(Duration::from_secs_f64(pass.ceil()));
+        format!(
+            "each step measures {} of a trace that takes {pass} to replay, so the steps see different stretches of it; --per-step {pass} (or a shorter --arrivals-window) gives every step all of it",
+            crate::duration::format(per_step)
+        )
+    })
 }
 
 fn csv_rows(r: &SweepReport) -> String {

@@ -52,14 +52,6 @@ pub struct StepModel {
     pub latency_ms_p99: Option<f64>,
 }
 
-impl StepModel {
-    /// Whether this is the simulation of a trace, not a formula.
-    #[must_use]
-    pub fn simulated(&self) -> bool {
-        self.method.starts_with("trace simulation")
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Knee {
     pub value: f64,
