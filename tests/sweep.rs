@@ -51,7 +51,7 @@ fn the_highest_passing_rate_is_within_one_step_of_the_model() {
             s.value_text,
             s.offered_per_s,
             s.latency_ms.p99,
-            s.model.and_then(|m| m.latency_ms_p99),
+            s.model.as_ref().and_then(|m| m.latency_ms_p99),
             if s.saturated { " saturated" } else { "" }
         );
     }

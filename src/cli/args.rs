@@ -376,6 +376,7 @@ pub struct ModelArgs {
 
 /// `pooltune sweep`'s arguments (run by `cli::sweep_cmd`).
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("looped", |a| a.help("Always on in a sweep: the trace starts again after its last arrival (one mean gap later), so a long sweep never runs out of arrivals")))]
 pub struct SweepArgs {
     /// The knob to step: one of the table's numeric knobs (workers, queue, rate, clients, think, burst-on, burst-off, service, service-cv, contention, coherency, capacity)
     #[arg(value_name = "KNOB")]
@@ -412,4 +413,12 @@ pub struct SweepArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    /// A trace to step the knob over (--arrivals FILE and its flags, as `run` takes them); a sweep
+    /// always replays it looped, so a long sweep never runs out of arrivals
+    #[command(flatten)]
+    pub trace: super::arrivals::ArrivalsArgs,
+    /// With --arrivals: replay the trace this many times faster, 0.01 to 1000 [default 1]; a
+    /// `rate` sweep steps the speed itself (rate ÷ the trace's mean rate)
+    #[arg(long, value_name = "X", value_parser = speed, requires = "arrivals")]
+    pub speed: Option<f64>,
 }

@@ -45,9 +45,9 @@ pub fn summarise(
     let mut run = RunSummary::new(last, config, ended, missed);
     run.command.clone_from(&ctx.command);
     run.http = ctx.http.as_ref().map(|h| h.stats.report(&h.target));
-    run.model = Some(match (&ctx.arrivals, last.settings.arrival) {
-        (Some(a), crate::settings::ArrivalKind::Trace) => report::trace_model::trace_report(last, slo, a),
-        _ => report::model_report(last, slo).with_distribution(last),
+    run.model = Some(match report::trace_model::replayed(last, ctx.arrivals.as_ref()) {
+        Some(a) => report::trace_model::trace_report(last, slo, a),
+        None => report::model_report(last, slo).with_distribution(last),
     });
     run
 }

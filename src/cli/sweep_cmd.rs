@@ -1,6 +1,10 @@
 //! `pooltune sweep`: a capacity sweep from the command line, a client of [`crate::sweep`]. A
 //! progress line on stderr while it runs; at the end a table of the steps, the knee and the
 //! verdict on stdout, and the JSON and CSV files written whole.
+//!
+//! With `--arrivals FILE` the knob is stepped while the trace replays, looped (a sweep is as
+//! long as its steps, not its trace), each step's model being the simulation of its window and
+//! each row saying the speed: a `rate` sweep is a sweep of the trace's speed.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -9,8 +13,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::args::SweepArgs;
+use super::arrivals::{ArrivalsArgs, replay_settings};
 use super::{BadInput, Outcome, RunContext, finish};
 use crate::engine::RunOptions;
+use crate::engine::replay::Arrivals;
 use crate::settings::Settings;
 use crate::sweep::{self, Plan, SweepReport};
 
@@ -27,10 +33,17 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     for k in a.workload.knobs() {
         k.apply(&mut base);
     }
+    let arrivals = trace(a)?;
+    if let Some(t) = &arrivals {
+        base = replay_settings(base, &a.workload.knobs(), t, a.speed)?;
+    }
     let mut first = base.clone();
     values[0].apply(&mut first);
     first.fill_batch_size();
     first.validate().map_err(BadInput::from)?;
+    if let Some(note) = arrivals.as_ref().and_then(|t| stretch_note(t, &first, a.per_step)) {
+        eprintln!("pooltune: {note}");
+    }
     let to_stdout = a.json.as_deref() == Some(Path::new("-"));
     let json = match &a.json {
         Some(p) if !to_stdout => Some(finish::open(p, "JSON")?),
@@ -40,11 +53,11 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     let html = a.report.as_deref().map(|p| finish::open(p, "report")).transpose()?;
     let plan = Plan { knob, values, settle: a.settle, per_step: a.per_step, stop_on_saturation: a.stop_on_saturation };
     let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
-    let ctx = RunContext { work, ..RunContext::default() };
+    let ctx = RunContext { work, arrivals, ..RunContext::default() };
     let engine = finish::start_engine(first, opts, &ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);
-    let report = rt.block_on(sweep::run(&engine, &plan, &base, a.slo_p99, |k, n, left| {
+    let report = rt.block_on(sweep::run(&engine, &plan, &base, a.slo_p99, ctx.arrivals.as_ref(), |k, n, left| {
         eprint!("\rpooltune: sweep step {k} of {n}, about {} left   ", crate::duration::format(left));
         let _ = std::io::stderr().flush();
     }));
@@ -73,16 +86,41 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The trace to sweep over, read as `run` reads it (every bad input one exit-2 line), always
+/// looped; `--speed` beside a `rate` sweep is refused, the sweep stepping the speed itself.
+fn trace(a: &SweepArgs) -> Result<Option<Arrivals>, BadInput> {
+    if a.speed.is_some() && a.knob.trim().eq_ignore_ascii_case("rate") {
+        return Err(BadInput(
+            "--speed sets the rate that a rate sweep steps; give one (each rate is a speed: rate ÷ the trace's mean rate)"
+                .into(),
+        ));
+    }
+    ArrivalsArgs { looped: true, ..a.trace.clone() }.load(None)
+}
+
+/// When a step measures less than one pass of the trace: each step then replays another stretch
+/// of it (a burst in one, a lull in the next), and the steps differ by more than the knob.
+fn stretch_note(t: &Arrivals, first: &Settings, per_step: Duration) -> Option<String> {
+    let pass = (t.trace.span().as_secs_f64() + t.loop_gap()) / t.speed_of(first.rate)?;
+    (per_step.as_secs_f64() < pass).then(|| {
+        let pass = crate::duration::format(Duration::from_secs_f64(pass.ceil()));
+        format!(
+            "each step measures {} of a trace that takes {pass} to replay, so the steps see different stretches of it; --per-step {pass} (or a shorter --arrivals-window) gives every step all of it",
+            crate::duration::format(per_step)
+        )
+    })
+}
+
 fn csv_rows(r: &SweepReport) -> String {
     let mut out = String::from(
-        "value,offered_per_s,throughput_per_s,utilisation,latency_ms_mean,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_max,wait_ms_mean,wait_ms_p99,service_ms_mean,rejected,dropped,saturated,model_latency_ms_mean,model_latency_ms_p99\n",
+        "value,offered_per_s,throughput_per_s,utilisation,latency_ms_mean,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_max,wait_ms_mean,wait_ms_p99,service_ms_mean,rejected,dropped,saturated,model_latency_ms_mean,model_latency_ms_p99,speed\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.4}"));
     for s in &r.steps {
         let l = &s.latency_ms;
         let _ = writeln!(
             out,
-            "{},{:.3},{:.3},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{},{}",
+            "{},{:.3},{:.3},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{},{},{}",
             s.value,
             s.offered_per_s,
             s.throughput_per_s,
@@ -98,8 +136,9 @@ fn csv_rows(r: &SweepReport) -> String {
             s.rejected,
             s.dropped,
             s.saturated,
-            opt(s.model.and_then(|m| m.latency_ms_mean)),
-            opt(s.model.and_then(|m| m.latency_ms_p99)),
+            opt(s.model.as_ref().and_then(|m| m.latency_ms_mean)),
+            opt(s.model.as_ref().and_then(|m| m.latency_ms_p99)),
+            opt(s.speed),
         );
     }
     out
@@ -107,17 +146,29 @@ fn csv_rows(r: &SweepReport) -> String {
 
 fn table(r: &SweepReport) -> String {
     let mut out = String::new();
+    // A trace's sweep: each row's speed beside its value, and the model is the simulation.
+    let traced = r.replayed();
+    let speed = |text: String| if traced { format!("{text:>7} ") } else { String::new() };
     let _ = writeln!(
         out,
-        "{:>12} {:>10} {:>10} {:>6} {:>9} {:>9} {:>9} {:>9}",
-        r.knob, "offered/s", "done/s", "ρ", "mean ms", "p99 ms", "model p99", ""
+        "{:>12} {}{:>10} {:>10} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        r.knob,
+        speed("speed".into()),
+        "offered/s",
+        "done/s",
+        "ρ",
+        "mean ms",
+        "p99 ms",
+        if traced { "sim p99" } else { "model p99" },
+        ""
     );
     for s in &r.steps {
-        let model = s.model.and_then(|m| m.latency_ms_p99).map_or("n/a".to_string(), |p| format!("{p:.3}"));
+        let model = s.model.as_ref().and_then(|m| m.latency_ms_p99).map_or("n/a".to_string(), |p| format!("{p:.3}"));
         let _ = writeln!(
             out,
-            "{:>12} {:>10.1} {:>10.1} {:>6.3} {:>9.3} {:>9.3} {:>9} {:>9}",
+            "{:>12} {}{:>10.1} {:>10.1} {:>6.3} {:>9.3} {:>9.3} {:>9} {:>9}",
             s.value_text,
+            speed(s.speed.map_or("n/a".into(), |v| format!("{v:.2}×"))),
             s.offered_per_s,
             s.throughput_per_s,
             s.utilisation,

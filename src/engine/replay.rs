@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::settings::Rate;
 use crate::trace::Trace;
 
 /// A trace to replay, fixed for a run.
@@ -72,6 +73,15 @@ impl Arrivals {
     #[must_use]
     pub fn speed_for(&self, rate: f64) -> f64 {
         rate / self.mean_rate()
+    }
+
+    /// The speed a `rate` knob asks for: `None` for `max`, which has no speed.
+    #[must_use]
+    pub fn speed_of(&self, rate: Rate) -> Option<f64> {
+        match rate {
+            Rate::PerSec(r) => Some(self.speed_for(r)),
+            Rate::Max => None,
+        }
     }
 
     /// The gap a looped trace leaves between its last arrival and its first: the mean

@@ -17,13 +17,21 @@ use crate::model::advisor::Target;
 use crate::model::trace::{Service, TraceInputs, poisson_equivalent, replicate, simulate};
 use crate::model::trace_search::{fewest_workers, poisson_fewest_workers};
 use crate::model::{Prediction, advisor, predict};
-use crate::settings::Rate;
+use crate::settings::ArrivalKind;
 
 /// Replications of a simulation whose service times are drawn.
 pub const DRAWN_REPLICATIONS: u32 = 5;
 
 /// The most workers the advisor's search on a trace tries.
 const MAX_ADVISED: u32 = 10_000;
+
+/// The trace `s` replays: `arrivals` when its settings say `arrival = trace` (a run given a
+/// trace may have switched to another process since), else `None`. Every client that puts a
+/// model beside a window asks this before choosing [`trace_report`] over [`model_report`].
+#[must_use]
+pub fn replayed<'a>(s: &Snapshot, arrivals: Option<&'a Arrivals>) -> Option<&'a Arrivals> {
+    arrivals.filter(|_| s.settings.arrival == ArrivalKind::Trace)
+}
 
 /// The window's arrivals, nanoseconds from its first, and their service times (ns) when the
 /// trace has them: `None` when the window holds none of the trace.
@@ -54,13 +62,9 @@ fn inputs<'a>(
     workers: usize,
 ) -> TraceInputs<'a> {
     let st = &s.settings;
-    let speed = match st.rate {
-        Rate::PerSec(r) => a.speed_for(r),
-        Rate::Max => 1.0,
-    };
     TraceInputs {
         arrivals: at,
-        speed,
+        speed: a.speed_of(st.rate).unwrap_or(1.0),
         service: match service {
             Some(v) => Service::PerArrival(v),
             None => Service::Drawn {

@@ -1,14 +1,21 @@
 //! What a sweep measured and what it concludes: one [`Step`] per value, the knee, the target's
 //! highest passing and first failing value beside the model's answer, and a one-line verdict.
+//!
+//! Each step's model is the one a run's summary would show for its window: the formulas at
+//! the measured inputs, or, while a trace replays, the exact simulation of the window's own
+//! arrivals ([`trace_report`]); a trace's step also says its speed (the rate over the trace's
+//! own mean rate), so a `rate` sweep reads as "how much growth the pool takes".
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::replay::Arrivals;
 use crate::metrics::{Snapshot, Summary};
 use crate::model::Inputs;
 use crate::model::advisor::{self, Target};
 use crate::report::model_report;
+use crate::report::trace_model::{replayed, trace_report};
 use crate::settings::{ArrivalKind, Knob, Rate, Settings};
 
 /// The knee: p99 more than this many times the lowest step's.
@@ -29,12 +36,18 @@ pub struct Step {
     pub dropped: u64,
     /// The queue reached its bound, jobs were refused, or the producer fell behind its rate.
     pub saturated: bool,
-    /// The model at the step's measured inputs.
+    /// A trace's replay: the speed it ran at (the rate over the trace's own mean rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    /// The model at the step's measured inputs (a trace's: the simulation of its window).
     pub model: Option<StepModel>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepModel {
+    /// Which model answered ("trace simulation (exact, FIFO)" on a trace).
+    #[serde(default)]
+    pub method: String,
     pub latency_ms_mean: Option<f64>,
     pub latency_ms_p99: Option<f64>,
 }
@@ -74,15 +87,32 @@ pub struct SweepReport {
     pub verdict: String,
 }
 
-pub(super) fn step_of(knob: Knob, s: &Snapshot) -> Step {
+impl SweepReport {
+    /// Whether the sweep replayed a trace (its steps carry a speed, and their model is the
+    /// simulation of each window: tables and charts say "simulated" for "model").
+    #[must_use]
+    pub fn replayed(&self) -> bool {
+        self.steps.iter().any(|s| s.speed.is_some())
+    }
+}
+
+/// The step measured in `s` (the window after `knob` was set), with the model of its window:
+/// `arrivals` is the trace the run replays, if any.
+pub(super) fn step_of(knob: Knob, s: &Snapshot, arrivals: Option<&Arrivals>) -> Step {
     let m = &s.measured;
+    let trace = replayed(s, arrivals);
     // Behind: the producer owes arrivals (lag over 100 ms), or offered fewer than the rate by
-    // more than 5% and 4 Poisson standard deviations over the window (√(r·T)/T).
+    // more than 5% and 4 Poisson standard deviations over the window (√(r·T)/T). A trace's
+    // window holds its own bursts and lulls, not the mean rate: only the lag counts there.
     let short = |r: f64| m.offered_per_s < r - (0.05 * r).max(4.0 * (r / m.duration_s.max(1e-3)).sqrt());
     let behind = !matches!(s.settings.arrival, ArrivalKind::Closed | ArrivalKind::Batch)
         && (s.producer_lag > Duration::from_millis(100)
-            || matches!(s.settings.rate, Rate::PerSec(r) if r > 0.0 && short(r)));
-    let predicted = model_report(s, None).predicted;
+            || (trace.is_none() && matches!(s.settings.rate, Rate::PerSec(r) if r > 0.0 && short(r))));
+    let predicted = match trace {
+        Some(a) => trace_report(s, None, a),
+        None => model_report(s, None),
+    }
+    .predicted;
     Step {
         value: knob.ramp_value().unwrap_or(f64::NAN),
         value_text: knob.value_text(),
@@ -95,7 +125,12 @@ pub(super) fn step_of(knob: Knob, s: &Snapshot) -> Step {
         rejected: m.jobs.rejected,
         dropped: m.jobs.dropped,
         saturated: m.queue_depth_max >= s.settings.queue || m.jobs.rejected + m.jobs.dropped > 0 || behind,
-        model: predicted.map(|p| StepModel { latency_ms_mean: p.latency_ms_mean, latency_ms_p99: p.latency_ms_p99 }),
+        speed: trace.and_then(|a| a.speed_of(s.settings.rate)),
+        model: predicted.map(|p| StepModel {
+            method: p.method.to_string(),
+            latency_ms_mean: p.latency_ms_mean,
+            latency_ms_p99: p.latency_ms_p99,
+        }),
     }
 }
 
@@ -152,6 +187,10 @@ pub(super) fn slo(steps: &[Step], knob: &str, base: &Settings, target: Duration)
     let (model_answer, model_answer_reason) = match (knob, advice) {
         ("rate", Some(a)) => (a.max_rate, a.max_rate_reason),
         ("workers", Some(a)) => (a.workers_needed.map(f64::from), a.workers_reason),
+        _ if base.arrival == ArrivalKind::Trace => (
+            None,
+            Some("on a trace the model is each step's simulation: compare the simulated p99 with the target".into()),
+        ),
         _ => (None, Some("the advisor answers rate and workers sweeps of open-loop arrivals".into())),
     };
     Slo { p99_ms: t, max_passing, first_failing: failing.map(|i| ordered[i].value), model_answer, model_answer_reason }
@@ -202,6 +241,7 @@ mod tests {
             rejected: 0,
             dropped: 0,
             saturated,
+            speed: None,
             model: None,
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::plan::Plan;
 use super::result::{Step, SweepReport, knee, slo, step_of, verdict};
+use crate::engine::replay::Arrivals;
 use crate::engine::{Command, EngineError, EngineHandle};
 use crate::metrics::Snapshot;
 use crate::settings::Settings;
@@ -34,6 +35,8 @@ pub struct Sweeper {
     plan: Plan,
     base: Settings,
     slo_p99: Option<Duration>,
+    /// The trace the run replays, if any: each step's model is then its window's simulation.
+    arrivals: Option<Arrivals>,
     /// The step in progress (an index into the plan's values).
     at: usize,
     phase: Phase,
@@ -45,8 +48,10 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
+    /// A sweep of `plan` from `base`; `arrivals` is the trace the run replays (a clone of its
+    /// handle is kept: the trace itself is shared).
     #[must_use]
-    pub fn new(plan: Plan, base: Settings, slo_p99: Option<Duration>) -> Sweeper {
+    pub fn new(plan: Plan, base: Settings, slo_p99: Option<Duration>, arrivals: Option<&Arrivals>) -> Sweeper {
         let settings = match serde_json::to_value(&base) {
             Ok(serde_json::Value::Object(m)) => m,
             _ => serde_json::Map::new(),
@@ -61,7 +66,8 @@ impl Sweeper {
             stopped_early: None,
             verdict: String::new(),
         };
-        let mut s = Sweeper { plan, base, slo_p99, at: 0, phase: Phase::Start, report, now: 0.0 };
+        let arrivals = arrivals.cloned();
+        let mut s = Sweeper { plan, base, slo_p99, arrivals, at: 0, phase: Phase::Start, report, now: 0.0 };
         s.conclude();
         s
     }
@@ -94,7 +100,7 @@ impl Sweeper {
                 if now - s.measured.duration_s >= since - 1e-6
                     && s.measured.duration_s >= self.plan.per_step.as_secs_f64() =>
             {
-                let step = step_of(self.plan.values[self.at], s);
+                let step = step_of(self.plan.values[self.at], s, self.arrivals.as_ref());
                 let saturated = step.saturated;
                 self.report.steps.push(step);
                 self.conclude();
@@ -168,8 +174,8 @@ impl Sweeper {
     }
 }
 
-/// Runs `plan` on a started engine (its settings `base`), calling `progress(step, of, left)`
-/// as each step starts, then shuts the engine down. Steps are driven by a [`Sweeper`] fed with
+/// Runs `plan` on a started engine (its settings `base`, replaying `arrivals` if given), calling
+/// `progress(step, of, left)` as each step starts, then shuts the engine down. Steps are driven by a [`Sweeper`] fed with
 /// the engine's snapshots, as the dashboard's `:sweep` drives its own.
 ///
 /// # Errors
@@ -179,9 +185,10 @@ pub async fn run(
     plan: &Plan,
     base: &Settings,
     slo_p99: Option<Duration>,
+    arrivals: Option<&Arrivals>,
     mut progress: impl FnMut(usize, usize, Duration),
 ) -> Result<SweepReport, EngineError> {
-    let mut sweeper = Sweeper::new(plan.clone(), base.clone(), slo_p99);
+    let mut sweeper = Sweeper::new(plan.clone(), base.clone(), slo_p99, arrivals);
     let mut rx = engine.subscribe();
     let mut shown = 0;
     loop {
@@ -224,7 +231,7 @@ mod tests {
 
     #[test]
     fn each_step_is_set_settled_reset_and_measured_in_turn() {
-        let mut w = Sweeper::new(plan(true), Settings::default(), None);
+        let mut w = Sweeper::new(plan(true), Settings::default(), None, None);
         let set = |w: &mut Sweeper, t, win| w.on_snapshot(&snap(t, win));
         assert!(matches!(set(&mut w, 0.0, 0.0)[..], [Command::Set(k)] if k.value_text() == "100"));
         assert!(set(&mut w, 0.5, 0.5).is_empty(), "still settling");
@@ -247,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_stop_ends_it_with_the_reason_and_keeps_the_steps() {
-        let mut w = Sweeper::new(plan(true), Settings::default(), None);
+        let mut w = Sweeper::new(plan(true), Settings::default(), None, None);
         for (t, win) in [(0.0, 0.0), (1.0, 1.0), (3.0, 2.0)] {
             w.on_snapshot(&snap(t, win));
         }

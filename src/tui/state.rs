@@ -9,7 +9,7 @@ use super::trail::{Recent, Trail};
 use crate::engine::replay::Arrivals;
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
-use crate::report::trace_model::trace_report;
+use crate::report::trace_model::{replayed, trace_report};
 use crate::report::{ModelReport, model_report};
 use crate::settings::{ArrivalKind, Knob, Policy, Settings};
 
@@ -186,10 +186,8 @@ impl State {
     /// The speed a trace replays at (the rate over its own mean rate), while one replays.
     #[must_use]
     pub fn trace_speed(&self) -> Option<f64> {
-        match (&self.arrivals, self.desired.arrival, self.desired.rate) {
-            (Some(a), ArrivalKind::Trace, crate::settings::Rate::PerSec(r)) => Some(a.speed_for(r)),
-            _ => None,
-        }
+        let a = self.arrivals.as_ref().filter(|_| self.desired.arrival == ArrivalKind::Trace)?;
+        a.speed_of(self.desired.rate)
     }
 
     pub fn on_snapshot(&mut self, snap: Snapshot) {
@@ -295,8 +293,7 @@ impl State {
             self.model = Some(ModelReport::not_compared(why));
             return;
         }
-        let trace = self.arrivals.clone().filter(|_| self.snap.settings.arrival == ArrivalKind::Trace);
-        let Some(a) = trace else {
+        let Some(a) = replayed(&self.snap, self.arrivals.as_ref()).cloned() else {
             self.model = Some(model_report(&self.snap, self.slo));
             return;
         };

@@ -45,7 +45,7 @@ pub fn start(state: &mut State, knob: &str, range: &str, steps: usize, per_step:
         Some(Target::P99(s)) => Some(Duration::from_secs_f64(s)),
         _ => None,
     };
-    state.sweep = Some(Sweeper::new(plan, state.snap.settings.clone(), slo));
+    state.sweep = Some(Sweeper::new(plan, state.snap.settings.clone(), slo, state.arrivals.as_ref()));
     let total = (settle + per_step) * u32::try_from(n).unwrap_or(u32::MAX);
     state
         .info(format!("sweep {key} {range}: {n} steps, about {}; a knob key stops it", crate::duration::format(total)));

@@ -37,7 +37,8 @@ pub fn sweep(base: &Settings, plan: &Plan, slo_p99: Option<Duration>) -> (SweepR
     let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
     let engine = EngineHandle::start(first, opts).expect("valid settings");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    let report = rt.block_on(pooltune::sweep::run(&engine, plan, base, slo_p99, |_, _, _| {})).expect("the sweep ran");
+    let report =
+        rt.block_on(pooltune::sweep::run(&engine, plan, base, slo_p99, None, |_, _, _| {})).expect("the sweep ran");
     (report, engine.join())
 }
 

@@ -409,11 +409,13 @@ fn sweep_page(w: &SweepReport) -> Result<String, ReportError> {
     let by_x = |f: &dyn Fn(&crate::sweep::Step) -> Option<f64>| -> Vec<(f64, f64)> {
         w.steps.iter().filter_map(|s| f(s).map(|y| (s.throughput_per_s, y))).collect()
     };
+    // On a trace the model is the exact simulation of each step's window: said so everywhere.
+    let model = if w.replayed() { "simulated" } else { "model" };
     let mut lines = vec![
         Line::new("measured p99", by_x(&|s| Some(s.latency_ms.p99)), BLUE).dots(),
         Line::new("measured p50", by_x(&|s| Some(s.latency_ms.p50)), GREEN).dots(),
-        Line::new("model p99", by_x(&|s| s.model.and_then(|m| m.latency_ms_p99)), ORANGE).dashed(),
-        Line::new("model mean", by_x(&|s| s.model.and_then(|m| m.latency_ms_mean)), SKY).dashed(),
+        Line::new(format!("{model} p99"), by_x(&|s| s.model.as_ref().and_then(|m| m.latency_ms_p99)), ORANGE).dashed(),
+        Line::new(format!("{model} mean"), by_x(&|s| s.model.as_ref().and_then(|m| m.latency_ms_mean)), SKY).dashed(),
     ];
     if let Some(s) = &w.slo {
         let xs: Vec<f64> = w.steps.iter().map(|s| s.throughput_per_s).collect();
@@ -437,35 +439,49 @@ fn sweep_page(w: &SweepReport) -> Result<String, ReportError> {
         spans: Vec::new(),
         ring,
     };
+    let dashed = if w.replayed() {
+        "the simulation of the trace (exact, FIFO) over each step's own arrivals"
+    } else {
+        "the model at each step's measured inputs"
+    };
     figure(
         &mut out,
         "curve",
         &charts::line_chart(&c)?,
-        "Each dot is one step of the sweep; dashed lines are the model at each step's measured inputs and the p99 target; the ring is the knee.",
+        &format!(
+            "Each dot is one step of the sweep; dashed lines are {dashed} and the p99 target; the ring is the knee."
+        ),
     );
     out.push_str("<h2>Steps</h2>\n");
     let rows: Vec<Vec<String>> = w
         .steps
         .iter()
         .map(|s| {
-            vec![
-                s.value_text.clone(),
-                format!("{:.1}", s.offered_per_s),
-                format!("{:.1}", s.throughput_per_s),
-                format!("{:.3}", s.utilisation),
-                format!("{:.3}", s.latency_ms.mean),
-                format!("{:.3}", s.latency_ms.p99),
-                opt(s.model.and_then(|m| m.latency_ms_p99), 3),
-                (s.rejected + s.dropped).to_string(),
-                if s.saturated { "saturated".into() } else { String::new() },
-            ]
+            let speed = s.speed.map(|x| format!("{x:.2}×"));
+            [Some(s.value_text.clone()), speed]
+                .into_iter()
+                .flatten()
+                .chain([
+                    format!("{:.1}", s.offered_per_s),
+                    format!("{:.1}", s.throughput_per_s),
+                    format!("{:.3}", s.utilisation),
+                    format!("{:.3}", s.latency_ms.mean),
+                    format!("{:.3}", s.latency_ms.p99),
+                    opt(s.model.as_ref().and_then(|m| m.latency_ms_p99), 3),
+                    (s.rejected + s.dropped).to_string(),
+                    if s.saturated { "saturated".into() } else { String::new() },
+                ])
+                .collect()
         })
         .collect();
-    table(
-        &mut out,
-        &[w.knob.as_str(), "offered/s", "done/s", "ρ", "mean ms", "p99 ms", "model p99", "refused", ""],
-        &rows,
-    );
+    let model_p99 = format!("{model} p99");
+    let speed = w.replayed().then_some("speed");
+    let head: Vec<&str> = [Some(w.knob.as_str()), speed]
+        .into_iter()
+        .flatten()
+        .chain(["offered/s", "done/s", "ρ", "mean ms", "p99 ms", &model_p99, "refused", ""])
+        .collect();
+    table(&mut out, &head, &rows);
     out.push_str("</body></html>\n");
     Ok(out)
 }

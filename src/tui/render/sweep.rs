@@ -22,7 +22,7 @@ pub fn render(s: &State, sw: &Sweeper, area: Rect, buf: &mut Buffer) {
     };
     let p99 = pts(&|st| Some(st.latency_ms.p99));
     let p50 = pts(&|st| Some(st.latency_ms.p50));
-    let model = pts(&|st| st.model.and_then(|m| m.latency_ms_p99));
+    let model = pts(&|st| st.model.as_ref().and_then(|m| m.latency_ms_p99));
     let target = match s.slo {
         Some(Target::P99(t)) => Some(t * 1e3),
         _ => None,
@@ -62,8 +62,10 @@ pub fn render(s: &State, sw: &Sweeper, area: Rect, buf: &mut Buffer) {
         }
     };
     let mut title = vec![(KEEP, Span::raw(format!(" sweep {} · {state_text} ", sw.knob())))];
+    // On a trace each step's model is the simulation of its window.
+    let model = if report.replayed() { "· simulated p99 " } else { "· model p99 " };
     for (name, color, rank) in
-        [("━ p99 ", Color::Yellow, HIGH), ("━ p50 ", Color::Green, HIGH), ("· model p99 ", Color::Magenta, LOW)]
+        [("━ p99 ", Color::Yellow, HIGH), ("━ p50 ", Color::Green, HIGH), (model, Color::Magenta, LOW)]
     {
         title.push((rank, Span::styled(name, Style::default().fg(color))));
     }
