@@ -77,12 +77,15 @@ impl ResponseSplit {
         let service = l.service.mean.max(0.0);
         // The runtime's delay from wake to poll: part of what a job waits, capped at the wait.
         let scheduling = (m.runtime.mean_scheduled_delay_us / 1e3).min(l.wait.mean).max(0.0);
-        // On a broker run, the time from publish to delivery: part of the wait too.
-        let broker = broker.map(|b| b.time_in_broker_ms.mean.min(l.wait.mean - scheduling).max(0.0));
-        // And the time held at the worker process after the pull (the `prefetch` buffer).
-        let rest = l.wait.mean - scheduling - broker.unwrap_or(0.0);
-        let held = broker.map(|_| m.held_ms_mean.min(rest).max(0.0));
-        let queue = (rest - held.unwrap_or(0.0)).max(0.0);
+        // On a broker run, the time held at the worker process after the pull (the `prefetch`
+        // buffer), measured over this window; then the time from publish to delivery, which the
+        // broker reports over the whole run (warm-up included, when jobs may queue before any
+        // node has joined): where the two would pass the wait, the window's own figure stands
+        // and the broker's is capped.
+        let held = broker.map(|_| m.held_ms_mean.min(l.wait.mean - scheduling).max(0.0));
+        let rest = l.wait.mean - scheduling - held.unwrap_or(0.0);
+        let broker = broker.map(|b| b.time_in_broker_ms.mean.min(rest).max(0.0));
+        let queue = (rest - broker.unwrap_or(0.0)).max(0.0);
         ResponseSplit { queue, broker, held, scheduling, service }
     }
 
