@@ -24,14 +24,20 @@ pub fn render(r: &RunSummary) -> String {
     } else {
         format!("{} {} {}", crate::duration::format(f.service), f.service_dist, f.service_kind)
     };
+    // A broker run's worker nodes serve the same queue: the workers the model was given (over
+    // the window, every node's included) beside this process's own.
+    let served = r.model.as_ref().and_then(|m| m.inputs).map(|i| i.workers).filter(|_| r.nodes.is_some());
+    let workers = match served {
+        Some(n) if n > f.workers => format!("{} workers here, {n} with the worker nodes", f.workers),
+        _ => format!("{} workers", f.workers),
+    };
     let _ = writeln!(
         out,
-        "pooltune: {:.1} s measured, ended by {} ({} {} /s, {} workers, queue {} {}, service {service})",
+        "pooltune: {:.1} s measured, ended by {} ({} {} /s, {workers}, queue {} {}, service {service})",
         r.duration_s,
         serde_json::to_value(r.ended_by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         s.arrival,
         f.rate,
-        f.workers,
         f.queue,
         f.policy,
     );
@@ -139,4 +145,39 @@ pub fn render(r: &RunSummary) -> String {
         let _ = writeln!(out, "note      {} snapshot ticks were missed by the writer", r.missed_ticks);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::RunOptions;
+    use crate::metrics::Snapshot;
+    use crate::report::{EndedBy, ModelReport, RunConfig};
+    use crate::settings::Settings;
+
+    /// A broker controller with no workers of its own and nodes that served the run says both.
+    #[test]
+    fn a_broker_runs_header_counts_the_nodes_workers() {
+        let s = Settings { workers: 0, threads: 1, ..Settings::default() };
+        let last = Snapshot::initial(s.clone());
+        let mut r = RunSummary::new(&last, RunConfig::new(&s, &RunOptions::default()), EndedBy::Duration, 0);
+        assert!(render(&r).contains("(poisson 500 /s, 0 workers, queue"), "{}", render(&r));
+        r.nodes = Some(Vec::new());
+        let mut m = ModelReport::not_compared(String::new());
+        m.inputs = Some(crate::report::compare::ModelInputs {
+            rate_per_s: 500.0,
+            service_ms_mean: 5.0,
+            workers: 4,
+            queue: None,
+            arrival_cv: 1.0,
+            service_cv: 1.0,
+            clients: None,
+            think_ms: None,
+            jobs: None,
+            burst_on_ms: None,
+            burst_off_ms: None,
+        });
+        r.model = Some(m);
+        assert!(render(&r).contains("0 workers here, 4 with the worker nodes"), "{}", render(&r));
+    }
 }
