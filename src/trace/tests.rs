@@ -355,6 +355,9 @@ proptest! {
     // 3000 cases each by default; `ABUSE_CASES=1000000 cargo test --release --lib trace` runs longer.
     #![proptest_config(ProptestConfig {
         cases: std::env::var("ABUSE_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(3000),
+        // A failure's shrunk case is saved beside this file (tests.regressions), not in a folder
+        // at the crate's top; the one found so far is a unit test above.
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
         ..ProptestConfig::default()
     })]
 
