@@ -29,6 +29,8 @@ pub struct Arrivals {
     pub trace: Arc<Trace>,
     /// Start again after the last arrival.
     pub looped: bool,
+    /// The mean of the trace's service column, seconds: summed once here, not for every job.
+    service_mean: Option<f64>,
 }
 
 impl Arrivals {
@@ -48,7 +50,9 @@ impl Arrivals {
         if trace.service.as_ref().is_some_and(|s| s.len() != trace.len()) {
             return Err("the trace's service times do not match its arrivals one for one".into());
         }
-        Ok(Arrivals { trace, looped })
+        let service_mean =
+            trace.service.as_ref().map(|s| s.iter().map(|&v| v as f64).sum::<f64>() / s.len().max(1) as f64 / 1e9);
+        Ok(Arrivals { trace, looped, service_mean })
     }
 
     /// Arrivals in one pass.
@@ -115,8 +119,7 @@ impl Arrivals {
     /// The mean of the trace's service column, seconds.
     #[must_use]
     pub fn service_mean(&self) -> Option<f64> {
-        let s = self.trace.service.as_ref()?;
-        Some(s.iter().map(|&v| v as f64).sum::<f64>() / s.len().max(1) as f64 / 1e9)
+        self.service_mean
     }
 }
 
