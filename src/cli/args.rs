@@ -154,6 +154,8 @@ pub struct WorkerArgs {
     /// The run to join (the controller prints it)
     #[arg(long, value_name = "NAME")]
     pub run_name: String,
+    #[command(flatten)]
+    pub security: BrokerSecurityArgs,
     /// Worker tasks on this node, until the controller sets them [default 4]
     #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"))]
     pub workers: Option<usize>,
@@ -166,6 +168,36 @@ pub struct WorkerArgs {
     /// Write this node's log (its warnings and the broker's events) to this file [default: none]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+/// How to reach a secured broker (`run --broker` and `worker`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct BrokerSecurityArgs {
+    /// Trust the broker's certificate if it chains to this CA (PEM); implies TLS
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    pub broker_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a broker that asks for one; needs --broker-key
+    #[arg(long, value_name = "FILE", requires = "broker", requires = "broker_key")]
+    pub broker_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); needs --broker-cert
+    #[arg(long, value_name = "FILE", requires = "broker_cert")]
+    pub broker_key: Option<PathBuf>,
+    /// NATS: a credentials file (`.creds`: JWT and nkey seed) or an nkey seed file
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    pub broker_creds: Option<PathBuf>,
+}
+
+impl BrokerSecurityArgs {
+    /// The files as the engine takes them.
+    #[cfg(feature = "broker")]
+    pub fn security(&self) -> crate::engine::broker::Security {
+        crate::engine::broker::Security {
+            ca: self.broker_ca.clone(),
+            cert: self.broker_cert.clone(),
+            key: self.broker_key.clone(),
+            creds: self.broker_creds.clone(),
+        }
+    }
 }
 
 /// The workload's knobs, each overriding the default (or the profile's starting value): one
@@ -302,13 +334,15 @@ pub struct RunArgs {
     /// For an https --target: accept any server certificate (self-signed, expired, other name), like curl -k
     #[arg(long, requires = "target", conflicts_with = "ca_cert")]
     pub insecure: bool,
-    /// Use a NATS JetStream server as the queue, e.g. `nats://127.0.0.1:4222` (the bound and the
-    /// policy become the run's stream's)
+    /// Use a message broker as the queue: `nats://HOST:PORT` (or `tls://`), credentials as
+    /// `USER:PASSWORD@HOST` (the bound and the policy become the run's queue's)
     #[arg(long, value_name = "URL")]
     pub broker: Option<String>,
     /// The run's name on the broker: letters, digits, '-' and '_' [default: a unique one, printed]
     #[arg(long, value_name = "NAME", requires = "broker")]
     pub run_name: Option<String>,
+    #[command(flatten)]
+    pub broker_security: BrokerSecurityArgs,
     /// Serve tokio-console on ADDR (needs a build with --features console)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = socket)]
     pub console: Option<std::net::SocketAddr>,

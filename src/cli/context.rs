@@ -97,7 +97,9 @@ fn queue_choice(args: &RunArgs) -> Result<(QueueChoice, Option<String>), BadInpu
         return Ok((QueueChoice::InProcess, None));
     };
     let name = args.run_name.clone().unwrap_or_else(crate::engine::broker::unique_run_name);
-    let spec = crate::engine::broker::BrokerSpec::new(url, &name).map_err(|e| BadInput(e.to_string()))?;
-    let announce = args.run_name.is_none().then(|| format!("run {name} on {url}"));
+    let spec = crate::engine::broker::BrokerSpec::new(url, &name)
+        .map_err(|e| BadInput(e.to_string()))?
+        .with_security(args.broker_security.security());
+    let announce = args.run_name.is_none().then(|| format!("run {name} on {}", spec.shown()));
     Ok((QueueChoice::Broker(spec), announce))
 }

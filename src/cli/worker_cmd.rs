@@ -20,7 +20,9 @@ use crate::settings::Settings;
 const NODE_TICK: Duration = Duration::from_millis(20);
 
 pub fn run(a: &WorkerArgs, work: Option<Work>) -> Outcome {
-    let spec = BrokerSpec::new(&a.broker, &a.run_name).map_err(|e| BadInput(e.to_string()))?;
+    let spec = BrokerSpec::new(&a.broker, &a.run_name)
+        .map_err(|e| BadInput(e.to_string()))?
+        .with_security(a.security.security());
     let name = a.name.clone().unwrap_or_else(default_name);
     if name.is_empty() || name.len() > 64 || name.contains(char::is_whitespace) {
         return Err(BadInput(format!("--name {name:?} is not accepted; expected 1 to 64 characters, no spaces")).into());
@@ -33,7 +35,7 @@ pub fn run(a: &WorkerArgs, work: Option<Work>) -> Outcome {
     if let Some(t) = a.threads {
         settings.threads = t;
     }
-    eprintln!("pooltune: node {name} waiting for run {} on {}", spec.run_name, spec.url);
+    eprintln!("pooltune: node {name} waiting for run {} on {}", spec.run_name, spec.shown());
     // A node acknowledges a job only after a report that counts it, so its tick bounds how long
     // a finished job holds a place in the stream: short ticks keep that small.
     let opts = RunOptions { interval: NODE_TICK, ..RunOptions::default() };

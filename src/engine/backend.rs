@@ -37,7 +37,7 @@ pub fn fetched(job: &Job) -> Option<Instant> {
 
 /// A worker node's receipts, kept until the report that counts their jobs has gone.
 #[cfg(feature = "broker")]
-pub type Pending = Vec<(u64, async_nats::jetstream::Message)>;
+pub type Pending = Vec<(u64, Box<dyn super::broker::adapter::Ack>)>;
 /// A worker node's receipts: none without the `broker` feature.
 #[cfg(not(feature = "broker"))]
 pub type Pending = Vec<std::convert::Infallible>;

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
+use super::adapter::{Shared, Topic};
 use super::protocol::{self, ClockReply};
 use super::wire::offset;
 use crate::metrics::node::{self as report, NodeHeader};
@@ -258,9 +259,9 @@ impl Cluster {
     }
 }
 
-/// Takes reports off the run's report subject until `stop`.
-pub(crate) async fn listen(client: async_nats::Client, run: String, cluster: Arc<Cluster>, stop: CancellationToken) {
-    let mut sub = match client.subscribe(protocol::report_subject(&run)).await {
+/// Takes reports off the run's report topic until `stop`.
+pub(crate) async fn listen(broker: Shared, cluster: Arc<Cluster>, stop: CancellationToken) {
+    let mut requests = match broker.serve(Topic::Report).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot hear the worker nodes: {e}");
@@ -268,24 +269,22 @@ pub(crate) async fn listen(client: async_nats::Client, run: String, cluster: Arc
         }
     };
     loop {
-        let msg = tokio::select! {
+        let r = tokio::select! {
             () = stop.cancelled() => return,
-            m = sub.next() => match m { Some(m) => m, None => return },
+            r = requests.next() => match r { Some(r) => r, None => return },
         };
-        match report::decode(&msg.payload) {
+        match report::decode(&r.body) {
             Ok((h, stats, broker)) => cluster.queue(h, stats, broker, Instant::now()),
             Err(e) => tracing::warn!("a node report refused: {e}"),
         }
         // The node sends a report until it is answered.
-        if let Some(to) = msg.reply {
-            let _ = client.publish(to, bytes::Bytes::new()).await;
-        }
+        (r.reply)(Vec::new()).await;
     }
 }
 
 /// Answers the nodes' clock requests until `stop`.
-pub(crate) async fn clock(client: async_nats::Client, run: String, epoch: Instant, stop: CancellationToken) {
-    let mut sub = match client.subscribe(protocol::clock_subject(&run)).await {
+pub(crate) async fn clock(broker: Shared, epoch: Instant, stop: CancellationToken) {
+    let mut requests = match broker.serve(Topic::Clock).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot answer the nodes' clock requests: {e}");
@@ -293,19 +292,16 @@ pub(crate) async fn clock(client: async_nats::Client, run: String, epoch: Instan
         }
     };
     loop {
-        let msg = tokio::select! {
+        let r = tokio::select! {
             () = stop.cancelled() => return,
-            m = sub.next() => match m { Some(m) => m, None => return },
+            r = requests.next() => match r { Some(r) => r, None => return },
         };
         let reply = ClockReply {
             version: protocol::VERSION,
             run_ns: offset(epoch, Instant::now()),
             wall_ns: protocol::wall_ns(),
         };
-        if let Some(to) = msg.reply {
-            let body = serde_json::to_vec(&reply).unwrap_or_default();
-            let _ = client.publish(to, body.into()).await;
-        }
+        (r.reply)(serde_json::to_vec(&reply).unwrap_or_default()).await;
     }
 }
 

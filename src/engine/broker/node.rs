@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::adapter::{Ack, BoxStream, Shared, Topic};
 use super::protocol::{self, ClockReply, Control};
 use super::reports::{Mailbox, Outgoing};
 use super::state::{Clock, Inner};
@@ -22,6 +22,8 @@ use crate::metrics::recorder::ShardStats;
 
 /// Clock requests a node makes when it joins; the one with the shortest round trip is kept.
 const CLOCK_SAMPLES: usize = 7;
+/// How long a clock request waits for the controller's answer.
+const CLOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// What a node keeps of its part in the run.
 pub struct NodeSide {
@@ -41,7 +43,7 @@ pub struct Tick {
     /// What the tick's drains took from this node's shards.
     pub stats: ShardStats,
     /// The receipts of the jobs the tick's records count, by job id.
-    pub pending: Vec<(u64, jetstream::Message)>,
+    pub pending: Vec<(u64, Box<dyn Ack>)>,
     pub workers: usize,
     pub busy: u64,
     pub last: bool,
@@ -110,14 +112,13 @@ impl NodeSide {
     }
 }
 
-/// Waits for the controller's first word on the run's control subject; refuses another
-/// version's.
-pub async fn first_word(sub: &mut async_nats::Subscriber, spec: &BrokerSpec) -> Result<Control, BrokerError> {
+/// Waits for the controller's first word on the run's control topic; refuses another version's.
+pub async fn first_word(sub: &mut BoxStream<Vec<u8>>, spec: &BrokerSpec) -> Result<Control, BrokerError> {
     let Some(m) = sub.next().await else {
-        return Err(BrokerError::Unreachable { url: spec.url.clone(), reason: "the connection closed".into() });
+        return Err(BrokerError::Unreachable { url: spec.shown(), reason: "the connection closed".into() });
     };
     // A word this build cannot read is another version's (version 0: not pooltune's at all).
-    let first: Control = serde_json::from_slice(&m.payload).unwrap_or_default();
+    let first: Control = serde_json::from_slice(&m).unwrap_or_default();
     if first.version != protocol::VERSION {
         return Err(BrokerError::Incompatible { run: spec.run_name.clone(), theirs: first.version });
     }
@@ -125,17 +126,13 @@ pub async fn first_word(sub: &mut async_nats::Subscriber, spec: &BrokerSpec) -> 
 }
 
 /// Keeps the controller's latest word for the node's engine.
-pub async fn listen_control(
-    mut sub: async_nats::Subscriber,
-    tx: watch::Sender<Option<Control>>,
-    stop: CancellationToken,
-) {
+pub async fn listen_control(mut sub: BoxStream<Vec<u8>>, tx: watch::Sender<Option<Control>>, stop: CancellationToken) {
     loop {
         let m = tokio::select! {
             () = stop.cancelled() => return,
             m = sub.next() => match m { Some(m) => m, None => return },
         };
-        match serde_json::from_slice::<Control>(&m.payload) {
+        match serde_json::from_slice::<Control>(&m) {
             Ok(c) => {
                 tx.send_if_modified(|old| {
                     let changed = old.as_ref() != Some(&c);
@@ -151,14 +148,13 @@ pub async fn listen_control(
 /// NTP-style: the controller's clocks read between two of ours, the round trip's midpoint taken
 /// as the moment it read them. Of [`CLOCK_SAMPLES`] tries the shortest round trip is kept; its
 /// half is the uncertainty.
-pub async fn estimate_clock(client: &async_nats::Client, run: &str) -> Result<Clock, String> {
-    let subject = protocol::clock_subject(run);
+pub async fn estimate_clock(broker: &Shared) -> Result<Clock, String> {
     let mut best: Option<(Duration, Clock)> = None;
     for _ in 0..CLOCK_SAMPLES {
         let (i0, w0) = (Instant::now(), protocol::wall_ns());
-        let reply = client.request(subject.clone(), bytes::Bytes::new()).await.map_err(|e| e.to_string())?;
+        let reply = broker.request(Topic::Clock, Vec::new(), CLOCK_WAIT).await?;
         let (i3, w3) = (Instant::now(), protocol::wall_ns());
-        let r: ClockReply = serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
+        let r: ClockReply = serde_json::from_slice(&reply).map_err(|e| e.to_string())?;
         let rtt = i3 - i0;
         let mid = i0 + rtt / 2;
         let epoch = mid.checked_sub(Duration::from_nanos(r.run_ns)).unwrap_or(i0);

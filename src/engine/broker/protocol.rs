@@ -1,7 +1,8 @@
-//! What the controller and the worker nodes of a run say to each other on core NATS subjects
-//! beside the stream:
+//! What the controller and the worker nodes of a run say to each other on the run's
+//! [`Topic`](super::adapter::Topic)s beside its queue, over the same broker (each adapter says
+//! how it carries them):
 //!
-//! | subject | from → to | what |
+//! | topic | from → to | what |
 //! |---|---|---|
 //! | `pooltune.NAME.control` | controller → nodes | [`Control`] every tick: the knobs, pause, the end |
 //! | `pooltune.NAME.report` | nodes → controller, request/reply | a node's tick ([`crate::metrics::node`]), sent until answered |
@@ -17,21 +18,6 @@ use crate::settings::{Knob, Settings};
 /// The protocol version; a node of another version is refused with a message.
 /// Version 2: reports are requests the controller answers.
 pub const VERSION: u32 = 2;
-
-#[must_use]
-pub fn control_subject(run: &str) -> String {
-    format!("pooltune.{run}.control")
-}
-
-#[must_use]
-pub fn report_subject(run: &str) -> String {
-    format!("pooltune.{run}.report")
-}
-
-#[must_use]
-pub fn clock_subject(run: &str) -> String {
-    format!("pooltune.{run}.clock")
-}
 
 /// The controller's word to the nodes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

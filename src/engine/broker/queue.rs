@@ -1,4 +1,5 @@
-//! The broker queue: outbox → publisher → the run's stream → fetcher → inbox, and its counts.
+//! The broker queue: outbox → publisher → the run's queue on the broker → fetcher → inbox, and
+//! its counts, whatever the broker (the [`Adapter`](super::adapter::Adapter) moves the bytes).
 //!
 //! A controller (`pooltune run --broker`) has all of it and hears its worker nodes through a
 //! [`Cluster`]; a worker node (`pooltune worker`) has the fetcher and the inbox only, and sends a
@@ -6,19 +7,18 @@
 //!
 //! - **Publisher** (a task): takes jobs from the outbox in order and publishes them. Under
 //!   `reject` and `drop-oldest` publishes are pipelined and a collector task reads their
-//!   acknowledgements in order: a publish the stream refused (full, discard `new`) is counted
-//!   as rejected. Under `block` each publish waits for its acknowledgement and a refused one is
+//!   acknowledgements in order: a publish the broker refused (full) is counted as rejected. Under `block` each publish waits for its acknowledgement and a refused one is
 //!   retried with backoff (counted as a retry), so the outbox fills and the producer's lag
 //!   shows, as it does on a full local queue.
-//! - **Fetcher** (a task): pulls at most the inbox's free places (the `prefetch` knob) per pull
-//!   request and puts the jobs into the inbox. The consumer delivers new jobs in stream order,
-//!   so a jump in the stream sequence of first deliveries is jobs the stream discarded before
-//!   delivery (`drop-oldest`): counted as dropped, exactly.
-//! - **Sampler** (a task): reads the consumer's undelivered count every `SAMPLE_EVERY`. When it
-//!   cannot on a live connection, the server has come back without the run's stream (memory
-//!   storage): it makes the stream and the consumer again and counts the loss.
+//! - **Fetcher** (a task): pulls at most the inbox's free places (the `prefetch` knob) per
+//!   request and puts the jobs into the inbox. Where the broker numbers its messages
+//!   ([`Delivery::seq`](super::adapter::Delivery)), a jump between first deliveries is jobs it
+//!   discarded before delivery (`drop-oldest`): counted as dropped, exactly.
+//! - **Sampler** (a task): reads what the queue holds every `SAMPLE_EVERY`. When it cannot on a
+//!   live connection, the server may have come back without the run's queue (memory storage):
+//!   the adapter makes it again and the loss is counted.
 //! - **Admin** (a task): applies bound, policy, `prefetch` and `ack_wait` changes to the
-//!   stream, the consumer and the inbox.
+//!   broker and the inbox.
 //!
 //! A job's receipt is acknowledged when its worker is done with it, whatever the outcome: a
 //! failed job is counted failed, not redelivered.
@@ -28,43 +28,38 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
-use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::stream as js_stream;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::adapter::{Ack, Shared, Topic};
 use super::cluster::{self, Absorbed, Cluster};
 use super::leftovers;
 use super::node::{self, NodeSide};
-use super::protocol::{self, Control};
+use super::protocol::Control;
 use super::reports;
 use super::state::{
-    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Counts, Inner, JS_TIMEOUT, Link, Settle, Settler, add, broker_time_hist,
-    consumer_config, outbox_bound, stream_config,
+    ACKS_IN_FLIGHT, CLOSE_WAIT, Cfg, Counts, Inner, Settle, Settler, add, broker_time_hist, outbox_bound,
 };
 use super::tasks::{admin, collect, fetch, follow_prefetch, publish, sample};
-use super::{BrokerError, BrokerSpec, CONSUMER, connect};
+use super::{BrokerError, BrokerSpec, connect};
 use crate::engine::backend::{Closed, QueueCounts, Update};
 use crate::engine::queue::JobQueue;
 use crate::metrics::aggregate::DepthStats;
 use crate::metrics::recorder::{Recorders, ShardStats};
-use crate::metrics::{BrokerView, LinkView, QueueParts, Summary};
+use crate::metrics::{BrokerView, QueueParts, Summary};
 use crate::settings::{Policy, Settings};
 
-/// At the end, the consumer is read up to this many times, this far apart, until two
+/// At the end, the queue is read up to this many times, this far apart, until two
 /// readings agree (the server applies acknowledgements asynchronously).
 const SETTLE_READS: usize = 50;
 const SETTLE_GAP: Duration = Duration::from_millis(20);
 
 pub(crate) struct BrokerQueue {
-    client: async_nats::Client,
     outbox: Arc<JobQueue>,
     inbox: Arc<JobQueue>,
     inner: Arc<Inner>,
-    consumer: PullConsumer,
     settler: Arc<Settler>,
     cfg: watch::Sender<Cfg>,
     /// Stops the publisher's retries, then the fetcher, then everything.
@@ -74,13 +69,13 @@ pub(crate) struct BrokerQueue {
     tasks: Mutex<Tasks>,
     /// Jobs the publisher held when the run ended (never stored).
     unpublished: Arc<AtomicU64>,
-    /// The ids of the jobs fetched here and handed back unstarted at the end (the stream
-    /// still holds them).
+    /// The ids of the jobs fetched here and handed back unstarted at the end (the broker still
+    /// holds them).
     returned: Mutex<Vec<u64>>,
     /// The controller's view of its nodes (`None` on a node).
     cluster: Option<Arc<Cluster>>,
     node: Option<NodeSide>,
-    /// The policy has been `drop-oldest` at some point of the run (the stream may have
+    /// The policy has been `drop-oldest` at some point of the run (the broker may have
     /// discarded jobs).
     dropping: AtomicBool,
     /// A node: when its depth was last taken (its inbox's integral runs from there).
@@ -95,114 +90,68 @@ struct Tasks {
 }
 
 impl BrokerQueue {
-    /// The controller: connects, sets up the run's stream and consumer (an earlier run's
-    /// leftovers of the same name are purged), and starts its tasks on the current runtime.
+    /// The controller: connects, sets up the run's queue (an earlier run's leftovers of the
+    /// same name are purged), and starts its tasks on the current runtime.
     pub async fn connect(spec: &BrokerSpec, s: &Settings, epoch: Instant) -> Result<BrokerQueue, BrokerError> {
-        let (client, link) = connect(spec).await?;
-        let js = context(&client);
+        let broker = connect(spec).await?;
         let cfg = Cfg::of(s);
-        let setup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Setup {
-            url: spec.url.clone(),
-            what: what.to_string(),
-            reason: e.to_string(),
-        };
-        let what = format!("stream {}", spec.stream());
-        let stream = js.get_or_create_stream(stream_config(spec, cfg)).await.map_err(|e| setup(&what, &e))?;
-        js.update_stream(stream_config(spec, cfg)).await.map_err(|e| setup(&what, &e))?;
-        let purged = stream.purge().await.map_err(|e| setup(&what, &e))?.purged;
-        if purged > 0 {
-            tracing::info!("stream {}: purged {purged} jobs an earlier run of this name left", spec.stream());
-        }
-        let _ = stream.delete_consumer(CONSUMER).await;
-        let consumer: PullConsumer =
-            stream.create_consumer(consumer_config(cfg)).await.map_err(|e| setup("consumer workers", &e))?;
-        let seq0 = stream.get_info().await.map_err(|e| setup(&what, &e))?.state.last_sequence;
+        broker.create(cfg).await?;
         let cluster = Arc::new(Cluster::default());
         let how = Settle::Controller(Arc::clone(&cluster));
-        let q = Self::assemble(client, link, js, spec, cfg, epoch, seq0, consumer, how);
+        let q = Self::assemble(broker, spec, cfg, epoch, how);
         let q = BrokerQueue { cluster: Some(cluster), ..q };
         q.refresh_gaps();
-        q.spawn_controller_tasks(stream);
+        q.spawn_controller_tasks();
         Ok(q)
     }
 
     /// A worker node: connects, waits for the run (its first control message), estimates the
     /// clock offset from the controller, and starts fetching.
     pub async fn join(spec: &BrokerSpec, name: &str, s: &Settings) -> Result<BrokerQueue, BrokerError> {
-        let (client, link) = connect(spec).await?;
-        let js = context(&client);
-        let mut sub = client
-            .subscribe(protocol::control_subject(&spec.run_name))
+        let broker = connect(spec).await?;
+        let mut sub = broker
+            .subscribe(Topic::Control)
             .await
-            .map_err(|e| BrokerError::Unreachable { url: spec.url.clone(), reason: e.to_string() })?;
+            .map_err(|reason| BrokerError::Unreachable { url: spec.shown(), reason })?;
         let first = node::first_word(&mut sub, spec).await?;
-        let setup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Setup {
-            url: spec.url.clone(),
-            what: what.to_string(),
-            reason: e.to_string(),
-        };
-        let stream = js.get_stream(spec.stream()).await.map_err(|e| setup("stream", &e))?;
-        let consumer: PullConsumer = stream.get_consumer(CONSUMER).await.map_err(|e| setup("consumer", &e))?;
-        let clock = node::estimate_clock(&client, &spec.run_name).await.map_err(|e| setup("clock", &e))?;
+        broker.open().await?;
+        let clock = node::estimate_clock(&broker).await.map_err(|reason| BrokerError::Setup {
+            url: spec.shown(),
+            what: "clock".into(),
+            reason,
+        })?;
         let (tx, control) = watch::channel(Some(first));
-        let mut q = Self::assemble(
-            client,
-            link,
-            js,
-            spec,
-            Cfg::of(s),
-            clock.epoch,
-            0,
-            consumer,
-            Settle::Node(Mutex::new(Vec::new())),
-        );
+        let mut q =
+            Self::assemble(Arc::clone(&broker), spec, Cfg::of(s), clock.epoch, Settle::Node(Mutex::new(Vec::new())));
         q.node = Some(NodeSide::new(name, clock, control));
         q.tasks.lock().unwrap_or_else(PoisonError::into_inner).fetcher = Some(tokio::spawn(fetch(
-            q.consumer.clone(),
             Arc::clone(&q.inbox),
             Arc::clone(&q.inner),
             Arc::clone(&q.settler),
             q.stop_fetch.clone(),
         )));
         if let Some(side) = &q.node {
-            let subject = protocol::report_subject(&spec.run_name);
-            let (client, mailbox, settler) = (q.client.clone(), Arc::clone(&side.mailbox), Arc::clone(&q.settler));
-            tokio::spawn(reports::send(client, subject, mailbox, settler));
+            let (mailbox, settler) = (Arc::clone(&side.mailbox), Arc::clone(&q.settler));
+            tokio::spawn(reports::send(broker, mailbox, settler));
         }
         tokio::spawn(node::listen_control(sub, tx, q.stop_all.clone()));
         tokio::spawn(follow_prefetch(Arc::clone(&q.inbox), q.cfg.subscribe(), q.stop_all.clone()));
         Ok(q)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        client: async_nats::Client,
-        link: Arc<Link>,
-        js: jetstream::Context,
-        spec: &BrokerSpec,
-        cfg: Cfg,
-        epoch: Instant,
-        seq0: u64,
-        consumer: PullConsumer,
-        how: Settle,
-    ) -> BrokerQueue {
+    fn assemble(broker: Shared, spec: &BrokerSpec, cfg: Cfg, epoch: Instant, how: Settle) -> BrokerQueue {
         let inner = Arc::new(Inner {
             spec: spec.clone(),
-            js,
+            broker,
             epoch,
-            seq0,
             counts: Counts::default(),
-            link,
             streams_lost: AtomicU64::new(0),
             broker_time: broker_time_hist(),
         });
-        inner.counts.last_seq.store(seq0, Ordering::Relaxed);
         BrokerQueue {
-            client,
             outbox: Arc::new(JobQueue::new(outbox_bound(cfg.bound), Policy::Block)),
             inbox: Arc::new(JobQueue::relay(cfg.prefetch)),
             inner,
-            consumer,
             settler: Arc::new(Settler { how, ack_errors: AtomicU64::new(0) }),
             cfg: watch::channel(cfg).0,
             stop_publish: CancellationToken::new(),
@@ -218,7 +167,7 @@ impl BrokerQueue {
         }
     }
 
-    fn spawn_controller_tasks(&self, stream: js_stream::Stream) {
+    fn spawn_controller_tasks(&self) {
         let (acks_tx, acks_rx) = mpsc::channel(ACKS_IN_FLIGHT);
         let mut t = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         t.publisher = Some(tokio::spawn(publish(
@@ -231,29 +180,22 @@ impl BrokerQueue {
         )));
         t.collector = Some(tokio::spawn(collect(Arc::clone(&self.inner), acks_rx)));
         t.fetcher = Some(tokio::spawn(fetch(
-            self.consumer.clone(),
             Arc::clone(&self.inbox),
             Arc::clone(&self.inner),
             Arc::clone(&self.settler),
             self.stop_fetch.clone(),
         )));
-        tokio::spawn(sample(
-            self.consumer.clone(),
-            Arc::clone(&self.inner),
-            self.cfg.subscribe(),
-            self.stop_all.clone(),
-        ));
+        tokio::spawn(sample(Arc::clone(&self.inner), self.cfg.subscribe(), self.stop_all.clone()));
         tokio::spawn(admin(
-            stream,
             Arc::clone(&self.inner),
             Arc::clone(&self.inbox),
             self.cfg.subscribe(),
             self.stop_all.clone(),
         ));
         if let Some(cluster) = &self.cluster {
-            let run = self.inner.spec.run_name.clone();
-            tokio::spawn(cluster::listen(self.client.clone(), run.clone(), Arc::clone(cluster), self.stop_all.clone()));
-            tokio::spawn(cluster::clock(self.client.clone(), run, self.inner.epoch, self.stop_all.clone()));
+            let broker = Arc::clone(&self.inner.broker);
+            tokio::spawn(cluster::listen(Arc::clone(&broker), Arc::clone(cluster), self.stop_all.clone()));
+            tokio::spawn(cluster::clock(broker, self.inner.epoch, self.stop_all.clone()));
         }
     }
 
@@ -366,9 +308,9 @@ impl BrokerQueue {
         let Some(cluster) = &self.cluster else { return };
         let control = Control { node_workers: cluster.node_workers(), ..Control::of(s, cluster.all_workers(), end) };
         let body = serde_json::to_vec(&control).unwrap_or_default();
-        let (client, subject) = (self.client.clone(), protocol::control_subject(&self.inner.spec.run_name));
+        let broker = Arc::clone(&self.inner.broker);
         handle.spawn(async move {
-            if let Err(e) = client.publish(subject.clone(), body.into()).await {
+            if let Err(e) = broker.broadcast(Topic::Control, body).await {
                 tracing::warn!("could not tell the nodes: {e}");
             }
         });
@@ -381,7 +323,7 @@ impl BrokerQueue {
 
     /// A node's receipts kept since the last report: take them *before* the tick drains the
     /// records, so every job acknowledged after a report is in it.
-    pub fn take_pending(&self) -> Vec<(u64, jetstream::Message)> {
+    pub fn take_pending(&self) -> Vec<(u64, Box<dyn Ack>)> {
         self.settler.take_pending()
     }
 
@@ -390,7 +332,7 @@ impl BrokerQueue {
         &self,
         handle: &Handle,
         stats: ShardStats,
-        pending: Vec<(u64, jetstream::Message)>,
+        pending: Vec<(u64, Box<dyn Ack>)>,
         workers: usize,
         busy: u64,
         last: bool,
@@ -405,10 +347,11 @@ impl BrokerQueue {
         let mut hist = self.inner.broker_time.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let cluster = self.cluster.as_deref();
         let broker_ns = c.broker_time_ns.load(Ordering::Relaxed) + cluster.map_or(0, |k| k.broker_time(&mut hist));
+        let (stream, consumer) = self.inner.broker.names();
         BrokerView {
-            url: self.inner.spec.url.clone(),
-            stream: self.inner.spec.stream(),
-            consumer: CONSUMER.to_string(),
+            url: self.inner.spec.shown(),
+            stream,
+            consumer,
             redelivered: c.redelivered.load(Ordering::Relaxed)
                 + cluster.map_or(0, |k| k.redelivered.load(Ordering::Relaxed)),
             duplicates: cluster.map_or(0, Cluster::duplicates),
@@ -417,22 +360,9 @@ impl BrokerQueue {
             ack_pending_max: c.ack_pending_max.load(Ordering::Relaxed),
             time_in_broker_ms: Summary::of(&hist, u128::from(broker_ns)),
             publish_errors: c.publish_errors.load(Ordering::Relaxed),
-            link: self.link_view(),
+            link: self.inner.broker.link().view(self.inner.streams_lost.load(Ordering::Relaxed)),
             lost_in_broker: 0,
             unaccounted: 0,
-        }
-    }
-
-    fn link_view(&self) -> LinkView {
-        let l = &self.inner.link;
-        let down = l.down_for();
-        let outage =
-            down.map_or_else(|| l.last_outage_ns.load(Ordering::Relaxed) as f64 / 1e6, |d| d.as_secs_f64() * 1e3);
-        LinkView {
-            connected: down.is_none(),
-            disconnects: l.disconnects.load(Ordering::Relaxed),
-            outage_ms: outage,
-            streams_lost: self.inner.streams_lost.load(Ordering::Relaxed),
         }
     }
 
@@ -466,79 +396,65 @@ impl BrokerQueue {
         Closed { left, left_in_broker: self.unpublished.load(Ordering::Relaxed) }
     }
 
-    /// After every worker here and on the nodes is done. A controller recounts the drops from
-    /// the stream's sequence (stored = first deliveries + dropped + undelivered), counts the
-    /// jobs the stream still holds that never ran (see [`leftovers`]), and deletes the run's
-    /// stream. Returns those jobs.
+    /// After every worker here and on the nodes is done. A controller recounts the drops (see
+    /// [`Adapter::dropped`](super::adapter::Adapter::dropped)), counts the jobs the broker still
+    /// holds that never ran (see [`leftovers`]), and deletes the run's queue. Returns those jobs.
     pub async fn finish(&self) -> u64 {
         self.stop_all.cancel();
         let Some(cluster) = &self.cluster else { return 0 };
         let c = &self.inner.counts;
+        let broker = &self.inner.broker;
         // This process's acknowledgements reach the server first; the server applies them on
-        // its own time, so the consumer is read until two readings agree.
-        if let Err(e) = self.client.flush().await {
+        // its own time, so the queue is read until two readings agree.
+        if let Err(e) = broker.flush().await {
             tracing::warn!("could not flush the last acknowledgements: {e}");
         }
         let mut seen = None;
         for _ in 0..SETTLE_READS {
-            match self.consumer.get_info().await {
-                Ok(info) => {
-                    let now = (info.num_pending, info.num_ack_pending as u64);
-                    if seen == Some(now) {
+            match broker.holding().await {
+                Ok(h) => {
+                    if seen == Some(h) {
                         break;
                     }
-                    seen = Some(now);
+                    seen = Some(h);
                 }
-                Err(e) => tracing::warn!("could not read the consumer at the end: {e}"),
+                Err(e) => tracing::warn!("could not read the queue at the end: {e}"),
             }
             tokio::time::sleep(SETTLE_GAP).await;
         }
-        let (undelivered, held) = seen.unwrap_or_default();
+        let h = seen.unwrap_or_default();
         let returned: HashSet<u64> =
             self.returned.lock().unwrap_or_else(PoisonError::into_inner).iter().copied().collect();
-        // A stream made again starts its sequence anew: its count says nothing of the run's
-        // first. Only discard `old` drops jobs; a node lost before reporting its last deliveries
-        // would otherwise make them look dropped.
+        // A queue made again starts its count anew: its count says nothing of the run's first.
+        // Only `drop-oldest` drops jobs; a node lost before reporting its last deliveries would
+        // otherwise make them look dropped.
         let remade = self.inner.streams_lost.load(Ordering::Relaxed) > 0;
         if self.dropping.load(Ordering::Relaxed) && !remade {
             let delivered = c.delivered.load(Ordering::Relaxed) + cluster.delivered.load(Ordering::Relaxed);
-            match self.inner.js.get_stream(self.inner.spec.stream()).await {
-                Ok(mut stream) => match stream.info().await {
-                    Ok(info) => {
-                        let stored = info.state.last_sequence.saturating_sub(self.inner.seq0);
-                        let never = stored.saturating_sub(delivered).saturating_sub(undelivered);
-                        let seen = c.dropped.swap(never, Ordering::Relaxed);
-                        if seen != never {
-                            tracing::info!("drops: {seen} seen in this process's deliveries, {never} by the stream's");
-                        }
+            match broker.dropped(delivered, h.undelivered).await {
+                Ok(Some(never)) => {
+                    let seen = c.dropped.swap(never, Ordering::Relaxed);
+                    if seen != never {
+                        tracing::info!("drops: {seen} seen in this process's deliveries, {never} by the broker's");
                     }
-                    Err(e) => tracing::warn!("could not read the stream at the end: {e}"),
-                },
-                Err(e) => tracing::warn!("could not read the stream at the end: {e}"),
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("could not read the drops at the end: {e}"),
             }
         }
-        let stream = self.inner.spec.stream();
+        let (queue, _) = broker.names();
         let counted = |id| cluster.is_finished(id) || returned.contains(&id);
-        let left = match leftovers::never_run(&self.inner.js, &stream, counted).await {
+        let left = match leftovers::never_run(broker.as_ref(), counted).await {
             Ok(n) => n,
             Err(e) => {
                 // Counts only: a job finished but never acknowledged would count here too.
-                tracing::warn!("could not read what the stream {stream} holds at the end ({e}): counting it");
-                undelivered + held.saturating_sub(returned.len() as u64)
+                tracing::warn!("could not read what the queue {queue} holds at the end ({e}): counting it");
+                h.undelivered + h.unacked.saturating_sub(returned.len() as u64)
             }
         };
-        if let Err(e) = self.inner.js.delete_stream(&stream).await {
-            tracing::warn!("could not delete the stream {stream}: {e}");
+        if let Err(e) = broker.delete().await {
+            tracing::warn!("could not delete the queue {queue}: {e}");
         }
         left
     }
-}
-
-/// The JetStream context of a run's process: its requests (and the consumer's, which keeps a
-/// copy) give up after [`JS_TIMEOUT`], so one the server took with it when it stopped does not
-/// hold a task for the client's default 10 s.
-fn context(client: &async_nats::Client) -> jetstream::Context {
-    let mut js = jetstream::new(client.clone());
-    js.set_timeout(JS_TIMEOUT);
-    js
 }

@@ -2,7 +2,7 @@
 //! broker does meanwhile.
 //!
 //! Each tick's report goes into a [`Mailbox`]; one task sends what the mailbox holds as a
-//! request on `pooltune.NAME.report` and waits for the controller's reply, trying again until
+//! request on the run's report topic and waits for the controller's reply, trying again until
 //! it comes (the broker away or restarting, a reply lost). Ticks that pass meanwhile merge into
 //! the report waiting, so an outage costs one report's memory, not one per tick. The controller
 //! takes a report once by its node, session and `seq`, and answers every copy.
@@ -14,10 +14,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream;
 use hdrhistogram::Histogram;
 use tokio::sync::{Notify, watch};
 
+use super::adapter::{Ack, Shared, Topic};
 use super::state::Settler;
 use crate::metrics::node::{self as report, NodeHeader};
 use crate::metrics::recorder::ShardStats;
@@ -34,7 +34,7 @@ pub struct Outgoing {
     /// The node's time in the broker over the run so far (the latest replaces the older).
     pub broker: Histogram<u64>,
     /// The receipts of the jobs the report counts (their ids are in the header).
-    pub receipts: Vec<jetstream::Message>,
+    pub receipts: Vec<Box<dyn Ack>>,
     pub last: bool,
 }
 
@@ -90,18 +90,18 @@ impl Mailbox {
 }
 
 /// Sends the mailbox's reports until the last one has been delivered.
-pub async fn send(client: async_nats::Client, subject: String, mailbox: Arc<Mailbox>, settler: Arc<Settler>) {
+pub async fn send(broker: Shared, mailbox: Arc<Mailbox>, settler: Arc<Settler>) {
     loop {
         mailbox.wake.notified().await;
         let Some(o) = mailbox.waiting.lock().unwrap_or_else(PoisonError::into_inner).take() else { continue };
-        deliver(&client, &subject, report::encode(o.header.clone(), &o.stats, &o.broker)).await;
-        for m in &o.receipts {
-            settler.ack(m).await;
+        deliver(&broker, report::encode(o.header.clone(), &o.stats, &o.broker)).await;
+        for ack in o.receipts {
+            settler.ack(ack).await;
         }
         if o.last {
             // The last word comes after the last acknowledgements have reached the server, so
             // the controller's count of what the stream still holds cannot race them.
-            if let Err(e) = client.flush().await {
+            if let Err(e) = broker.flush().await {
                 tracing::warn!("could not send the last acknowledgements: {e}");
             }
             let end = NodeHeader {
@@ -114,7 +114,7 @@ pub async fn send(client: async_nats::Client, subject: String, mailbox: Arc<Mail
                 held_area_us: 0,
                 ..o.header
             };
-            deliver(&client, &subject, report::encode(end, &ShardStats::new(), &crate::metrics::hist::new())).await;
+            deliver(&broker, report::encode(end, &ShardStats::new(), &crate::metrics::hist::new())).await;
             mailbox.last_sent.send_replace(true);
             return;
         }
@@ -122,14 +122,12 @@ pub async fn send(client: async_nats::Client, subject: String, mailbox: Arc<Mail
 }
 
 /// Sends one report until the controller answers it.
-async fn deliver(client: &async_nats::Client, subject: &str, body: Vec<u8>) {
-    let body = bytes::Bytes::from(body);
+async fn deliver(broker: &Shared, body: Vec<u8>) {
     let mut pause = Duration::from_millis(20);
     loop {
-        match tokio::time::timeout(REPLY_WAIT, client.request(subject.to_string(), body.clone())).await {
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) => tracing::debug!("a report not taken yet: {e}"),
-            Err(_) => tracing::debug!("a report not answered within {REPLY_WAIT:?}"),
+        match broker.request(Topic::Report, body.clone(), REPLY_WAIT).await {
+            Ok(_) => return,
+            Err(e) => tracing::debug!("a report not taken yet: {e}"),
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_PAUSE);

@@ -1,17 +1,15 @@
-//! The broker queue's shared state: its knobs, counters, the run's stream and consumer
-//! configuration, and the receipts by which finished jobs are acknowledged.
+//! The broker queue's shared state: its knobs, counters, and the receipts by which finished
+//! jobs are acknowledged.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
-use async_nats::jetstream::stream::{self as js_stream, DiscardPolicy, RetentionPolicy, StorageType};
 use hdrhistogram::Histogram;
 
+use super::BrokerSpec;
+use super::adapter::{Ack, Shared};
 use super::cluster::Cluster;
-use super::{BrokerSpec, CONSUMER};
 use crate::settings::{Policy, Settings};
 
 /// The most jobs the outbox holds before the producer waits for the publisher: the queue bound
@@ -32,9 +30,7 @@ pub const PULL_LOST: Duration = Duration::from_secs(1);
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// The longest wait between two tries of a publish the stream refused under `block`.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(20);
-/// How long a JetStream request (stream or consumer info, changes) waits for its answer.
-pub const JS_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a publish waits for the stream's acknowledgement.
+/// How long a publish waits for the broker's answer.
 pub const PUBLISH_ACK_WAIT: Duration = Duration::from_secs(1);
 /// How long closing waits for each task.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -51,29 +47,6 @@ pub struct Cfg {
 impl Cfg {
     pub fn of(s: &Settings) -> Cfg {
         Cfg { bound: s.queue, policy: s.policy, prefetch: s.prefetch, ack_wait: s.ack_wait }
-    }
-}
-
-pub fn stream_config(spec: &BrokerSpec, c: Cfg) -> js_stream::Config {
-    js_stream::Config {
-        name: spec.stream(),
-        subjects: vec![spec.subject()],
-        retention: RetentionPolicy::WorkQueue,
-        storage: StorageType::Memory,
-        max_messages: i64::try_from(c.bound).unwrap_or(i64::MAX),
-        discard: if c.policy == Policy::DropOldest { DiscardPolicy::Old } else { DiscardPolicy::New },
-        num_replicas: 1,
-        ..Default::default()
-    }
-}
-
-pub fn consumer_config(c: Cfg) -> pull::Config {
-    pull::Config {
-        durable_name: Some(CONSUMER.to_string()),
-        ack_policy: AckPolicy::Explicit,
-        ack_wait: c.ack_wait,
-        max_ack_pending: i64::try_from(c.bound).unwrap_or(i64::MAX),
-        ..Default::default()
     }
 }
 
@@ -122,77 +95,17 @@ pub struct Counts {
     pub local_workers: AtomicU64,
 }
 
-/// The connection to the server: whether it is up, and its outages. async-nats reconnects by
-/// itself; its events are recorded here for the snapshots (the clients say so on screen).
-#[derive(Debug)]
-pub struct Link {
-    since: Instant,
-    /// Times the connection was lost.
-    pub disconnects: AtomicU64,
-    /// Nanoseconds after `since` when the current outage began; 0 while connected.
-    down_at_ns: AtomicU64,
-    /// The length of the last outage that ended (ns).
-    pub last_outage_ns: AtomicU64,
-}
-
-impl Default for Link {
-    fn default() -> Link {
-        Link {
-            since: Instant::now(),
-            disconnects: AtomicU64::new(0),
-            down_at_ns: AtomicU64::new(0),
-            last_outage_ns: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Link {
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1)
-    }
-
-    /// Takes one of the client's connection events.
-    pub fn on(&self, event: &async_nats::Event) {
-        match event {
-            async_nats::Event::Disconnected => {
-                if self.down_at_ns.compare_exchange(0, self.now_ns(), Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                    add(&self.disconnects, 1);
-                    tracing::warn!("lost the broker; reconnecting");
-                }
-            }
-            async_nats::Event::Connected => {
-                let down = self.down_at_ns.swap(0, Ordering::Relaxed);
-                if down > 0 {
-                    let outage = self.now_ns().saturating_sub(down);
-                    self.last_outage_ns.store(outage, Ordering::Relaxed);
-                    tracing::warn!("reconnected to the broker after {:.1} s", outage as f64 / 1e9);
-                }
-            }
-            other => tracing::info!("broker connection: {other}"),
-        }
-    }
-
-    /// `None` while connected, else how long the connection has been down.
-    pub fn down_for(&self) -> Option<Duration> {
-        let down = self.down_at_ns.load(Ordering::Relaxed);
-        (down > 0).then(|| Duration::from_nanos(self.now_ns().saturating_sub(down)))
-    }
-}
-
 pub fn add(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
 }
 
 pub struct Inner {
     pub spec: BrokerSpec,
-    pub js: jetstream::Context,
+    pub broker: Shared,
     /// Time 0 of the run's messages.
     pub epoch: Instant,
-    /// The stream's last sequence before this run's first job.
-    pub seq0: u64,
     pub counts: Counts,
-    pub link: Arc<Link>,
-    /// Times the controller found the run's stream gone (a server restarted with memory storage
+    /// Times the controller found the run's queue gone (a server restarted with memory storage
     /// loses it) and made it again.
     pub streams_lost: AtomicU64,
     /// Publish → delivered here, over the run (µs; the sum in `counts.broker_time_ns`).
@@ -205,17 +118,17 @@ pub enum Settle {
     Controller(Arc<Cluster>),
     /// A worker node: keep the receipt until the tick's report that counts the job has been
     /// sent, then acknowledge (a node killed in between has its jobs redelivered, not lost).
-    Node(Mutex<Vec<(u64, jetstream::Message)>>),
+    Node(Mutex<Vec<(u64, Box<dyn Ack>)>>),
 }
 
 /// A delivered job's message, settled when its worker is done with it, whatever the outcome
 /// (a failed job is counted failed, not redelivered).
 #[derive(Clone)]
-pub struct Receipt(Box<(jetstream::Message, u64, Arc<Settler>, Instant)>);
+pub struct Receipt(Arc<Mutex<Option<Box<dyn Ack>>>>, u64, Arc<Settler>, Instant);
 
 impl std::fmt::Debug for Receipt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Receipt(job {})", self.0.1)
+        write!(f, "Receipt(job {})", self.1)
     }
 }
 
@@ -227,40 +140,42 @@ pub struct Settler {
 
 impl Receipt {
     /// The receipt of a job pulled from the stream into this process now.
-    pub fn new(msg: jetstream::Message, id: u64, settler: &Arc<Settler>) -> Receipt {
-        Receipt(Box::new((msg, id, Arc::clone(settler), Instant::now())))
+    pub fn new(ack: Box<dyn Ack>, id: u64, settler: &Arc<Settler>) -> Receipt {
+        Receipt(Arc::new(Mutex::new(Some(ack))), id, Arc::clone(settler), Instant::now())
     }
 
     /// When the job was pulled from the stream into this process.
     #[must_use]
     pub fn fetched(&self) -> Instant {
-        self.0.3
+        self.3
     }
 
     /// Settles the job (see [`Settle`]).
     pub async fn settle(self) {
-        let (msg, id, settler, _) = *self.0;
+        let Receipt(ack, id, settler, _) = self;
+        // A receipt is settled once (a clone shares it): the first to settle takes the handle.
+        let Some(ack) = ack.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
         match &settler.how {
             Settle::Controller(cluster) => {
                 cluster.finished(id);
-                settler.ack(&msg).await;
+                settler.ack(ack).await;
             }
-            Settle::Node(pending) => pending.lock().unwrap_or_else(PoisonError::into_inner).push((id, msg)),
+            Settle::Node(pending) => pending.lock().unwrap_or_else(PoisonError::into_inner).push((id, ack)),
         }
     }
 }
 
 impl Settler {
     /// Acknowledges one message, counting a failure.
-    pub async fn ack(&self, msg: &jetstream::Message) {
-        if let Err(e) = msg.ack().await {
+    pub async fn ack(&self, ack: Box<dyn Ack>) {
+        if let Err(e) = ack.ack().await {
             self.ack_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("acknowledging a job failed: {e}");
         }
     }
 
     /// A node's receipts kept since the last call.
-    pub fn take_pending(&self) -> Vec<(u64, jetstream::Message)> {
+    pub fn take_pending(&self) -> Vec<(u64, Box<dyn Ack>)> {
         match &self.how {
             Settle::Node(p) => std::mem::take(&mut *p.lock().unwrap_or_else(PoisonError::into_inner)),
             Settle::Controller(_) => Vec::new(),

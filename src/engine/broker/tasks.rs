@@ -5,30 +5,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{PullConsumer, pull};
-use async_nats::jetstream::context::{PublishAckFuture, PublishError};
-use async_nats::jetstream::stream as js_stream;
-use async_nats::jetstream::{self, AckKind, ErrorCode};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::CONSUMER;
+use super::adapter::{Confirm, Delivery, Published};
 use super::state::{
     Cfg, Inner, MAX_BACKOFF, PUBLISH_ACK_WAIT, PULL_EXPIRES, PULL_LOST, Receipt, SAMPLE_EVERY, Settler, add,
-    consumer_config, stream_config,
 };
 use super::wire::{Wire, at, offset};
 use crate::engine::queue::{Job, JobQueue};
 use crate::settings::Policy;
-
-/// Whether a publish was refused because the stream is full (discard `new`).
-fn is_full(e: &PublishError) -> bool {
-    use std::error::Error as _;
-    e.source()
-        .and_then(|s| s.downcast_ref::<jetstream::Error>())
-        .is_some_and(|j| j.error_code() == ErrorCode::STREAM_STORE_FAILED)
-}
 
 /// Counts a publish that failed for another reason than a full stream: the job is refused.
 fn failed(inner: &Inner, job: &Job, e: &dyn std::fmt::Display) {
@@ -42,15 +29,14 @@ pub async fn publish(
     outbox: Arc<JobQueue>,
     inner: Arc<Inner>,
     cfg: watch::Receiver<Cfg>,
-    acks: mpsc::Sender<(Job, PublishAckFuture)>,
+    acks: mpsc::Sender<(Job, Confirm)>,
     stop: CancellationToken,
     unpublished: Arc<AtomicU64>,
 ) {
     let never = AtomicBool::new(false);
-    let subject = async_nats::Subject::from(inner.spec.subject());
     while let Some((job, _)) = outbox.pop(&never).await {
         inner.counts.publishing.store(1, Ordering::Relaxed);
-        publish_one(&inner, &subject, &cfg, &acks, &stop, &unpublished, job).await;
+        publish_one(&inner, &cfg, &acks, &stop, &unpublished, job).await;
         inner.counts.publishing.store(0, Ordering::Relaxed);
     }
 }
@@ -59,9 +45,8 @@ pub async fn publish(
 /// once, its acknowledgement handed to the collector.
 async fn publish_one(
     inner: &Inner,
-    subject: &async_nats::Subject,
     cfg: &watch::Receiver<Cfg>,
-    acks: &mpsc::Sender<(Job, PublishAckFuture)>,
+    acks: &mpsc::Sender<(Job, Confirm)>,
     stop: &CancellationToken,
     unpublished: &AtomicU64,
     job: Job,
@@ -76,10 +61,10 @@ async fn publish_one(
             service_ns: u64::try_from(job.service.as_nanos()).unwrap_or(u64::MAX),
             published_ns: offset(epoch, Instant::now()),
         };
-        let payload = bytes::Bytes::copy_from_slice(&w.encode());
-        let block = cfg.borrow().policy == Policy::Block;
-        let why = match inner.js.publish(subject.clone(), payload).await {
-            Err(e) if block => e.to_string(),
+        let now = *cfg.borrow();
+        let block = now.policy == Policy::Block;
+        let why = match inner.broker.publish(w.encode().to_vec(), now).await {
+            Err(e) if block => e,
             Err(e) => {
                 failed(inner, &job, &e);
                 return;
@@ -91,15 +76,15 @@ async fn publish_one(
                 return;
             }
             Ok(ack) => match acked(ack).await {
-                Ok(()) => {
-                    add(&inner.counts.stored, 1);
+                Published::Stored { dropped } => {
+                    stored(inner, dropped);
                     return;
                 }
-                // Under `block` a job is never refused: a full stream, or a broker away (its
-                // stream being made again), is waited out; the outbox fills and the
-                // producer's lag shows.
-                Err(e) if is_full(&e) => String::new(),
-                Err(e) => e.to_string(),
+                // Under `block` a job is never refused: a full queue, or a broker away (its
+                // queue being made again), is waited out; the outbox fills and the producer's
+                // lag shows.
+                Published::Full => String::new(),
+                Published::Failed(e) => e,
             },
         };
         add(&inner.counts.retries, 1);
@@ -120,35 +105,34 @@ async fn publish_one(
     }
 }
 
-/// A publish's acknowledgement, or an error after [`PUBLISH_ACK_WAIT`]: a publish in flight when
-/// the server went away is never answered, and the client's own 5 s would hold the queue.
-async fn acked(ack: PublishAckFuture) -> Result<(), PublishError> {
-    match tokio::time::timeout(PUBLISH_ACK_WAIT, ack.into_future()).await {
-        Ok(r) => r.map(drop),
-        Err(_) => Err(PublishError::new(async_nats::jetstream::context::PublishErrorKind::TimedOut)),
-    }
+/// A publish's answer, or a failure after [`PUBLISH_ACK_WAIT`]: a publish in flight when the
+/// server went away is never answered, and a client's own wait would hold the queue.
+async fn acked(ack: Confirm) -> Published {
+    tokio::time::timeout(PUBLISH_ACK_WAIT, ack)
+        .await
+        .unwrap_or_else(|_| Published::Failed(format!("no answer within {PUBLISH_ACK_WAIT:?}")))
 }
 
-pub async fn collect(inner: Arc<Inner>, mut acks: mpsc::Receiver<(Job, PublishAckFuture)>) {
+/// A job stored, and the jobs the broker discarded for it (as the adapter learnt at publish).
+fn stored(inner: &Inner, dropped: u64) {
+    add(&inner.counts.stored, 1);
+    add(&inner.counts.dropped, dropped);
+}
+
+pub async fn collect(inner: Arc<Inner>, mut acks: mpsc::Receiver<(Job, Confirm)>) {
     while let Some((job, ack)) = acks.recv().await {
         match acked(ack).await {
-            Ok(()) => add(&inner.counts.stored, 1),
-            Err(e) if is_full(&e) => {
+            Published::Stored { dropped } => stored(&inner, dropped),
+            Published::Full => {
                 add(&inner.counts.rejected, 1);
                 job.release();
             }
-            Err(e) => failed(&inner, &job, &e),
+            Published::Failed(e) => failed(&inner, &job, &e),
         }
     }
 }
 
-pub async fn fetch(
-    consumer: PullConsumer,
-    inbox: Arc<JobQueue>,
-    inner: Arc<Inner>,
-    settler: Arc<Settler>,
-    stop: CancellationToken,
-) {
+pub async fn fetch(inbox: Arc<JobQueue>, inner: Arc<Inner>, settler: Arc<Settler>, stop: CancellationToken) {
     while !stop.is_cancelled() {
         // With no workers here, jobs pulled would only wait for other processes' workers.
         if inner.counts.local_workers.load(Ordering::Relaxed) == 0 {
@@ -164,7 +148,7 @@ pub async fn fetch(
                 () = inbox.wait_refill() => continue,
             }
         }
-        let mut batch = match consumer.batch().max_messages(room).expires(PULL_EXPIRES).messages().await {
+        let mut batch = match inner.broker.fetch(room, PULL_EXPIRES).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!("pulling jobs failed: {e}");
@@ -174,25 +158,21 @@ pub async fn fetch(
                 }
             }
         };
-        // A pull request ends by itself within PULL_EXPIRES: whatever it delivered is taken in.
-        // One the server lost (it went away) is given up after PULL_LOST, where the client would
-        // wait 5 s more.
+        // A request ends by itself within PULL_EXPIRES: whatever it delivered is taken in. One
+        // the server lost (it went away) is given up after PULL_LOST, where a client might wait
+        // much longer.
         let lost = tokio::time::sleep(PULL_LOST);
         tokio::pin!(lost);
         loop {
-            let m = tokio::select! {
-                m = batch.next() => m,
+            let d = tokio::select! {
+                d = batch.next() => d,
                 () = &mut lost => {
                     tracing::debug!("a pull request not ended by the server: pulling again");
                     break;
                 }
             };
-            match m {
-                Some(Ok(m)) => take(&inner, &settler, &inbox, m).await,
-                Some(Err(e)) => {
-                    tracing::debug!("pull request ended: {e}");
-                    break;
-                }
+            match d {
+                Some(d) => take(&inner, &settler, &inbox, d).await,
                 None => break,
             }
         }
@@ -200,34 +180,30 @@ pub async fn fetch(
 }
 
 /// Takes one delivered message into the inbox, counting first deliveries, redeliveries and the
-/// jobs the stream discarded before this one.
-async fn take(inner: &Inner, settler: &Arc<Settler>, inbox: &JobQueue, m: jetstream::Message) {
+/// jobs the broker discarded before this one.
+async fn take(inner: &Inner, settler: &Arc<Settler>, inbox: &JobQueue, d: Delivery) {
     let c = &inner.counts;
-    let (seq, delivered) = match m.info() {
-        Ok(i) => (i.stream_sequence, i.delivered),
-        Err(_) => (0, 1),
-    };
-    let w = match Wire::decode(&m.payload) {
+    let w = match Wire::decode(&d.payload) {
         Ok(w) => w,
         Err(e) => {
             add(&c.malformed, 1);
-            tracing::warn!("stream {}: a message that is not a job: {e}", inner.spec.stream());
-            let _ = m.ack_with(AckKind::Term).await;
+            tracing::warn!("queue {}: a message that is not a job: {e}", inner.broker.names().0);
+            let _ = d.ack.discard().await;
             return;
         }
     };
-    if delivered <= 1 {
+    if d.redelivered {
+        add(&c.redelivered, 1);
+    } else {
         add(&c.delivered, 1);
-        if seq > 0 {
+        if let Some(seq) = d.seq {
             let last = c.last_seq.swap(seq, Ordering::Relaxed);
-            // A first delivery at or below the last one's sequence is from a stream made again.
+            // A first delivery at or below the last one's place is from a queue made again.
             let from = if seq <= last { 0 } else { last };
             if seq > from + 1 && c.gaps_are_drops.load(Ordering::Relaxed) {
                 add(&c.dropped, seq - from - 1);
             }
         }
-    } else {
-        add(&c.redelivered, 1);
     }
     let epoch = inner.epoch;
     let published = at(epoch, w.published_ns);
@@ -240,23 +216,23 @@ async fn take(inner: &Inner, settler: &Arc<Settler>, inbox: &JobQueue, m: jetstr
         enqueued: at(epoch, w.enqueued_ns),
         service: Duration::from_nanos(w.service_ns),
         done: None,
-        receipt: Some(Receipt::new(m, w.id, settler)),
+        receipt: Some(Receipt::new(d.ack, w.id, settler)),
     };
     inbox.push_as(job, Some(Policy::Block)).await;
 }
 
-pub async fn sample(consumer: PullConsumer, inner: Arc<Inner>, cfg: watch::Receiver<Cfg>, stop: CancellationToken) {
+pub async fn sample(inner: Arc<Inner>, cfg: watch::Receiver<Cfg>, stop: CancellationToken) {
     let c = &inner.counts;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(SAMPLE_EVERY) => {}
         }
-        match consumer.get_info().await {
-            Ok(info) => {
-                let held = info.num_ack_pending as u64;
+        match inner.broker.holding().await {
+            Ok(h) => {
+                let held = h.unacked;
                 c.ack_pending_max.fetch_max(held, Ordering::Relaxed);
-                let n = info.num_pending;
+                let n = h.undelivered;
                 c.pending.store(n, Ordering::Relaxed);
                 add(&c.pending_sum, n);
                 // One reading's two counts: the stream's holding at one instant.
@@ -267,52 +243,21 @@ pub async fn sample(consumer: PullConsumer, inner: Arc<Inner>, cfg: watch::Recei
                 add(&c.pending_samples, 1);
             }
             Err(e) => {
-                tracing::debug!("could not read the consumer: {e}");
+                tracing::debug!("could not read the queue: {e}");
                 let now = *cfg.borrow();
-                if inner.link.down_for().is_none() {
-                    recover(&inner, now).await;
+                if inner.broker.link().down_for().is_none() {
+                    match inner.broker.recover(now).await {
+                        Ok(true) => add(&inner.streams_lost, 1),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!("{e}"),
+                    }
                 }
             }
         }
     }
 }
 
-/// The controller, when the consumer cannot be read on a live connection: a server restarted
-/// with memory storage has lost the run's stream and consumer, so both are made again (the
-/// stream's loss counted; what it held is counted lost at the end). A consumer gone on its own is
-/// made again too. Anything else (the server still starting JetStream) waits for the next sample.
-async fn recover(inner: &Inner, cfg: Cfg) {
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    let name = inner.spec.stream();
-    let stream = match inner.js.get_stream(&name).await {
-        Ok(s) => s,
-        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
-            match inner.js.create_stream(stream_config(&inner.spec, cfg)).await {
-                Ok(s) => {
-                    add(&inner.streams_lost, 1);
-                    tracing::warn!("stream {name} was gone with the server's memory: made again");
-                    s
-                }
-                Err(e) => return tracing::warn!("stream {name} is gone and could not be made again: {e}"),
-            }
-        }
-        Err(_) => return,
-    };
-    if stream.get_consumer::<pull::Config>(CONSUMER).await.is_err() {
-        match stream.create_consumer(consumer_config(cfg)).await {
-            Ok(_) => tracing::warn!("consumer {CONSUMER} of {name} was gone: made again"),
-            Err(e) => tracing::warn!("consumer {CONSUMER} of {name} could not be made again: {e}"),
-        }
-    }
-}
-
-pub async fn admin(
-    stream: js_stream::Stream,
-    inner: Arc<Inner>,
-    inbox: Arc<JobQueue>,
-    mut cfg: watch::Receiver<Cfg>,
-    stop: CancellationToken,
-) {
+pub async fn admin(inner: Arc<Inner>, inbox: Arc<JobQueue>, mut cfg: watch::Receiver<Cfg>, stop: CancellationToken) {
     let mut was = *cfg.borrow_and_update();
     loop {
         tokio::select! {
@@ -321,15 +266,8 @@ pub async fn admin(
         }
         let c = *cfg.borrow_and_update();
         inbox.set_bound(c.prefetch);
-        if (c.bound, c.policy) != (was.bound, was.policy)
-            && let Err(e) = inner.js.update_stream(stream_config(&inner.spec, c)).await
-        {
-            tracing::warn!("stream {}: could not apply bound {} / {}: {e}", inner.spec.stream(), c.bound, c.policy);
-        }
-        if (c.bound, c.ack_wait) != (was.bound, was.ack_wait)
-            && let Err(e) = stream.create_consumer(consumer_config(c)).await
-        {
-            tracing::warn!("consumer {CONSUMER}: could not apply ack_wait/bound: {e}");
+        if let Err(e) = inner.broker.apply(was, c).await {
+            tracing::warn!("{e}");
         }
         was = c;
     }
