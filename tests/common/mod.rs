@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod servers;
+pub mod tls;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};

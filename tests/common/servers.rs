@@ -43,6 +43,8 @@ pub struct Nats {
     pub port: u16,
     pub url: String,
     jetstream: bool,
+    /// Further arguments: credentials, TLS.
+    extra: Vec<String>,
     store: tempfile::TempDir,
 }
 
@@ -54,10 +56,22 @@ impl Nats {
 
     /// A server with or without JetStream.
     pub fn start_with(jetstream: bool) -> Option<Nats> {
+        Self::start_args(jetstream, &[])
+    }
+
+    /// A server with JetStream and further arguments (`--user`, `--tls`, …).
+    #[allow(dead_code)]
+    pub fn start_secured(extra: &[&str]) -> Option<Nats> {
+        Self::start_args(true, extra)
+    }
+
+    fn start_args(jetstream: bool, extra: &[&str]) -> Option<Nats> {
         let bin = need("nats-server", NATS_INSTALL)?;
         let port = free_port();
         let store = tempfile::tempdir().expect("a temporary directory");
-        let mut n = Nats { bin, child: None, port, url: format!("nats://127.0.0.1:{port}"), jetstream, store };
+        let extra = extra.iter().map(ToString::to_string).collect();
+        let url = format!("nats://127.0.0.1:{port}");
+        let mut n = Nats { bin, child: None, port, url, jetstream, extra, store };
         n.spawn();
         Some(n)
     }
@@ -68,6 +82,7 @@ impl Nats {
         if self.jetstream {
             cmd.arg("-js").arg("-sd").arg(self.store.path());
         }
+        cmd.args(&self.extra);
         let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("nats-server starts");
         self.child = Some(child);
         let start = Instant::now();

@@ -30,7 +30,7 @@ mod tasks;
 pub mod wire;
 
 pub(crate) use queue::BrokerQueue;
-pub use spec::{BrokerError, BrokerSpec, Security, unique_run_name};
+pub use spec::{BrokerError, BrokerSpec, Security, redact, redact_args, unique_run_name};
 pub(crate) use state::Receipt;
 
 /// The schemes an adapter serves, as `--broker` accepts them; the first of each line is the
@@ -39,6 +39,7 @@ pub const SCHEMES: &[&[&str]] = &[&["nats", "tls"]];
 
 /// Connects to the broker the spec's scheme names: the table of adapters.
 pub async fn connect(spec: &BrokerSpec) -> Result<adapter::Shared, BrokerError> {
+    spec.security.check()?;
     match spec.parsed.scheme() {
         "nats" | "tls" => nats::connect(spec).await,
         other => {

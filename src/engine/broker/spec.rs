@@ -19,6 +19,29 @@ pub struct Security {
     pub creds: Option<PathBuf>,
 }
 
+impl Security {
+    /// Each file given can be read, before a client is handed its path.
+    ///
+    /// # Errors
+    /// The first that cannot, with its flag.
+    pub fn check(&self) -> Result<(), BrokerError> {
+        let files = [
+            ("--broker-ca", &self.ca),
+            ("--broker-cert", &self.cert),
+            ("--broker-key", &self.key),
+            ("--broker-creds", &self.creds),
+        ];
+        for (flag, path) in files {
+            if let Some(p) = path
+                && let Err(e) = std::fs::read(p)
+            {
+                return Err(BrokerError::BadFile { flag, path: p.clone(), reason: e.to_string() });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Which broker, and which run on it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerSpec {
@@ -149,6 +172,23 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A command line as it may be shown or written: each argument that is a URL (or `--flag=URL`)
+/// with a password or token has it replaced by `***`.
+#[must_use]
+pub fn redact_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| {
+            if !(a.contains("://") && a.contains('@')) {
+                return a;
+            }
+            match a.split_once('=') {
+                Some((flag, url)) if flag.starts_with("--") => format!("{flag}={}", redact(url)),
+                _ => redact(&a),
+            }
+        })
+        .collect()
+}
+
 /// A run name no other run on this broker is likely to have: `run-` and the process id and the
 /// time in milliseconds, in hex.
 #[must_use]
@@ -193,5 +233,7 @@ mod tests {
         assert_eq!(t.shown(), "nats://***@127.0.0.1:4222");
         let e = BrokerSpec::new("http://u:hidden@x:1", "r").unwrap_err().to_string();
         assert!(!e.contains("hidden"), "{e}");
+        let args = ["run", "--broker", "amqp://u:pw1@h:1/v", "--broker=redis://:pw2@h:2", "a@b"].map(String::from);
+        assert_eq!(redact_args(args), ["run", "--broker", "amqp://u:***@h:1/v", "--broker=redis://:***@h:2", "a@b"]);
     }
 }

@@ -44,14 +44,19 @@ pub async fn connect(spec: &BrokerSpec) -> Result<Shared, BrokerError> {
             std::future::ready(())
         });
     let sec = &spec.security;
-    // A name without a password in the URL is a token (`nats://TOKEN@HOST:PORT`).
-    let mut url = spec.url.clone();
-    if spec.parsed.password().is_none() && !spec.parsed.username().is_empty() {
-        options = options.token(spec.parsed.username().to_string());
-        let mut bare = spec.parsed.clone();
-        let _ = bare.set_username("");
-        url = bare.to_string();
+    // Credentials in the URL are given to the client apart, and the URL it is handed has none:
+    // a name and a password are a user's; a name alone is a token (`nats://TOKEN@HOST:PORT`).
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().to_string();
+    let user = decode(spec.parsed.username());
+    match spec.parsed.password() {
+        Some(pass) => options = options.user_and_password(user, decode(pass)),
+        None if !user.is_empty() => options = options.token(user),
+        None => {}
     }
+    let mut bare = spec.parsed.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    let url = bare.to_string();
     if let Some(creds) = &sec.creds {
         let text = std::fs::read_to_string(creds).map_err(|e| BrokerError::BadFile {
             flag: "--broker-creds",
@@ -77,13 +82,33 @@ pub async fn connect(spec: &BrokerSpec) -> Result<Shared, BrokerError> {
     let client = tokio::time::timeout(CONNECT_TIMEOUT * 2, options.connect(url.as_str()))
         .await
         .map_err(|_| unreachable("no answer".into()))?
-        .map_err(|e| unreachable(spec.scrub(&e.to_string())))?;
+        .map_err(|e| refusal(spec, &e))?;
     jetstream_enabled(&client).await.map_err(|reason| BrokerError::NoJetStream { url: spec.shown(), reason })?;
     let mut js = jetstream::new(client.clone());
     // Requests (and the consumer's, which keeps a copy) give up after JS_TIMEOUT, so one the
     // server took with it when it stopped does not hold a task for the client's default 10 s.
     js.set_timeout(JS_TIMEOUT);
     Ok(Arc::new(Nats { spec: spec.clone(), client, js, link, consumer: RwLock::new(None), seq0: AtomicU64::new(0) }))
+}
+
+/// A connection refused: by the server for its credentials, or for any other reason (its TLS
+/// among them), the error's causes included and the URL's secrets scrubbed.
+fn refusal(spec: &BrokerSpec, e: &async_nats::ConnectError) -> BrokerError {
+    use async_nats::ConnectErrorKind as K;
+    let mut reason = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !reason.contains(&text) {
+            reason = format!("{reason}: {text}");
+        }
+        cause = c.source();
+    }
+    let reason = spec.scrub(&reason);
+    match e.kind() {
+        K::Authentication | K::AuthorizationViolation => BrokerError::Refused { url: spec.shown(), reason },
+        _ => BrokerError::Unreachable { url: spec.shown(), reason },
+    }
 }
 
 /// Whether the server answers JetStream's account request without an error. The answer is read
