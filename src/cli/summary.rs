@@ -50,8 +50,9 @@ pub fn render(r: &RunSummary) -> String {
     if let Some(b) = r.broker.as_ref().filter(|b| b.link.disconnects + b.lost_in_broker + b.unaccounted > 0) {
         let _ = writeln!(
             out,
-            "broker    {} outages (the last {:.1} s); stream lost {}×: {} jobs lost in the broker, {} unaccounted (both among the abandoned)",
+            "broker    {} outages (the last {:.1} s); {} lost {}×: {} jobs lost in the broker, {} unaccounted (both among the abandoned)",
             b.link.disconnects,
+            b.holder,
             b.link.outage_ms / 1e3,
             b.link.streams_lost,
             b.lost_in_broker,

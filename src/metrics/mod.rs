@@ -120,9 +120,16 @@ pub struct NodeView {
 }
 
 /// The broker under a run: where it is and what it did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BrokerView {
+    /// Which broker: `nats`, … (the adapter's name).
+    pub kind: String,
+    /// What the broker calls the place that holds the run's jobs (`stream`, `queue`), for labels.
+    #[serde(skip)]
+    pub holder: String,
+    /// The URL, its password or token shown as `***`.
     pub url: String,
+    /// The run's queue (NATS: its stream) and its consumer (group) on the broker.
     pub stream: String,
     pub consumer: String,
     /// Deliveries after the first (a node lost, or `ack_wait` passed).
@@ -146,6 +153,33 @@ pub struct BrokerView {
     pub lost_in_broker: u64,
     /// Jobs no count could place at the end (folded into `abandoned`): 0 unless a job was lost.
     pub unaccounted: u64,
+    /// The broker's own counts, by name (each adapter's doc and the README say what they are),
+    /// beside the fields above in the JSON.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for BrokerView {
+    fn default() -> BrokerView {
+        BrokerView {
+            kind: "nats".into(),
+            holder: "stream".into(),
+            url: String::new(),
+            stream: String::new(),
+            consumer: String::new(),
+            redelivered: 0,
+            duplicates: 0,
+            publish_retries: 0,
+            ack_pending_cap: 0,
+            ack_pending_max: 0,
+            time_in_broker_ms: Summary::default(),
+            publish_errors: 0,
+            link: LinkView::default(),
+            lost_in_broker: 0,
+            unaccounted: 0,
+            extra: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// A process's connection to the broker.

@@ -116,8 +116,24 @@ pub struct Request {
 /// end, [`dropped`](Adapter::dropped), [`leftovers`](Adapter::leftovers) and
 /// [`delete`](Adapter::delete).
 pub trait Adapter: Send + Sync + 'static {
+    /// Which broker (`nats`), for the snapshot's `broker.kind`.
+    fn kind(&self) -> &'static str;
+
+    /// What the broker calls the place that holds the run's jobs (`stream`, `queue`), for the
+    /// dashboard's and the summary's labels.
+    fn holder(&self) -> &'static str {
+        "queue"
+    }
+
     /// The broker's name for the run's queue and its consumer (group), for the snapshot.
     fn names(&self) -> (String, String);
+
+    /// The broker's own counts that the core's fields do not cover, by name (the JSON's
+    /// `broker` object shows them beside its own; document each in the adapter's doc and the
+    /// README). Read each tick.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 
     /// The connection's state and outages, kept by the adapter.
     fn link(&self) -> &Arc<Link>;

@@ -348,7 +348,11 @@ impl BrokerQueue {
         let cluster = self.cluster.as_deref();
         let broker_ns = c.broker_time_ns.load(Ordering::Relaxed) + cluster.map_or(0, |k| k.broker_time(&mut hist));
         let (stream, consumer) = self.inner.broker.names();
+        let extra = self.inner.broker.stats().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         BrokerView {
+            kind: self.inner.broker.kind().to_string(),
+            holder: self.inner.broker.holder().to_string(),
+            extra,
             url: self.inner.spec.shown(),
             stream,
             consumer,

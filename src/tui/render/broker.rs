@@ -23,10 +23,11 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let Some(b) = &s.snap.broker else { return };
     let width = area.width.saturating_sub(2) as usize;
     let q = &s.snap.queue;
-    let stream = vec![
-        // What the bound counts: the jobs the stream holds (waiting, pulled ahead, in service).
-        (KEEP, Span::raw(format!(" in stream {} / bound {}", q.depth, q.bound))),
-        (HIGH, Span::raw(parts(q.parts))),
+    let holder = &b.holder;
+    let mut stream = vec![
+        // What the bound counts: the jobs the broker holds (waiting, pulled ahead, in service).
+        (KEEP, Span::raw(format!(" in {holder} {} / bound {}", q.depth, q.bound))),
+        (HIGH, Span::raw(parts(q.parts, holder))),
         (HIGH, Span::raw(format!("  acks pending max {} / {}", b.ack_pending_max, b.ack_pending_cap))),
         (HIGH, Span::raw(format!("  redelivered {}", b.redelivered))),
         (MID, Span::raw(format!("  retries {}", b.publish_retries))),
@@ -34,8 +35,10 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
         (LOW, Span::raw(format!("  in broker p99 {} ms", ms(b.time_in_broker_ms.p99)))),
         (fit::count_rank(b.link.disconnects, MID), Span::raw(format!("  outages {}", b.link.disconnects))),
         // A stream made again: the jobs it held are counted `lost_in_broker` at the end.
-        (fit::count_rank(b.link.streams_lost, HIGH), Span::raw(format!("  stream lost ×{}", b.link.streams_lost))),
+        (fit::count_rank(b.link.streams_lost, HIGH), Span::raw(format!("  {holder} lost ×{}", b.link.streams_lost))),
     ];
+    // The broker's own counts, last.
+    stream.extend(b.extra.iter().map(|(k, v)| (LOW, Span::raw(format!("  {} {v}", k.replace('_', " "))))));
     let mut lines = vec![fit::fit(stream, width)];
     if s.snap.nodes.is_empty() {
         lines.push(Line::from(Span::styled(
@@ -50,9 +53,9 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
 
 /// Where the jobs waiting for a worker are: the controller's outbox, the stream (undelivered),
 /// pulled ahead at the worker processes.
-fn parts(p: Option<QueueParts>) -> String {
+fn parts(p: Option<QueueParts>, holder: &str) -> String {
     let p = p.unwrap_or_default();
-    format!("  waiting: outbox {:.0} · stream {:.0} · held {:.0}", p.outbox, p.stream, p.held)
+    format!("  waiting: outbox {:.0} · {holder} {:.0} · held {:.0}", p.outbox, p.stream, p.held)
 }
 
 fn node(n: &NodeView, width: usize) -> Line<'static> {

@@ -78,6 +78,14 @@ impl Nats {
 }
 
 impl Adapter for Nats {
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn holder(&self) -> &'static str {
+        "stream"
+    }
+
     fn names(&self) -> (String, String) {
         (self.stream(), CONSUMER.to_string())
     }
