@@ -412,3 +412,29 @@ fn console_without_the_feature_says_how_to_build_it() {
     let err = stderr(&o);
     assert!(err.contains("cargo build --release --features console"), "{err}");
 }
+
+/// `--version` names the build's commit (this is a git checkout) and its features; the
+/// completion scripts and the man page are made for every shell and subcommand.
+#[test]
+fn version_completions_and_man_page() {
+    let v = pooltune(&["--version"]);
+    let text = String::from_utf8_lossy(&v.stdout);
+    let head = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok();
+    if head.is_some_and(|h| h.status.success()) {
+        // A build from an earlier commit of this checkout names that one: only its form is checked.
+        let commit = text.split_once('(').map_or("", |(_, r)| r.split(' ').next().unwrap_or_default());
+        assert!(commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit()), "{text}");
+    }
+    assert!(text.contains("features: cli, broker"), "{text}");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let o = pooltune(&["completions", shell]);
+        let script = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && script.contains("pooltune") && script.contains("run-name"), "{shell}");
+    }
+    let o = pooltune(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    let man = pooltune(&["man"]);
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success() && page.starts_with(".ie") && page.contains(".TH pooltune 1"), "{page:.200}");
+    assert!(page.contains(".SH \"POOLTUNE SWEEP\"") && page.contains("\\-\\-arrivals"), "every subcommand");
+}

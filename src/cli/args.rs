@@ -100,7 +100,7 @@ fn socket(s: &str) -> Result<std::net::SocketAddr, String> {
 /// Size a worker pool by watching it: a live dashboard over a producer → bounded queue → worker
 /// pool on tokio, with queueing theory beside the measurements.
 #[derive(Debug, Parser)]
-#[command(name = "pooltune", version, about, long_about = None, args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
+#[command(name = "pooltune", version = super::version::short(), long_version = super::version::long(), about, long_about = None, args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -129,6 +129,14 @@ pub enum Cmd {
     Worker(WorkerArgs),
     /// Make an HTML report from a run's JSON (and its CSV series) or a sweep's JSON.
     Report(ReportArgs),
+    /// Print a shell's completion script for pooltune (see the README for where to put it).
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print pooltune's man page (roff), every subcommand in it: `pooltune man | man -l -`.
+    Man,
 }
 
 /// `pooltune report`'s arguments (run by `cli::report_cmd`).

@@ -10,6 +10,7 @@ pub use context::{RunContext, Work};
 pub mod args;
 mod arrivals;
 mod context;
+mod conventions;
 mod dashboard;
 mod driver;
 mod finish;
@@ -21,6 +22,7 @@ mod profiles_cmd;
 mod report_cmd;
 mod summary;
 mod sweep_cmd;
+mod version;
 mod worker_cmd;
 
 use std::io::IsTerminal;
@@ -142,6 +144,8 @@ pub fn main_with(work: Option<Work>) -> ExitCode {
         Some(Cmd::Worker(args)) => worker_cmd::run(&args, work),
         Some(Cmd::Report(args)) => report_cmd::run(&args),
         Some(Cmd::Profiles) => profiles_cmd::list(),
+        Some(Cmd::Completions { shell }) => conventions::completions(shell),
+        Some(Cmd::Man) => conventions::man(),
         Some(Cmd::Validate { files }) => Ok(profiles_cmd::validate(&files)),
         None => run(None, &cli.run, work),
     };
