@@ -571,3 +571,47 @@ async fn a_live_sweep_runs_its_steps_and_a_knob_key_stops_it() {
     let last = engine.shutdown();
     common::assert_accounted(&last);
 }
+
+/// The cells of a screen that are not plain, as runs: `row col–col: fg/bg modifiers`, for
+/// snapshots of what colour and attributes say (the backend's text shows neither).
+fn style_runs(t: &Terminal<TestBackend>) -> String {
+    use std::fmt::Write as _;
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut x = 0;
+        while x < buf.area.width {
+            let c = &buf[(x, y)];
+            let key = (c.fg, c.bg, c.modifier);
+            let start = x;
+            while x < buf.area.width && (buf[(x, y)].fg, buf[(x, y)].bg, buf[(x, y)].modifier) == key {
+                x += 1;
+            }
+            if key != (ratatui::style::Color::Reset, ratatui::style::Color::Reset, ratatui::style::Modifier::empty()) {
+                let _ = writeln!(out, "{y:>2} {start:>3}–{:<3} {:?}/{:?} {:?}", x - 1, key.0, key.1, key.2);
+            }
+        }
+    }
+    out
+}
+
+/// The default run in colour and without (`NO_COLOR`, `--color never`): without, no cell has a
+/// colour, the same cells still stand out (by attributes), and the charts' series differ by
+/// marker.
+#[test]
+fn renders_without_colour_saying_the_same_by_attributes() {
+    let mut s = scripted_state(true);
+    let colour = render(&s, 120, 40);
+    s.palette = pooltune::tui::Palette::Mono;
+    let mono = render(&s, 120, 40);
+    let runs = style_runs(&mono);
+    assert!(!runs.lines().any(|l| !l.contains("Reset/Reset")), "a colour is left:\n{runs}");
+    for want in ["REVERSED", "BOLD | UNDERLINED", "DIM"] {
+        assert!(runs.contains(want), "no {want} cell:\n{runs}");
+    }
+    let (text_c, text_m) = (format!("{}", colour.backend()), format!("{}", mono.backend()));
+    assert!(text_m.contains("█ done/s") && text_c.contains("━ done/s"), "the second series of a chart in blocks");
+    insta::assert_snapshot!("colour_styles", style_runs(&colour));
+    insta::assert_snapshot!("mono_styles", runs);
+    insta::assert_snapshot!("mono_text", mono.backend());
+}

@@ -178,6 +178,27 @@ pub struct WorkerArgs {
     pub log: Option<PathBuf>,
 }
 
+/// `--color`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether the dashboard draws in colour, given the environment's `NO_COLOR` and `TERM`.
+    pub fn colour(self, no_color: Option<&std::ffi::OsStr>, term: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            // no-color.org: set and not empty.
+            ColorWhen::Auto => no_color.is_none_or(std::ffi::OsStr::is_empty) && term.is_none_or(|t| t != "dumb"),
+        }
+    }
+}
+
 /// How to reach a secured broker (`run --broker` and `worker`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct BrokerSecurityArgs {
@@ -360,6 +381,11 @@ pub struct RunArgs {
     /// Write logs to this file [default: none]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Colour on the dashboard: `auto` is colour unless `NO_COLOR` is set (no-color.org) or
+    /// `TERM=dumb`; `never` draws in bold, dim, underline and reverse video, with a marker per
+    /// chart series (headless output never has escape codes)
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
 }
 
 /// `pooltune model` takes the knobs it shares with `run` through the same table parsers, so a

@@ -72,6 +72,18 @@ fn write_out(bytes: &[u8]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::args::ColorWhen;
+
+    /// no-color.org: `NO_COLOR` set and not empty turns colour off unless asked for; so does a
+    /// dumb terminal.
+    #[test]
+    fn no_color_and_color_when() {
+        use std::ffi::OsStr;
+        let (set, empty, dumb) = (Some(OsStr::new("1")), Some(OsStr::new("")), Some(OsStr::new("dumb")));
+        assert!(ColorWhen::Auto.colour(None, None) && ColorWhen::Auto.colour(empty, None));
+        assert!(!ColorWhen::Auto.colour(set, None) && !ColorWhen::Auto.colour(None, dumb));
+        assert!(ColorWhen::Always.colour(set, dumb) && !ColorWhen::Never.colour(None, None));
+    }
 
     #[test]
     fn the_man_page_has_every_subcommand_and_its_flags() {

@@ -37,6 +37,9 @@ pub fn run(
     state.slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
     state.work_label = ctx.http.as_ref().map(|h| format!("http {}", h.target.method));
     state.arrivals.clone_from(&ctx.arrivals);
+    if !args.color.colour(std::env::var_os("NO_COLOR").as_deref(), std::env::var_os("TERM").as_deref()) {
+        state.palette = crate::tui::Palette::Mono;
+    }
     let mut sink = |snap: &Snapshot, engine: &EngineHandle, state: &mut State| {
         let refused = driver.on_snapshot(snap, engine).map_err(|e| io::Error::other(format!("{e:#}")))?;
         if let Some(r) = refused.into_iter().next_back() {

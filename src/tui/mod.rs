@@ -32,7 +32,7 @@ use ratatui::backend::CrosstermBackend;
 
 use crate::report::EndedBy;
 pub use app::{UiEvent, run_loop};
-pub use state::State;
+pub use state::{Palette, State};
 
 /// Restores the terminal when dropped: raw mode off, main screen back, cursor shown.
 pub struct TerminalGuard(());

@@ -73,6 +73,15 @@ const MAX_MARKERS: usize = 256;
 /// The most chart points kept, whatever the tick: 10 minutes at 10 ms.
 const MAX_POINTS: usize = 60_000;
 
+/// How the dashboard shows what colour says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Palette {
+    #[default]
+    Colour,
+    /// No colour: attributes and markers instead.
+    Mono,
+}
+
 pub struct State {
     pub snap: Snapshot,
     /// The settings as the dashboard has asked for them, ahead of the engine by the commands in
@@ -115,6 +124,9 @@ pub struct State {
     pub recent: Option<Recent>,
     /// A live sweep (`:sweep`), running or finished; its view replaces the charts.
     pub sweep: Option<crate::sweep::Sweeper>,
+    /// In colour, or without (`NO_COLOR`, `--color never`: bold, dim, underline, reverse video
+    /// and the charts' markers carry what colour would).
+    pub palette: Palette,
     trail: Trail,
 }
 
@@ -134,6 +146,7 @@ impl State {
             capacity,
             markers: VecDeque::new(),
             window: 0,
+            palette: Palette::Colour,
             help: false,
             input: None,
             message: None,

@@ -78,6 +78,9 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     draw(s, c, buf, "latency, ms", &latency, ms);
 }
 
+/// Without colour, the measured series of a chart in turn: a fine line, blocks, bars.
+const MONO_MARKERS: [(Marker, &str); 3] = [(Marker::Braille, "━ "), (Marker::Block, "█ "), (Marker::Bar, "▄ ")];
+
 fn draw(s: &State, area: Rect, buf: &mut Buffer, title: &str, all: &[Series], fmt: fn(f64) -> String) {
     let window = WINDOWS[s.window].as_secs_f64();
     let top = all.iter().flat_map(|x| x.data.iter().map(|p| p.1)).fold(0.0, f64::max);
@@ -102,18 +105,35 @@ fn draw(s: &State, area: Rect, buf: &mut Buffer, title: &str, all: &[Series], fm
                 .data(m)
         })
         .collect();
-    sets.extend(all.iter().filter(|x| !x.data.is_empty()).map(|x| {
+    // Each series' marker and the legend's mark for it: in colour the measured ones are lines
+    // and the model's dots; without colour each measured series has a marker of its own.
+    let looks: Vec<(Marker, &str)> = all
+        .iter()
+        .scan(0, |measured, x| {
+            Some(if x.predicted {
+                (Marker::Dot, "· ")
+            } else {
+                *measured += 1;
+                if s.palette == crate::tui::state::Palette::Mono {
+                    MONO_MARKERS[(*measured - 1) % MONO_MARKERS.len()]
+                } else {
+                    (Marker::Braille, "━ ")
+                }
+            })
+        })
+        .collect();
+    sets.extend(all.iter().zip(&looks).filter(|(x, _)| !x.data.is_empty()).map(|(x, &(marker, _))| {
         Dataset::default()
             .name(x.name)
-            .marker(if x.predicted { Marker::Dot } else { Marker::Braille })
+            .marker(marker)
             .graph_type(if x.predicted { GraphType::Scatter } else { GraphType::Line })
             .style(Style::default().fg(x.color))
             .data(&x.data)
     }));
     // The legend fits the border by the fitting rule: the model's series go first.
     let mut title = vec![(KEEP, Span::raw(format!(" {title} ")))];
-    for x in all {
-        let (mark, rank) = if x.predicted { ("· ", LOW) } else { ("━ ", HIGH) };
+    for (x, &(_, mark)) in all.iter().zip(&looks) {
+        let rank = if x.predicted { LOW } else { HIGH };
         title.push((rank, Span::styled(format!("{mark}{} ", x.name), Style::default().fg(x.color))));
     }
     let title = fit(title, area.width.saturating_sub(2) as usize);
