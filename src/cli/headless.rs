@@ -24,12 +24,16 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
     let engine = finish::start_engine(settings, opts, ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);
+    let progress = super::progress::Progress::for_run(opts.duration);
     let signal = rt.block_on(finish::follow(&engine, |snap| {
+        progress.snapshot(snap);
         for refusal in driver.on_snapshot(snap, &engine)? {
+            progress.finish();
             eprintln!("pooltune: {refusal}");
         }
         Ok(())
     }))?;
+    progress.finish();
     let last = engine.try_join()?;
     let missed = driver.missed_ticks();
     let left = driver.finish(&last)?;

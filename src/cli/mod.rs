@@ -19,6 +19,7 @@ mod logging;
 mod model_cmd;
 mod model_trace;
 mod profiles_cmd;
+mod progress;
 mod report_cmd;
 mod summary;
 mod sweep_cmd;

@@ -57,11 +57,11 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     let engine = finish::start_engine(first, opts, &ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);
-    let report = rt.block_on(sweep::run(&engine, &plan, &base, a.slo_p99, ctx.arrivals.as_ref(), |k, n, left| {
-        eprint!("\rpooltune: sweep step {k} of {n}, about {} left   ", crate::duration::format(left));
-        let _ = std::io::stderr().flush();
+    let progress = super::progress::Progress::new(Some(plan.values.len() as u64), "sweep, steps");
+    let report = rt.block_on(sweep::run(&engine, &plan, &base, a.slo_p99, ctx.arrivals.as_ref(), |k, n, _left| {
+        progress.step(k, n);
     }));
-    eprintln!();
+    progress.finish();
     let _ = engine.try_join()?;
     let mut report = report?;
     report.command = crate::engine::broker::redact_args(std::env::args());
