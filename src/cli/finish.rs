@@ -26,7 +26,7 @@ pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
 
 /// Starts the engine on the run's work; settings it refuses are bad input (exit status 2).
 pub fn start_engine(settings: Settings, opts: RunOptions, ctx: &RunContext) -> Result<EngineHandle, Failure> {
-    let engine = EngineHandle::start_replay(settings, opts, ctx.work.clone(), ctx.queue.clone(), ctx.arrivals.clone())?;
+    let engine = EngineHandle::start_supplied(settings, opts, ctx.queue.clone(), ctx.supplied())?;
     if let Some(note) = &ctx.announce {
         eprintln!("pooltune: {note}");
     }

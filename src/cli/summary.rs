@@ -41,6 +41,17 @@ pub fn render(r: &RunSummary) -> String {
         f.queue,
         f.policy,
     );
+    if let Some(sample) = &r.config.service_sample {
+        let at = (f.service_dist == crate::settings::ServiceDist::Empirical).then(|| {
+            let mean = f.service.as_secs_f64();
+            format!(" (drawn at mean {}: p99 {:.3} ms)", crate::duration::format(f.service), sample.p99_at(mean) * 1e3)
+        });
+        let _ = writeln!(
+            out,
+            "sample    {sample}{}",
+            at.unwrap_or_else(|| " (not drawn from: another distribution)".into())
+        );
+    }
     let j = &r.jobs;
     let _ = writeln!(
         out,

@@ -6,8 +6,9 @@
 //!
 //! # What is simulated
 //! Arrival i comes at `arrivals[i] / speed` ns and needs its service time: given per arrival, or
-//! drawn per arrival in arrival order from one seeded generator (as the engine's producer draws
-//! them), so job i has the same demand whatever the pool size or policy. Each job goes to the
+//! drawn per arrival in arrival order from one seeded generator by the engine's own draw
+//! ([`super::draw::Draw`]: a named distribution, or an empirical sample scaled to the mean), so
+//! job i has the same demand whatever the pool size or policy. Each job goes to the
 //! earliest free worker, first come first served: job j starts at max(its entry, the earliest
 //! free time). At one instant a worker's end comes before an arrival (the arrival may take it).
 //!
@@ -43,7 +44,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Inputs, Prediction, usl};
+use super::sample::ServiceSample;
+use super::{Inputs, Prediction, draw, usl};
 use crate::settings::{Policy, ServiceDist};
 
 /// Where each job's service time comes from.
@@ -52,8 +54,8 @@ pub enum Service<'a> {
     /// Nanoseconds, one per arrival.
     PerArrival(&'a [u64]),
     /// Drawn per arrival: mean in seconds, coefficient of variation (for uniform and
-    /// lognormal), shape, seed.
-    Drawn { mean: f64, cv: f64, dist: ServiceDist, seed: u64 },
+    /// lognormal), shape, seed, and the sample `empirical` draws from (scaled to the mean).
+    Drawn { mean: f64, cv: f64, dist: ServiceDist, seed: u64, sample: Option<&'a ServiceSample> },
 }
 
 /// A trace and the pool it is replayed through.
@@ -140,16 +142,12 @@ pub fn simulate(i: &TraceInputs) -> TraceSim {
 /// As [`simulate`].
 #[must_use]
 pub fn replicate(i: &TraceInputs, reps: u32) -> (TraceSim, Spread) {
-    let Service::Drawn { mean, cv, dist, seed } = i.service else {
+    let Service::Drawn { seed, .. } = i.service else {
         return (simulate(i), Spread { reps: 1, ..Spread::default() });
     };
     let reps = reps.max(1);
-    let runs: Vec<[f64; FIGURES]> = (0..reps)
-        .map(|r| {
-            let service = Service::Drawn { mean, cv, dist, seed: seed.wrapping_add(u64::from(r)) };
-            figures(&simulate(&TraceInputs { service, ..*i }))
-        })
-        .collect();
+    let runs: Vec<[f64; FIGURES]> =
+        (0..reps).map(|r| figures(&simulate(&reseeded(i, seed.wrapping_add(u64::from(r)))))).collect();
     let n = f64::from(reps);
     let t = if reps > 1 { t975(reps - 1) } else { 0.0 };
     let (mut mean, mut half) = ([0.0; FIGURES], [0.0; FIGURES]);
@@ -174,6 +172,15 @@ pub fn replicate(i: &TraceInputs, reps: u32) -> (TraceSim, Spread) {
         throughput_per_s: h.throughput_per_s,
     };
     (m, spread)
+}
+
+/// `i` with its drawn service seeded `seed`.
+fn reseeded<'a>(i: &TraceInputs<'a>, seed: u64) -> TraceInputs<'a> {
+    let service = match i.service {
+        Service::Drawn { mean, cv, dist, sample, .. } => Service::Drawn { mean, cv, dist, seed, sample },
+        given @ Service::PerArrival(_) => given,
+    };
+    TraceInputs { service, ..*i }
 }
 
 /// The replay's p99 response (ms) alone, without the wait samples: what the searches need.
@@ -285,7 +292,8 @@ impl TraceSim {
 
 /// The fitted Poisson model of the same replay: arrival rate n / span × speed with arrival CV 1,
 /// the service's mean and CV (per arrival: measured over the trace, population CV; its shape
-/// is then the one a bare CV implies), the same pool, bound and no downstream. A trace whose
+/// is then the one a bare CV implies; an empirical sample's own CV), the same pool, bound and
+/// no downstream. A trace whose
 /// arrivals share one instant has no span: its rate is 0.
 #[must_use]
 #[allow(clippy::cast_precision_loss)]
@@ -303,14 +311,7 @@ pub fn poisson_equivalent(i: &TraceInputs) -> Inputs {
             let cv = if m > 0.0 { var.sqrt() / m } else { 0.0 };
             (m * 1e-9, cv, ServiceDist::Exponential)
         }
-        Service::Drawn { mean, cv, dist, .. } => {
-            let cv = match dist {
-                ServiceDist::Constant => 0.0,
-                ServiceDist::Exponential => 1.0,
-                ServiceDist::Uniform | ServiceDist::Lognormal => cv,
-            };
-            (mean, cv, dist)
-        }
+        Service::Drawn { mean, cv, dist, sample, .. } => (mean, draw::cv(dist, cv, sample), dist),
     };
     Inputs {
         rate,

@@ -128,7 +128,8 @@ fn poisson_trace_matches_erlang_c() {
                     (t * 1e9).round() as u64
                 })
                 .collect();
-            let service = Service::Drawn { mean: es, cv: 1.0, dist: ServiceDist::Exponential, seed: 7 + r };
+            let service =
+                Service::Drawn { mean: es, cv: 1.0, dist: ServiceDist::Exponential, seed: 7 + r, sample: None };
             let i = TraceInputs {
                 arrivals: &arrivals,
                 speed: 1.0,
@@ -156,7 +157,7 @@ fn poisson_trace_matches_erlang_c() {
 #[test]
 fn replications_give_a_student_t_interval() {
     let a: Vec<u64> = (0..2000).map(|k| k * 9 * MS).collect();
-    let service = Service::Drawn { mean: 0.010, cv: 1.0, dist: ServiceDist::Exponential, seed: 1 };
+    let service = Service::Drawn { mean: 0.010, cv: 1.0, dist: ServiceDist::Exponential, seed: 1, sample: None };
     let i = TraceInputs { arrivals: &a, speed: 1.0, service, workers: 1, queue: None, policy: Policy::Block };
     let (m, h) = replicate(&i, 10);
     let (big, _) = replicate(&i, 200);

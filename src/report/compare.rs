@@ -254,7 +254,12 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
             snap_cv(configured_arrival_cv, m.arrival_cv, m.jobs.offered)
         },
         // Your own job has no configured distribution: its measured CV is all there is.
-        service_cv: snap_cv((!s.custom_work).then(|| st.effective_service_cv()), m.service_cv, m.latency.service.count),
+        // An empirical sample's CV is its own (the snapshot names the run's sample).
+        service_cv: snap_cv(
+            (!s.custom_work).then(|| model::draw::cv_of(st, s.service_sample.as_deref())),
+            m.service_cv,
+            m.latency.service.count,
+        ),
         clients: None,
         think_ms: None,
         jobs: None,

@@ -5,8 +5,8 @@
 //! Which arrivals: the window's offered jobs are the last ones the producer took from the trace
 //! ([`Snapshot::trace_offered`]), at the speed in force (a window holds one setting: any change
 //! starts a new one). Their service times are the trace's own (scaled to the `service` knob's
-//! mean) or, without a service column, drawn from the run's distribution over
-//! [`DRAWN_REPLICATIONS`] seeds. The simulation starts with an empty pool at the window's first
+//! mean) or, without a service column, drawn from the run's distribution (an empirical sample
+//! included, by the engine's own draw) over [`DRAWN_REPLICATIONS`] seeds. The simulation starts with an empty pool at the window's first
 //! arrival; a window that opened on a queue (after the warm-up, or a knob change under load)
 //! carries that queue in its measurements and not in the simulation.
 
@@ -55,7 +55,7 @@ pub fn window(s: &Snapshot, a: &Arrivals) -> Option<(Vec<u64>, Option<Vec<u64>>)
 
 /// The inputs of the window's simulation (arrival offsets and service times from [`window`]).
 fn inputs<'a>(
-    s: &Snapshot,
+    s: &'a Snapshot,
     a: &Arrivals,
     at: &'a [u64],
     service: Option<&'a [u64]>,
@@ -69,9 +69,10 @@ fn inputs<'a>(
             Some(v) => Service::PerArrival(v),
             None => Service::Drawn {
                 mean: st.service.as_secs_f64(),
-                cv: st.effective_service_cv(),
+                cv: st.service_cv,
                 dist: st.service_dist,
                 seed: st.seed,
+                sample: s.service_sample.as_deref(),
             },
         },
         workers: u32::try_from(workers).unwrap_or(u32::MAX),

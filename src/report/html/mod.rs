@@ -104,6 +104,7 @@ fn command_and_settings(out: &mut String, command: &[String], settings: &serde_j
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => "—".into(),
+        serde_json::Value::Object(o) if o.contains_key("mean_ms") => sample_text(o),
         v => v.to_string(),
     };
     // The knobs this run reads first; the rest (burst lengths for Poisson arrivals, prefetch
@@ -125,6 +126,23 @@ fn command_and_settings(out: &mut String, command: &[String], settings: &serde_j
         table(out, &["setting", "value"], &rows(unused));
         out.push_str("</details>\n");
     }
+}
+
+/// A service sample as the run's JSON describes it (`config.service_sample`), in one line.
+fn sample_text(o: &serde_json::Map<String, serde_json::Value>) -> String {
+    let num = |k: &str| o.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    let count = o.get("count").map_or_else(String::new, ToString::to_string);
+    let what = match o.get("kind").and_then(serde_json::Value::as_str) {
+        Some("values") => format!("{count} values"),
+        _ => format!("the percentiles of a run's {count} service times"),
+    };
+    format!(
+        "{}: {what}, mean {:.3} ms, cv {:.2}, p99 {:.3} ms",
+        o.get("file").and_then(serde_json::Value::as_str).unwrap_or("?"),
+        num("mean_ms"),
+        num("cv"),
+        num("p99_ms")
+    )
 }
 
 fn summary_row(name: &str, s: &Summary) -> Vec<String> {
