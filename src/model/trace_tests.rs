@@ -247,3 +247,24 @@ mod properties {
         }
     }
 }
+
+/// Drawn from an empirical sample, scaled to the mean asked: with arrivals 100 ms apart on one
+/// worker nothing waits, so each response is one draw. A sample of 2 and 4 ms scaled to a mean
+/// of 6 ms gives exactly 4 and 8 ms, about half each; the fitted model takes the sample's CV
+/// (1/3), not the knob's.
+#[test]
+fn drawn_service_comes_from_the_sample_scaled() {
+    let sample = crate::model::sample::ServiceSample::from_values("s", vec![2 * MS, 4 * MS]).unwrap();
+    let a: Vec<u64> = (0..1000).map(|k| k * 100 * MS).collect();
+    let service = Service::Drawn { mean: 0.006, cv: 5.0, dist: ServiceDist::Empirical, seed: 3, sample: Some(&sample) };
+    let i = TraceInputs { arrivals: &a, speed: 1.0, service, workers: 1, queue: None, policy: Policy::Block };
+    let s = simulate(&i);
+    let r = s.response_ms;
+    assert_eq!((s.wait_ms.max, r.p50, r.p99, r.max), (0.0, 4.0, 8.0, 8.0), "{r:?}");
+    // Half of 1000 draws at 8 ms, within 5 standard errors (√(1000 · ¼) = 15.8 jobs).
+    assert!((r.mean - 6.0).abs() <= 4.0 * 5.0 * 15.8 / 1000.0, "mean {}", r.mean);
+    assert!(close(poisson_equivalent(&i).service_cv, 1.0 / 3.0));
+    // Replications draw other values from the same sample, so the interval is not 0.
+    let (m, h) = replicate(&i, 5);
+    assert!(h.response_ms.mean > 0.0 && (m.response_ms.mean - 6.0).abs() < 0.2, "{m:?} ± {h:?}");
+}
