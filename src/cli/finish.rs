@@ -46,7 +46,7 @@ pub fn summarise(
     run.command.clone_from(&ctx.command);
     run.http = ctx.http.as_ref().map(|h| h.stats.report(&h.target));
     run.model = Some(match report::trace_model::replayed(last, ctx.arrivals.as_ref()) {
-        Some(a) => report::trace_model::trace_report(last, slo, a),
+        Some(a) => report::trace_model::trace_report_with_distribution(last, slo, a),
         None => report::model_report(last, slo).with_distribution(last),
     });
     run

@@ -133,11 +133,7 @@ pub fn render(r: &RunSummary) -> String {
         }
         // A trace: what the textbook model fitted to its mean rate says, and how far off it is.
         if let (Some(f), Some(p)) = (&m.fitted, &m.predicted) {
-            let off = |fit: Option<f64>, sim: Option<f64>| match (fit, sim) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{a:.3} ms ({:+.0}%)", (a - b) / b * 100.0),
-                (Some(a), _) => format!("{a:.3} ms"),
-                _ => "n/a (unstable)".into(),
-            };
+            let off = crate::report::trace_model::off_the_simulation;
             let _ = writeln!(
                 out,
                 "fitted    Poisson arrivals at the same mean rate would say: latency mean {}, p99 {} against the trace's",

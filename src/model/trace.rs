@@ -1,7 +1,8 @@
 //! Exact trace-driven simulation: a recorded (or synthetic) arrival trace replayed through c
 //! identical FIFO workers behind a queue of K places, under the queue's overflow policy. It owns
-//! [`simulate`], [`replicate`], the figures ([`TraceSim`], [`Dist`], [`Spread`]), the fitted
-//! Poisson model beside it ([`poisson_equivalent`]) and the simulation as a [`Prediction`].
+//! [`simulate`], [`replicate`], [`latency_percentiles`], the figures ([`TraceSim`], [`Dist`],
+//! [`Spread`]), the fitted Poisson model beside it ([`poisson_equivalent`]) and the simulation as
+//! a [`Prediction`].
 //! The searches built on it are in [`super::trace_search`].
 //!
 //! # What is simulated
@@ -172,6 +173,37 @@ pub fn replicate(i: &TraceInputs, reps: u32) -> (TraceSim, Spread) {
         throughput_per_s: h.throughput_per_s,
     };
     (m, spread)
+}
+
+/// The response time (ms) at each of `percentiles` (0 to 100), nearest rank over the completed
+/// jobs (0 the shortest): the simulation's side of the percentile plot. Drawn service is
+/// averaged, percentile by percentile, over `reps` seeds as [`replicate`] draws them; empty when
+/// no job completes.
+///
+/// # Panics
+/// As [`simulate`].
+#[must_use]
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn latency_percentiles(i: &TraceInputs, reps: u32, percentiles: &[f64]) -> Vec<f64> {
+    let seeds: Vec<TraceInputs> = match i.service {
+        Service::Drawn { seed, .. } => (0..reps.max(1)).map(|r| reseeded(i, seed.wrapping_add(u64::from(r)))).collect(),
+        Service::PerArrival(_) => vec![*i],
+    };
+    let mut sum = vec![0.0; percentiles.len()];
+    for r in &seeds {
+        let mut v = run::responses(r);
+        if v.is_empty() {
+            return Vec::new();
+        }
+        v.sort_unstable_by(f64::total_cmp);
+        let n = v.len() as f64;
+        for (s, p) in sum.iter_mut().zip(percentiles) {
+            // The ⌈p·n⌉-th smallest (a hair under, so 99% of 100 is the 99th, not the 100th).
+            let rank = ((p / 100.0 * n - 1e-9).ceil().max(1.0) as usize).min(v.len());
+            *s += v[rank - 1] * 1e-6;
+        }
+    }
+    sum.iter().map(|s| s / seeds.len() as f64).collect()
 }
 
 /// `i` with its drawn service seeded `seed`.

@@ -15,14 +15,27 @@ use crate::settings::Policy;
 
 /// Replays `i`; without `waits` only the response distribution is kept (the searches need
 /// nothing else), and the wait percentiles are left 0.
-#[allow(clippy::cast_precision_loss)]
 pub(super) fn run(i: &TraceInputs, waits: bool) -> TraceSim {
+    match replay(i, waits) {
+        Some((rec, refused)) => rec.finish(i.arrivals.len() as u64, refused, i.arrivals[0] as f64 / i.speed, i.workers),
+        None => TraceSim::default(),
+    }
+}
+
+/// The response time (ns) of every completed job, in no particular order: for a distribution.
+pub(super) fn responses(i: &TraceInputs) -> Vec<f64> {
+    replay(i, false).map_or_else(Vec::new, |(rec, _)| rec.responses)
+}
+
+/// The replay's sums and samples and the arrivals refused; `None` without arrivals.
+#[allow(clippy::cast_precision_loss)]
+fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
     assert!(i.workers > 0, "workers 0: a pool with no workers serves nothing");
     assert!(i.speed.is_finite() && i.speed > 0.0, "speed {} is not a positive finite factor", i.speed);
     assert!(i.arrivals.is_sorted(), "arrivals must be in ascending order");
     let n = i.arrivals.len();
     if n == 0 {
-        return TraceSim::default();
+        return None;
     }
     let mut rec = Rec::new(n, waits);
     let mut demands = Demands::new(&i.service, n);
@@ -103,9 +116,8 @@ pub(super) fn run(i: &TraceInputs, waits: bool) -> TraceSim {
             }
         }
     }
-    let first = at(0);
     rec.end = rec.end.max(at(n - 1));
-    rec.finish(n as u64, refused, first, i.workers)
+    Some((rec, refused))
 }
 
 /// Sums and samples over completed jobs, ns.

@@ -32,8 +32,11 @@ fn close(a: f64, b: f64) -> bool {
 /// busy 7/7 = 1, queue 3 ms of waiting / 7 ms = 3/7, throughput 3 / 7 ms = 428.57/s.
 #[test]
 fn single_server_three_arrivals() {
-    let s = simulate(&inputs(&[0, MS, 5 * MS], &[3 * MS, 3 * MS, MS], 1));
+    let i = inputs(&[0, MS, 5 * MS], &[3 * MS, 3 * MS, MS], 1);
+    let s = simulate(&i);
     assert_eq!((s.offered, s.completed, s.rejected, s.dropped), (3, 3, 0, 0));
+    // The percentile plot's points, by the same nearest rank: 0 is the shortest.
+    assert_eq!(latency_percentiles(&i, 5, &[0.0, 50.0, 66.0, 67.0, 99.0, 100.0]), [2.0, 3.0, 3.0, 5.0, 5.0, 5.0]);
     let r = s.response_ms;
     assert!(close(r.mean, 10.0 / 3.0) && r.p50 == 3.0 && r.p90 == 5.0 && r.p99 == 5.0 && r.max == 5.0, "{r:?}");
     let w = s.wait_ms;
@@ -264,6 +267,8 @@ fn drawn_service_comes_from_the_sample_scaled() {
     // Half of 1000 draws at 8 ms, within 5 standard errors (√(1000 · ¼) = 15.8 jobs).
     assert!((r.mean - 6.0).abs() <= 4.0 * 5.0 * 15.8 / 1000.0, "mean {}", r.mean);
     assert!(close(poisson_equivalent(&i).service_cv, 1.0 / 3.0));
+    // Every seed's shortest is 4 ms and its p99 8 ms: so is their mean.
+    assert_eq!(latency_percentiles(&i, 5, &[0.0, 99.0]), [4.0, 8.0]);
     // Replications draw other values from the same sample, so the interval is not 0.
     let (m, h) = replicate(&i, 5);
     assert!(h.response_ms.mean > 0.0 && (m.response_ms.mean - 6.0).abs() < 0.2, "{m:?} ± {h:?}");

@@ -13,7 +13,7 @@ use thiserror::Error;
 pub mod charts;
 pub mod input;
 
-use charts::{BLUE, Chart, GREEN, INK, Line, ORANGE, SKY, VERMILLION, XAxis};
+use charts::{BLUE, Chart, GREEN, INK, Line, ORANGE, PURPLE, SKY, VERMILLION, XAxis};
 use input::{RunView, Series, Source, thin};
 
 use crate::metrics::Summary;
@@ -264,13 +264,16 @@ fn time_series(out: &mut String, r: &RunView, s: &Series) -> Result<(), ReportEr
         line("latency_max_ms", "max", VERMILLION, true),
     ];
     let window = (r.elapsed_s - r.duration_s, r.elapsed_s);
-    let predicted = r.model.as_ref().and_then(|m| m.predicted.as_ref());
-    for (label, v, color) in [
-        ("model p50", predicted.and_then(|p| p.latency_ms_p50), SKY),
-        ("model p99", predicted.and_then(|p| p.latency_ms_p99), ORANGE),
-    ] {
-        if let Some(v) = v {
-            lines.push(Line::new(label, vec![(window.0, v), (window.1, v)], color).dashed());
+    let model = r.model.as_ref();
+    let predicted = model.and_then(|m| m.predicted.as_ref());
+    let fitted = model.and_then(|m| m.fitted.as_ref());
+    let (model_name, fitted_name) = names(model);
+    for (who, p, colors) in [(model_name, predicted, [SKY, ORANGE]), (fitted_name, fitted, [INK, PURPLE])] {
+        let Some(p) = p else { continue };
+        for ((q, v), color) in [("p50", p.latency_ms_p50), ("p99", p.latency_ms_p99)].into_iter().zip(colors) {
+            if let Some(v) = v {
+                lines.push(Line::new(format!("{who} {q}"), vec![(window.0, v), (window.1, v)], color).dashed());
+            }
         }
     }
     let latency = Chart {
@@ -282,10 +285,13 @@ fn time_series(out: &mut String, r: &RunView, s: &Series) -> Result<(), ReportEr
         spans,
         ring: None,
     };
-    let model_note = if predicted.is_some() {
-        "dashed: the model's p50 and p99 at the measured inputs, over the measured window"
-    } else {
-        "no model lines: see the model section for why"
+    let model_note = match (predicted, fitted) {
+        (Some(_), Some(_)) => {
+            "dashed: p50 and p99 of the simulation of the trace (exact, FIFO: the window's own arrivals through \
+             this pool) and of the Poisson model fitted to the same mean rate and service, over the measured window"
+        }
+        (Some(_), None) => "dashed: the model's p50 and p99 at the measured inputs, over the measured window",
+        _ => "no model lines: see the model section for why",
     };
     figure(
         out,
@@ -340,11 +346,24 @@ fn percentiles(out: &mut String, r: &RunView) -> Result<(), ReportError> {
         |q: &[crate::metrics::Quantile]| q.iter().map(|q| (charts::percentile_x(q.percentile), q.latency_ms)).collect();
     let mut lines = vec![Line::new("measured", pts(measured), BLUE).dots()];
     let top = measured.last().map_or(0.0, |q| charts::percentile_x(q.percentile));
-    if let Some(model) = r.model.as_ref().and_then(|m| m.latency_distribution_ms.as_ref()) {
-        let within: Vec<_> =
-            model.iter().copied().filter(|q| charts::percentile_x(q.percentile) <= top.ceil() + 1e-9).collect();
-        lines.push(Line::new("model", pts(&within), ORANGE).dashed());
+    let model = r.model.as_ref();
+    let (model_name, fitted_name) = names(model);
+    for (who, dist, color) in [
+        (model_name, model.and_then(|m| m.latency_distribution_ms.as_ref()), ORANGE),
+        (fitted_name, model.and_then(|m| m.fitted_latency_distribution_ms.as_ref()), PURPLE),
+    ] {
+        if let Some(dist) = dist {
+            let within: Vec<_> =
+                dist.iter().copied().filter(|q| charts::percentile_x(q.percentile) <= top.ceil() + 1e-9).collect();
+            lines.push(Line::new(who, pts(&within), color).dashed());
+        }
     }
+    let dashed = if model.is_some_and(input::ModelView::replayed) {
+        "Dashed: the simulation of the trace (exact, FIFO, averaged over its draws when service is drawn), and the \
+         Poisson model fitted to the same mean rate and service: the gap between them is what the trace's bursts cost."
+    } else {
+        "Dashed: the model at the measured inputs."
+    };
     let c = Chart {
         title: "Response time by percentile",
         x_label: "percentile (log scale of 1/(1 − p))",
@@ -358,9 +377,20 @@ fn percentiles(out: &mut String, r: &RunView) -> Result<(), ReportError> {
         out,
         "percentiles",
         &charts::line_chart(&c)?,
-        "HdrHistogram's percentile plot: each step right is ten times rarer (90%, 99%, 99.9%); the measured curve stops where the sample runs out (p needs 1/(1 − p) jobs). Dashed: the model at the measured inputs.",
+        &format!(
+            "HdrHistogram's percentile plot: each step right is ten times rarer (90%, 99%, 99.9%); the measured curve stops where the sample runs out (p needs 1/(1 − p) jobs). {dashed}"
+        ),
     );
     Ok(())
+}
+
+/// How the dashed lines are named: the model's, and the fitted model's beside a trace's simulation.
+fn names(model: Option<&input::ModelView>) -> (&'static str, &'static str) {
+    if model.is_some_and(input::ModelView::replayed) {
+        ("trace simulation", "fitted Poisson")
+    } else {
+        ("model", "fitted")
+    }
 }
 
 fn model_section(out: &mut String, r: &RunView) {
@@ -369,8 +399,27 @@ fn model_section(out: &mut String, r: &RunView) {
         out.push_str("<p class=\"note\">No model in this summary.</p>\n");
         return;
     };
-    if let Some(p) = &m.predicted {
-        let _ = writeln!(out, "<p>Model: {} at the measured inputs.</p>", esc(&p.method));
+    match (&m.predicted, &m.fitted) {
+        (Some(p), Some(f)) => {
+            let _ = writeln!(
+                out,
+                "<p>Model: a {} of the replayed trace: the measured window's own arrivals through this pool.</p>",
+                esc(&p.method)
+            );
+            let off = crate::report::trace_model::off_the_simulation;
+            let _ = writeln!(
+                out,
+                "<p>The Poisson model fitted to the same mean rate and service ({}) says: mean response {}, p99 {}, \
+                 against the simulation's.</p>",
+                esc(&f.method),
+                esc(&off(f.latency_ms_mean, p.latency_ms_mean)),
+                esc(&off(f.latency_ms_p99, p.latency_ms_p99))
+            );
+        }
+        (Some(p), None) => {
+            let _ = writeln!(out, "<p>Model: {} at the measured inputs.</p>", esc(&p.method));
+        }
+        _ => {}
     }
     if let Some(why) = &m.reason {
         let _ = writeln!(out, "<p class=\"note\">Not compared: {}</p>", esc(why));
