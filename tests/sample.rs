@@ -230,3 +230,52 @@ fn a_profile_draws_from_the_sample_beside_it_and_a_recording_keeps_it() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["config"]["service_sample"]["count"], 1000);
 }
+
+/// `model` on a trace and `sweep` draw from the sample too: the simulation replicates its draws
+/// (10, with an interval) at the sample's mean, so the pool is as busy as the trace's rate ×
+/// 9.5 ms over 4 workers; the sweep's settings name the sample.
+#[test]
+fn model_on_a_trace_and_sweep_draw_from_the_sample() {
+    let sample = fixture("service-times.txt");
+    let o = pooltune(&[
+        "model",
+        "--arrivals",
+        "profiles/bursty-trace.csv",
+        "--workers",
+        "4",
+        "--service-sample",
+        &sample,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["spread"]["reps"].as_u64(), v["service_sample"]["count"].as_u64()), (Some(10), Some(1000)), "{v}");
+    assert!(v["spread"]["response_ms"]["mean"].as_f64().unwrap() > 0.0, "draws vary: {v}");
+    let busy = v["simulation"]["busy"].as_f64().unwrap();
+    let want = v["rate_per_s"].as_f64().unwrap() * 0.0095 / 4.0;
+    assert!((busy - want).abs() < 0.05 * want, "busy {busy}, rate × 9.5 ms / 4 = {want}");
+    let o = pooltune(&[
+        "sweep",
+        "workers",
+        "2..4",
+        "--steps",
+        "2",
+        "--per-step",
+        "300ms",
+        "--settle",
+        "100ms",
+        "--rate",
+        "100",
+        "--service-sample",
+        &sample,
+        "--json",
+        "-",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["settings"]["service_dist"].as_str(), v["settings"]["service"].as_str()),
+        (Some("empirical"), Some("9.5ms"))
+    );
+    assert_eq!(v["settings"]["service_sample"]["count"], 1000, "{}", v["settings"]);
+}

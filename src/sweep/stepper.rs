@@ -39,7 +39,8 @@ pub struct Sweeper {
     slo_p99: Option<Duration>,
     /// The trace the run replays, if any: each step's model is then its window's simulation.
     arrivals: Option<Arrivals>,
-    /// The run's service sample, as its snapshots name it (for the advisor's answer).
+    /// The run's service sample, as its snapshots name it (for the advisor's answer and the
+    /// report's settings).
     sample: Option<Arc<ServiceSample>>,
     /// The step in progress (an index into the plan's values).
     at: usize,
@@ -90,7 +91,15 @@ impl Sweeper {
     pub fn on_snapshot(&mut self, s: &Snapshot) -> Vec<Command> {
         let now = s.elapsed.as_secs_f64();
         self.now = now;
-        self.sample.clone_from(&s.service_sample);
+        if self.sample.is_none()
+            && let Some(sample) = &s.service_sample
+        {
+            // The sweep's settings name the sample its steps draw from, as a run's config does.
+            if let Ok(v) = serde_json::to_value(sample.as_ref()) {
+                self.report.settings.insert("service_sample".into(), v);
+            }
+            self.sample = Some(sample.clone());
+        }
         let settle = self.plan.settle.as_secs_f64();
         match self.phase {
             Phase::Start => {
