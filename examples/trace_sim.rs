@@ -59,7 +59,7 @@ fn main() {
     if sizes.is_empty() {
         sizes = vec![10_000, 1_000_000];
     }
-    let service = Service::Drawn { mean: 0.005, cv: 1.0, dist: ServiceDist::Exponential, seed: 1 };
+    let service = Service::Drawn { mean: 0.005, cv: 1.0, dist: ServiceDist::Exponential, seed: 1, sample: None };
     for n in sizes {
         let arrivals = mmpp(n, 42);
         let i =

@@ -14,7 +14,8 @@
 //! - [`work`]: your own async job, run by the engine in place of the synthetic service.
 //! - [`profile`]: saved timelines (TOML), their replay and the recorder.
 //! - [`trace`]: a user's own arrival trace (CSV, TSV, JSON lines or one time per line) read
-//!   into sorted offsets and service times, for replay; formats and rules in its doc.
+//!   into sorted offsets and service times, for replay, and a sample of service times read the
+//!   same way (or from a run's JSON); formats and rules in its doc.
 //! - [`duration`], [`suggest`]: human durations and "did you mean" suggestions.
 //! - `http` (feature `http`, part of `cli`): the built-in HTTP service, a [`work::Work`] that
 //!   sends each job as a request (https through rustls).

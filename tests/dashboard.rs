@@ -392,6 +392,43 @@ fn renders_a_trace_replay_at_120x40() {
     insta::assert_snapshot!(t.backend());
 }
 
+/// Drawing from a sample: the knobs panel says `empirical` and the sample's p99 at the knob's
+/// mean, and the cv line the sample's CV, not the `service_cv` knob's; `d` cycles through
+/// `empirical` only when a sample was given.
+#[test]
+fn an_empirical_service_shows_its_samples_cv_and_p99() {
+    use pooltune::engine::Command;
+    use pooltune::model::sample::ServiceSample;
+    use pooltune::settings::Knob;
+    use pooltune::settings::ServiceDist;
+    use pooltune::tui::action::{Action, Effect, update};
+    // 2 ms × 98 and 20 ms × 2: mean 2.36 ms, cv √(11.92 − 2.36²) / 2.36 = 1.07; scaled to
+    // 4.72 ms, the p99 (the 99th of 100, 20 ms) is 40 ms.
+    let values = (0..100).map(|k| if k < 98 { 2_000_000 } else { 20_000_000 }).collect();
+    let sample = Arc::new(ServiceSample::from_values("data/service-times.txt", values).unwrap());
+    let mut state = scripted_state(false);
+    let mut s = state.snap.clone();
+    s.settings.service_dist = ServiceDist::Empirical;
+    s.settings.service = Duration::from_micros(4720);
+    s.service_sample = Some(sample.clone());
+    s.tick += 1;
+    s.commands = state.sent;
+    state.on_snapshot(s);
+    let t = render(&state, 200, 60);
+    let text: String = t.backend().buffer().content().iter().map(ratatui::buffer::Cell::symbol).collect();
+    assert!(text.contains("4.72ms empirical  p99 40.0 ms"), "{:?}", t.backend());
+    assert!(text.contains(&format!("cv {:.2}", sample.cv())), "the sample's cv: {:?}", t.backend());
+    // `d` from lognormal: empirical with a sample, past it (to constant) without one.
+    let next = |state: &mut State| {
+        state.desired.service_dist = ServiceDist::Lognormal;
+        update(state, Action::CycleDist)
+    };
+    let set = |d| Effect::Send(Command::Set(Knob::ServiceDist(d)));
+    assert_eq!(next(&mut state), set(ServiceDist::Empirical));
+    state.snap.service_sample = None;
+    assert_eq!(next(&mut state), set(ServiceDist::Constant));
+}
+
 #[test]
 fn the_distribution_follows_the_chart_window() {
     let mut s = scripted_state(false);

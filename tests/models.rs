@@ -153,3 +153,30 @@ fn bursts_are_within_the_error_the_model_states() {
         assert!((got - want).abs() <= stated, "{what}: measured {got} ms, model {want} ms, stated ±{stated} ms");
     }
 }
+
+/// A run drawing from a sample is modelled with the sample's CV: the snapshot names the sample,
+/// and the measured CV (1% above the sample's, within noise over 4,000 jobs) snaps to it; the
+/// `service_cv` knob (1) plays no part.
+#[test]
+fn an_empirical_run_is_modelled_with_its_samples_cv() {
+    use pooltune::model::sample::ServiceSample;
+    // 1 ms × 97 and 41 ms × 3: mean 2.2 ms, cv √(51.4 − 2.2²) / 2.2 = 3.10.
+    let values: Vec<u64> = (0..100).map(|k| if k < 97 { 1_000_000 } else { 41_000_000 }).collect();
+    let sample = std::sync::Arc::new(ServiceSample::from_values("s", values).unwrap());
+    let mut s = pooltune::metrics::Snapshot::initial(Settings {
+        rate: Rate::PerSec(100.0),
+        service: Duration::from_micros(2200),
+        service_dist: ServiceDist::Empirical,
+        ..Settings::default()
+    });
+    s.service_sample = Some(sample.clone());
+    let m = &mut s.measured;
+    m.duration_s = 40.0;
+    (m.offered_per_s, m.throughput_per_s, m.arrival_cv) = (100.0, 100.0, 1.0);
+    m.latency.service = pooltune::metrics::Summary { count: 4000, mean: 2.2, ..Default::default() };
+    m.latency.response = pooltune::metrics::Summary { count: 4000, mean: 3.0, ..Default::default() };
+    m.service_cv = sample.cv() * 1.01;
+    let r = model_report(&s, None);
+    let cv = r.inputs.expect("compared").service_cv;
+    assert!((cv - sample.cv()).abs() < 1e-12, "the sample's cv {}, got {cv}", sample.cv());
+}

@@ -114,6 +114,91 @@ fn a_runs_report_has_every_chart_and_can_be_remade_from_its_files() {
     assert!(old.contains("this JSON has no <code>latency_distribution_ms</code>"), "the page says why");
 }
 
+/// The part of `page` inside the figure `id`.
+fn figure<'p>(page: &'p str, id: &str) -> &'p str {
+    let start =
+        page.find(&format!("<figure class=\"chart\" id=\"{id}\">")).unwrap_or_else(|| panic!("no chart '{id}'"));
+    let len = page[start..].find("</figure>").expect("the figure ends");
+    &page[start..start + len]
+}
+
+/// A legend entry of a chart (plotters writes each label as its own text element).
+fn legend(figure: &str, label: &str) -> bool {
+    figure.contains(&format!(">\n{label}\n</text>"))
+}
+
+/// A replayed trace's report shows the trace's simulation where a run's shows its model, named
+/// as a simulation of the trace, and the fitted Poisson model beside it: dashed p50 and p99 on
+/// the response-time chart, and both distributions on the percentile plot. The JSON carries
+/// them: the simulation's distribution is its own (its p99 point is the simulation's p99, the
+/// trace giving each job its time), the fitted one the formulas' (its p99 point their p99).
+#[test]
+fn a_trace_replays_report_shows_its_simulation_beside_the_fitted_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 bursts of 50 jobs 1 ms apart every 300 ms (500, the model's 400 and more), each job
+    // 8 ms: 4 workers queue for 100 ms in every burst.
+    let mut trace = String::from("t_ms,service\n");
+    for b in 0..10 {
+        for k in 0..50 {
+            let _ = writeln!(trace, "{},8ms", b * 300 + k);
+        }
+    }
+    let file = dir.path().join("bursts.csv");
+    std::fs::write(&file, trace).unwrap();
+    let (json, html) = (dir.path().join("t.json"), dir.path().join("t.html"));
+    let o = pooltune(&[
+        "run",
+        "--headless",
+        "--arrivals",
+        file.to_str().unwrap(),
+        "--arrivals-unit",
+        "ms",
+        "--service-column",
+        "service",
+        "--workers",
+        "4",
+        "--queue",
+        "1000",
+        "--json",
+        json.to_str().unwrap(),
+        "--report",
+        html.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let m = &v["model"];
+    assert_eq!(m["predicted"]["method"], "trace simulation (exact, FIFO)", "{m}");
+    let at = |dist: &serde_json::Value, p: f64| {
+        let points = dist.as_array().unwrap_or_else(|| panic!("no distribution: {m}"));
+        points.iter().find(|q| q["percentile"] == p).unwrap_or_else(|| panic!("no p{p}: {dist}"))["latency_ms"]
+            .as_f64()
+            .unwrap()
+    };
+    let sim_p99 = m["predicted"]["latency_ms_p99"].as_f64().unwrap();
+    let own = at(&m["latency_distribution_ms"], 99.0);
+    assert!((own - sim_p99).abs() <= 1e-12 * sim_p99, "the simulation's own distribution: {own} against {sim_p99}");
+    let fit_p99 = m["fitted"]["latency_ms_p99"].as_f64().unwrap();
+    assert!((at(&m["fitted_latency_distribution_ms"], 99.0) - fit_p99).abs() < 1e-6 * fit_p99, "{m}");
+    assert!(fit_p99 < 0.5 * sim_p99, "the bursts queue far beyond what Poisson arrivals would: {fit_p99} vs {sim_p99}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    check_page(&page, &RUN_CHARTS);
+    let latency = figure(&page, "latency");
+    for label in ["trace simulation p50", "trace simulation p99", "fitted Poisson p50", "fitted Poisson p99"] {
+        assert!(legend(latency, label), "the response-time chart lacks '{label}'");
+    }
+    assert!(!legend(latency, "model p99"), "not called the model's");
+    assert!(latency.contains("the simulation of the trace"), "the caption says what the dashed lines are");
+    let percentiles = figure(&page, "percentiles");
+    for label in ["measured", "trace simulation", "fitted Poisson"] {
+        assert!(legend(percentiles, label), "the percentile plot lacks '{label}'");
+    }
+    assert!(page.contains("Model: a trace simulation (exact, FIFO) of the replayed trace"), "the model section");
+    // A run that replays nothing keeps the model's names.
+    let (_, _, plain) = run_with_report(dir.path());
+    let plain = std::fs::read_to_string(plain).unwrap();
+    assert!(legend(figure(&plain, "percentiles"), "model") && !plain.contains("trace simulation"));
+}
+
 #[test]
 fn a_sweeps_report_draws_the_curve_with_the_target() {
     let dir = tempfile::tempdir().unwrap();

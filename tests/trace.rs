@@ -157,13 +157,7 @@ fn bad_traces_and_flags_are_one_line_exit_2() {
         (vec!["--arrivals".into(), file("one.txt", "5\n")], "at least 2 arrivals"),
     ];
     for (extra, want) in cases {
-        let mut args = vec!["run", "--headless", "--duration", "1s"];
-        args.extend(extra.iter().map(String::as_str));
-        let o = pooltune(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
-        assert!(err.contains(want), "{args:?}: {err}");
+        common::refused_run(&extra, want);
     }
 }
 

@@ -313,6 +313,8 @@ pub struct RunArgs {
     pub workload: WorkloadArgs,
     #[command(flatten)]
     pub trace: super::arrivals::ArrivalsArgs,
+    #[command(flatten)]
+    pub sample: super::sample::SampleArgs,
     /// Run without the dashboard; print a summary at the end
     #[arg(long)]
     pub headless: bool,
@@ -437,6 +439,8 @@ pub struct ModelArgs {
     pub json: bool,
     #[command(flatten)]
     pub trace: super::arrivals::ArrivalsArgs,
+    #[command(flatten)]
+    pub sample: super::sample::SampleArgs,
     /// With --arrivals: replay the trace this many times faster (or give --rate, its mean rate)
     #[arg(long, value_name = "X", value_parser = speed, requires = "arrivals", conflicts_with = "rate")]
     pub speed: Option<f64>,
@@ -485,6 +489,10 @@ pub struct SweepArgs {
     /// always replays it looped, so a long sweep never runs out of arrivals
     #[command(flatten)]
     pub trace: super::arrivals::ArrivalsArgs,
+    /// A sample to draw service times from (--service-sample FILE and its flags, as `run` takes
+    /// them)
+    #[command(flatten)]
+    pub sample: super::sample::SampleArgs,
     /// With --arrivals: replay the trace this many times faster, 0.01 to 1000 [default 1]; a
     /// `rate` sweep steps the speed itself (rate ÷ the trace's mean rate)
     #[arg(long, value_name = "X", value_parser = speed, requires = "arrivals")]

@@ -1,6 +1,7 @@
 //! [`RunContext`]: what a run carries besides its settings and timing, built once in
 //! `cli::run` and passed down to the headless runner or the dashboard: the work the workers do
-//! (your own job, or the HTTP service) and the HTTP target whose status counts the summary shows.
+//! (your own job, or the HTTP service), the HTTP target whose status counts the summary shows,
+//! the trace it replays and the sample it draws service times from.
 //! Nothing of it lives in a global or a thread-local, so two runs in one process (a library user,
 //! a test) never see each other's.
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use super::BadInput;
 use super::args::{KindFlag, RunArgs};
-use crate::engine::QueueChoice;
+use crate::engine::{QueueChoice, Supplied};
 use crate::http::{HttpStats, HttpWork, Target, Trust};
 
 /// Your work, shared by every engine this process starts.
@@ -36,6 +37,8 @@ pub struct RunContext {
     pub command: Vec<String>,
     /// The trace replayed when `arrival = trace` (`--arrivals FILE`).
     pub arrivals: Option<crate::engine::replay::Arrivals>,
+    /// The sample drawn from when `service_dist = empirical` (`--service-sample FILE`).
+    pub service_sample: Option<Arc<crate::model::sample::ServiceSample>>,
 }
 
 impl RunContext {
@@ -48,11 +51,12 @@ impl RunContext {
     pub fn new(
         work: Option<Work>,
         args: &RunArgs,
-        profile_arrivals: Option<&crate::profile::arrivals::ProfileArrivals>,
+        profile: Option<&crate::profile::Profile>,
     ) -> Result<RunContext, BadInput> {
         let (queue, announce) = queue_choice(args)?;
         let (work, http) = Self::work(work, args)?;
-        let arrivals = args.trace.load(profile_arrivals)?;
+        let arrivals = args.trace.load(profile.and_then(|p| p.arrivals.as_ref()))?;
+        let service_sample = args.sample.load(profile.and_then(|p| p.service_sample.as_ref()))?;
         Ok(RunContext {
             work,
             http,
@@ -60,7 +64,18 @@ impl RunContext {
             announce,
             command: crate::engine::broker::redact_args(std::env::args()),
             arrivals,
+            service_sample,
         })
+    }
+
+    /// What the engine is given besides the settings: the work, the trace, the sample.
+    #[must_use]
+    pub fn supplied(&self) -> Supplied {
+        Supplied {
+            work: self.work.clone(),
+            arrivals: self.arrivals.clone(),
+            service_sample: self.service_sample.clone(),
+        }
     }
 
     fn work(work: Option<Work>, args: &RunArgs) -> Result<(Option<Work>, Option<Http>), BadInput> {

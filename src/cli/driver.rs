@@ -142,6 +142,13 @@ impl Driver {
         }
     }
 
+    /// The run draws from this sample: a recording names it in `[service_sample]`.
+    pub fn record_service_sample(&mut self, s: Option<crate::profile::sample::ProfileSample>) {
+        if let Some((r, ..)) = self.recording.as_mut() {
+            r.set_service_sample(s);
+        }
+    }
+
     pub fn missed_ticks(&self) -> u64 {
         self.csv.as_ref().map(|c| c.missed).or_else(|| self.report.as_ref().map(|r| r.2.missed)).unwrap_or(0)
     }

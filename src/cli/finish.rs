@@ -26,7 +26,7 @@ pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
 
 /// Starts the engine on the run's work; settings it refuses are bad input (exit status 2).
 pub fn start_engine(settings: Settings, opts: RunOptions, ctx: &RunContext) -> Result<EngineHandle, Failure> {
-    let engine = EngineHandle::start_replay(settings, opts, ctx.work.clone(), ctx.queue.clone(), ctx.arrivals.clone())?;
+    let engine = EngineHandle::start_supplied(settings, opts, ctx.queue.clone(), ctx.supplied())?;
     if let Some(note) = &ctx.announce {
         eprintln!("pooltune: {note}");
     }
@@ -46,7 +46,7 @@ pub fn summarise(
     run.command.clone_from(&ctx.command);
     run.http = ctx.http.as_ref().map(|h| h.stats.report(&h.target));
     run.model = Some(match report::trace_model::replayed(last, ctx.arrivals.as_ref()) {
-        Some(a) => report::trace_model::trace_report(last, slo, a),
+        Some(a) => report::trace_model::trace_report_with_distribution(last, slo, a),
         None => report::model_report(last, slo).with_distribution(last),
     });
     run

@@ -21,6 +21,7 @@ mod model_trace;
 mod profiles_cmd;
 mod progress;
 mod report_cmd;
+mod sample;
 mod summary;
 mod sweep_cmd;
 mod version;
@@ -233,10 +234,23 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
         }
     };
     let base = profile.as_ref().map_or_else(Settings::default, |p| p.starting(&Settings::default()));
-    let ctx = RunContext::new(work, args, profile.as_ref().and_then(|p| p.arrivals.as_ref()))?;
+    let ctx = RunContext::new(work, args, profile.as_ref())?;
     let mut settings = settings_from(base, args)?;
     if let Some(a) = &ctx.arrivals {
         settings = arrivals::replay_settings(settings, &args.workload.knobs(), a, args.speed)?;
+    }
+    if let Some(sample) = &ctx.service_sample {
+        let named: Vec<_> =
+            profile.iter().flat_map(|p| p.workload.iter().copied()).chain(args.workload.knobs()).collect();
+        let traced = ctx.arrivals.as_ref().is_some_and(|a| a.service_mean().is_some());
+        settings = sample::sample_settings(settings, &named, sample, traced)?;
+    }
+    ctx.supplied().check(&settings)?;
+    // A phase that switches to empirical service needs the sample too: refused now, not then.
+    for k in profile.iter().flat_map(|p| &p.phases).flat_map(|ph| &ph.knobs) {
+        if let crate::settings::Knob::ServiceDist(d) = k {
+            ctx.supplied().check(&Settings { service_dist: *d, ..settings.clone() })?;
+        }
     }
     if !args.headless && !std::io::stdout().is_terminal() {
         return Err(BadInput(
@@ -257,6 +271,7 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
         opts.interval,
     )?;
     driver.record_arrivals(args.trace.source(profile.as_ref().and_then(|p| p.arrivals.as_ref())));
+    driver.record_service_sample(args.sample.source(profile.as_ref().and_then(|p| p.service_sample.as_ref())));
     if args.headless {
         if let Some(note) = &log.console_note {
             eprintln!("pooltune: {note}");

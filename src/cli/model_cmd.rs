@@ -9,21 +9,25 @@ use crate::model::advisor::{self, Target};
 use crate::model::batch::Batch;
 use crate::model::bursty::Bursty;
 use crate::model::closed::Closed;
+use crate::model::sample::ServiceSample;
 use crate::model::{self, Inputs, ModelError, Workload};
 use crate::settings::{ArrivalKind, ServiceDist, Settings};
 
-fn inputs(a: &ModelArgs) -> Result<Workload, BadInput> {
-    let (service_dist, service_cv) = match (a.service_dist, a.service_cv) {
-        (_, Some(cv)) => (ServiceDist::Exponential, cv),
-        (Some(ServiceDist::Constant), None) => (ServiceDist::Constant, 0.0),
-        (Some(d @ (ServiceDist::Uniform | ServiceDist::Lognormal)), None) => {
+fn inputs(a: &ModelArgs, sample: Option<&ServiceSample>) -> Result<Workload, BadInput> {
+    let (service_dist, service_cv) = match (sample, a.service_dist, a.service_cv) {
+        (Some(s), _, _) => (ServiceDist::Empirical, s.cv()),
+        (None, _, Some(cv)) => (ServiceDist::Exponential, cv),
+        (None, Some(ServiceDist::Constant), None) => (ServiceDist::Constant, 0.0),
+        (None, Some(d @ (ServiceDist::Uniform | ServiceDist::Lognormal)), None) => {
             return Err(BadInput(format!("--service-dist {d} needs --service-cv X to fix its spread")));
         }
         _ => (ServiceDist::Exponential, 1.0),
     };
     let workers = u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?;
+    // A sample's own mean, unless --service scales it.
     let service_mean = a
         .service
+        .or(sample.map(ServiceSample::mean))
         .ok_or_else(|| BadInput("--service DUR is needed: the mean service time E[S], e.g. 5ms".into()))?
         .as_secs_f64();
     let arrival = a.arrival.unwrap_or(ArrivalKind::Poisson);
@@ -150,7 +154,8 @@ pub fn run(a: &ModelArgs) -> Outcome {
     if a.trace.arrivals.is_some() {
         return super::model_trace::run(a);
     }
-    let w = inputs(a)?;
+    let sample = super::sample::model_sample(&a.sample, a.service_dist, a.service_cv)?;
+    let w = inputs(a, sample.as_deref())?;
     let p = model::predict_workload(&w).map_err(|ModelError::Invalid(m)| BadInput(m))?;
     let target = a.slo_p99.map(|d| Target::P99(d.as_secs_f64())).or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));
     let advice = match (target, w) {
@@ -166,6 +171,9 @@ pub fn run(a: &ModelArgs) -> Outcome {
     };
     if a.json {
         let mut v = serde_json::to_value(&p)?;
+        if let (Some(s), Some(obj)) = (&sample, v.as_object_mut()) {
+            obj.insert("service_sample".into(), serde_json::to_value(s)?);
+        }
         if let (Some(adv), Some(obj)) = (&advice, v.as_object_mut()) {
             obj.insert("target".into(), adv.target.clone().into());
             obj.insert("workers_needed".into(), serde_json::to_value(adv.workers_needed)?);
@@ -177,6 +185,10 @@ pub fn run(a: &ModelArgs) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = String::new();
+    if let Some(s) = &sample {
+        let scaled = a.service.map(|d| format!(", scaled to a mean of {}", crate::duration::format(d)));
+        let _ = writeln!(out, "service sample     {s}{}", scaled.unwrap_or_default());
+    }
     let _ = writeln!(out, "{}{}", p.method, if p.exact { "" } else { " (approximate)" });
     let _ = writeln!(out, "utilisation ρ      {:.4}", p.rho);
     if !p.stable {

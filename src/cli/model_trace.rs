@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::args::ModelArgs;
 use super::{BadInput, Outcome};
 use crate::engine::replay::Arrivals;
+use crate::model::sample::ServiceSample;
 use crate::model::trace::{Service, Spread, TraceInputs, TraceSim, poisson_equivalent, replicate, simulate};
 use crate::model::trace_search::{PoolSize, fewest_workers, highest_speed, poisson_fewest_workers};
 use crate::model::{Prediction, predict};
@@ -33,6 +34,9 @@ struct Answer<'a> {
     simulation: TraceSim,
     /// 95% half-widths over the replications (service drawn; zero for the trace's own times).
     spread: Spread,
+    /// The sample service times are drawn from, if any (scaled to the mean simulated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_sample: Option<&'a ServiceSample>,
     fitted: Option<Prediction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     target_p99_ms: Option<f64>,
@@ -57,7 +61,8 @@ pub fn run(a: &ModelArgs) -> Outcome {
         (None, Some(r)) => arrivals.speed_for(r),
         (None, None) => 1.0,
     };
-    let service = service_times(a, &arrivals)?;
+    let sample = super::sample::model_sample(&a.sample, a.service_dist, a.service_cv)?;
+    let service = service_times(a, &arrivals, sample.as_deref())?;
     let workers = u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?;
     if workers == 0 {
         return Err(BadInput("workers 0: a pool with no workers serves nothing; expected at least 1".into()).into());
@@ -67,7 +72,7 @@ pub fn run(a: &ModelArgs) -> Outcome {
         speed,
         service: match &service {
             Some(v) => Service::PerArrival(v),
-            None => drawn(a),
+            None => drawn(a, sample.as_deref()),
         },
         workers,
         // The formulas' bound refuses what finds it full: the simulation does the same.
@@ -88,6 +93,7 @@ pub fn run(a: &ModelArgs) -> Outcome {
         workers,
         simulation: sim,
         spread,
+        service_sample: sample.as_deref(),
         fitted,
         target_p99_ms: target,
         workers_needed: sized,
@@ -102,9 +108,18 @@ pub fn run(a: &ModelArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The trace's own service times (scaled to `--service` when given), or `None` to draw them.
-fn service_times(a: &ModelArgs, arrivals: &Arrivals) -> Result<Option<Vec<u64>>, BadInput> {
+/// The trace's own service times (scaled to `--service` when given), or `None` to draw them
+/// (from `--service-dist`, or from the sample).
+fn service_times(
+    a: &ModelArgs,
+    arrivals: &Arrivals,
+    sample: Option<&ServiceSample>,
+) -> Result<Option<Vec<u64>>, BadInput> {
     match (arrivals.service_mean(), a.service) {
+        (Some(_), _) if sample.is_some() => Err(BadInput(
+            "--service-sample draws each job's time from a sample, and --service-column gives each arrival its own; give one".into(),
+        )),
+        (None, _) if sample.is_some() => Ok(None),
         (Some(own), given) => {
             let mean = given.unwrap_or(std::time::Duration::from_secs_f64(own));
             Ok(Some(
@@ -113,20 +128,23 @@ fn service_times(a: &ModelArgs, arrivals: &Arrivals) -> Result<Option<Vec<u64>>,
         }
         (None, Some(_)) => Ok(None),
         (None, None) => Err(BadInput(
-            "the trace has no service times: give --service DUR (drawn from --service-dist) or --service-column NAME"
+            "the trace has no service times: give --service DUR (drawn from --service-dist), --service-sample FILE or --service-column NAME"
                 .into(),
         )),
     }
 }
 
-/// Service drawn from `--service`, `--service-dist` and `--service-cv`, as a run draws it.
-fn drawn(a: &ModelArgs) -> Service<'static> {
-    let (dist, cv) = match (a.service_dist, a.service_cv) {
-        (_, Some(cv)) => (ServiceDist::Lognormal, cv),
-        (Some(d), None) => (d, 1.0),
-        (None, None) => (ServiceDist::Exponential, 1.0),
+/// Service drawn from `--service`, `--service-dist` and `--service-cv`, or from the sample
+/// (scaled to `--service` when given), as a run draws it.
+fn drawn<'a>(a: &ModelArgs, sample: Option<&'a ServiceSample>) -> Service<'a> {
+    let (dist, cv) = match (sample, a.service_dist, a.service_cv) {
+        (Some(s), _, _) => (ServiceDist::Empirical, s.cv()),
+        (None, _, Some(cv)) => (ServiceDist::Lognormal, cv),
+        (None, Some(d), None) => (d, 1.0),
+        (None, None, None) => (ServiceDist::Exponential, 1.0),
     };
-    Service::Drawn { mean: a.service.map_or(0.0, |d| d.as_secs_f64()), cv, dist, seed: 1 }
+    let mean = a.service.or(sample.map(ServiceSample::mean)).map_or(0.0, |d| d.as_secs_f64());
+    Service::Drawn { mean, cv, dist, seed: 1, sample }
 }
 
 fn text(w: &Answer, arrivals: &Arrivals) -> String {
@@ -141,6 +159,9 @@ fn text(w: &Answer, arrivals: &Arrivals) -> String {
     );
     let _ =
         writeln!(out, "replayed at        ×{:.3}: {:.2} arrivals/s on {} workers", w.speed, w.rate_per_s, w.workers);
+    if let Some(s) = w.service_sample {
+        let _ = writeln!(out, "service drawn from {s}");
+    }
     let s = &w.simulation;
     let reps = if w.spread.reps > 1 { format!(", mean of {} draws ± 95%", w.spread.reps) } else { String::new() };
     let _ = writeln!(out, "trace simulation (exact, FIFO){reps}");

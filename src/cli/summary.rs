@@ -41,6 +41,17 @@ pub fn render(r: &RunSummary) -> String {
         f.queue,
         f.policy,
     );
+    if let Some(sample) = &r.config.service_sample {
+        let at = (f.service_dist == crate::settings::ServiceDist::Empirical).then(|| {
+            let mean = f.service.as_secs_f64();
+            format!(" (drawn at mean {}: p99 {:.3} ms)", crate::duration::format(f.service), sample.p99_at(mean) * 1e3)
+        });
+        let _ = writeln!(
+            out,
+            "sample    {sample}{}",
+            at.unwrap_or_else(|| " (not drawn from: another distribution)".into())
+        );
+    }
     let j = &r.jobs;
     let _ = writeln!(
         out,
@@ -123,11 +134,7 @@ pub fn render(r: &RunSummary) -> String {
         }
         // A trace: what the textbook model fitted to its mean rate says, and how far off it is.
         if let (Some(f), Some(p)) = (&m.fitted, &m.predicted) {
-            let off = |fit: Option<f64>, sim: Option<f64>| match (fit, sim) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{a:.3} ms ({:+.0}%)", (a - b) / b * 100.0),
-                (Some(a), _) => format!("{a:.3} ms"),
-                _ => "n/a (unstable)".into(),
-            };
+            let off = crate::report::trace_model::off_the_simulation;
             let _ = writeln!(
                 out,
                 "fitted    Poisson arrivals at the same mean rate would say: latency mean {}, p99 {} against the trace's",

@@ -37,6 +37,11 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     if let Some(t) = &arrivals {
         base = replay_settings(base, &a.workload.knobs(), t, a.speed)?;
     }
+    let service_sample = a.sample.load(None)?;
+    if let Some(sample) = &service_sample {
+        let traced = arrivals.as_ref().is_some_and(|t| t.service_mean().is_some());
+        base = super::sample::sample_settings(base, &a.workload.knobs(), sample, traced)?;
+    }
     let mut first = base.clone();
     values[0].apply(&mut first);
     first.fill_batch_size();
@@ -53,7 +58,8 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     let html = a.report.as_deref().map(|p| finish::open(p, "report")).transpose()?;
     let plan = Plan { knob, values, settle: a.settle, per_step: a.per_step, stop_on_saturation: a.stop_on_saturation };
     let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
-    let ctx = RunContext { work, arrivals, ..RunContext::default() };
+    let ctx = RunContext { work, arrivals, service_sample, ..RunContext::default() };
+    ctx.supplied().check(&first)?;
     let engine = finish::start_engine(first, opts, &ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);

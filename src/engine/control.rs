@@ -35,7 +35,7 @@ const SHARDS_PER_THREAD: usize = 4;
 pub fn run_thread(
     settings: Settings,
     opts: RunOptions,
-    (work, arrivals): (Option<Arc<dyn crate::work::Work>>, Option<super::replay::Arrivals>),
+    supplied: super::Supplied,
     queue: QueueChoice,
     commands: mpsc::Receiver<Command>,
     snapshots: &watch::Sender<Snapshot>,
@@ -82,7 +82,7 @@ pub fn run_thread(
         }
     };
     let _ = ready.send(Ok(()));
-    let controller = Controller::new(settings, opts, workload.handle().clone(), (work, arrivals), queue);
+    let controller = Controller::new(settings, opts, workload.handle().clone(), supplied, queue);
     control.block_on(controller.run(commands, snapshots));
     // Threads stuck in blocking service are not waited for: their jobs are already abandoned.
     workload.shutdown_background();
@@ -109,13 +109,8 @@ struct Controller {
 }
 
 impl Controller {
-    fn new(
-        settings: Settings,
-        opts: RunOptions,
-        handle: Handle,
-        (work, arrivals): (Option<Arc<dyn crate::work::Work>>, Option<super::replay::Arrivals>),
-        queue: Queue,
-    ) -> Self {
+    fn new(settings: Settings, opts: RunOptions, handle: Handle, supplied: super::Supplied, queue: Queue) -> Self {
+        let super::Supplied { work, arrivals, service_sample } = supplied;
         let shards = (settings.threads * SHARDS_PER_THREAD).clamp(1, 256);
         // Everything slow to build (histograms, the timer thread, runtime introspection) is
         // built before the run's clock starts: the producer owes arrivals from that instant.
@@ -144,6 +139,7 @@ impl Controller {
             service_kind: AtomicU8::new(kind_code(settings.service_kind)),
             downstream: super::downstream::Downstream::new(&settings),
             arrivals,
+            service_sample,
             arrivals_done: std::sync::atomic::AtomicBool::new(false),
             trace_offered: AtomicU64::new(0),
         });

@@ -52,6 +52,7 @@ pub(super) fn inputs<'a>(
         runtime: RuntimeStats::default(),
         recent_errors: sh.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect(),
         custom_work: sh.work.is_some(),
+        service_sample: sh.service_sample.clone(),
         nodes: Vec::new(),
         node_workers: 0,
         duplicates: 0,

@@ -31,6 +31,7 @@ mod queue;
 pub mod replay;
 mod service;
 mod spawn;
+mod supplied;
 pub mod timer;
 mod worker;
 
@@ -47,6 +48,8 @@ use crate::metrics::recorder::Recorders;
 use crate::settings::{Knob, Settings, SettingsError};
 use backend::Queue;
 use queue::Pushed;
+pub use supplied::Supplied;
+use supplied::{Has, check};
 use timer::Timer;
 
 /// A change to a running engine.
@@ -200,23 +203,6 @@ pub(crate) fn check_queue_choice(queue: &QueueChoice, s: &Settings) -> Result<()
     }
 }
 
-/// Refuses `arrival = trace` without a trace to replay, and a trace at `rate = max` (a trace is
-/// replayed at a speed: its own mean rate times a factor).
-pub(crate) fn check_arrivals(s: &Settings, replay: bool) -> Result<(), EngineError> {
-    use crate::settings::{ArrivalKind, Rate};
-    if s.arrival == ArrivalKind::Trace && !replay {
-        return Err(EngineError::Invalid(
-            "arrival trace needs a trace to replay: start the run with --arrivals FILE".into(),
-        ));
-    }
-    if s.arrival == ArrivalKind::Trace && s.rate == Rate::Max {
-        return Err(EngineError::Invalid(
-            "rate max is not accepted while a trace replays; expected a rate in jobs/s (the trace's mean rate times the speed)".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// How many recent failure messages snapshots carry.
 pub const RECENT_ERRORS: usize = 5;
 
@@ -259,6 +245,8 @@ pub(crate) struct Shared {
     pub downstream: downstream::Downstream,
     /// The trace replayed when `arrival = trace`.
     pub arrivals: Option<replay::Arrivals>,
+    /// The sample drawn from when `service_dist = empirical`.
+    pub service_sample: Option<std::sync::Arc<crate::model::sample::ServiceSample>>,
     /// The producer has offered a trace's last arrival (it does not loop): the run ends once
     /// that is served, unless it has a duration.
     pub arrivals_done: std::sync::atomic::AtomicBool,
@@ -324,8 +312,8 @@ pub struct EngineHandle {
     snapshots: watch::Receiver<Snapshot>,
     thread: Option<JoinHandle<()>>,
     queue: QueueChoice,
-    /// A trace was given: `arrival = trace` is accepted.
-    replay: bool,
+    /// A trace or a sample was given: `arrival = trace`, `service_dist = empirical` are accepted.
+    has: Has,
 }
 
 impl EngineHandle {
@@ -374,7 +362,7 @@ impl EngineHandle {
         work: Option<std::sync::Arc<dyn crate::work::Work>>,
         queue: QueueChoice,
     ) -> Result<EngineHandle, EngineError> {
-        Self::start_replay(settings, opts, work, queue, None)
+        Self::start_supplied(settings, opts, queue, Supplied { work, ..Supplied::default() })
     }
 
     /// Starts an engine that replays `arrivals` (a trace) whenever `arrival = trace`, on
@@ -389,11 +377,27 @@ impl EngineHandle {
         queue: QueueChoice,
         arrivals: Option<replay::Arrivals>,
     ) -> Result<EngineHandle, EngineError> {
+        Self::start_supplied(settings, opts, queue, Supplied { work, arrivals, service_sample: None })
+    }
+
+    /// Starts an engine on `queue` with what the run was given ([`Supplied`]): your job, a trace
+    /// replayed whenever `arrival = trace`, a sample drawn from whenever `service_dist =
+    /// empirical`.
+    ///
+    /// # Errors
+    /// As [`EngineHandle::start_on`], and `arrival = trace` without a trace or `service_dist =
+    /// empirical` without a sample.
+    pub fn start_supplied(
+        settings: Settings,
+        opts: RunOptions,
+        queue: QueueChoice,
+        supplied: Supplied,
+    ) -> Result<EngineHandle, EngineError> {
         let settings = settings.resolved();
         settings.validate()?;
         check_queue_choice(&queue, &settings)?;
-        let replay = arrivals.is_some();
-        check_arrivals(&settings, replay)?;
+        let has = supplied.has();
+        check(&settings, has)?;
         opts.validate().map_err(EngineError::Invalid)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (snap_tx, snap_rx) = watch::channel(Snapshot::initial(settings.clone()));
@@ -401,11 +405,11 @@ impl EngineHandle {
         let choice = queue.clone();
         let thread = std::thread::Builder::new()
             .name("pooltune-engine".into())
-            .spawn(move || control::run_thread(settings, opts, (work, arrivals), queue, cmd_rx, &snap_tx, &ready_tx))
+            .spawn(move || control::run_thread(settings, opts, supplied, queue, cmd_rx, &snap_tx, &ready_tx))
             .map_err(|e| EngineError::Start(e.to_string()))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {
-                Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread), queue: choice, replay })
+                Ok(EngineHandle { commands: cmd_tx, snapshots: snap_rx, thread: Some(thread), queue: choice, has })
             }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(EngineError::Start("the engine thread ended while starting".into())),
@@ -421,7 +425,7 @@ impl EngineHandle {
             Command::Set(knob) => {
                 let after = self.snapshots.borrow().settings.with(knob.live().map_err(SettingsError::from)?)?;
                 check_queue_choice(&self.queue, &after)?;
-                check_arrivals(&after, self.replay)?;
+                check(&after, self.has)?;
             }
             Command::SetNodeWorkers { node, workers } => {
                 Knob::Workers(*workers).check().map_err(SettingsError::from)?;
@@ -533,8 +537,13 @@ mod tests {
         let (commands, _rx) = mpsc::channel(1);
         let (_tx, snapshots) = watch::channel(Snapshot::initial(Settings::default()));
         let thread = std::thread::spawn(|| panic!("the clock overflowed"));
-        let engine =
-            EngineHandle { commands, snapshots, thread: Some(thread), queue: QueueChoice::InProcess, replay: false };
+        let engine = EngineHandle {
+            commands,
+            snapshots,
+            thread: Some(thread),
+            queue: QueueChoice::InProcess,
+            has: Has::default(),
+        };
         assert_eq!(engine.try_join(), Err(EngineError::Panicked("the clock overflowed".into())));
     }
 

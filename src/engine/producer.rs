@@ -64,10 +64,11 @@ struct Producer {
 
 pub async fn run(shared: Arc<Shared>, mut cfg: watch::Receiver<ProducerCfg>, cancel: CancellationToken) {
     let seed = cfg.borrow().settings.seed;
+    let sampler = Sampler::new(stream_seed(seed, 1), shared.service_sample.clone());
     let mut p = Producer {
         shared,
         rng: SmallRng::seed_from_u64(stream_seed(seed, 0)),
-        sampler: Sampler::new(stream_seed(seed, 1)),
+        sampler,
         pending: None,
         next: None,
         last_intended: None,
@@ -438,7 +439,7 @@ impl Producer {
 
 async fn client(shared: Arc<Shared>, cfg: watch::Receiver<ProducerCfg>, seed: u64, cancel: CancellationToken) {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut sampler = Sampler::new(stream_seed(seed, 1));
+    let mut sampler = Sampler::new(stream_seed(seed, 1), shared.service_sample.clone());
     let think_mean = cfg.borrow().settings.think;
     let think = Exp::new(1.0 / think_mean.as_secs_f64().max(1e-12)).ok();
     let done = Arc::new(Notify::new());

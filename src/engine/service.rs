@@ -4,52 +4,36 @@
 //! the same sequence of service demands whichever worker picks each job up. The *kind* of work
 //! is read when the job starts, so switching `sleep` to `offload` applies to the next job.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Exp, LogNormal};
 
 use super::timer::Timer;
-use crate::settings::{ServiceDist, ServiceKind, Settings};
+use crate::model::draw::Draw;
+use crate::model::sample::ServiceSample;
+use crate::settings::{ServiceKind, Settings};
 
-/// Draws service demands.
+/// Draws service demands, by the model's own draw ([`Draw`]), so a simulation of the run draws
+/// alike.
 pub struct Sampler {
     rng: SmallRng,
+    /// The run's sample, drawn from while `service_dist = empirical`.
+    sample: Option<Arc<ServiceSample>>,
 }
 
 impl Sampler {
     #[must_use]
-    pub fn new(seed: u64) -> Self {
-        Self { rng: SmallRng::seed_from_u64(seed) }
+    pub fn new(seed: u64, sample: Option<Arc<ServiceSample>>) -> Self {
+        Self { rng: SmallRng::seed_from_u64(seed), sample }
     }
 
     /// One demand for the current settings, never negative and never above an hour.
     pub fn draw(&mut self, s: &Settings) -> Duration {
-        let mean = s.service.as_secs_f64();
-        if mean <= 0.0 {
-            return Duration::ZERO;
-        }
-        let cv = s.service_cv;
-        let secs = match s.service_dist {
-            ServiceDist::Constant => mean,
-            ServiceDist::Exponential => Exp::new(1.0 / mean).map_or(mean, |d| d.sample(&mut self.rng)),
-            ServiceDist::Uniform => {
-                let half = mean * 3f64.sqrt() * cv;
-                if half <= 0.0 { mean } else { self.rng.random_range((mean - half).max(0.0)..=mean + half) }
-            }
-            ServiceDist::Lognormal => {
-                if cv <= 0.0 {
-                    mean
-                } else {
-                    let sigma2 = (1.0 + cv * cv).ln();
-                    let mu = mean.ln() - sigma2 / 2.0;
-                    LogNormal::new(mu, sigma2.sqrt()).map_or(mean, |d| d.sample(&mut self.rng))
-                }
-            }
-        };
-        Duration::try_from_secs_f64(secs.clamp(0.0, 3600.0)).unwrap_or(Duration::ZERO)
+        let secs = Draw::of(s, self.sample.as_deref()).secs(&mut self.rng);
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO)
     }
 }
 
@@ -95,6 +79,7 @@ pub async fn serve(kind: &AtomicU8, timer: &Timer, start: Instant, demand: Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::ServiceDist;
 
     /// Mean and CV of 200,000 draws, each within 4 standard errors estimated from the sample
     /// itself: the mean's standard error is sd/√n; the standard deviation's is about
@@ -116,7 +101,7 @@ mod tests {
                 service_cv: cv,
                 ..Settings::default()
             };
-            let mut sampler = Sampler::new(7);
+            let mut sampler = Sampler::new(7, None);
             let (mut m1, mut m2, mut m4) = (0.0, 0.0, 0.0);
             for _ in 0..n {
                 let x = sampler.draw(&s).as_secs_f64() * 1000.0;
@@ -129,7 +114,7 @@ mod tests {
             assert!((m1 - 4.0).abs() <= mean_tol, "{dist}: mean {m1} ms, tolerance {mean_tol}");
             let sd_rel_se = 0.5 * ((m4 - m2 * m2).max(0.0) / nf).sqrt() / m2;
             let cv_tol = 4.0 * (sd_rel_se + sd / m1 / nf.sqrt()) * cv + 1e-9;
-            let want = s.effective_service_cv();
+            let want = crate::model::draw::cv_of(&s, None);
             assert!((sd / m1 - want).abs() <= cv_tol, "{dist}: cv {} want {want} tolerance {cv_tol}", sd / m1);
         }
     }
@@ -137,7 +122,7 @@ mod tests {
     #[test]
     fn same_seed_same_draws() {
         let s = Settings::default();
-        let (mut a, mut b) = (Sampler::new(3), Sampler::new(3));
+        let (mut a, mut b) = (Sampler::new(3, None), Sampler::new(3, None));
         for _ in 0..100 {
             assert_eq!(a.draw(&s), b.draw(&s));
         }

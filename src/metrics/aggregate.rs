@@ -85,6 +85,8 @@ pub struct TickInputs<'a> {
     pub recent_errors: Vec<String>,
     /// The workers run your own job, not the synthetic service.
     pub custom_work: bool,
+    /// The run's service sample ([`crate::metrics::Snapshot::service_sample`]).
+    pub service_sample: Option<std::sync::Arc<crate::model::sample::ServiceSample>>,
     /// A broker run's worker nodes, their workers (summed), and the jobs they finished twice
     /// since the last tick (counted once).
     pub nodes: Vec<super::NodeView>,
@@ -412,6 +414,7 @@ impl Aggregator {
             runtime: i.runtime,
             recent_errors: i.recent_errors.clone(),
             custom_work: i.custom_work,
+            service_sample: i.service_sample.clone(),
             nodes: i.nodes.clone(),
             remote_workers: i.node_workers,
             broker: i.broker.clone(),
@@ -520,6 +523,7 @@ mod tests {
             runtime: RuntimeStats::default(),
             recent_errors: Vec::new(),
             custom_work: false,
+            service_sample: None,
             nodes: Vec::new(),
             node_workers: 0,
             duplicates: 0,

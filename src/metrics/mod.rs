@@ -366,6 +366,9 @@ pub struct Snapshot {
     pub recent_errors: Vec<String>,
     /// The workers run your own job, not the synthetic service.
     pub custom_work: bool,
+    /// The sample `service_dist = empirical` draws from (`--service-sample FILE`), the run's own
+    /// (shared, never copied), so every client shows and models the sample the run draws from.
+    pub service_sample: Option<std::sync::Arc<crate::model::sample::ServiceSample>>,
     /// This tick's distributions in full, for clients that keep trailing windows; only when the
     /// run asked for them ([`crate::engine::RunOptions::distributions`]).
     #[serde(skip)]
@@ -407,6 +410,7 @@ impl Snapshot {
             runtime: RuntimeStats::default(),
             recent_errors: Vec::new(),
             custom_work: false,
+            service_sample: None,
             dist: None,
             nodes: Vec::new(),
             remote_workers: 0,

@@ -47,7 +47,7 @@ pub fn predict(b: &Batch) -> Prediction {
             let mean = s + extra * (extra + 1.0) / (2.0 * n * c) * s;
             ("batch, exponential service", true, mean, extra / c * s + harmonic * s)
         }
-        ServiceDist::Uniform | ServiceDist::Lognormal => {
+        ServiceDist::Uniform | ServiceDist::Lognormal | ServiceDist::Empirical => {
             let extra = (n - busy).max(0.0);
             let mean = s + extra * (extra + 1.0) / (2.0 * n * c) * s;
             ("batch", false, mean, (n / c).ceil() * s)

@@ -9,6 +9,8 @@
 //!   service, exact means for exponential); [`predict_workload`] picks the model for a workload.
 //! - [`trace`], [`trace_search`]: an arrival trace replayed exactly (FIFO, c workers, each
 //!   overflow policy), its fitted Poisson model beside it, and the advisor's searches on it.
+//! - [`sample`], [`draw`]: an empirical service-time sample, and the one service-time draw the
+//!   engine and the trace simulation share.
 //!
 //! Which formula applies: M/M/c (Erlang C) for Poisson arrivals and exponential service;
 //! M/G/1 (Pollaczek–Khinchine, exact for means) for one worker and Poisson arrivals;
@@ -56,7 +58,9 @@ pub mod advisor;
 pub mod batch;
 pub mod bursty;
 pub mod closed;
+pub mod draw;
 pub mod erlang;
+pub mod sample;
 pub mod simulate;
 pub mod tail;
 pub mod trace;
@@ -392,16 +396,14 @@ fn predict_with_tail(i: &Inputs, which: Percentiles) -> Result<(Prediction, Opti
 }
 
 /// The service distribution the percentiles assume: the named one, or the shape a bare CV
-/// implies (0 constant, 1 exponential, otherwise lognormal).
+/// implies (0 constant, 1 exponential, otherwise lognormal). An empirical sample is known to the
+/// formulas by its CV alone: its percentiles are those of that shape.
 fn shape(i: &Inputs) -> ServiceDist {
     match i.service_dist {
-        ServiceDist::Exponential if (i.service_cv - 1.0).abs() > 1e-9 => {
-            if i.service_cv == 0.0 {
-                ServiceDist::Constant
-            } else {
-                ServiceDist::Lognormal
-            }
+        ServiceDist::Exponential | ServiceDist::Empirical if (i.service_cv - 1.0).abs() > 1e-9 => {
+            if i.service_cv == 0.0 { ServiceDist::Constant } else { ServiceDist::Lognormal }
         }
+        ServiceDist::Empirical => ServiceDist::Exponential,
         d => d,
     }
 }

@@ -97,14 +97,15 @@ impl Tail {
     }
 }
 
-/// The u-quantile of a service time with this mean and coefficient of variation.
+/// The u-quantile of a service time with this mean and coefficient of variation. An empirical
+/// sample is known here by its CV alone, and taken as lognormal with that CV.
 #[must_use]
 pub fn service_quantile(dist: ServiceDist, mean: f64, cv: f64, u: f64) -> f64 {
     match dist {
         ServiceDist::Constant => mean,
         ServiceDist::Exponential => -mean * (1.0 - u).ln(),
         ServiceDist::Uniform => (mean * (1.0 + 3f64.sqrt() * cv * (2.0 * u - 1.0))).max(0.0),
-        ServiceDist::Lognormal => {
+        ServiceDist::Lognormal | ServiceDist::Empirical => {
             let sigma2 = (1.0 + cv * cv).ln();
             let m = mean.ln() - sigma2 / 2.0;
             (m + sigma2.sqrt() * normal_quantile(u)).exp()

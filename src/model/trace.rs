@@ -1,13 +1,15 @@
 //! Exact trace-driven simulation: a recorded (or synthetic) arrival trace replayed through c
 //! identical FIFO workers behind a queue of K places, under the queue's overflow policy. It owns
-//! [`simulate`], [`replicate`], the figures ([`TraceSim`], [`Dist`], [`Spread`]), the fitted
-//! Poisson model beside it ([`poisson_equivalent`]) and the simulation as a [`Prediction`].
+//! [`simulate`], [`replicate`], [`latency_percentiles`], the figures ([`TraceSim`], [`Dist`],
+//! [`Spread`]), the fitted Poisson model beside it ([`poisson_equivalent`]) and the simulation as
+//! a [`Prediction`].
 //! The searches built on it are in [`super::trace_search`].
 //!
 //! # What is simulated
 //! Arrival i comes at `arrivals[i] / speed` ns and needs its service time: given per arrival, or
-//! drawn per arrival in arrival order from one seeded generator (as the engine's producer draws
-//! them), so job i has the same demand whatever the pool size or policy. Each job goes to the
+//! drawn per arrival in arrival order from one seeded generator by the engine's own draw
+//! ([`super::draw::Draw`]: a named distribution, or an empirical sample scaled to the mean), so
+//! job i has the same demand whatever the pool size or policy. Each job goes to the
 //! earliest free worker, first come first served: job j starts at max(its entry, the earliest
 //! free time). At one instant a worker's end comes before an arrival (the arrival may take it).
 //!
@@ -43,7 +45,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Inputs, Prediction, usl};
+use super::sample::ServiceSample;
+use super::{Inputs, Prediction, draw, usl};
 use crate::settings::{Policy, ServiceDist};
 
 /// Where each job's service time comes from.
@@ -52,8 +55,8 @@ pub enum Service<'a> {
     /// Nanoseconds, one per arrival.
     PerArrival(&'a [u64]),
     /// Drawn per arrival: mean in seconds, coefficient of variation (for uniform and
-    /// lognormal), shape, seed.
-    Drawn { mean: f64, cv: f64, dist: ServiceDist, seed: u64 },
+    /// lognormal), shape, seed, and the sample `empirical` draws from (scaled to the mean).
+    Drawn { mean: f64, cv: f64, dist: ServiceDist, seed: u64, sample: Option<&'a ServiceSample> },
 }
 
 /// A trace and the pool it is replayed through.
@@ -140,16 +143,12 @@ pub fn simulate(i: &TraceInputs) -> TraceSim {
 /// As [`simulate`].
 #[must_use]
 pub fn replicate(i: &TraceInputs, reps: u32) -> (TraceSim, Spread) {
-    let Service::Drawn { mean, cv, dist, seed } = i.service else {
+    let Service::Drawn { seed, .. } = i.service else {
         return (simulate(i), Spread { reps: 1, ..Spread::default() });
     };
     let reps = reps.max(1);
-    let runs: Vec<[f64; FIGURES]> = (0..reps)
-        .map(|r| {
-            let service = Service::Drawn { mean, cv, dist, seed: seed.wrapping_add(u64::from(r)) };
-            figures(&simulate(&TraceInputs { service, ..*i }))
-        })
-        .collect();
+    let runs: Vec<[f64; FIGURES]> =
+        (0..reps).map(|r| figures(&simulate(&reseeded(i, seed.wrapping_add(u64::from(r)))))).collect();
     let n = f64::from(reps);
     let t = if reps > 1 { t975(reps - 1) } else { 0.0 };
     let (mut mean, mut half) = ([0.0; FIGURES], [0.0; FIGURES]);
@@ -174,6 +173,46 @@ pub fn replicate(i: &TraceInputs, reps: u32) -> (TraceSim, Spread) {
         throughput_per_s: h.throughput_per_s,
     };
     (m, spread)
+}
+
+/// The response time (ms) at each of `percentiles` (0 to 100), nearest rank over the completed
+/// jobs (0 the shortest): the simulation's side of the percentile plot. Drawn service is
+/// averaged, percentile by percentile, over `reps` seeds as [`replicate`] draws them; empty when
+/// no job completes.
+///
+/// # Panics
+/// As [`simulate`].
+#[must_use]
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn latency_percentiles(i: &TraceInputs, reps: u32, percentiles: &[f64]) -> Vec<f64> {
+    let seeds: Vec<TraceInputs> = match i.service {
+        Service::Drawn { seed, .. } => (0..reps.max(1)).map(|r| reseeded(i, seed.wrapping_add(u64::from(r)))).collect(),
+        Service::PerArrival(_) => vec![*i],
+    };
+    let mut sum = vec![0.0; percentiles.len()];
+    for r in &seeds {
+        let mut v = run::responses(r);
+        if v.is_empty() {
+            return Vec::new();
+        }
+        v.sort_unstable_by(f64::total_cmp);
+        let n = v.len() as f64;
+        for (s, p) in sum.iter_mut().zip(percentiles) {
+            // The ⌈p·n⌉-th smallest (a hair under, so 99% of 100 is the 99th, not the 100th).
+            let rank = ((p / 100.0 * n - 1e-9).ceil().max(1.0) as usize).min(v.len());
+            *s += v[rank - 1] * 1e-6;
+        }
+    }
+    sum.iter().map(|s| s / seeds.len() as f64).collect()
+}
+
+/// `i` with its drawn service seeded `seed`.
+fn reseeded<'a>(i: &TraceInputs<'a>, seed: u64) -> TraceInputs<'a> {
+    let service = match i.service {
+        Service::Drawn { mean, cv, dist, sample, .. } => Service::Drawn { mean, cv, dist, seed, sample },
+        given @ Service::PerArrival(_) => given,
+    };
+    TraceInputs { service, ..*i }
 }
 
 /// The replay's p99 response (ms) alone, without the wait samples: what the searches need.
@@ -285,7 +324,8 @@ impl TraceSim {
 
 /// The fitted Poisson model of the same replay: arrival rate n / span × speed with arrival CV 1,
 /// the service's mean and CV (per arrival: measured over the trace, population CV; its shape
-/// is then the one a bare CV implies), the same pool, bound and no downstream. A trace whose
+/// is then the one a bare CV implies; an empirical sample's own CV), the same pool, bound and
+/// no downstream. A trace whose
 /// arrivals share one instant has no span: its rate is 0.
 #[must_use]
 #[allow(clippy::cast_precision_loss)]
@@ -303,14 +343,7 @@ pub fn poisson_equivalent(i: &TraceInputs) -> Inputs {
             let cv = if m > 0.0 { var.sqrt() / m } else { 0.0 };
             (m * 1e-9, cv, ServiceDist::Exponential)
         }
-        Service::Drawn { mean, cv, dist, .. } => {
-            let cv = match dist {
-                ServiceDist::Constant => 0.0,
-                ServiceDist::Exponential => 1.0,
-                ServiceDist::Uniform | ServiceDist::Lognormal => cv,
-            };
-            (mean, cv, dist)
-        }
+        Service::Drawn { mean, cv, dist, sample, .. } => (mean, draw::cv(dist, cv, sample), dist),
     };
     Inputs {
         rate,

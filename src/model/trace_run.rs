@@ -6,23 +6,36 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Exp, LogNormal};
 
 use super::{Dist, Service, TraceInputs, TraceSim};
-use crate::settings::{Policy, ServiceDist};
+use crate::model::draw::Draw;
+use crate::settings::Policy;
 
 /// Replays `i`; without `waits` only the response distribution is kept (the searches need
 /// nothing else), and the wait percentiles are left 0.
-#[allow(clippy::cast_precision_loss)]
 pub(super) fn run(i: &TraceInputs, waits: bool) -> TraceSim {
+    match replay(i, waits) {
+        Some((rec, refused)) => rec.finish(i.arrivals.len() as u64, refused, i.arrivals[0] as f64 / i.speed, i.workers),
+        None => TraceSim::default(),
+    }
+}
+
+/// The response time (ns) of every completed job, in no particular order: for a distribution.
+pub(super) fn responses(i: &TraceInputs) -> Vec<f64> {
+    replay(i, false).map_or_else(Vec::new, |(rec, _)| rec.responses)
+}
+
+/// The replay's sums and samples and the arrivals refused; `None` without arrivals.
+#[allow(clippy::cast_precision_loss)]
+fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
     assert!(i.workers > 0, "workers 0: a pool with no workers serves nothing");
     assert!(i.speed.is_finite() && i.speed > 0.0, "speed {} is not a positive finite factor", i.speed);
     assert!(i.arrivals.is_sorted(), "arrivals must be in ascending order");
     let n = i.arrivals.len();
     if n == 0 {
-        return TraceSim::default();
+        return None;
     }
     let mut rec = Rec::new(n, waits);
     let mut demands = Demands::new(&i.service, n);
@@ -103,9 +116,8 @@ pub(super) fn run(i: &TraceInputs, waits: bool) -> TraceSim {
             }
         }
     }
-    let first = at(0);
     rec.end = rec.end.max(at(n - 1));
-    rec.finish(n as u64, refused, first, i.workers)
+    Some((rec, refused))
 }
 
 /// Sums and samples over completed jobs, ns.
@@ -202,14 +214,7 @@ fn dist(v: &mut [f64]) -> Dist {
 /// Service demands in arrival order, in ns.
 enum Demands<'a> {
     Given(&'a [u64]),
-    Drawn(SmallRng, Draw),
-}
-
-enum Draw {
-    Constant(f64),
-    Exp(Exp<f64>),
-    Uniform(f64, f64),
-    LogNormal(LogNormal<f64>),
+    Drawn(SmallRng, Draw<'a>),
 }
 
 impl Demands<'_> {
@@ -219,42 +224,18 @@ impl Demands<'_> {
                 assert_eq!(v.len(), n, "service given per arrival needs one time for each of the {n} arrivals");
                 Demands::Given(v)
             }
-            Service::Drawn { mean, cv, dist, seed } => {
-                let mean = mean.max(0.0);
-                // As the engine's sampler (engine::service::Sampler) draws them.
-                let d = match dist {
-                    _ if mean == 0.0 => Draw::Constant(0.0),
-                    ServiceDist::Exponential => Exp::new(1.0 / mean).map_or(Draw::Constant(mean), Draw::Exp),
-                    ServiceDist::Uniform if cv > 0.0 => {
-                        let half = mean * 3f64.sqrt() * cv;
-                        Draw::Uniform((mean - half).max(0.0), mean + half)
-                    }
-                    ServiceDist::Lognormal if cv > 0.0 => {
-                        let sigma2 = (1.0 + cv * cv).ln();
-                        LogNormal::new(mean.ln() - sigma2 / 2.0, sigma2.sqrt())
-                            .map_or(Draw::Constant(mean), Draw::LogNormal)
-                    }
-                    _ => Draw::Constant(mean),
-                };
-                Demands::Drawn(SmallRng::seed_from_u64(seed), d)
+            Service::Drawn { mean, cv, dist, seed, sample } => {
+                Demands::Drawn(SmallRng::seed_from_u64(seed), Draw::new(mean, cv, dist, sample))
             }
         }
     }
 
-    /// Job j's demand, ns (drawn ones clamped to an hour and rounded to whole ns).
+    /// Job j's demand, ns (drawn ones at most an hour, rounded to whole ns).
     #[allow(clippy::cast_precision_loss)]
     fn get(&mut self, j: usize) -> f64 {
         match self {
             Demands::Given(v) => v[j] as f64,
-            Demands::Drawn(rng, d) => {
-                let secs = match d {
-                    Draw::Constant(m) => *m,
-                    Draw::Exp(e) => e.sample(rng),
-                    Draw::Uniform(lo, hi) => rng.random_range(*lo..=*hi),
-                    Draw::LogNormal(l) => l.sample(rng),
-                };
-                (secs.clamp(0.0, 3600.0) * 1e9).round()
-            }
+            Demands::Drawn(rng, d) => (d.secs(rng) * 1e9).round(),
         }
     }
 }

@@ -32,8 +32,11 @@ fn close(a: f64, b: f64) -> bool {
 /// busy 7/7 = 1, queue 3 ms of waiting / 7 ms = 3/7, throughput 3 / 7 ms = 428.57/s.
 #[test]
 fn single_server_three_arrivals() {
-    let s = simulate(&inputs(&[0, MS, 5 * MS], &[3 * MS, 3 * MS, MS], 1));
+    let i = inputs(&[0, MS, 5 * MS], &[3 * MS, 3 * MS, MS], 1);
+    let s = simulate(&i);
     assert_eq!((s.offered, s.completed, s.rejected, s.dropped), (3, 3, 0, 0));
+    // The percentile plot's points, by the same nearest rank: 0 is the shortest.
+    assert_eq!(latency_percentiles(&i, 5, &[0.0, 50.0, 66.0, 67.0, 99.0, 100.0]), [2.0, 3.0, 3.0, 5.0, 5.0, 5.0]);
     let r = s.response_ms;
     assert!(close(r.mean, 10.0 / 3.0) && r.p50 == 3.0 && r.p90 == 5.0 && r.p99 == 5.0 && r.max == 5.0, "{r:?}");
     let w = s.wait_ms;
@@ -128,7 +131,8 @@ fn poisson_trace_matches_erlang_c() {
                     (t * 1e9).round() as u64
                 })
                 .collect();
-            let service = Service::Drawn { mean: es, cv: 1.0, dist: ServiceDist::Exponential, seed: 7 + r };
+            let service =
+                Service::Drawn { mean: es, cv: 1.0, dist: ServiceDist::Exponential, seed: 7 + r, sample: None };
             let i = TraceInputs {
                 arrivals: &arrivals,
                 speed: 1.0,
@@ -156,7 +160,7 @@ fn poisson_trace_matches_erlang_c() {
 #[test]
 fn replications_give_a_student_t_interval() {
     let a: Vec<u64> = (0..2000).map(|k| k * 9 * MS).collect();
-    let service = Service::Drawn { mean: 0.010, cv: 1.0, dist: ServiceDist::Exponential, seed: 1 };
+    let service = Service::Drawn { mean: 0.010, cv: 1.0, dist: ServiceDist::Exponential, seed: 1, sample: None };
     let i = TraceInputs { arrivals: &a, speed: 1.0, service, workers: 1, queue: None, policy: Policy::Block };
     let (m, h) = replicate(&i, 10);
     let (big, _) = replicate(&i, 200);
@@ -245,4 +249,27 @@ mod properties {
             prop_assert_eq!((r.rejected, r.completed), (d.dropped, d.completed));
         }
     }
+}
+
+/// Drawn from an empirical sample, scaled to the mean asked: with arrivals 100 ms apart on one
+/// worker nothing waits, so each response is one draw. A sample of 2 and 4 ms scaled to a mean
+/// of 6 ms gives exactly 4 and 8 ms, about half each; the fitted model takes the sample's CV
+/// (1/3), not the knob's.
+#[test]
+fn drawn_service_comes_from_the_sample_scaled() {
+    let sample = crate::model::sample::ServiceSample::from_values("s", vec![2 * MS, 4 * MS]).unwrap();
+    let a: Vec<u64> = (0..1000).map(|k| k * 100 * MS).collect();
+    let service = Service::Drawn { mean: 0.006, cv: 5.0, dist: ServiceDist::Empirical, seed: 3, sample: Some(&sample) };
+    let i = TraceInputs { arrivals: &a, speed: 1.0, service, workers: 1, queue: None, policy: Policy::Block };
+    let s = simulate(&i);
+    let r = s.response_ms;
+    assert_eq!((s.wait_ms.max, r.p50, r.p99, r.max), (0.0, 4.0, 8.0, 8.0), "{r:?}");
+    // Half of 1000 draws at 8 ms, within 5 standard errors (√(1000 · ¼) = 15.8 jobs).
+    assert!((r.mean - 6.0).abs() <= 4.0 * 5.0 * 15.8 / 1000.0, "mean {}", r.mean);
+    assert!(close(poisson_equivalent(&i).service_cv, 1.0 / 3.0));
+    // Every seed's shortest is 4 ms and its p99 8 ms: so is their mean.
+    assert_eq!(latency_percentiles(&i, 5, &[0.0, 99.0]), [4.0, 8.0]);
+    // Replications draw other values from the same sample, so the interval is not 0.
+    let (m, h) = replicate(&i, 5);
+    assert!(h.response_ms.mean > 0.0 && (m.response_ms.mean - 6.0).abs() < 0.2, "{m:?} ± {h:?}");
 }

@@ -26,15 +26,23 @@ pub const SHIPPED: &[(&str, &str)] = &[
 /// with it.
 pub const SHIPPED_TRACES: &[(&str, &[u8])] = &[("bursty-trace.csv", include_bytes!("../../profiles/bursty-trace.csv"))];
 
+/// A path a profile in `dir` names: relative ones are relative to `dir`.
+fn beside(dir: Option<&Path>, path: &Path) -> std::path::PathBuf {
+    match dir {
+        Some(d) if path.is_relative() => d.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Finds a profile's trace: beside the profile (`dir`) when the file is there, else a shipped
 /// trace of that name (compiled in), else where the profile says (reading it says what is
-/// wrong).
+/// wrong). Its service sample is beside the profile.
 fn resolve(mut p: Profile, dir: Option<&Path>) -> Profile {
+    if let Some(s) = p.service_sample.as_mut() {
+        s.spec.path = beside(dir, &s.spec.path);
+    }
     if let Some(a) = p.arrivals.as_mut() {
-        let beside = match dir {
-            Some(d) if a.spec.path.is_relative() => d.join(&a.spec.path),
-            _ => a.spec.path.clone(),
-        };
+        let beside = beside(dir, &a.spec.path);
         let name = a.spec.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match SHIPPED_TRACES.iter().find(|(f, _)| *f == name) {
             Some((_, bytes)) if !beside.exists() => a.embedded = Some(bytes),

@@ -13,6 +13,7 @@ pub mod arrivals;
 pub mod library;
 pub mod parse;
 pub mod record;
+pub mod sample;
 pub mod timeline;
 
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct Profile {
     pub phases: Vec<Phase>,
     /// The trace it replays (`[arrivals]`), if any.
     pub arrivals: Option<arrivals::ProfileArrivals>,
+    /// The sample `service_dist = "empirical"` draws from (`[service_sample]`), if any.
+    pub service_sample: Option<sample::ProfileSample>,
 }
 
 /// The profile's `[run]` table.

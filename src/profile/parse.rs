@@ -12,6 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::arrivals::{self, ProfileArrivals};
+use super::sample::{self, ProfileSample};
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
 use crate::engine::MAX_RUN;
@@ -75,7 +76,7 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Profile, ProfileError> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "workload", "run", "phase", "arrivals"];
+const TOP_KEYS: &[&str] = &["name", "description", "workload", "run", "phase", "arrivals", "service_sample"];
 const RUN_KEYS: &[&str] = &["duration", "warmup", "tick"];
 
 /// `[workload]` takes every knob; a `[[phase]]` only those that change live.
@@ -152,26 +153,46 @@ fn table<'t, 'i>(ctx: &Ctx<'_>, key: &str, v: &'t Spanned<DeValue<'i>>) -> Resul
     }
 }
 
-/// `[arrivals]`: each error at the key it is about.
-fn parse_arrivals(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<ProfileArrivals, ProfileError> {
-    let t = table(ctx, "arrivals", value)?;
+/// Builds a table from its entries; an error is `(key, message)`, for the parser to locate.
+type Build<T> = fn(Vec<(&str, arrivals::Value)>) -> Result<T, (String, String)>;
+
+/// A table of strings and flags (`[arrivals]`, `[service_sample]`) named `name`, taking `keys`,
+/// built by `build`: each error at the key it is about.
+fn entries_table<T>(
+    ctx: &Ctx<'_>,
+    value: &Spanned<DeValue<'_>>,
+    name: &str,
+    keys: &'static [&'static str],
+    build: Build<T>,
+) -> Result<T, ProfileError> {
+    let t = table(ctx, name, value)?;
     let mut entries = Vec::new();
     for (k, v) in t {
-        let name = k.get_ref().as_ref();
-        let Some(key) = arrivals::KEYS.iter().find(|n| **n == name) else {
-            return Err(unknown(ctx, k, "[arrivals]", arrivals::KEYS));
+        let key_name = k.get_ref().as_ref();
+        let Some(key) = keys.iter().find(|n| **n == key_name) else {
+            return Err(unknown(ctx, k, &format!("[{name}]"), keys));
         };
         let value = match v.get_ref() {
             DeValue::Boolean(b) => arrivals::Value::Flag(*b),
             DeValue::String(s) => arrivals::Value::Text(s.to_string()),
-            other => return Err(ctx.err(v.span(), format!("{name} must be a string, not {}", type_name(other)))),
+            other => return Err(ctx.err(v.span(), format!("{key_name} must be a string, not {}", type_name(other)))),
         };
         entries.push((*key, value));
     }
-    arrivals::from_entries(entries).map_err(|(key, message)| {
+    build(entries).map_err(|(key, message)| {
         let span = t.iter().find(|(k, _)| k.get_ref().as_ref() == key).map_or_else(|| value.span(), |(_, v)| v.span());
         ctx.err(span, message)
     })
+}
+
+/// `[arrivals]`.
+fn parse_arrivals(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<ProfileArrivals, ProfileError> {
+    entries_table(ctx, value, "arrivals", arrivals::KEYS, arrivals::from_entries)
+}
+
+/// `[service_sample]`.
+fn parse_sample(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<ProfileSample, ProfileError> {
+    entries_table(ctx, value, "service_sample", sample::KEYS, sample::from_entries)
 }
 
 /// Parses a profile's text.
@@ -192,6 +213,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         run: RunSpec::default(),
         phases: Vec::new(),
         arrivals: None,
+        service_sample: None,
     };
     let mut phase_spans = Vec::new();
     for (key, value) in doc.get_ref() {
@@ -249,6 +271,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
                 }
             }
             "arrivals" => p.arrivals = Some(parse_arrivals(&ctx, value)?),
+            "service_sample" => p.service_sample = Some(parse_sample(&ctx, value)?),
             _ => return Err(unknown(&ctx, key, "the profile", TOP_KEYS)),
         }
     }

@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::arrivals::ProfileArrivals;
+use super::sample::ProfileSample;
 use super::{Phase, Profile, RunSpec};
 use crate::duration;
 use crate::metrics::Snapshot;
@@ -43,6 +44,8 @@ pub struct Recorder {
     changes: Vec<Change>,
     /// The trace the run replays, written back as `[arrivals]`.
     arrivals: Option<ProfileArrivals>,
+    /// The run's service sample, written back as `[service_sample]`.
+    service_sample: Option<ProfileSample>,
 }
 
 impl Recorder {
@@ -58,6 +61,7 @@ impl Recorder {
             tick,
             changes: Vec::new(),
             arrivals: None,
+            service_sample: None,
         }
     }
 
@@ -71,6 +75,16 @@ impl Recorder {
                 a.spec.path = abs;
             }
             a
+        });
+    }
+
+    /// The run draws from this sample: the recording names it by an absolute path.
+    pub fn set_service_sample(&mut self, s: Option<ProfileSample>) {
+        self.service_sample = s.map(|mut s| {
+            if let Ok(abs) = std::path::absolute(&s.spec.path) {
+                s.spec.path = abs;
+            }
+            s
         });
     }
 
@@ -101,6 +115,7 @@ impl Recorder {
             run: RunSpec { duration: Some(Duration::from_millis(duration.as_millis().max(1) as u64)), ..self.run },
             phases: phases(&self.changes, self.tick),
             arrivals: self.arrivals.clone(),
+            service_sample: self.service_sample.clone(),
         }
     }
 }
@@ -233,6 +248,9 @@ pub fn to_toml(p: &Profile) -> String {
     }
     if let Some(a) = &p.arrivals {
         out.push_str(&super::arrivals::to_toml(a));
+    }
+    if let Some(s) = &p.service_sample {
+        out.push_str(&super::sample::to_toml(s));
     }
     for ph in &p.phases {
         let _ = write!(out, "\n[[phase]]\nat = {}\n", quote(&duration::format(ph.at)));

@@ -70,6 +70,11 @@ pub struct ModelReport {
     /// fitted to the same mean rate and service (Poisson arrivals) says, to show how far off it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fitted: Option<Prediction>,
+    /// A replayed trace: the fitted model's response-time percentile distribution, beside the
+    /// simulation's in `latency_distribution` (both for a run's summary, by
+    /// [`super::trace_model::trace_report_with_distribution`]).
+    #[serde(rename = "fitted_latency_distribution_ms", skip_serializing_if = "Option::is_none")]
+    pub fitted_latency_distribution: Option<Vec<Quantile>>,
 }
 
 /// The fewest completed jobs a window needs before it is compared with the model or a cause is
@@ -99,6 +104,7 @@ impl ModelReport {
             advice: None,
             latency_distribution: None,
             fitted: None,
+            fitted_latency_distribution: None,
         }
     }
 
@@ -109,14 +115,28 @@ impl ModelReport {
         if self.predicted.is_some()
             && let (_, Workload::Open(i)) = workload(s)
         {
-            let qs = DIST_QUANTILES.map(|q| q * 100.0);
-            self.latency_distribution = model::latency_percentiles(&i, &qs)
-                .ok()
-                .flatten()
-                .map(|v| qs.iter().zip(v).map(|(p, ms)| Quantile { percentile: *p, latency_ms: ms }).collect());
+            self.latency_distribution = formula_distribution(&i);
         }
         self
     }
+}
+
+/// The percentiles of the report's plot: [`DIST_QUANTILES`] as percentages.
+#[must_use]
+pub fn plot_percentiles() -> [f64; DIST_QUANTILES.len()] {
+    DIST_QUANTILES.map(|q| q * 100.0)
+}
+
+/// The response times `ms` at [`plot_percentiles`] as the plot's points.
+#[must_use]
+pub fn plot_points(ms: &[f64]) -> Vec<Quantile> {
+    plot_percentiles().iter().zip(ms).map(|(p, ms)| Quantile { percentile: *p, latency_ms: *ms }).collect()
+}
+
+/// The formulas' response-time distribution for `i` at the plot's percentiles (`None` for an
+/// unstable pool or inputs the model cannot take).
+pub(crate) fn formula_distribution(i: &Inputs) -> Option<Vec<Quantile>> {
+    model::latency_percentiles(i, &plot_percentiles()).ok().flatten().map(|v| plot_points(&v))
 }
 
 /// Compares the model with the measured window of `s`.
@@ -183,6 +203,7 @@ pub fn model_report(s: &Snapshot, target: Option<Target>) -> ModelReport {
         advice,
         latency_distribution: None,
         fitted: None,
+        fitted_latency_distribution: None,
     }
 }
 
@@ -254,7 +275,12 @@ fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
             snap_cv(configured_arrival_cv, m.arrival_cv, m.jobs.offered)
         },
         // Your own job has no configured distribution: its measured CV is all there is.
-        service_cv: snap_cv((!s.custom_work).then(|| st.effective_service_cv()), m.service_cv, m.latency.service.count),
+        // An empirical sample's CV is its own (the snapshot names the run's sample).
+        service_cv: snap_cv(
+            (!s.custom_work).then(|| model::draw::cv_of(st, s.service_sample.as_deref())),
+            m.service_cv,
+            m.latency.service.count,
+        ),
         clients: None,
         think_ms: None,
         jobs: None,

@@ -109,6 +109,10 @@ pub struct RunConfig {
     pub duration_s: Option<f64>,
     pub warmup_s: f64,
     pub interval_s: f64,
+    /// The sample `service_dist = empirical` draws from: its file and its own mean, CV and p99
+    /// (filled in from the run's snapshots by [`RunSummary::new`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_sample: Option<std::sync::Arc<crate::model::sample::ServiceSample>>,
 }
 
 impl RunConfig {
@@ -120,6 +124,7 @@ impl RunConfig {
             duration_s: opts.duration.map(|d| d.as_secs_f64()),
             warmup_s: opts.warmup.as_secs_f64(),
             interval_s: opts.interval.as_secs_f64(),
+            service_sample: None,
         }
     }
 }
@@ -228,8 +233,9 @@ impl AdaptSummary {
 
 impl RunSummary {
     #[must_use]
-    pub fn new(last: &Snapshot, config: RunConfig, ended_by: EndedBy, missed_ticks: u64) -> Self {
+    pub fn new(last: &Snapshot, mut config: RunConfig, ended_by: EndedBy, missed_ticks: u64) -> Self {
         let m = &last.measured;
+        config.service_sample.clone_from(&last.service_sample);
         Self {
             command: Vec::new(),
             duration_s: m.duration_s,

@@ -5,16 +5,16 @@
 //! Which arrivals: the window's offered jobs are the last ones the producer took from the trace
 //! ([`Snapshot::trace_offered`]), at the speed in force (a window holds one setting: any change
 //! starts a new one). Their service times are the trace's own (scaled to the `service` knob's
-//! mean) or, without a service column, drawn from the run's distribution over
-//! [`DRAWN_REPLICATIONS`] seeds. The simulation starts with an empty pool at the window's first
+//! mean) or, without a service column, drawn from the run's distribution (an empirical sample
+//! included, by the engine's own draw) over [`DRAWN_REPLICATIONS`] seeds. The simulation starts with an empty pool at the window's first
 //! arrival; a window that opened on a queue (after the warm-up, or a knob change under load)
 //! carries that queue in its measurements and not in the simulation.
 
-use super::compare::{ModelReport, figures, model_report};
+use super::compare::{ModelReport, figures, formula_distribution, model_report, plot_percentiles, plot_points};
 use crate::engine::replay::Arrivals;
 use crate::metrics::Snapshot;
 use crate::model::advisor::Target;
-use crate::model::trace::{Service, TraceInputs, poisson_equivalent, replicate, simulate};
+use crate::model::trace::{Service, TraceInputs, latency_percentiles, poisson_equivalent, replicate, simulate};
 use crate::model::trace_search::{fewest_workers, poisson_fewest_workers};
 use crate::model::{Prediction, advisor, predict};
 use crate::settings::ArrivalKind;
@@ -55,7 +55,7 @@ pub fn window(s: &Snapshot, a: &Arrivals) -> Option<(Vec<u64>, Option<Vec<u64>>)
 
 /// The inputs of the window's simulation (arrival offsets and service times from [`window`]).
 fn inputs<'a>(
-    s: &Snapshot,
+    s: &'a Snapshot,
     a: &Arrivals,
     at: &'a [u64],
     service: Option<&'a [u64]>,
@@ -69,9 +69,10 @@ fn inputs<'a>(
             Some(v) => Service::PerArrival(v),
             None => Service::Drawn {
                 mean: st.service.as_secs_f64(),
-                cv: st.effective_service_cv(),
+                cv: st.service_cv,
                 dist: st.service_dist,
                 seed: st.seed,
+                sample: s.service_sample.as_deref(),
             },
         },
         workers: u32::try_from(workers).unwrap_or(u32::MAX),
@@ -87,6 +88,18 @@ fn inputs<'a>(
 /// with a target, the fewest workers the simulation of this window says meet it.
 #[must_use]
 pub fn trace_report(s: &Snapshot, target: Option<Target>, a: &Arrivals) -> ModelReport {
+    report(s, target, a, false)
+}
+
+/// As [`trace_report`], with the percentile distributions of the report's plot (left out per
+/// tick: they sort every response): the simulation's, averaged over the replications when
+/// service is drawn, and the fitted Poisson model's.
+#[must_use]
+pub fn trace_report_with_distribution(s: &Snapshot, target: Option<Target>, a: &Arrivals) -> ModelReport {
+    report(s, target, a, true)
+}
+
+fn report(s: &Snapshot, target: Option<Target>, a: &Arrivals, distribution: bool) -> ModelReport {
     let base = model_report(s, None);
     if base.predicted.is_none() {
         return base;
@@ -100,13 +113,41 @@ pub fn trace_report(s: &Snapshot, target: Option<Target>, a: &Arrivals) -> Model
     if i.workers == 0 {
         return ModelReport::not_compared("no workers to simulate the trace on".into());
     }
-    let sim = if service.is_some() { simulate(&i) } else { replicate(&i, DRAWN_REPLICATIONS).0 };
+    let reps = if service.is_some() { 1 } else { DRAWN_REPLICATIONS };
+    let sim = if reps == 1 { simulate(&i) } else { replicate(&i, reps).0 };
     let predicted = sim.prediction(&i);
     let fitted = fitted(&i);
     let service_mean = s.settings.service.as_secs_f64();
     let compared = figures(&predicted, s, service_mean, i.workers, true);
     let advice = target.map(|t| advise(&i, t));
-    ModelReport { predicted: Some(predicted), fitted, compared, advice, ..base }
+    let (latency_distribution, fitted_latency_distribution) = if distribution {
+        let simulated = latency_percentiles(&i, reps, &plot_percentiles());
+        let simulated = (!simulated.is_empty()).then(|| plot_points(&simulated));
+        let fit = fitted.as_ref().and_then(|_| formula_distribution(&poisson_equivalent(&i)));
+        (simulated, fit)
+    } else {
+        (None, None)
+    };
+    ModelReport {
+        predicted: Some(predicted),
+        fitted,
+        compared,
+        advice,
+        latency_distribution,
+        fitted_latency_distribution,
+        ..base
+    }
+}
+
+/// A fitted model's figure beside the simulation's: `12.345 ms (-40%)`, the fitted against the
+/// simulated (`n/a (unstable)` without a figure).
+#[must_use]
+pub fn off_the_simulation(fitted: Option<f64>, simulated: Option<f64>) -> String {
+    match (fitted, simulated) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{a:.3} ms ({:+.0}%)", (a - b) / b * 100.0),
+        (Some(a), _) => format!("{a:.3} ms"),
+        _ => "n/a (unstable)".into(),
+    }
 }
 
 /// What the textbook model says for the same mean rate and service with Poisson arrivals.

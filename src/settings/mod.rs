@@ -143,6 +143,9 @@ named_enum!(
         Exponential = "exponential",
         Uniform = "uniform",
         Lognormal = "lognormal",
+        /// Drawn from a sample of measured times (`--service-sample FILE`), scaled so its mean is
+        /// `service`: the run context holds the sample, not the settings.
+        Empirical = "empirical",
     }
 );
 
@@ -292,17 +295,7 @@ mod duration_serde {
     }
 }
 
-/// The coefficient of variation the distribution really has, whatever `service_cv` says.
 impl Settings {
-    #[must_use]
-    pub fn effective_service_cv(&self) -> f64 {
-        match self.service_dist {
-            ServiceDist::Constant => 0.0,
-            ServiceDist::Exponential => 1.0,
-            ServiceDist::Uniform | ServiceDist::Lognormal => self.service_cv,
-        }
-    }
-
     /// The settings a run starts with: `threads = 0` made a count ([`auto_threads`]), and an
     /// adaptive controller's starting count inside its bounds ([`Settings::adaptive_start`]).
     #[must_use]

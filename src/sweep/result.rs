@@ -14,6 +14,7 @@ use crate::engine::replay::Arrivals;
 use crate::metrics::{Snapshot, Summary};
 use crate::model::Inputs;
 use crate::model::advisor::{self, Target};
+use crate::model::sample::ServiceSample;
 use crate::report::model_report;
 use crate::report::trace_model::{replayed, trace_report};
 use crate::settings::{ArrivalKind, Knob, Rate, Settings};
@@ -157,7 +158,12 @@ pub(super) fn knee(steps: &[Step]) -> Option<Knee> {
     })
 }
 
-pub(super) fn slo(steps: &[Step], knob: &str, base: &Settings, target: Duration) -> Slo {
+pub(super) fn slo(
+    steps: &[Step],
+    knob: &str,
+    (base, sample): (&Settings, Option<&ServiceSample>),
+    target: Duration,
+) -> Slo {
     let t = target.as_secs_f64() * 1e3;
     let passes = |s: &Step| s.latency_ms.p99 <= t && !s.saturated;
     // The passing step farthest from the low-load end, and the first failing one after it: a
@@ -178,7 +184,7 @@ pub(super) fn slo(steps: &[Step], knob: &str, base: &Settings, target: Duration)
         workers: u32::try_from(base.workers).unwrap_or(u32::MAX),
         queue: None,
         arrival_cv: if base.arrival == ArrivalKind::Constant { 0.0 } else { 1.0 },
-        service_cv: base.effective_service_cv(),
+        service_cv: crate::model::draw::cv_of(base, sample),
         service_dist: base.service_dist,
         downstream: crate::model::usl::Usl::of(base),
     };
@@ -250,16 +256,16 @@ mod tests {
     fn knee_and_target_from_either_end() {
         let rising = [step(1.0, 2.0, false), step(2.0, 3.0, false), step(3.0, 7.0, false), step(4.0, 30.0, true)];
         assert_eq!(knee(&rising).unwrap().value, 3.0);
-        let s = slo(&rising, "rate", &Settings::default(), Duration::from_millis(5));
+        let s = slo(&rising, "rate", (&Settings::default(), None), Duration::from_millis(5));
         assert_eq!((s.max_passing, s.first_failing), (Some(2.0), Some(3.0)));
         // A p99 that wavers over the target on the flat part does not end the search.
         let wavering = [step(1.0, 4.9, false), step(2.0, 5.1, false), step(3.0, 4.8, false), step(4.0, 9.0, false)];
-        let s = slo(&wavering, "rate", &Settings::default(), Duration::from_millis(5));
+        let s = slo(&wavering, "rate", (&Settings::default(), None), Duration::from_millis(5));
         assert_eq!((s.max_passing, s.first_failing), (Some(3.0), Some(4.0)));
         // A workers sweep: latency falls along it, so the low-load end is the last step.
         let falling = [step(1.0, 90.0, true), step(2.0, 8.0, false), step(3.0, 2.5, false), step(4.0, 2.0, false)];
         assert_eq!(knee(&falling).unwrap().value, 2.0);
-        let s = slo(&falling, "workers", &Settings::default(), Duration::from_millis(10));
+        let s = slo(&falling, "workers", (&Settings::default(), None), Duration::from_millis(10));
         assert_eq!((s.max_passing, s.first_failing), (Some(2.0), Some(1.0)));
     }
 }

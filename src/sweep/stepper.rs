@@ -5,6 +5,7 @@
 //! A step: `Set` the value, let `settle` pass (by the snapshots' clock), `ResetStats`, then wait
 //! for a snapshot whose measured window began after the reset and is at least `per_step` long.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::plan::Plan;
@@ -12,6 +13,7 @@ use super::result::{Step, SweepReport, knee, slo, step_of, verdict};
 use crate::engine::replay::Arrivals;
 use crate::engine::{Command, EngineError, EngineHandle};
 use crate::metrics::Snapshot;
+use crate::model::sample::ServiceSample;
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +39,9 @@ pub struct Sweeper {
     slo_p99: Option<Duration>,
     /// The trace the run replays, if any: each step's model is then its window's simulation.
     arrivals: Option<Arrivals>,
+    /// The run's service sample, as its snapshots name it (for the advisor's answer and the
+    /// report's settings).
+    sample: Option<Arc<ServiceSample>>,
     /// The step in progress (an index into the plan's values).
     at: usize,
     phase: Phase,
@@ -67,7 +72,8 @@ impl Sweeper {
             verdict: String::new(),
         };
         let arrivals = arrivals.cloned();
-        let mut s = Sweeper { plan, base, slo_p99, arrivals, at: 0, phase: Phase::Start, report, now: 0.0 };
+        let mut s =
+            Sweeper { plan, base, slo_p99, arrivals, sample: None, at: 0, phase: Phase::Start, report, now: 0.0 };
         s.conclude();
         s
     }
@@ -76,7 +82,7 @@ impl Sweeper {
     fn conclude(&mut self) {
         let (knob, steps) = (self.plan.knob, &self.report.steps);
         let knee = knee(steps);
-        let slo = self.slo_p99.map(|t| slo(steps, knob, &self.base, t));
+        let slo = self.slo_p99.map(|t| slo(steps, knob, (&self.base, self.sample.as_deref()), t));
         self.report.verdict = verdict(knob, steps, knee.as_ref(), slo.as_ref());
         (self.report.knee, self.report.slo) = (knee, slo);
     }
@@ -85,6 +91,15 @@ impl Sweeper {
     pub fn on_snapshot(&mut self, s: &Snapshot) -> Vec<Command> {
         let now = s.elapsed.as_secs_f64();
         self.now = now;
+        if self.sample.is_none()
+            && let Some(sample) = &s.service_sample
+        {
+            // The sweep's settings name the sample its steps draw from, as a run's config does.
+            if let Ok(v) = serde_json::to_value(sample.as_ref()) {
+                self.report.settings.insert("service_sample".into(), v);
+            }
+            self.sample = Some(sample.clone());
+        }
         let settle = self.plan.settle.as_secs_f64();
         match self.phase {
             Phase::Start => {

@@ -15,40 +15,13 @@ pub const TIME_NAMES: [&str; 6] = ["timestamp", "time", "ts", "t", "arrival", "a
 /// Reads every data line into `c`; returns the layout for the trace's description.
 pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<String, TraceError> {
     let Some(&(first_no, first)) = lines.peek() else { return Ok(String::new()) };
-    let delim = if first.contains(&b'\t') {
-        Some(b'\t')
-    } else if first.contains(&b',') {
-        Some(b',')
-    } else {
-        None
-    };
-    let format = match delim {
-        Some(b'\t') => "TSV",
-        Some(_) => "CSV",
-        None => "one value per line",
-    };
+    let (delim, format) = delimiter(first);
     let names: Option<Vec<String>> = is_header(first, delim).then(|| {
         lines.next();
-        fields(first, delim).map(|f| String::from_utf8_lossy(&f).into_owned()).collect()
+        header_names(first, delim)
     });
-    // A name the header does not hold may be a column number (1 is the first).
-    let number = |name: &String| name.trim().parse::<usize>().ok().filter(|&n| n >= 1).map(|n| n - 1);
-    let column = |role: &'static str, name: &String| match &names {
-        Some(names) => find(names, name).or_else(|| number(name)).ok_or_else(|| TraceError::NoColumn {
-            file: c.file.into(),
-            line: first_no,
-            role,
-            name: name.clone(),
-            columns: names.iter().map(|n| format!("'{}'", quote(n.as_bytes()))).collect(),
-        }),
-        None => number(name).ok_or_else(|| TraceError::NoHeader {
-            file: c.file.into(),
-            line: first_no,
-            role,
-            name: name.clone(),
-            first: quote(first),
-        }),
-    };
+    let column =
+        |role: &'static str, name: &String| named_column(c.file, (first_no, first), names.as_deref(), role, name);
     let service_col = c.spec.service_column.as_ref().map(|name| column("service", name)).transpose()?;
     let (time_col, how) = match &c.spec.column {
         Some(name) => (column("arrivals", name)?, "named by --arrivals-column"),
@@ -79,24 +52,7 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
                 service = Some(field);
             }
         }
-        let missing = |role, col: usize| {
-            let name = names
-                .as_ref()
-                .and_then(|n| n.get(col))
-                .map_or(String::new(), |n| format!(" '{}'", quote(n.as_bytes())));
-            TraceError::Missing {
-                file: c.file.into(),
-                line: no,
-                message: format!(
-                    "the line has {}; the {role} column{name} is field {}; expected every line to have it",
-                    match fields(line, delim).count() {
-                        1 => "1 field".to_string(),
-                        n => format!("{n} fields"),
-                    },
-                    col + 1
-                ),
-            }
-        };
+        let missing = |role, col| missing_field(c.file, (no, line), delim, names.as_deref(), role, col);
         let time = time.ok_or_else(|| missing("arrivals", time_col))?;
         if service_col.is_some() && service.is_none() {
             return Err(missing("service", service_col.unwrap_or_default()));
@@ -104,6 +60,75 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
         c.push(no, &time, service.as_deref())?;
     }
     Ok(layout)
+}
+
+/// The delimiter the first line shows (a tab, else a comma, else none) and the layout's name.
+pub(super) fn delimiter(first: &[u8]) -> (Option<u8>, &'static str) {
+    if first.contains(&b'\t') {
+        (Some(b'\t'), "TSV")
+    } else if first.contains(&b',') {
+        (Some(b','), "CSV")
+    } else {
+        (None, "one value per line")
+    }
+}
+
+/// A header line's column names.
+pub(super) fn header_names(first: &[u8], delim: Option<u8>) -> Vec<String> {
+    fields(first, delim).map(|f| String::from_utf8_lossy(&f).into_owned()).collect()
+}
+
+/// The column `name` refers to (`role` names it in messages): a header name, exact or ignoring
+/// ASCII case, else a column number from 1 (which also works without a header). `first` is the
+/// file's first line, a header when `names` is given.
+pub(super) fn named_column(
+    file: &str,
+    (first_no, first): (usize, &[u8]),
+    names: Option<&[String]>,
+    role: &'static str,
+    name: &str,
+) -> Result<usize, TraceError> {
+    let number = || name.trim().parse::<usize>().ok().filter(|&n| n >= 1).map(|n| n - 1);
+    match names {
+        Some(names) => find(names, name).or_else(number).ok_or_else(|| TraceError::NoColumn {
+            file: file.into(),
+            line: first_no,
+            role,
+            name: name.to_string(),
+            columns: names.iter().map(|n| format!("'{}'", quote(n.as_bytes()))).collect(),
+        }),
+        None => number().ok_or_else(|| TraceError::NoHeader {
+            file: file.into(),
+            line: first_no,
+            role,
+            name: name.to_string(),
+            first: quote(first),
+        }),
+    }
+}
+
+/// Line `no` lacks field `col` (the `role` column).
+pub(super) fn missing_field(
+    file: &str,
+    (no, line): (usize, &[u8]),
+    delim: Option<u8>,
+    names: Option<&[String]>,
+    role: &str,
+    col: usize,
+) -> TraceError {
+    let name = names.and_then(|n| n.get(col)).map_or(String::new(), |n| format!(" '{}'", quote(n.as_bytes())));
+    let count = match fields(line, delim).count() {
+        1 => "1 field".to_string(),
+        n => format!("{n} fields"),
+    };
+    TraceError::Missing {
+        file: file.into(),
+        line: no,
+        message: format!(
+            "the line has {count}; the {role} column{name} is field {}; expected every line to have it",
+            col + 1
+        ),
+    }
 }
 
 /// A header is a first line with a field that is neither a time nor a number.
@@ -117,7 +142,7 @@ fn kind(value: &[u8]) -> u8 {
 }
 
 /// The column a name refers to: exactly, else ignoring ASCII case.
-fn find(names: &[String], name: &str) -> Option<usize> {
+pub(super) fn find(names: &[String], name: &str) -> Option<usize> {
     names.iter().position(|n| n == name).or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(name)))
 }
 

@@ -6,12 +6,16 @@ use super::time::TIME_FORMS;
 /// The layouts a trace file may have, quoted when a file holds none.
 pub const FORMATS: &str = "one time per line, CSV or TSV with a header line, or JSON lines";
 
+/// The layouts a service sample may have, quoted when a file holds none.
+pub const SAMPLE_FORMATS: &str = "one duration per line, a column of a CSV or TSV file, a field of JSON lines, \
+     or a pooltune run's JSON (pooltune run --json)";
+
 /// Why a trace file could not be read as arrivals. `Display` is the one line a user sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraceError {
-    /// The file is missing or unreadable.
-    #[error("{file}: cannot read the trace: {why}")]
-    Read { file: String, why: String },
+    /// The file is missing or unreadable (`what`: "trace", "service sample").
+    #[error("{file}: cannot read the {what}: {why}")]
+    Read { file: String, what: &'static str, why: String },
     /// Nothing to replay: an empty file, only blank lines, or a header without data.
     #[error("{file}: no arrivals: {why}; expected {FORMATS}")]
     Empty { file: String, why: &'static str },
@@ -39,6 +43,15 @@ pub enum TraceError {
     /// A line of a JSON-lines file that is not a JSON object.
     #[error("{file}:{line}: not a JSON object ({why}); expected one JSON object per line, like {{\"ts\": 12.5}}")]
     NotJson { file: String, line: usize, why: String },
+    /// A service sample without a value: an empty file, or a header without data.
+    #[error("{file}: no service times: {why}; expected {SAMPLE_FORMATS}")]
+    EmptySample { file: String, why: &'static str },
+    /// A JSON document that is not a pooltune run's JSON with service times.
+    #[error(
+        "{file}: {why}; expected a pooltune run's JSON (pooltune run --json), whose service_ms holds its service \
+         times' percentiles"
+    )]
+    NoServiceHistogram { file: String, why: String },
     /// The `--arrivals-window` keeps no arrival.
     #[error("{file}: the window {window} holds no arrivals; the trace spans {span} from its first arrival")]
     EmptyWindow { file: String, window: String, span: String },

@@ -44,14 +44,7 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
                 service = Some(v);
             }
         }
-        let missing = |role: &str, name: &str| TraceError::Missing {
-            file: c.file.into(),
-            line: no,
-            message: format!(
-                "no field '{name}' (the {role} field); expected it on every line; the line has: {}",
-                keys(line)
-            ),
-        };
+        let missing = |role: &str, name: &str| missing_member(c.file, (no, line), role, name);
         let time = time.ok_or_else(|| missing("arrivals", &key))?;
         if let (Some(name), None) = (&service_key, &service) {
             return Err(missing("service", name));
@@ -61,8 +54,20 @@ pub(super) fn read(lines: &mut LineIter<'_>, c: &mut Collector<'_>) -> Result<St
     Ok(format!("JSON lines, field '{key}' ({how})"))
 }
 
+/// Line `no` lacks the field `name` (the `role` field).
+pub(super) fn missing_member(file: &str, (no, line): (usize, &[u8]), role: &str, name: &str) -> TraceError {
+    TraceError::Missing {
+        file: file.into(),
+        line: no,
+        message: format!(
+            "no field '{name}' (the {role} field); expected it on every line; the line has: {}",
+            keys(line)
+        ),
+    }
+}
+
 /// A line must be one JSON object.
-fn check(file: &str, line: usize, text: &[u8]) -> Result<(), TraceError> {
+pub(super) fn check(file: &str, line: usize, text: &[u8]) -> Result<(), TraceError> {
     let fail = |why: String| TraceError::NotJson { file: file.into(), line, why };
     serde_json::from_slice::<IgnoredAny>(text).map_err(|e| fail(e.to_string()))?;
     if text.trim_ascii_start().starts_with(b"{") {
@@ -73,19 +78,19 @@ fn check(file: &str, line: usize, text: &[u8]) -> Result<(), TraceError> {
 }
 
 /// The keys of a line, for messages.
-fn keys(line: &[u8]) -> String {
+pub(super) fn keys(line: &[u8]) -> String {
     let keys: Vec<String> = members(line).map(|(k, _)| format!("'{}'", quote(&k))).collect();
     if keys.is_empty() { "no fields".into() } else { keys.join(", ") }
 }
 
 /// The top-level members of a JSON object line as (key, value) bytes: a string value without
 /// its quotes (unescaped), any other value as written. Stops quietly at anything malformed.
-fn members(line: &[u8]) -> Members<'_> {
+pub(super) fn members(line: &[u8]) -> Members<'_> {
     let start = line.iter().position(|&b| b == b'{').map_or(line.len(), |p| p + 1);
     Members { s: line, i: start }
 }
 
-struct Members<'l> {
+pub(super) struct Members<'l> {
     s: &'l [u8],
     i: usize,
 }

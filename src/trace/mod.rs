@@ -1,5 +1,6 @@
 //! Arrival traces: a user's own arrival times (and optionally service times) read from a file,
-//! for the engine to replay and the model to describe. A pure library: no tokio, no UI.
+//! for the engine to replay and the model to describe; and samples of service times read the
+//! same way. A pure library: no tokio, no UI.
 //!
 //! # Formats, detected from the first non-blank line
 //! - **JSON lines** when it starts with `{`: one object per line. The time field is the one
@@ -40,6 +41,11 @@
 //!   `2m`), bare numbers in the given unit (refused without one), or sizes: time = base +
 //!   `per_unit` × size. Negative or non-numeric values are errors.
 //!
+//! # Service samples
+//! [`load_sample`] reads a sample of service times (`--service-sample FILE`) with the same
+//! lines, fields, header and column rules and messages: one duration per line, a column, a
+//! JSON-lines field, or a pooltune run's JSON (its service percentiles); rules in its module.
+//!
 //! # Cost
 //! One pass over the bytes, no allocation per line (a quoted CSV field with `""` escapes or a
 //! JSON string with escapes is copied). A loaded trace keeps 8 bytes per arrival (16 with service
@@ -50,6 +56,8 @@ mod delimited;
 mod error;
 mod json;
 mod parse;
+mod run_json;
+mod sample;
 mod service;
 mod time;
 
@@ -60,6 +68,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::TraceError;
+pub use sample::{DURATION_NAMES, SampleData, SampleSpec, load_sample, sample_bytes};
 pub use time::TIME_FORMS;
 
 use crate::duration;
@@ -168,9 +177,17 @@ pub struct Trace {
 
 /// Reads the trace `spec` names.
 pub fn load(spec: &TraceSpec) -> Result<Trace, TraceError> {
-    let file = spec.path.display().to_string();
-    let bytes = std::fs::read(&spec.path).map_err(|e| TraceError::Read { file: file.clone(), why: e.to_string() })?;
+    let (file, bytes) = read(&spec.path, "trace")?;
     parse::parse_bytes(&file, &bytes, spec)
+}
+
+/// The file's name for messages and its bytes; `what` names it if it cannot be read.
+fn read(path: &std::path::Path, what: &'static str) -> Result<(String, Vec<u8>), TraceError> {
+    let file = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((file, bytes)),
+        Err(e) => Err(TraceError::Read { file, what, why: e.to_string() }),
+    }
 }
 
 /// Reads a trace held in memory (a shipped profile's, compiled in), named `file` in messages.

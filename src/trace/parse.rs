@@ -13,8 +13,7 @@ use crate::duration;
 /// Reads a trace from its bytes; [`super::load`] calls it after reading the file. `file` names
 /// the source in messages. Never panics, whatever the bytes.
 pub(crate) fn parse_bytes(file: &str, bytes: &[u8], spec: &TraceSpec) -> Result<Trace, TraceError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut lines = Lines { bytes, pos: 0, line: 0 }.peekable();
+    let mut lines = Lines::of(bytes).peekable();
     let Some(&(_, first)) = lines.peek() else {
         return Err(TraceError::Empty { file: file.into(), why: "the file is empty or blank" });
     };
@@ -35,6 +34,13 @@ pub(super) struct Lines<'b> {
 }
 
 pub(super) type LineIter<'b> = Peekable<Lines<'b>>;
+
+impl<'b> Lines<'b> {
+    /// The lines of a file's bytes, a UTF-8 byte order mark left out.
+    pub(super) fn of(bytes: &'b [u8]) -> Lines<'b> {
+        Lines { bytes: bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes), pos: 0, line: 0 }
+    }
+}
 
 impl<'b> Iterator for Lines<'b> {
     type Item = (usize, &'b [u8]);
@@ -109,7 +115,7 @@ impl<'a> Collector<'a> {
                 line,
                 value: quote(value),
                 why,
-                expected: service::accepted(&self.spec.service),
+                expected: service::accepted(&self.spec.service, service::COLUMN_UNIT),
             })?;
             values.push(ns);
         }

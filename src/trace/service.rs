@@ -10,15 +10,22 @@ use crate::duration;
 /// Why a service value was refused (the message's middle part).
 pub type Why = &'static str;
 
-/// What a service value may look like under `spec`, for messages.
-pub fn accepted(spec: &ServiceSpec) -> String {
+/// Where a unit for bare numbers is given, for messages: the flag and the profile's key.
+pub type UnitFlag = (&'static str, &'static str);
+
+/// A trace's service column takes its unit here.
+pub const COLUMN_UNIT: UnitFlag = ("--service-unit", "service_unit in a profile's [arrivals]");
+
+/// What a service value may look like under `spec` (bare numbers taking their unit from
+/// `unit_flag`), for messages.
+pub fn accepted(spec: &ServiceSpec, (flag, key): UnitFlag) -> String {
     match spec {
         ServiceSpec::Duration { unit: Some(u) } => {
             format!("a duration with a unit (12ms, 1.5s, 250us) or a non-negative number of {}", u.name())
         }
-        ServiceSpec::Duration { unit: None } => "a duration with a unit (12ms, 1.5s, 250us); for bare numbers \
-             give --service-unit s, ms, us or ns (service_unit in a profile)"
-            .to_string(),
+        ServiceSpec::Duration { unit: None } => {
+            format!("a duration with a unit (12ms, 1.5s, 250us); for bare numbers give {flag} s, ms, us or ns ({key})")
+        }
         ServiceSpec::Size { base, per_unit } => format!(
             "a non-negative number (a size: time = {} + {} × size)",
             duration::format(*base),
@@ -43,7 +50,7 @@ pub fn nanos(value: &[u8], spec: &ServiceSpec) -> Result<u64, Why> {
             let (number, suffix) = value.split_at(split);
             let unit = match trim_start(suffix) {
                 b"" if value.is_empty() => return Err("is empty"),
-                b"" => unit.ok_or("is a bare number and the service column has no unit")?,
+                b"" => unit.ok_or("is a bare number with no unit given for it")?,
                 b"ns" => TimeUnit::Nanos,
                 b"us" | [0xC2, 0xB5, b's'] => TimeUnit::Micros, // µs
                 b"ms" => TimeUnit::Millis,
@@ -94,7 +101,7 @@ mod tests {
 
     #[test]
     fn bare_numbers_take_the_given_unit_or_are_refused() {
-        assert_eq!(nanos(b"12", &NO_UNIT), Err("is a bare number and the service column has no unit"));
+        assert_eq!(nanos(b"12", &NO_UNIT), Err("is a bare number with no unit given for it"));
         let ms = ServiceSpec::Duration { unit: Some(TimeUnit::Millis) };
         assert_eq!(nanos(b"12.5", &ms), Ok(12_500_000));
         assert_eq!(nanos(b"12us", &ms), Ok(12_000));
@@ -114,6 +121,6 @@ mod tests {
         assert_eq!(nanos(b"2.5", &size), Ok(105_000));
         assert_eq!(nanos(b"-1", &size), Err("is negative"));
         assert_eq!(nanos(b"12kb", &size), Err("is not a number"));
-        assert!(accepted(&size).contains("100us + 2us × size"), "{}", accepted(&size));
+        assert!(accepted(&size, COLUMN_UNIT).contains("100us + 2us × size"), "{}", accepted(&size, COLUMN_UNIT));
     }
 }

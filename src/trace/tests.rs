@@ -268,8 +268,9 @@ fn service_and_json_errors_name_the_line_and_the_accepted_forms() {
     let svc = with(|s| s.service_column = Some("s".into()));
     assert_eq!(
         err("t,s\n1,5ms\n2,12\n", &svc),
-        "t.csv:3: service value '12' is a bare number and the service column has no unit; expected a duration \
-         with a unit (12ms, 1.5s, 250us); for bare numbers give --service-unit s, ms, us or ns (service_unit in a profile)"
+        "t.csv:3: service value '12' is a bare number with no unit given for it; expected a duration \
+         with a unit (12ms, 1.5s, 250us); for bare numbers give --service-unit s, ms, us or ns (service_unit in a \
+         profile's [arrivals])"
     );
     assert!(err("t,s\n1,-5ms\n", &svc).starts_with("t.csv:2: service value '-5ms' is negative; expected a duration"));
     assert!(err("t,s\n1,soon\n", &svc).starts_with("t.csv:2: service value 'soon' is not a duration; expected"));

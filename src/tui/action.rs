@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::cmdline::{self, Line};
 use super::state::State;
 use crate::engine::Command;
-use crate::settings::{ArrivalKind, Knob, Rate};
+use crate::settings::{ArrivalKind, Knob, Rate, ServiceDist};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -76,7 +76,12 @@ fn knob_for(state: &State, a: Action) -> Result<Knob, String> {
             let skip = next == ArrivalKind::Trace && state.arrivals.is_none();
             Knob::Arrival(if skip { next.next() } else { next })
         }
-        Action::CycleDist => Knob::ServiceDist(s.service_dist.next()),
+        Action::CycleDist => {
+            // `empirical` only where a sample was given to draw from.
+            let next = s.service_dist.next();
+            let skip = next == ServiceDist::Empirical && state.snap.service_sample.is_none();
+            Knob::ServiceDist(if skip { next.next() } else { next })
+        }
         Action::CycleKind => Knob::ServiceKind(s.service_kind.next()),
         _ => return Err(String::new()),
     })

@@ -58,6 +58,22 @@ pub fn wait_for(engine: &EngineHandle, limit: Duration, what: &str, pred: impl F
     }
 }
 
+/// `pooltune run --headless --duration 1s` with `extra` is refused as bad input: exit status
+/// 2, one line on stderr, saying `want`.
+pub fn refused_run(extra: &[String], want: &str) {
+    let mut args = vec!["run", "--headless", "--duration", "1s"];
+    args.extend(extra.iter().map(String::as_str));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pooltune"))
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("pooltune runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+    assert!(err.contains(want), "{args:?}: {err}");
+}
+
 /// Every offered job is accounted for at the end of a run.
 pub fn assert_accounted(s: &Snapshot) {
     let t = &s.totals;

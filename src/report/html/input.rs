@@ -82,11 +82,26 @@ pub struct ModelView {
     pub diagnosis: Option<String>,
     #[serde(default)]
     pub latency_distribution_ms: Option<Vec<Quantile>>,
+    /// A replayed trace: `predicted` is the trace's simulation, and this the Poisson model fitted
+    /// to the same mean rate and service.
+    #[serde(default)]
+    pub fitted: Option<PredictedView>,
+    #[serde(default)]
+    pub fitted_latency_distribution_ms: Option<Vec<Quantile>>,
+}
+
+impl ModelView {
+    /// The run replayed a trace: its model is the trace's simulation, with a fitted model beside.
+    #[must_use]
+    pub fn replayed(&self) -> bool {
+        self.fitted.is_some()
+    }
 }
 
 #[derive(Debug, Deserialize)]
 pub struct PredictedView {
     pub method: String,
+    pub latency_ms_mean: Option<f64>,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p99: Option<f64>,
 }

@@ -11,7 +11,8 @@ use super::super::trail::SLOTS;
 use super::fit::{self, HIGH, KEEP, LOW, MID};
 use crate::duration;
 use crate::metrics::Summary;
-use crate::settings::{ArrivalKind, Rate};
+use crate::model::sample::ServiceSample;
+use crate::settings::{ArrivalKind, Rate, ServiceDist};
 
 /// A number of milliseconds in at most six characters.
 #[must_use]
@@ -109,7 +110,7 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
                 (MID, dim(format!("  mean {} ms", ms(snap.latency.service.mean)))),
             ]
         } else {
-            vec![(KEEP, label("service")), (KEEP, value(format!("{} {}", duration::format(k.service), k.service_dist)))]
+            service_line(k, snap.service_sample.as_deref())
         },
         vec![
             (KEEP, label("timeout")),
@@ -118,7 +119,11 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
                 LOW,
                 dim(format!(
                     "cv {:.2} ",
-                    if snap.custom_work { snap.measured.service_cv } else { k.effective_service_cv() }
+                    if snap.custom_work {
+                        snap.measured.service_cv
+                    } else {
+                        crate::model::draw::cv_of(k, snap.service_sample.as_deref())
+                    }
                 )),
             ),
             (MID, dim(if snap.custom_work { String::new() } else { format!("kind {}", k.service_kind) })),
@@ -157,6 +162,20 @@ pub fn knobs(s: &State, area: Rect, buf: &mut Buffer) {
 
 /// The controller's state, and the run beside the static answer: the advisor's count for the
 /// `:slo` target, or else the downstream's throughput peak.
+/// The service knob: its mean and distribution; an empirical sample's p99 at that mean and its
+/// file beside them.
+fn service_line(k: &crate::settings::Settings, sample: Option<&ServiceSample>) -> Vec<(u8, Span<'static>)> {
+    let mut line =
+        vec![(KEEP, label("service")), (KEEP, value(format!("{} {}", duration::format(k.service), k.service_dist)))];
+    if let (ServiceDist::Empirical, Some(s)) = (k.service_dist, sample) {
+        line.push((MID, dim(format!("  p99 {} ms", ms(s.p99_at(k.service.as_secs_f64()) * 1e3)))));
+        let file =
+            std::path::Path::new(s.source()).file_name().map_or_else(|| s.source().into(), |f| f.to_string_lossy());
+        line.push((LOW, dim(format!("  {file}"))));
+    }
+    line
+}
+
 fn adapt_lines(s: &State, a: &crate::adapt::AdaptView) -> [Vec<(u8, Span<'static>)>; 3] {
     let k = &s.snap.settings;
     let advised = s.model.as_ref().and_then(|m| m.advice.as_ref()).and_then(|a| a.workers_needed);
