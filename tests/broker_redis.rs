@@ -29,14 +29,17 @@ fn exists(redis: &Redis, key: &str) -> bool {
 }
 
 /// See [`scenarios::each_policy_counts_every_job_once`]: a stream of 40, its bound checked by the
-/// publish script; the group's pending entries never above it either.
+/// publish script; the group's pending entries never above it either, and the server's own count
+/// of entries `drop-oldest` deleted (`trimmed`) is the run's `dropped`.
 #[test]
 fn each_policy_counts_every_job_once_over_redis() {
     let Some(redis) = Redis::start() else { return };
     let runs =
         scenarios::each_policy_counts_every_job_once(&redis, |run| !exists(&redis, &format!("pooltune:{run}:jobs")));
-    for (policy, _, pending_max) in runs {
-        assert!(pending_max <= 40, "{policy}: {pending_max} pending, over the bound");
+    for (policy, last) in runs {
+        let b = last.broker.unwrap();
+        assert!(b.ack_pending_max <= 40, "{policy}: {} pending, over the bound", b.ack_pending_max);
+        assert_eq!((b.kind.as_str(), b.extra.get("trimmed")), ("redis", Some(&last.totals.dropped)), "{policy}: {b:?}");
     }
 }
 
@@ -110,6 +113,8 @@ fn a_killed_node_loses_no_job_over_redis() {
     let node_b = nodes.iter().find(|x| x["name"] == "b").unwrap();
     // Node a held its inbox (up to 64) and its 2 jobs in service; the controller ran none.
     assert!(n(b, "redelivered") > 0 && n(node_b, "redelivered") == n(b, "redelivered"), "{b}\n{nodes:?}");
+    // The server counted the claims too: node b reported every one it made.
+    assert_eq!(n(b, "claimed"), n(b, "redelivered"), "{b}");
 }
 
 /// See [`scenarios::a_server_restart_is_survived_and_what_it_lost_is_counted`]: the same port,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pooltune::engine::broker::BrokerSpec;
 use pooltune::engine::{EngineHandle, QueueChoice, RunOptions};
-use pooltune::metrics::Counters;
+use pooltune::metrics::Snapshot;
 use pooltune::settings::{Policy, Rate, ServiceDist, Settings};
 
 use super::nodes::{assert_identity, controller, exit_of, n, worker};
@@ -48,15 +48,12 @@ impl Broker for super::servers::Redis {
 
 /// Twice the pool's capacity (2 workers of 2 ms constant: 1000 jobs/s) into a queue of 40 for
 /// each policy. Each policy's own count moves and the others stay 0; every job is accounted for
-/// once; `gone(run)` says the run's queue is gone after the run. The counts, by policy.
+/// once; `gone(run)` says the run's queue is gone after the run. Each policy's last snapshot.
 ///
 /// The thresholds: 2 s at 1000 jobs/s is 2000 completions and 2000 jobs over the bound; a quarter
 /// of each (500) is what a machine busy with other builds still clears, while a policy that
 /// counted nothing, or into the wrong count, is far from it.
-pub fn each_policy_counts_every_job_once(
-    server: &dyn Broker,
-    gone: impl Fn(&str) -> bool,
-) -> Vec<(Policy, Counters, u64)> {
+pub fn each_policy_counts_every_job_once(server: &dyn Broker, gone: impl Fn(&str) -> bool) -> Vec<(Policy, Snapshot)> {
     let _g = exclusive();
     let mut out = Vec::new();
     for policy in [Policy::Reject, Policy::DropOldest, Policy::Block] {
@@ -91,7 +88,7 @@ pub fn each_policy_counts_every_job_once(
             Policy::Block => assert!(t.rejected == 0 && t.dropped == 0, "{t:?}"),
         }
         assert!(gone(&run), "the run's queue outlived the run");
-        out.push((policy, *t, last.broker.as_ref().map_or(0, |b| b.ack_pending_max)));
+        out.push((policy, last));
     }
     out
 }

@@ -40,7 +40,7 @@ pub async fn connect(spec: &BrokerSpec) -> Result<Shared, BrokerError> {
     let (publish, published) = mpsc::channel(PUBLISH_QUEUE);
     let (acks, acked) = mpsc::unbounded_channel();
     let key = super::key(&spec.run_name);
-    tokio::spawn(queue::publisher(Arc::clone(&cmd), key.clone(), published));
+    tokio::spawn(queue::publisher(Arc::clone(&cmd), [key.clone(), super::meta(&spec.run_name)], published));
     tokio::spawn(queue::acker(Arc::clone(&cmd), key, acked));
     Ok(Arc::new(Redis {
         spec: spec.clone(),
@@ -52,6 +52,7 @@ pub async fn connect(spec: &BrokerSpec) -> Result<Shared, BrokerError> {
         publish,
         acks,
         claims: Mutex::default(),
+        totals: Mutex::default(),
         replies: OnceCell::new(),
     }))
 }

@@ -5,8 +5,9 @@
 //!   consumer group on it, `workers`; every process reads as a consumer of its own
 //!   (`XREADGROUP GROUP workers CONSUMER … COUNT n BLOCK 100 STREAMS pooltune:NAME:jobs >`, `n` the
 //!   room in its inbox: the `prefetch` knob);
-//! - the hash `pooltune:NAME:meta`, the run's `ack_wait_ms` (written by the controller, read by
-//!   every consumer's claims);
+//! - the hash `pooltune:NAME:meta`: the run's `ack_wait_ms` (written by the controller, read by
+//!   every consumer's claims), and the server's own totals of entries `claimed` and `trimmed`
+//!   (kept by the scripts, read with each reading of the stream: [`Adapter::stats`]);
 //! - the pub/sub channels of its [`Topic`]s (`pooltune.NAME.control`, `.report`, `.clock`) and a
 //!   reply channel per process (see [`topics`]).
 //!
@@ -57,6 +58,12 @@ fn key(run: &str) -> String {
     format!("pooltune:{run}:jobs")
 }
 
+/// The run's hash: `ack_wait_ms` (the controller's), and the server's `claimed` and `trimmed`
+/// totals (the scripts').
+fn meta(run: &str) -> String {
+    format!("pooltune:{run}:meta")
+}
+
 /// Redis: connections, the publisher and acknowledger tasks' queues, and this consumer's state.
 pub struct Redis {
     spec: BrokerSpec,
@@ -71,6 +78,8 @@ pub struct Redis {
     publish: mpsc::Sender<queue::Pub>,
     acks: mpsc::UnboundedSender<queue::AckMsg>,
     claims: Mutex<queue::Claims>,
+    /// The server's totals, as the controller's last reading had them.
+    totals: Mutex<queue::Totals>,
     replies: OnceCell<topics::Replies>,
 }
 
@@ -79,9 +88,8 @@ impl Redis {
         key(&self.spec.run_name)
     }
 
-    /// The run's hash of knobs the consumers read.
     fn meta(&self) -> String {
-        format!("pooltune:{}:meta", self.spec.run_name)
+        meta(&self.spec.run_name)
     }
 
     fn setup_error(&self, what: &str, e: &dyn std::fmt::Display) -> super::BrokerError {
@@ -114,8 +122,26 @@ impl Redis {
 }
 
 impl Adapter for Redis {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn holder(&self) -> &'static str {
+        "stream"
+    }
+
     fn names(&self) -> (String, String) {
         (self.key(), GROUP.to_string())
+    }
+
+    /// `claimed`: entries `XAUTOCLAIM` handed from one consumer to another (past `ack_wait`),
+    /// counted by the server whoever claimed them, so a node that died before reporting its
+    /// claims is in it too (the core's `redelivered` is what the nodes reported). `trimmed`:
+    /// entries `drop-oldest` deleted undelivered, counted by the server (the core's `dropped`
+    /// is what the publishes' answers said; they differ only if an answer was lost).
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let (claimed, trimmed) = self.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get();
+        vec![("claimed", claimed), ("trimmed", trimmed)]
     }
 
     fn link(&self) -> &Arc<Link> {

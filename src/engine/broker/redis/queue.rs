@@ -36,10 +36,10 @@ pub struct Pub {
 
 /// Sends the publishes in the order given, as many at once as are waiting (one pipeline of
 /// script calls), until the adapter is dropped.
-pub async fn publisher(conn: Arc<Conn>, key: String, mut rx: mpsc::Receiver<Pub>) {
+pub async fn publisher(conn: Arc<Conn>, keys: [String; 2], mut rx: mpsc::Receiver<Pub>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let answers = publish_batch(&conn, &key, &batch).await;
+        let answers = publish_batch(&conn, &keys, &batch).await;
         for (p, a) in batch.drain(..).zip(answers) {
             let _ = p.answer.send(a);
         }
@@ -47,22 +47,14 @@ pub async fn publisher(conn: Arc<Conn>, key: String, mut rx: mpsc::Receiver<Pub>
 }
 
 /// One pipeline of publishes. Those that find the script gone from the server's cache (a
-/// restart empties it) were not run: the script is loaded and they are sent again, alone.
-async fn publish_batch(conn: &Arc<Conn>, key: &str, batch: &[Pub]) -> Vec<Published> {
-    let call = |p: &Pub, pipe: &mut redis::Pipeline| {
-        pipe.cmd("EVALSHA")
-            .arg(PUBLISH_SCRIPT.get_hash())
-            .arg(1)
-            .arg(key)
-            .arg(&p.payload)
-            .arg(p.bound)
-            .arg(if p.drop_oldest { "1" } else { "0" })
-            .arg(GROUP);
-    };
+/// restart empties it) were not run: they are sent again alone, which loads it.
+async fn publish_batch(conn: &Arc<Conn>, keys: &[String; 2], batch: &[Pub]) -> Vec<Published> {
+    let policy = |p: &Pub| if p.drop_oldest { "1" } else { "0" };
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for p in batch {
-        call(p, &mut pipe);
+        pipe.cmd("EVALSHA").arg(PUBLISH_SCRIPT.get_hash()).arg(2).arg(keys);
+        pipe.arg(&p.payload).arg(p.bound).arg(policy(p)).arg(GROUP);
     }
     let answers: Vec<redis::RedisResult<i64>> = match conn.pipe(&pipe).await {
         Ok(a) => a,
@@ -73,12 +65,9 @@ async fn publish_batch(conn: &Arc<Conn>, key: &str, batch: &[Pub]) -> Vec<Publis
         out.push(match a {
             Ok(n) => scripts::published(n),
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                let mut one = PUBLISH_SCRIPT.key(key);
-                one.arg(&p.payload).arg(p.bound).arg(if p.drop_oldest { "1" } else { "0" }).arg(GROUP);
-                match conn.script::<i64>(&one).await {
-                    Ok(n) => scripts::published(n),
-                    Err(e) => Published::Failed(e.to_string()),
-                }
+                let mut one = PUBLISH_SCRIPT.key(&keys[0]);
+                one.key(&keys[1]).arg(&p.payload).arg(p.bound).arg(policy(p)).arg(GROUP);
+                conn.script::<i64>(&one).await.map_or_else(|e| Published::Failed(e.to_string()), scripts::published)
             }
             Err(e) => Published::Failed(e.to_string()),
         });
@@ -255,12 +244,39 @@ fn text(v: &Value) -> Option<String> {
 }
 
 /// One reading: undelivered = `XLEN` − pending (acknowledged entries are deleted, so the
-/// stream holds exactly those two kinds), unacknowledged = pending.
+/// stream holds exactly those two kinds), unacknowledged = pending; and the server's totals of
+/// entries claimed and trimmed, kept for [`Adapter::stats`](crate::engine::broker::adapter::Adapter::stats).
 pub async fn holding(r: &Redis) -> Result<Holding, String> {
     let mut call = HOLDING_SCRIPT.key(r.key());
-    call.arg(GROUP);
-    let (len, pending): (u64, u64) = r.cmd.script(&call).await.map_err(|e| e.to_string())?;
+    call.key(r.meta()).arg(GROUP);
+    let (len, pending, claimed, trimmed): (u64, u64, u64, u64) =
+        r.cmd.script(&call).await.map_err(|e| e.to_string())?;
+    r.totals.lock().unwrap_or_else(PoisonError::into_inner).read(claimed, trimmed);
     Ok(Holding { undelivered: len.saturating_sub(pending), unacked: pending })
+}
+
+/// The server's totals of entries claimed and trimmed over the run, through restarts: a server
+/// that lost the run's hash counts from 0 again, and what it had counted is kept.
+#[derive(Default)]
+pub struct Totals {
+    before: [u64; 2],
+    last: [u64; 2],
+}
+
+impl Totals {
+    fn read(&mut self, claimed: u64, trimmed: u64) {
+        for (i, now) in [claimed, trimmed].into_iter().enumerate() {
+            if now < self.last[i] {
+                self.before[i] += self.last[i];
+            }
+            self.last[i] = now;
+        }
+    }
+
+    /// Entries claimed from one consumer by another, and entries `drop-oldest` deleted undelivered.
+    pub fn get(&self) -> (u64, u64) {
+        (self.before[0] + self.last[0], self.before[1] + self.last[1])
+    }
 }
 
 /// Every message the stream holds, delivered or not, oldest first.
@@ -298,5 +314,14 @@ mod tests {
         let (next, got) = claimed(&claim);
         assert_eq!((next.as_str(), got.len()), ("5-0", 2));
         assert_eq!(claimed(&Value::Nil).0, "0-0");
+    }
+
+    #[test]
+    fn server_totals_survive_a_server_that_counts_from_zero_again() {
+        let mut t = Totals::default();
+        t.read(3, 10);
+        t.read(5, 10);
+        t.read(1, 0);
+        assert_eq!(t.get(), (6, 10));
     }
 }

@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// One publish. `KEYS[1]`: the run's stream. `ARGV`: the job's message, the bound, `1` for
-/// `drop-oldest` (else the bound refuses), the group.
+/// One publish. `KEYS[1]`: the run's stream, `KEYS[2]`: the run's hash. `ARGV`: the job's
+/// message, the bound, `1` for `drop-oldest` (else the bound refuses), the group.
 ///
 /// Answers `-1` when the stream is gone (a server restarted without it: nothing is stored, and
 /// the stream is not made here, so only the controller's recovery makes it, with its group),
@@ -22,7 +22,8 @@ use redis::Script;
 /// entries (in service or prefetched at a node, not yet acknowledged) are never deleted, so a
 /// node that dies still has its jobs claimed by another. When every entry the stream holds has
 /// been delivered, the job just stored is the only undelivered one and is the one deleted: the
-/// bound holds, and the count (`n`) is exact either way.
+/// bound holds, and the count (`n`) is exact either way. The server keeps its own total of them
+/// in the hash (`trimmed`).
 pub const PUBLISH: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local bound = tonumber(ARGV[2])
@@ -51,24 +52,30 @@ while over > 0 do
   over = over - #batch
   last = ids[#ids]
 end
+if dropped > 0 then redis.call('HINCRBY', KEYS[2], 'trimmed', dropped) end
 return dropped
 ";
 
-/// One reading of the stream: `{XLEN, the group's pending count}`, at one instant. Fails when the
-/// stream or its group is gone (`NOGROUP`), which sends the controller to recover.
+/// One reading of the stream: `{XLEN, the group's pending count, the hash's claimed and trimmed
+/// totals}`, at one instant. Fails when the stream or its group is gone (`NOGROUP`), which sends
+/// the controller to recover.
 pub const HOLDING: &str = r"
 local n = redis.call('XLEN', KEYS[1])
 local p = redis.call('XPENDING', KEYS[1], ARGV[1])
-return {n, p[1]}
+local c = redis.call('HMGET', KEYS[2], 'claimed', 'trimmed')
+return {n, p[1], tonumber(c[1]) or 0, tonumber(c[2]) or 0}
 ";
 
 /// Claims for consumer `ARGV[2]` the group's entries idle (delivered and not acknowledged) for
 /// at least the run's `ack_wait`, read from the run's hash (`KEYS[2]`, which the controller
 /// writes), from cursor `ARGV[3]`, at most `ARGV[4]` of them: `XAUTOCLAIM`'s answer (the next
-/// cursor, the entries, the ids of entries deleted meanwhile).
+/// cursor, the entries, the ids of entries deleted meanwhile). The hash keeps the total claimed
+/// (`claimed`), whoever claimed them.
 pub const CLAIM: &str = r"
 local wait = tonumber(redis.call('HGET', KEYS[2], 'ack_wait_ms') or '30000')
-return redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], wait, ARGV[3], 'COUNT', ARGV[4])
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], wait, ARGV[3], 'COUNT', ARGV[4])
+if #r[2] > 0 then redis.call('HINCRBY', KEYS[2], 'claimed', #r[2]) end
+return r
 ";
 
 pub static PUBLISH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH));
