@@ -86,7 +86,10 @@ fn client(spec: &BrokerSpec) -> Result<redis::Client, BrokerError> {
     }
     let info = url.into_connection_info().map_err(|e| bad(&e))?;
     let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP2);
-    let info = info.set_redis_settings(settings);
+    // Commands from several tasks share a connection: Nagle's delay would hold a small one back
+    // behind another's unacknowledged bytes.
+    let info =
+        info.set_redis_settings(settings).set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
     if !tls {
         return redis::Client::open(info).map_err(|e| bad(&e));
     }

@@ -181,9 +181,17 @@ impl Adapter for Redis {
     }
 
     fn publish(&self, payload: Vec<u8>, cfg: Cfg) -> BoxFuture<'_, Result<Confirm, String>> {
+        let drop_oldest = cfg.policy == Policy::DropOldest;
         Box::pin(async move {
+            if cfg.policy == Policy::Block {
+                // The core waits for each answer under `block`: one publish in flight, sent
+                // straight from here (the batching task's hand-off would add to every round trip).
+                let (conn, keys) = (Arc::clone(&self.cmd), [self.key(), self.meta()]);
+                return Ok(Box::pin(async move { queue::publish_one(&conn, &keys, &payload, cfg.bound, false).await })
+                    as Confirm);
+            }
             let (answer, confirmed) = oneshot::channel();
-            let p = queue::Pub { payload, bound: cfg.bound, drop_oldest: cfg.policy == Policy::DropOldest, answer };
+            let p = queue::Pub { payload, bound: cfg.bound, drop_oldest, answer };
             self.publish.send(p).await.map_err(|_| "the publisher has stopped".to_string())?;
             let confirm: Confirm = Box::pin(async move {
                 confirmed.await.unwrap_or_else(|_| Published::Failed("the publisher has stopped".into()))

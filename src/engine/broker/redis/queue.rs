@@ -49,12 +49,11 @@ pub async fn publisher(conn: Arc<Conn>, keys: [String; 2], mut rx: mpsc::Receive
 /// One pipeline of publishes. Those that find the script gone from the server's cache (a
 /// restart empties it) were not run: they are sent again alone, which loads it.
 async fn publish_batch(conn: &Arc<Conn>, keys: &[String; 2], batch: &[Pub]) -> Vec<Published> {
-    let policy = |p: &Pub| if p.drop_oldest { "1" } else { "0" };
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for p in batch {
         pipe.cmd("EVALSHA").arg(PUBLISH_SCRIPT.get_hash()).arg(2).arg(keys);
-        pipe.arg(&p.payload).arg(p.bound).arg(policy(p)).arg(GROUP);
+        pipe.arg(&p.payload).arg(p.bound).arg(if p.drop_oldest { "1" } else { "0" }).arg(GROUP);
     }
     let answers: Vec<redis::RedisResult<i64>> = match conn.pipe(&pipe).await {
         Ok(a) => a,
@@ -65,14 +64,25 @@ async fn publish_batch(conn: &Arc<Conn>, keys: &[String; 2], batch: &[Pub]) -> V
         out.push(match a {
             Ok(n) => scripts::published(n),
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                let mut one = PUBLISH_SCRIPT.key(&keys[0]);
-                one.key(&keys[1]).arg(&p.payload).arg(p.bound).arg(policy(p)).arg(GROUP);
-                conn.script::<i64>(&one).await.map_or_else(|e| Published::Failed(e.to_string()), scripts::published)
+                publish_one(conn, keys, &p.payload, p.bound, p.drop_oldest).await
             }
             Err(e) => Published::Failed(e.to_string()),
         });
     }
     out
+}
+
+/// One publish through the script on its own (which loads the script if the server lacks it).
+pub async fn publish_one(
+    conn: &Arc<Conn>,
+    keys: &[String; 2],
+    payload: &[u8],
+    bound: usize,
+    drop_oldest: bool,
+) -> Published {
+    let mut call = PUBLISH_SCRIPT.key(&keys[0]);
+    call.key(&keys[1]).arg(payload).arg(bound).arg(if drop_oldest { "1" } else { "0" }).arg(GROUP);
+    conn.script::<i64>(&call).await.map_or_else(|e| Published::Failed(e.to_string()), scripts::published)
 }
 
 /// What the acknowledger is asked.
