@@ -132,7 +132,7 @@ fn a_redis_restart_is_survived_and_what_it_lost_is_counted() {
 #[test]
 fn a_password_opens_redis_and_is_never_shown() {
     const PASSWORD: &str = "pw-Zq81-never-shown";
-    let Some(redis) = Redis::start_with(Some(PASSWORD)) else { return };
+    let Some(redis) = Redis::start_with(Some(PASSWORD), None) else { return };
     let run = ["run", "--headless", "--duration", "1s", "--run-name", "r", "--broker"];
     let wrong = redis.url.replace(PASSWORD, "not-the-pw-7");
     refused(&with(&run, &wrong), &["refused the credentials", "redis://:***@127.0.0.1"]);
@@ -158,4 +158,33 @@ fn a_password_opens_redis_and_is_never_shown() {
         assert!(!text.is_empty() || what == "stdout", "{what} is empty");
         assert!(!text.contains(PASSWORD), "the password is in {what}");
     }
+}
+
+/// TLS (`rediss://`) to a server with a certificate from a CA made here: trusted with
+/// `--broker-ca`, refused without it or with another CA; a server that asks for a client
+/// certificate is refused without one and served with one its CA signed.
+#[test]
+fn tls_to_redis_is_trusted_through_the_ca_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, other) = (dir.path().join("ours"), dir.path().join("other"));
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let (ca, other) = (common::tls::test_ca(&ours), common::tls::test_ca(&other));
+    let Some(redis) = Redis::start_with(None, Some((&ca, false))) else { return };
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (trusted, untrusted) = (path(&ca.ca), path(&other.ca));
+    let (_, _, v) =
+        scenarios::the_command_line_runs_over_the_broker(&redis.url, &redis.url, &["--broker-ca", &trusted]);
+    assert_identity(&v);
+    let run = ["run", "--headless", "--duration", "1s", "--run-name", "r", "--broker", &redis.url];
+    refused(&run, &["cannot reach the broker at rediss://127.0.0.1", "certificate"]);
+    refused(&[&run[..], &["--broker-ca", &untrusted]].concat(), &["cannot reach", "certificate"]);
+    let Some(mutual) = Redis::start_with(None, Some((&ca, true))) else { return };
+    let run =
+        ["run", "--headless", "--duration", "1s", "--run-name", "r", "--broker", &mutual.url, "--broker-ca", &trusted];
+    refused(&run, &["cannot reach the broker at rediss://127.0.0.1"]);
+    let (cert, key) = (path(&ca.cert), path(&ca.key));
+    let with_cert = ["--broker-ca", &trusted, "--broker-cert", &cert, "--broker-key", &key];
+    let (_, _, v) = scenarios::the_command_line_runs_over_the_broker(&mutual.url, &mutual.url, &with_cert);
+    assert_identity(&v);
 }

@@ -138,40 +138,55 @@ pub struct Redis {
     bin: PathBuf,
     child: Option<Child>,
     pub port: u16,
-    /// `redis://127.0.0.1:PORT`, with the password when there is one.
+    /// `redis://127.0.0.1:PORT` (`rediss://` with TLS), with the password when there is one.
     pub url: String,
-    password: Option<String>,
+    /// `--requirepass`, TLS: what the server is started with beside its port and folder.
+    extra: Vec<String>,
+    tls: bool,
     dir: tempfile::TempDir,
 }
 
 impl Redis {
     /// A server, or `None` (skip) when redis-server is not installed.
     pub fn start() -> Option<Redis> {
-        Self::start_with(None)
+        Self::start_with(None, None)
     }
 
-    /// A server that wants `password` (`requirepass`) when one is given.
-    pub fn start_with(password: Option<&str>) -> Option<Redis> {
+    /// A server that wants `password` (`requirepass`) when one is given, and speaks TLS only, with the certificate and key of `tls` (and clients' certificates signed by
+    /// its CA required when `clients` says so) when given.
+    pub fn start_with(password: Option<&str>, tls: Option<(&super::tls::TestCa, bool)>) -> Option<Redis> {
         let bin = need("redis-server", REDIS_INSTALL)?;
         let port = free_port();
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = match password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{port}"),
-            None => format!("redis://127.0.0.1:{port}"),
+        let mut extra = Vec::new();
+        let auth = match password {
+            Some(p) => {
+                extra.extend(["--requirepass".to_string(), p.to_string()]);
+                format!(":{p}@")
+            }
+            None => String::new(),
         };
-        let mut r = Redis { bin, child: None, port, url, password: password.map(str::to_string), dir };
+        let path = |p: &std::path::Path| p.display().to_string();
+        if let Some((ca, clients)) = tls {
+            extra.extend(["--port".into(), "0".into(), "--tls-port".into(), port.to_string()]);
+            extra.extend(["--tls-cert-file".into(), path(&ca.cert), "--tls-key-file".into(), path(&ca.key)]);
+            extra.extend(["--tls-ca-cert-file".into(), path(&ca.ca), "--tls-auth-clients".into()]);
+            extra.push(if clients { "yes" } else { "no" }.into());
+        } else {
+            extra.extend(["--port".into(), port.to_string()]);
+        }
+        let scheme = if tls.is_some() { "rediss" } else { "redis" };
+        let url = format!("{scheme}://{auth}127.0.0.1:{port}");
+        let mut r = Redis { bin, child: None, port, url, extra, tls: tls.is_some(), dir };
         r.spawn();
         Some(r)
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(&self.bin);
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
+        cmd.args(&self.extra)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
             .arg(self.dir.path());
-        if let Some(p) = &self.password {
-            cmd.args(["--requirepass", p]);
-        }
         let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("redis-server starts");
         self.child = Some(child);
         let start = Instant::now();
@@ -181,9 +196,13 @@ impl Redis {
         }
     }
 
-    /// Whether the server answers `PING` (`+PONG`, or `-NOAUTH` from one that wants a password).
+    /// Whether the server answers `PING` (`+PONG`, or `-NOAUTH` from one that wants a password);
+    /// one that speaks TLS only, whether it listens.
     fn answers(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        if self.tls {
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut line = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
