@@ -9,13 +9,13 @@
 //!   every consumer's claims), and the server's own totals of entries `claimed` and `trimmed`
 //!   (kept by the scripts, read with each reading of the stream: [`Adapter::stats`]);
 //! - the pub/sub channels of its [`Topic`]s (`pooltune.NAME.control`, `.report`, `.clock`) and a
-//!   reply channel per process (see [`topics`]).
+//!   reply channel per process (see `topics.rs`).
 //!
 //! **The bound counts what the stream holds**: a job's entry is deleted when its job is
 //! acknowledged (`XACK` and `XDEL` in one `MULTI`), so the stream holds exactly the jobs waiting
 //! and those delivered (prefetched or in service) and not yet acknowledged, which is
 //! what [`holding`](Adapter::holding) reads: `XLEN` less the group's pending count, and that
-//! count. Every publish runs a Lua script ([`scripts::PUBLISH`]) that checks the bound atomically:
+//! count. Every publish runs a Lua script (`scripts.rs`) that checks the bound atomically:
 //! under `reject` and `block` a stream at its bound stores nothing ([`Published::Full`]); under
 //! `drop-oldest` the job is stored and the oldest entries the group has not delivered are deleted
 //! down to the bound, and their number returned ([`Published::Stored`]'s `dropped`: exact, so
