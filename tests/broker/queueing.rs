@@ -42,7 +42,7 @@ fn block_holds_the_producer_at_the_bound_over_the_broker() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = worker_of(&nats, "backlog", "a", &dir.path().join("a.log"), 2);
+    let mut node = worker_of(&nats.url, "backlog", "a", &dir.path().join("a.log"), 2);
     let bound = 100;
     let s = Settings {
         workers: 0,
@@ -87,7 +87,7 @@ fn the_final_model_keeps_the_nodes_workers() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = worker_of(&nats, "final-model", "a", &dir.path().join("a.log"), 4);
+    let mut node = worker_of(&nats.url, "final-model", "a", &dir.path().join("a.log"), 4);
     let s = Settings {
         workers: 2,
         queue: 1000,
@@ -116,8 +116,8 @@ fn the_final_model_keeps_the_nodes_workers() {
 fn two_nodes_with_prefetch(nats: &Nats, prefetch: usize) -> Snapshot {
     let run = format!("prefetch-{prefetch}");
     let dir = tempfile::tempdir().unwrap();
-    let mut a = worker_of(nats, &run, "a", &dir.path().join("a.log"), 4);
-    let mut b = worker_of(nats, &run, "b", &dir.path().join("b.log"), 4);
+    let mut a = worker_of(&nats.url, &run, "a", &dir.path().join("a.log"), 4);
+    let mut b = worker_of(&nats.url, &run, "b", &dir.path().join("b.log"), 4);
     let s = Settings {
         workers: 0,
         queue: 1000,

@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+// Broker runs through the binary: built with the command line (which brings the broker).
+#[cfg(feature = "cli")]
+pub mod nodes;
+#[cfg(feature = "cli")]
+pub mod scenarios;
 pub mod servers;
 pub mod tls;
 

@@ -128,3 +128,105 @@ impl Drop for Nats {
         self.stop();
     }
 }
+
+/// How to install redis-server.
+pub const REDIS_INSTALL: &str = "install it with `apt-get install redis-server`";
+
+/// A redis-server of the test's own: no persistence (`--save ''`, `--appendonly no`), so a
+/// restart loses what it held, as a cache-only server in production would.
+pub struct Redis {
+    bin: PathBuf,
+    child: Option<Child>,
+    pub port: u16,
+    /// `redis://127.0.0.1:PORT` (`rediss://` with TLS), with the password when there is one.
+    pub url: String,
+    /// `--requirepass`, TLS: what the server is started with beside its port and folder.
+    extra: Vec<String>,
+    tls: bool,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// A server, or `None` (skip) when redis-server is not installed.
+    pub fn start() -> Option<Redis> {
+        Self::start_with(None, None)
+    }
+
+    /// A server that wants `password` (`requirepass`) when one is given, and speaks TLS only, with the certificate and key of `tls` (and clients' certificates signed by
+    /// its CA required when `clients` says so) when given.
+    pub fn start_with(password: Option<&str>, tls: Option<(&super::tls::TestCa, bool)>) -> Option<Redis> {
+        let bin = need("redis-server", REDIS_INSTALL)?;
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut extra = Vec::new();
+        let auth = match password {
+            Some(p) => {
+                extra.extend(["--requirepass".to_string(), p.to_string()]);
+                format!(":{p}@")
+            }
+            None => String::new(),
+        };
+        let path = |p: &std::path::Path| p.display().to_string();
+        if let Some((ca, clients)) = tls {
+            extra.extend(["--port".into(), "0".into(), "--tls-port".into(), port.to_string()]);
+            extra.extend(["--tls-cert-file".into(), path(&ca.cert), "--tls-key-file".into(), path(&ca.key)]);
+            extra.extend(["--tls-ca-cert-file".into(), path(&ca.ca), "--tls-auth-clients".into()]);
+            extra.push(if clients { "yes" } else { "no" }.into());
+        } else {
+            extra.extend(["--port".into(), port.to_string()]);
+        }
+        let scheme = if tls.is_some() { "rediss" } else { "redis" };
+        let url = format!("{scheme}://{auth}127.0.0.1:{port}");
+        let mut r = Redis { bin, child: None, port, url, extra, tls: tls.is_some(), dir };
+        r.spawn();
+        Some(r)
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.extra)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(self.dir.path());
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("redis-server starts");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !self.answers() {
+            assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not answer on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the server answers `PING` (`+PONG`, or `-NOAUTH` from one that wants a password);
+    /// one that speaks TLS only, whether it listens.
+    fn answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        if self.tls {
+            return true;
+        }
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut line = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok()
+            && std::io::Read::read(&mut s, &mut line)
+                .is_ok_and(|n| line[..n].starts_with(b"+PONG") || line[..n].starts_with(b"-NOAUTH"))
+    }
+
+    /// Stops the server (what it held is gone with it).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
