@@ -53,7 +53,14 @@ impl RunContext {
         let (queue, announce) = queue_choice(args)?;
         let (work, http) = Self::work(work, args)?;
         let arrivals = args.trace.load(profile_arrivals)?;
-        Ok(RunContext { work, http, queue, announce, command: std::env::args().collect(), arrivals })
+        Ok(RunContext {
+            work,
+            http,
+            queue,
+            announce,
+            command: crate::engine::broker::redact_command(std::env::args()),
+            arrivals,
+        })
     }
 
     fn work(work: Option<Work>, args: &RunArgs) -> Result<(Option<Work>, Option<Http>), BadInput> {

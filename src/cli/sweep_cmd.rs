@@ -64,7 +64,7 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     eprintln!();
     let _ = engine.try_join()?;
     let mut report = report?;
-    report.command = std::env::args().collect();
+    report.command = crate::engine::broker::redact_command(std::env::args());
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(f) = json {
         finish::write_json(f, &text)?;

@@ -30,7 +30,7 @@ mod tasks;
 pub mod wire;
 
 pub(crate) use queue::BrokerQueue;
-pub use spec::{BrokerError, BrokerSpec, Security, unique_run_name};
+pub use spec::{BrokerError, BrokerSpec, Security, redact_command, unique_run_name};
 pub(crate) use state::Receipt;
 
 /// The schemes an adapter serves, as `--broker` accepts them; the first of each line is the

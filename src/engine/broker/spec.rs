@@ -149,6 +149,23 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A command line as it may be written (the JSON's and the report's `command`): every URL in
+/// it, alone or after `--flag=`, with its password or token replaced by `***`.
+#[must_use]
+pub fn redact_command(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| {
+            if !(a.contains("://") && a.contains('@')) {
+                return a;
+            }
+            match a.split_once('=').filter(|(flag, _)| flag.starts_with("--")) {
+                Some((flag, url)) => format!("{flag}={}", redact(url)),
+                None => redact(&a),
+            }
+        })
+        .collect()
+}
+
 /// A run name no other run on this broker is likely to have: `run-` and the process id and the
 /// time in milliseconds, in hex.
 #[must_use]
@@ -193,5 +210,7 @@ mod tests {
         assert_eq!(t.shown(), "nats://***@127.0.0.1:4222");
         let e = BrokerSpec::new("http://u:hidden@x:1", "r").unwrap_err().to_string();
         assert!(!e.contains("hidden"), "{e}");
+        let args = ["run", "--broker", "amqp://me:pw1@h:1", "--broker=nats://tok@h:2", "x@y"].map(String::from);
+        assert_eq!(redact_command(args), ["run", "--broker", "amqp://me:***@h:1", "--broker=nats://***@h:2", "x@y"]);
     }
 }
