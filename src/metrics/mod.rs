@@ -134,6 +134,14 @@ pub struct BrokerView {
     /// The consumer's `max_ack_pending`, and the most jobs held unacknowledged at a sample.
     pub ack_pending_cap: u64,
     pub ack_pending_max: u64,
+    /// RabbitMQ: the most jobs delivered and not yet acknowledged at a reading, every
+    /// process's (`ack_pending_max` by RabbitMQ's name). `None`, and not written, elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unacked_max: Option<u64>,
+    /// RabbitMQ: publishes the queue refused with a nack (at its bound): each a rejected job
+    /// under `reject`, a retry under `block`. `None`, and not written, elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirms_nacked: Option<u64>,
     /// Publish → delivered to a worker process, over the run.
     pub time_in_broker_ms: Summary,
     /// Publishes that failed for another reason than a full stream (the broker away, say):

@@ -19,6 +19,7 @@ use std::time::Duration;
 use super::BrokerError;
 use super::link::Link;
 use super::state::Cfg;
+use crate::metrics::BrokerView;
 
 /// A boxed future, as every adapter method returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -175,6 +176,10 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// The requests sent on `topic` from now on (one server per topic: the controller).
     fn serve(&self, topic: Topic) -> BoxFuture<'_, Result<BoxStream<Request>, String>>;
+
+    /// Fills the snapshot's fields that are this broker's own (RabbitMQ's `unacked_max`,
+    /// `confirms_nacked`), the core's filled already.
+    fn fill(&self, _view: &mut BrokerView) {}
 }
 
 /// An adapter behind the seam.

@@ -348,7 +348,7 @@ impl BrokerQueue {
         let cluster = self.cluster.as_deref();
         let broker_ns = c.broker_time_ns.load(Ordering::Relaxed) + cluster.map_or(0, |k| k.broker_time(&mut hist));
         let (stream, consumer) = self.inner.broker.names();
-        BrokerView {
+        let mut view = BrokerView {
             url: self.inner.spec.shown(),
             stream,
             consumer,
@@ -363,7 +363,11 @@ impl BrokerQueue {
             link: self.inner.broker.link().view(self.inner.streams_lost.load(Ordering::Relaxed)),
             lost_in_broker: 0,
             unaccounted: 0,
-        }
+            unacked_max: None,
+            confirms_nacked: None,
+        };
+        self.inner.broker.fill(&mut view);
+        view
     }
 
     /// Ends publishing and fetching. Jobs never published, and jobs fetched here but never
