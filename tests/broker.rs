@@ -6,9 +6,9 @@ mod common;
 #[path = "broker/queueing.rs"]
 mod queueing;
 
-use std::process::Command;
 use std::time::Duration;
 
+use common::procs::{self, KillOnDrop, exit_of, n, pooltune, refused, with};
 use common::servers::Nats;
 use common::{assert_accounted, exclusive, settings, wait_for};
 use pooltune::engine::broker::BrokerSpec;
@@ -97,24 +97,6 @@ fn a_live_bound_and_policy_change_reach_the_stream() {
     assert_accounted(&last);
 }
 
-fn pooltune(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pooltune")).args(args).output().unwrap()
-}
-
-fn refused(args: &[&str], want: &[&str]) {
-    let out = pooltune(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err}");
-    for w in want {
-        assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
-    }
-}
-
-fn with<'a>(run: &[&'a str], url: &'a str) -> Vec<&'a str> {
-    [run, &[url]].concat()
-}
-
 /// Bad URLs, an unreachable broker and one without JetStream: one line naming the URL and the
 /// reason, exit status 2, before any run.
 #[test]
@@ -166,87 +148,14 @@ fn the_command_line_runs_over_the_broker() {
     assert_eq!(n("offered"), n("completed") + n("failed") + n("rejected") + n("dropped") + n("abandoned"), "{j}");
 }
 
-/// A `pooltune worker` process for `run`, its stderr kept in `log`; killed if the test fails
-/// half-way, so no node is left reconnecting to a stopped server.
+/// A `pooltune worker` process for `run`, its stderr kept in `log`.
 fn worker(nats: &Nats, run: &str, name: &str, log: &std::path::Path) -> KillOnDrop {
     worker_of(nats, run, name, log, 2)
 }
 
 /// [`worker`] with `workers` workers.
 fn worker_of(nats: &Nats, run: &str, name: &str, log: &std::path::Path, workers: usize) -> KillOnDrop {
-    let workers = workers.to_string();
-    KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_pooltune"))
-            .args([
-                "worker",
-                "--broker",
-                &nats.url,
-                "--run-name",
-                run,
-                "--workers",
-                &workers,
-                "--name",
-                name,
-                "--threads",
-                "1",
-                "--log",
-                log.with_extension("trace").to_str().unwrap(),
-            ])
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Waits for a worker process to exit by itself (a liveness bound, not a timing assertion).
-fn exit_of(child: &mut std::process::Child) -> Option<i32> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("the worker process did not exit after the run");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn controller(nats: &Nats, run: &str, json: &std::path::Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "run",
-        "--headless",
-        "--broker",
-        &nats.url,
-        "--run-name",
-        run,
-        "--workers",
-        "0",
-        "--service",
-        "10ms",
-        "--service-dist",
-        "constant",
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = pooltune(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
-}
-
-fn n(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
-}
-
-/// Every job counted once, and each by a count of its own: `unaccounted` is what the end of the
-/// run could only fold into `abandoned` (a job lost).
-fn assert_identity(v: &serde_json::Value) {
-    let j = &v["jobs"];
-    let sum = n(j, "completed") + n(j, "failed") + n(j, "rejected") + n(j, "dropped") + n(j, "abandoned");
-    assert_eq!(n(j, "offered"), sum, "every job once: {j}\nbroker {}\nnodes {}", v["broker"], v["nodes"]);
-    assert_eq!(n(&v["broker"], "unaccounted"), 0, "jobs lost: {}", v["broker"]);
+    procs::worker(&nats.url, run, name, log, workers)
 }
 
 /// A controller with no workers of its own and two worker processes: the nodes serve every
@@ -256,36 +165,7 @@ fn assert_identity(v: &serde_json::Value) {
 fn two_worker_processes_serve_a_controller_with_none() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = worker(&nats, "pair", "a", &dir.path().join("a.log"));
-    let mut b = worker(&nats, "pair", "b", &dir.path().join("b.log"));
-    let v = controller(&nats, "pair", &dir.path().join("run.json"), &["--rate", "200", "--duration", "3s"]);
-    for (child, name) in [(&mut a, "a"), (&mut b, "b")] {
-        let log = dir.path().join(format!("{name}.log"));
-        assert_eq!(exit_of(child), Some(0), "{}", std::fs::read_to_string(&log).unwrap());
-        let text = std::fs::read_to_string(&log).unwrap();
-        assert!(text.contains(&format!("node {name} served")), "{text}");
-        // Its own log file (--log), with the broker's events in it.
-        let trace = std::fs::read_to_string(log.with_extension("trace")).unwrap();
-        assert!(trace.contains("connected"), "node {name}'s log: {trace}");
-    }
-    let j = &v["jobs"];
-    assert_identity(&v);
-    assert!(n(j, "completed") > 400, "{j}");
-    let nodes = v["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 2, "{nodes:?}");
-    let served: u64 = nodes.iter().map(|x| n(x, "completed")).sum();
-    assert_eq!(served, n(j, "completed"), "the nodes' reports are the run's completions");
-    for x in nodes {
-        assert!(n(x, "completed") > 50 && x["finished"] == true && x["lost"] == false, "{x}");
-        let offset = x["clock_offset_ms"].as_f64().unwrap();
-        eprintln!("node {}: clock offset {offset:+.4} ms ± {:.4}", x["name"], x["clock_uncertainty_ms"]);
-        assert!(offset.abs() <= 0.1, "one machine's clock is 0 ms from itself: {x}");
-    }
-    assert_eq!(v["broker"]["duplicates"], 0);
-    // The controller ran no job: the time in broker is the nodes' (publish → delivered there).
-    let tib = &v["broker"]["time_in_broker_ms"];
-    assert_eq!(n(tib, "count"), served, "every served job's time in broker: {tib}");
+    procs::two_nodes_serve(&nats.url, "pair", |_| 0.1);
 }
 
 /// kill -9 of a worker node mid-run: the jobs it held come back after `ack_wait` and the other
@@ -295,34 +175,12 @@ fn two_worker_processes_serve_a_controller_with_none() {
 fn a_killed_node_loses_no_job() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
-    let dir = tempfile::tempdir().unwrap();
-    let a_log = dir.path().join("a.log");
-    let mut a = worker(&nats, "kill", "a", &a_log);
-    let mut b = worker(&nats, "kill", "b", &dir.path().join("b.log"));
-    // Killed once it has joined and had 700 ms to fill its inbox (a liveness bound on the wait).
-    let killer = std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        while !std::fs::read_to_string(&a_log).unwrap_or_default().contains("joined") {
-            assert!(start.elapsed() < Duration::from_secs(20), "node a never joined");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(700));
-        a.kill().unwrap();
-        a.wait().unwrap()
-    });
-    let v = controller(
-        &nats,
+    let v = procs::kill_a_node(
+        &nats.url,
         "kill",
-        &dir.path().join("run.json"),
         &["--rate", "500", "--duration", "5s", "--ack-wait", "1s", "--queue", "1000"],
     );
-    killer.join().unwrap();
-    assert_eq!(exit_of(&mut b), Some(0));
     let j = &v["jobs"];
-    assert_identity(&v);
-    let nodes = v["nodes"].as_array().unwrap();
-    let node = |name: &str| nodes.iter().find(|x| x["name"] == name).unwrap();
-    assert!(node("a")["lost"] == true && node("b")["lost"] == false, "{nodes:?}");
     let redelivered = n(&v["broker"], "redelivered");
     // nats-server 2.9 (Debian bookworm's 2.9.10) in about 4 runs of 10 never redelivers what the
     // killed node held: the consumer's acknowledgements pending stay put past `ack_wait`, with
@@ -404,31 +262,6 @@ fn one_node_and_then_every_node_take_a_worker_count() {
     }
 }
 
-/// A worker process killed when dropped, unless it has ended.
-struct KillOnDrop(std::process::Child);
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// The server stopped for 2 s and started again mid-run (same port, same store): controller and
 /// node say so, reconnect and go on. The stream is memory storage, so what it held is gone with
 /// the server: counted as `lost_in_broker` (never more than the stream could hold: its bound),
@@ -438,61 +271,17 @@ impl Drop for KillOnDrop {
 fn a_server_restart_is_survived_and_what_it_lost_is_counted() {
     let Some(mut nats) = Nats::start() else { return };
     let _g = exclusive();
-    let dir = tempfile::tempdir().unwrap();
-    let node_log = dir.path().join("a.log");
-    let mut a = worker(&nats, "restart", "a", &node_log);
-    let json = dir.path().join("run.json");
-    let args = [
-        "run",
-        "--headless",
-        "--broker",
-        &nats.url,
-        "--run-name",
-        "restart",
-        "--workers",
-        "2",
-        "--service",
-        "5ms",
-        "--service-dist",
-        "constant",
-        "--rate",
-        "1000",
-        "--duration",
-        "9s",
-        "--queue",
-        "400",
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    let run = Command::new(env!("CARGO_BIN_EXE_pooltune"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(3000));
-    nats.stop();
-    std::thread::sleep(Duration::from_millis(2000));
-    nats.restart();
-    let out = run.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(exit_of(&mut a), Some(0));
-    let node = std::fs::read_to_string(&node_log).unwrap();
-    for (who, text) in [("controller", &*stderr), ("node", &*node)] {
-        assert!(text.contains("lost the broker") && text.contains("reconnected"), "{who}: {text}");
-    }
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let url = nats.url.clone();
+    let v =
+        procs::through_an_outage(
+            &url,
+            "restart",
+            ["1000", "9s", "400"],
+            |up| if up { nats.restart() } else { nats.stop() },
+        );
     let (j, b) = (&v["jobs"], &v["broker"]);
-    assert_identity(&v);
-    eprintln!("jobs {j}\nbroker {b}");
     let lost = n(b, "lost_in_broker");
     assert!(lost > 0 && lost <= 400, "the stream's backlog (at most its bound, 400) went with the server: {b}");
-    assert!(n(b, "disconnects") >= 1, "{b}");
-    // Every report the node sent through the outage reached the controller: what it says it
-    // served is what the controller counted for it.
-    let served: u64 = node.split("node a served ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
-    assert_eq!(n(&v["nodes"][0], "completed"), served, "{}", v["nodes"]);
     assert!(n(j, "abandoned") >= lost, "lost jobs are among the abandoned: {j}");
     // At most 3 s × 1000/s arrived before the stop: more completions than that came after it.
     assert!(n(j, "completed") > 3000, "the run went on after the restart: {j}");

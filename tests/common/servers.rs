@@ -7,8 +7,10 @@
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The program `name` on PATH, or `None` after printing how to install it (a failure instead
@@ -112,4 +114,155 @@ impl Drop for Nats {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How to install RabbitMQ.
+pub const RABBIT_INSTALL: &str = "install it with `apt-get install rabbitmq-server`";
+
+/// The package's own server script. The `rabbitmq-server` on PATH is a wrapper that switches to
+/// the `rabbitmq` user, who cannot write the test's temporary directory; this one runs as the
+/// caller.
+const RABBIT_SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+
+/// The user the tests' RabbitMQ knows (not the default `guest`), and its password.
+pub const RABBIT_USER: &str = "pooltune-test";
+pub const RABBIT_PASSWORD: &str = "s3cret-Rabbit-pw";
+
+/// A rabbitmq-server of the test's own: its node name, ports, data and logs in a temporary
+/// directory, the erlang port mapper (epmd) on a port of its own, one user with a password.
+///
+/// It boots in about 8 s, so a test binary shares one ([`Rabbit::shared`]), each test with
+/// its own run name; only a test that stops the server has one of its own ([`Rabbit::start`]).
+/// Everything runs in one process group under a `bash` watchdog that ends the group when the
+/// test process is gone, so a shared server (a static, never dropped) does not outlive its
+/// test binary.
+pub struct Rabbit {
+    child: Option<Child>,
+    pub port: u16,
+    dist: u16,
+    epmd: u16,
+    dir: tempfile::TempDir,
+}
+
+static SHARED: OnceLock<Option<Rabbit>> = OnceLock::new();
+
+impl Rabbit {
+    /// The test binary's server, started by the first test that asks; `None` (skip) when
+    /// RabbitMQ is not installed.
+    pub fn shared() -> Option<&'static Rabbit> {
+        SHARED.get_or_init(Rabbit::start).as_ref()
+    }
+
+    /// A server of the caller's own.
+    pub fn start() -> Option<Rabbit> {
+        need("rabbitmq-server", RABBIT_INSTALL)?;
+        assert!(Path::new(RABBIT_SCRIPT).is_file(), "{RABBIT_SCRIPT} is missing: reinstall rabbitmq-server");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let mut r = Rabbit { child: None, port, dist: free_port(), epmd: free_port(), dir };
+        let conf = format!(
+            "listeners.tcp.default = {port}\n\
+             default_user = {RABBIT_USER}\n\
+             default_pass = {RABBIT_PASSWORD}\n\
+             default_vhost = /\n\
+             default_permissions.configure = .*\n\
+             default_permissions.read = .*\n\
+             default_permissions.write = .*\n\
+             loopback_users = none\n\
+             log.console = false\n\
+             log.file.level = warning\n"
+        );
+        std::fs::write(r.dir.path().join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
+        std::fs::write(r.dir.path().join("enabled_plugins"), "[].\n").expect("enabled_plugins");
+        r.spawn();
+        Some(r)
+    }
+
+    /// `amqp://USER:PASSWORD@127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.url_as(RABBIT_USER, RABBIT_PASSWORD)
+    }
+
+    /// The server's URL with other credentials.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("amqp://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let d = self.dir.path();
+        let node = format!("pooltune-{}@localhost", self.port);
+        // epmd first, in the foreground of the group (the server would otherwise start a daemon
+        // of its own outside it), then the server; the watchdog waits for the test process.
+        let script = format!(
+            "epmd -port {epmd} & \
+             until (exec 3<>/dev/tcp/127.0.0.1/{epmd}) 2>/dev/null; do sleep 0.05; done; \
+             {RABBIT_SCRIPT} & \
+             while s=$(ps -o stat= -p {owner}) && [ \"${{s#Z}}\" = \"$s\" ]; do sleep 0.5; done; \
+             kill -9 0",
+            epmd = self.epmd,
+            owner = std::process::id(),
+        );
+        let out = std::fs::File::create(d.join("server.out")).expect("server.out");
+        let child = Command::new("bash")
+            .args(["-c", &script])
+            .process_group(0)
+            .env("HOME", d)
+            .env("ERL_EPMD_PORT", self.epmd.to_string())
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_FEATURE_FLAGS_FILE", d.join("feature_flags"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("server.out"))
+            .stderr(out)
+            .spawn()
+            .expect("bash starts rabbitmq-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !speaks_amqp(self.port) {
+            let log = std::fs::read_to_string(d.join("server.out")).unwrap_or_default();
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "rabbitmq-server did not answer on port {}:\n{log}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the server (SIGKILL to its process group: the shell, the erlang VM, epmd).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let group = nix::unistd::Pid::from_raw(i32::try_from(c.id()).expect("a pid"));
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports, node name and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Rabbit {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether the port answers the AMQP 0-9-1 protocol header with a method frame
+/// (`connection.start`): the server is up, its users made.
+fn speaks_amqp(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut frame = [0u8; 8];
+    s.write_all(b"AMQP\x00\x00\x09\x01").is_ok() && s.read_exact(&mut frame).is_ok() && frame[0] == 1
 }
