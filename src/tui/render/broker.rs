@@ -1,5 +1,6 @@
-//! The broker panel, on a broker run only: the stream (jobs held against the bound, acks
-//! pending, refusals retried, redeliveries, duplicates, time in the broker) and one line per
+//! The broker panel, on a broker run only: the stream or queue (jobs held against the bound,
+//! acks pending or RabbitMQ's unacknowledged and nacks, refusals retried, redeliveries,
+//! duplicates, time in the broker) and one line per
 //! worker node (workers busy/live, jobs done, p99, clock offset, when last heard; LOST when it
 //! fell silent).
 
@@ -23,19 +24,33 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let Some(b) = &s.snap.broker else { return };
     let width = area.width.saturating_sub(2) as usize;
     let q = &s.snap.queue;
-    let stream = vec![
-        // What the bound counts: the jobs the stream holds (waiting, pulled ahead, in service).
-        (KEEP, Span::raw(format!(" in stream {} / bound {}", q.depth, q.bound))),
-        (HIGH, Span::raw(parts(q.parts))),
-        (HIGH, Span::raw(format!("  acks pending max {} / {}", b.ack_pending_max, b.ack_pending_cap))),
-        (HIGH, Span::raw(format!("  redelivered {}", b.redelivered))),
-        (MID, Span::raw(format!("  retries {}", b.publish_retries))),
-        (MID, Span::raw(format!("  duplicates {}", b.duplicates))),
-        (LOW, Span::raw(format!("  in broker p99 {} ms", ms(b.time_in_broker_ms.p99)))),
-        (fit::count_rank(b.link.disconnects, MID), Span::raw(format!("  outages {}", b.link.disconnects))),
-        // A stream made again: the jobs it held are counted `lost_in_broker` at the end.
-        (fit::count_rank(b.link.streams_lost, HIGH), Span::raw(format!("  stream lost ×{}", b.link.streams_lost))),
-    ];
+    let stream = match (b.unacked_max, b.confirms_nacked) {
+        // RabbitMQ: the bound counts ready jobs only; the queue holds the unacknowledged too.
+        (Some(unacked), Some(nacked)) => vec![
+            (KEEP, Span::raw(format!(" in queue {} / ready bound {}", q.depth, q.bound))),
+            (HIGH, Span::raw(format!("  unacked max {unacked}"))),
+            (HIGH, Span::raw(format!("  nacked {nacked}"))),
+            (MID, Span::raw(parts(q.parts, "queue"))),
+            (MID, Span::raw(format!("  redelivered {}", b.redelivered))),
+            (LOW, Span::raw(format!("  duplicates {}", b.duplicates))),
+            (LOW, Span::raw(format!("  in broker p99 {} ms", ms(b.time_in_broker_ms.p99)))),
+            (fit::count_rank(b.link.disconnects, MID), Span::raw(format!("  outages {}", b.link.disconnects))),
+            (fit::count_rank(b.link.streams_lost, HIGH), Span::raw(format!("  queue lost ×{}", b.link.streams_lost))),
+        ],
+        _ => vec![
+            // What the bound counts: the jobs the stream holds (waiting, pulled ahead, in service).
+            (KEEP, Span::raw(format!(" in stream {} / bound {}", q.depth, q.bound))),
+            (HIGH, Span::raw(parts(q.parts, "stream"))),
+            (HIGH, Span::raw(format!("  acks pending max {} / {}", b.ack_pending_max, b.ack_pending_cap))),
+            (HIGH, Span::raw(format!("  redelivered {}", b.redelivered))),
+            (MID, Span::raw(format!("  retries {}", b.publish_retries))),
+            (MID, Span::raw(format!("  duplicates {}", b.duplicates))),
+            (LOW, Span::raw(format!("  in broker p99 {} ms", ms(b.time_in_broker_ms.p99)))),
+            (fit::count_rank(b.link.disconnects, MID), Span::raw(format!("  outages {}", b.link.disconnects))),
+            // A stream made again: the jobs it held are counted `lost_in_broker` at the end.
+            (fit::count_rank(b.link.streams_lost, HIGH), Span::raw(format!("  stream lost ×{}", b.link.streams_lost))),
+        ],
+    };
     let mut lines = vec![fit::fit(stream, width)];
     if s.snap.nodes.is_empty() {
         lines.push(Line::from(Span::styled(
@@ -48,11 +63,11 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     Paragraph::new(lines).block(Block::bordered().title(title)).render(area, buf);
 }
 
-/// Where the jobs waiting for a worker are: the controller's outbox, the stream (undelivered),
-/// pulled ahead at the worker processes.
-fn parts(p: Option<QueueParts>) -> String {
+/// Where the jobs waiting for a worker are: the controller's outbox, the broker's queue (`what`:
+/// the stream, the queue; undelivered), pulled ahead at the worker processes.
+fn parts(p: Option<QueueParts>, what: &str) -> String {
     let p = p.unwrap_or_default();
-    format!("  waiting: outbox {:.0} · stream {:.0} · held {:.0}", p.outbox, p.stream, p.held)
+    format!("  waiting: outbox {:.0} · {what} {:.0} · held {:.0}", p.outbox, p.stream, p.held)
 }
 
 fn node(n: &NodeView, width: usize) -> Line<'static> {
