@@ -111,18 +111,45 @@ fn each_policy_counts_every_job_once_over_rabbitmq() {
 }
 
 /// The queue is declared from the knobs; a live change of the bound cannot reach it (RabbitMQ
-/// keeps a declared queue's arguments): it keeps them and says so, and the run goes on and
-/// accounts for every job. `reject` → `block` needs nothing of the queue.
+/// keeps a declared queue's arguments): it keeps them, and the run goes on and accounts for
+/// every job. `reject` → `block` needs nothing of the queue. A live `prefetch` does reach the
+/// consumer: 2 workers of 20 ms against 200 jobs/s are both busy, and at prefetch 1 (one
+/// unacknowledged delivery) never more than one is.
 #[test]
-fn the_queue_is_declared_from_the_knobs_and_keeps_them() {
+fn the_queue_is_declared_from_the_knobs_and_prefetch_follows_live() {
     let Some(r) = Rabbit::shared() else { return };
-    let s = Settings { workers: 2, queue: 30, policy: Policy::Reject, rate: Rate::PerSec(200.0), ..settings() };
-    let engine = EngineHandle::start_on(s, RunOptions::default(), None, on(r, "amqp-live")).unwrap();
+    let _g = exclusive();
+    let s = Settings {
+        workers: 2,
+        queue: 30,
+        policy: Policy::Reject,
+        rate: Rate::PerSec(200.0),
+        service: Duration::from_millis(20),
+        service_dist: ServiceDist::Constant,
+        ..settings()
+    };
+    let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
+    let engine = EngineHandle::start_on(s, opts, None, on(r, "amqp-live")).unwrap();
     assert!(declared_with(r, "amqp-live", 30, "reject-publish"), "the queue has bound 30 and reject-publish");
     assert!(!declared_with(r, "amqp-live", 30, "drop-head"), "a declaration with other arguments is refused");
+    common::wait_for(&engine, Duration::from_secs(10), "both workers busy", |s| s.busy_workers == 2);
     engine.try_send(Cmd::Set(Knob::Queue(500))).unwrap();
     engine.try_send(Cmd::Set(Knob::Policy(Policy::Block))).unwrap();
-    common::wait_for(&engine, Duration::from_secs(10), "completed jobs", |s| s.totals.completed > 100);
+    engine.try_send(Cmd::Set(Knob::Prefetch(1))).unwrap();
+    // The deliveries made under prefetch 64 are served first (at most the 30 ready, the bound,
+    // and 64 held: under a second at 100 jobs/s); from then on one at a time.
+    let at = |s: &pooltune::metrics::Snapshot| s.elapsed;
+    let changed = at(&common::wait_for(&engine, Duration::from_secs(5), "a tick", |s| s.settings.prefetch == 1));
+    let mut rx = engine.subscribe();
+    let mut busy = Vec::new();
+    while busy.len() < 20 {
+        let snap = rx.borrow_and_update().clone();
+        if at(&snap) > changed + Duration::from_secs(2) && busy.last().is_none_or(|(t, _)| *t < snap.tick) {
+            busy.push((snap.tick, snap.busy_workers));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(busy.iter().all(|(_, b)| *b <= 1), "at prefetch 1 one job at a time: {busy:?}");
     assert!(declared_with(r, "amqp-live", 30, "reject-publish"), "the queue keeps its arguments");
     let last = engine.shutdown();
     assert_accounted(&last);
@@ -152,6 +179,28 @@ fn a_broker_that_cannot_be_used_is_refused_before_the_run() {
     let url = r.url();
     refused(&[&with(&run, &url)[..], &["--broker-creds", "x.creds"]].concat(), &["--broker-creds", "NATS"]);
     refused(&[&with(&run, &url)[..], &["--broker-ca", "ca.pem"]].concat(), &["--broker-ca", "amqps://"]);
+}
+
+/// `amqps://` against a listener that wants a client certificate from the test's CA: with the CA
+/// (`--broker-ca`) and the client's certificate and key the run goes through; without the
+/// certificate, or without the CA (the server's certificate then chains to no root pooltune
+/// trusts), it is refused before the run in one line.
+#[test]
+fn amqps_with_a_private_ca_and_a_client_certificate() {
+    let Some(r) = Rabbit::shared() else { return };
+    let url = r.tls_url();
+    let (ca, cert, key) = (r.tls_file("ca.pem"), r.tls_file("client.pem"), r.tls_file("client.key"));
+    let (ca, cert, key) = (ca.to_str().unwrap(), cert.to_str().unwrap(), key.to_str().unwrap());
+    let run = ["run", "--headless", "--duration", "1s", "--rate", "100", "--run-name", "amqp-tls", "--broker"];
+    let out =
+        pooltune(&[&with(&run, &url)[..], &["--broker-ca", ca, "--broker-cert", cert, "--broker-key", key]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = format!("amqps://{RABBIT_USER}:***@127.0.0.1:{}", r.tls_port);
+    refused(&[&with(&run, &url)[..], &["--broker-ca", ca]].concat(), &[&shown, "cannot reach"]);
+    refused(
+        &[&with(&run, &url)[..], &["--broker-cert", cert, "--broker-key", key]].concat(),
+        &[&shown, "cannot reach"],
+    );
 }
 
 /// The command line over RabbitMQ with the server's user and password: the run accounts for

@@ -3,6 +3,8 @@
 //! connection, a name that does not resolve, an untrusted certificate, and targets refused
 //! before the run.
 
+mod common;
+
 use std::convert::Infallible;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -14,9 +16,6 @@ use http_body_util::Full;
 use hyper::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
@@ -70,17 +69,8 @@ fn start_server(tls: Option<Arc<ServerConfig>>) -> (u16, Arc<AtomicU64>) {
 /// A CA made for this test, and a server certificate for 127.0.0.1 that it signed: the CA's PEM
 /// (what `--ca-cert` takes) and the server's TLS config.
 fn test_ca() -> (String, Arc<ServerConfig>) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "pooltune test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
+    let ca = common::tls::TestCa::new();
+    let (cert, key) = ca.sign(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -88,7 +78,7 @@ fn test_ca() -> (String, Arc<ServerConfig>) {
         .with_no_client_auth()
         .with_single_cert(vec![cert.der().clone()], PrivatePkcs8KeyDer::from(key.serialize_der()).into())
         .unwrap();
-    (ca.pem(), Arc::new(config))
+    (ca.pem, Arc::new(config))
 }
 
 fn pooltune(args: &[&str]) -> Output {

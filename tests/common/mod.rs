@@ -3,6 +3,7 @@
 
 pub mod procs;
 pub mod servers;
+pub mod tls;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};

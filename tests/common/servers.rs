@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -21,6 +21,11 @@ pub fn need(name: &str, install: &str) -> Option<PathBuf> {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|dir| dir.join(name))
         .find(|p| p.is_file());
+    need_at(name, found, install)
+}
+
+/// `found`, or `None` after saying (as [`need`] does) that `name` is not installed.
+pub fn need_at(name: &str, found: Option<PathBuf>, install: &str) -> Option<PathBuf> {
     if found.is_none() {
         let line = format!("skipped: {name} is not installed; {install}");
         assert!(std::env::var_os("POOLTUNE_REQUIRE_SERVERS").is_none(), "{line} (POOLTUNE_REQUIRE_SERVERS is set)");
@@ -139,6 +144,8 @@ pub const RABBIT_PASSWORD: &str = "s3cret-Rabbit-pw";
 pub struct Rabbit {
     child: Option<Child>,
     pub port: u16,
+    /// A TLS listener that asks every client for a certificate signed by the test's CA.
+    pub tls_port: u16,
     dist: u16,
     epmd: u16,
     dir: tempfile::TempDir,
@@ -155,13 +162,21 @@ impl Rabbit {
 
     /// A server of the caller's own.
     pub fn start() -> Option<Rabbit> {
-        need("rabbitmq-server", RABBIT_INSTALL)?;
-        assert!(Path::new(RABBIT_SCRIPT).is_file(), "{RABBIT_SCRIPT} is missing: reinstall rabbitmq-server");
+        let script = Some(PathBuf::from(RABBIT_SCRIPT)).filter(|p| p.is_file());
+        need_at("rabbitmq-server", script, RABBIT_INSTALL)?;
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = free_port();
-        let mut r = Rabbit { child: None, port, dist: free_port(), epmd: free_port(), dir };
+        let (port, tls_port) = (free_port(), free_port());
+        let mut r = Rabbit { child: None, port, tls_port, dist: free_port(), epmd: free_port(), dir };
+        let d = r.dir.path().display();
+        tls_files(r.dir.path());
         let conf = format!(
             "listeners.tcp.default = {port}\n\
+             listeners.ssl.default = {tls_port}\n\
+             ssl_options.cacertfile = {d}/ca.pem\n\
+             ssl_options.certfile = {d}/server.pem\n\
+             ssl_options.keyfile = {d}/server.key\n\
+             ssl_options.verify = verify_peer\n\
+             ssl_options.fail_if_no_peer_cert = true\n\
              default_user = {RABBIT_USER}\n\
              default_pass = {RABBIT_PASSWORD}\n\
              default_vhost = /\n\
@@ -181,6 +196,17 @@ impl Rabbit {
     /// `amqp://USER:PASSWORD@127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.url_as(RABBIT_USER, RABBIT_PASSWORD)
+    }
+
+    /// `amqps://USER:PASSWORD@127.0.0.1:TLS_PORT`.
+    pub fn tls_url(&self) -> String {
+        format!("amqps://{RABBIT_USER}:{RABBIT_PASSWORD}@127.0.0.1:{}", self.tls_port)
+    }
+
+    /// The TLS files: the test CA (`ca.pem`) and a client certificate it signed (`client.pem`,
+    /// `client.key`).
+    pub fn tls_file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     /// The server's URL with other credentials.
@@ -254,6 +280,19 @@ impl Rabbit {
 impl Drop for Rabbit {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A CA made for the server, its certificate for 127.0.0.1 and a client certificate, all signed
+/// by it, written as PEM into `dir` (`ca.pem`, `server.pem`/`.key`, `client.pem`/`.key`).
+fn tls_files(dir: &std::path::Path) {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let ca = super::tls::TestCa::new();
+    std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
+    for (name, usage) in [("server", ServerAuth), ("client", ClientAuth)] {
+        let (cert, key) = ca.sign(usage);
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
     }
 }
 
