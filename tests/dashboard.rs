@@ -262,6 +262,54 @@ fn renders_a_broker_run_with_its_nodes_at_120x40() {
     insta::assert_snapshot!(render(&state, 120, 40).backend());
 }
 
+/// A RabbitMQ run: the panel says what RabbitMQ counts (a bound on ready jobs, the jobs
+/// unacknowledged, the publishes nacked at the bound) where a NATS run's says the stream's.
+#[test]
+fn renders_a_rabbitmq_run_at_120x40() {
+    use pooltune::metrics::{BrokerView, NodeView};
+    let mut state = scripted_state(false);
+    let mut s = state.snap.clone();
+    s.broker = Some(BrokerView {
+        url: "amqp://demo:***@127.0.0.1:5672".into(),
+        stream: "pooltune.demo.jobs".into(),
+        consumer: "pooltune-workers".into(),
+        redelivered: 40,
+        publish_retries: 47,
+        ack_pending_cap: 100,
+        ack_pending_max: 128,
+        kind: "rabbitmq".into(),
+        holder: "queue".into(),
+        bound_label: "ready bound".into(),
+        extra: [("confirms_nacked".to_string(), 47), ("unacked_max".to_string(), 128)].into(),
+        time_in_broker_ms: summary(0.7, 0.6, 1.9, 2.4),
+        ..BrokerView::default()
+    });
+    let node = |name: &str, lost: bool| NodeView {
+        name: name.into(),
+        workers: 2,
+        busy: if lost { 0 } else { 2 },
+        completed: 1_134,
+        redelivered: if lost { 0 } else { 40 },
+        lost,
+        clock_offset_ms: 0.130,
+        clock_uncertainty_ms: 0.287,
+        last_heard_ms: if lost { 1500.0 } else { 20.0 },
+        latency_ms: summary(12.7, 11.8, 22.9, 26.6),
+        ..NodeView::default()
+    };
+    s.nodes = vec![node("a", true), node("b", false)];
+    s.queue.parts = Some(pooltune::metrics::QueueParts { outbox: 0.0, stream: 12.0, held: 30.0 });
+    s.tick += 1;
+    state.on_snapshot(s);
+    let text = format!("{}", render(&state, 120, 40).backend());
+    for want in
+        ["pooltune.demo.jobs on amqp://demo:***@", "in queue 3 / ready bound 100", "unacked max 128", "nacked 47"]
+    {
+        assert!(text.contains(want), "'{want}' missing:\n{text}");
+    }
+    insta::assert_snapshot!(render(&state, 120, 40).backend());
+}
+
 /// The broker away: the status line says so, with how long, ahead of the counts (at 80 columns
 /// too); back, with its stream lost, it says that and where the lost jobs are counted.
 #[test]

@@ -365,8 +365,9 @@ pub struct RunArgs {
     /// For an https --target: accept any server certificate (self-signed, expired, other name), like curl -k
     #[arg(long, requires = "target", conflicts_with = "ca_cert")]
     pub insecure: bool,
-    /// Use a message broker as the queue: `nats://HOST:PORT` (or `tls://`), credentials as
-    /// `USER:PASSWORD@HOST` (the bound and the policy become the run's queue's)
+    /// Use a message broker as the queue: `nats://HOST:PORT` (or `tls://`) or RabbitMQ's
+    /// `amqp://HOST:PORT[/VHOST]` (or `amqps://`), credentials as `USER:PASSWORD@HOST` (the bound
+    /// and the policy become the run's queue's)
     #[arg(long, value_name = "URL")]
     pub broker: Option<String>,
     /// The run's name on the broker: letters, digits, '-' and '_' [default: a unique one, printed]

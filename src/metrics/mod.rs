@@ -127,6 +127,9 @@ pub struct BrokerView {
     /// What the broker calls the place that holds the run's jobs (`stream`, `queue`), for labels.
     #[serde(skip)]
     pub holder: String,
+    /// What the bound counts (`bound`, RabbitMQ's `ready bound`), for labels.
+    #[serde(skip)]
+    pub bound_label: String,
     /// The URL, its password or token shown as `***`.
     pub url: String,
     /// The run's queue (NATS: its stream) and its consumer (group) on the broker.
@@ -164,6 +167,7 @@ impl Default for BrokerView {
         BrokerView {
             kind: "nats".into(),
             holder: "stream".into(),
+            bound_label: "bound".into(),
             url: String::new(),
             stream: String::new(),
             consumer: String::new(),

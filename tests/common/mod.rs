@@ -4,6 +4,7 @@
 // Broker runs through the binary: built with the command line (which brings the broker).
 #[cfg(feature = "cli")]
 pub mod nodes;
+pub mod procs;
 #[cfg(feature = "cli")]
 pub mod scenarios;
 pub mod servers;

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 
 /// The files in `dir`, and the server's certificate and key as DER for an in-process server.
@@ -41,4 +42,32 @@ pub fn test_ca(dir: &Path) -> TestCa {
     std::fs::write(&files.cert, cert.pem()).unwrap();
     std::fs::write(&files.key, key.serialize_pem()).unwrap();
     files
+}
+
+/// A CA kept in memory, signing certificates on demand (the RabbitMQ tests).
+pub struct Ca {
+    /// The CA's certificate (what `--ca-cert` and `--broker-ca` take).
+    pub pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    pub fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "pooltune test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca { pem, issuer: Issuer::new(params, key) }
+    }
+
+    /// A certificate for 127.0.0.1, for a server (`ServerAuth`) or a client (`ClientAuth`), and
+    /// its key.
+    pub fn sign(&self, usage: ExtendedKeyUsagePurpose) -> (Certificate, KeyPair) {
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        (params.signed_by(&key, &self.issuer).unwrap(), key)
+    }
 }

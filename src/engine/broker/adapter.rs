@@ -125,6 +125,12 @@ pub trait Adapter: Send + Sync + 'static {
         "queue"
     }
 
+    /// What the bound counts, for labels: `bound` (everything the broker holds for the run), or
+    /// a narrower count (RabbitMQ's `x-max-length` counts ready jobs only: `ready bound`).
+    fn bound_label(&self) -> &'static str {
+        "bound"
+    }
+
     /// The broker's name for the run's queue and its consumer (group), for the snapshot.
     fn names(&self) -> (String, String);
 

@@ -6,7 +6,8 @@
 //! inbox the workers take from, the readings of the queue's depth, the node protocol (first
 //! word, clocks, reports, job ids counted once), the cluster's accounting and the end-of-run
 //! reading of what is left. An adapter ([`adapter::Adapter`]) only moves opaque messages,
-//! acknowledgements and control words: [`nats`] for NATS JetStream, [`redis`] for Redis Streams. The URL's scheme picks it.
+//! acknowledgements and control words: [`nats`] for NATS JetStream, [`redis`] for Redis Streams,
+//! [`amqp`] for RabbitMQ. The URL's scheme picks it.
 //!
 //! **The bound counts what the broker holds for the run**: jobs waiting, prefetched by a node,
 //! and in service until acknowledged, as the adapter's broker counts them (each adapter's doc
@@ -16,6 +17,7 @@
 //! every worker process), and their sum is the queue length the model and Little's check use.
 
 pub mod adapter;
+pub mod amqp;
 mod cluster;
 mod leftovers;
 pub mod link;
@@ -36,7 +38,7 @@ pub(crate) use state::Receipt;
 
 /// The schemes an adapter serves, as `--broker` accepts them; the first of each line is the
 /// plain one, shown in messages as `SCHEME://HOST:PORT`.
-pub const SCHEMES: &[&[&str]] = &[&["nats", "tls"], &["redis", "rediss"]];
+pub const SCHEMES: &[&[&str]] = &[&["nats", "tls"], &["redis", "rediss"], &["amqp", "amqps"]];
 
 /// Connects to the broker the spec's scheme names: the table of adapters.
 pub async fn connect(spec: &BrokerSpec) -> Result<adapter::Shared, BrokerError> {
@@ -44,6 +46,7 @@ pub async fn connect(spec: &BrokerSpec) -> Result<adapter::Shared, BrokerError> 
     match spec.parsed.scheme() {
         "nats" | "tls" => nats::connect(spec).await,
         "redis" | "rediss" => redis::connect(spec).await,
+        "amqp" | "amqps" => amqp::connect(spec).await,
         other => {
             Err(BrokerError::BadUrl { url: spec.shown(), reason: format!("the scheme {other}:// has no adapter") })
         }

@@ -352,6 +352,7 @@ impl BrokerQueue {
         BrokerView {
             kind: self.inner.broker.kind().to_string(),
             holder: self.inner.broker.holder().to_string(),
+            bound_label: self.inner.broker.bound_label().to_string(),
             extra,
             url: self.inner.spec.shown(),
             stream,

@@ -1,5 +1,6 @@
-//! The broker panel, on a broker run only: the stream (jobs held against the bound, acks
-//! pending, refusals retried, redeliveries, duplicates, time in the broker) and one line per
+//! The broker panel, on a broker run only: the stream or queue (jobs held against the bound,
+//! acks pending or RabbitMQ's unacknowledged and nacks, refusals retried, redeliveries,
+//! duplicates, time in the broker) and one line per
 //! worker node (workers busy/live, jobs done, p99, clock offset, when last heard; LOST when it
 //! fell silent).
 
@@ -26,7 +27,7 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let holder = &b.holder;
     let mut stream = vec![
         // What the bound counts: the jobs the broker holds (waiting, pulled ahead, in service).
-        (KEEP, Span::raw(format!(" in {holder} {} / bound {}", q.depth, q.bound))),
+        (KEEP, Span::raw(format!(" in {holder} {} / {} {}", q.depth, b.bound_label, q.bound))),
         (HIGH, Span::raw(parts(q.parts, holder))),
         (HIGH, Span::raw(format!("  acks pending max {} / {}", b.ack_pending_max, b.ack_pending_cap))),
         (HIGH, Span::raw(format!("  redelivered {}", b.redelivered))),
@@ -37,8 +38,12 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
         // A stream made again: the jobs it held are counted `lost_in_broker` at the end.
         (fit::count_rank(b.link.streams_lost, HIGH), Span::raw(format!("  {holder} lost ×{}", b.link.streams_lost))),
     ];
-    // The broker's own counts, last.
-    stream.extend(b.extra.iter().map(|(k, v)| (LOW, Span::raw(format!("  {} {v}", k.replace('_', " "))))));
+    // The broker's own counts, next to what its bound counts (NATS has none).
+    let own = b
+        .extra
+        .iter()
+        .map(|(k, v)| (HIGH, Span::raw(format!("  {} {v}", k.replace('_', " ").replace("confirms ", "")))));
+    stream.splice(1..1, own);
     let mut lines = vec![fit::fit(stream, width)];
     if s.snap.nodes.is_empty() {
         lines.push(Line::from(Span::styled(
