@@ -37,7 +37,7 @@ impl Supplied {
         Has { trace: self.arrivals.is_some(), sample: self.service_sample.is_some() }
     }
 
-    /// What the engine checks at its start ([`check`]), for a client that refuses bad input
+    /// What the engine checks at its start (`check`), for a client that refuses bad input
     /// before anything starts.
     ///
     /// # Errors
