@@ -104,6 +104,18 @@ impl Distribution {
     }
 }
 
+/// [`DIST_QUANTILES`] as percentages: where a model's curve is drawn beside a measured one.
+#[must_use]
+pub fn dist_percentiles() -> [f64; DIST_QUANTILES.len()] {
+    DIST_QUANTILES.map(|q| q * 100.0)
+}
+
+/// Response times `ms` at [`dist_percentiles`], as a curve's points.
+#[must_use]
+pub fn dist_points(ms: &[f64]) -> Vec<Quantile> {
+    dist_percentiles().iter().zip(ms).map(|(p, ms)| Quantile { percentile: *p, latency_ms: *ms }).collect()
+}
+
 /// Whether `count` values support the quantile `q` (see [`Distribution::points`]).
 #[must_use]
 pub fn supported(q: f64, count: u64) -> bool {

@@ -10,9 +10,10 @@
 //! arrival; a window that opened on a queue (after the warm-up, or a knob change under load)
 //! carries that queue in its measurements and not in the simulation.
 
-use super::compare::{ModelReport, figures, formula_distribution, model_report, plot_percentiles, plot_points};
+use super::compare::{ModelReport, figures, formula_distribution, model_report};
 use crate::engine::replay::Arrivals;
 use crate::metrics::Snapshot;
+use crate::metrics::hist::{dist_percentiles, dist_points};
 use crate::model::advisor::Target;
 use crate::model::trace::{Service, TraceInputs, latency_percentiles, poisson_equivalent, replicate, simulate};
 use crate::model::trace_search::{fewest_workers, poisson_fewest_workers};
@@ -121,8 +122,8 @@ fn report(s: &Snapshot, target: Option<Target>, a: &Arrivals, distribution: bool
     let compared = figures(&predicted, s, service_mean, i.workers, true);
     let advice = target.map(|t| advise(&i, t));
     let (latency_distribution, fitted_latency_distribution) = if distribution {
-        let simulated = latency_percentiles(&i, reps, &plot_percentiles());
-        let simulated = (!simulated.is_empty()).then(|| plot_points(&simulated));
+        let simulated = latency_percentiles(&i, reps, &dist_percentiles());
+        let simulated = (!simulated.is_empty()).then(|| dist_points(&simulated));
         let fit = fitted.as_ref().and_then(|_| formula_distribution(&poisson_equivalent(&i)));
         (simulated, fit)
     } else {
