@@ -36,6 +36,8 @@ pub struct RunContext {
     pub command: Vec<String>,
     /// The trace replayed when `arrival = trace` (`--arrivals FILE`).
     pub arrivals: Option<crate::engine::replay::Arrivals>,
+    /// `/metrics` for Prometheus (`--metrics-addr`), serving from before the run until dropped.
+    pub metrics: Option<Arc<super::prometheus::Exporter>>,
 }
 
 impl RunContext {
@@ -60,6 +62,7 @@ impl RunContext {
             announce,
             command: crate::engine::broker::redact_args(std::env::args()),
             arrivals,
+            metrics: None,
         })
     }
 

@@ -19,6 +19,7 @@ mod logging;
 mod model_cmd;
 mod model_trace;
 mod profiles_cmd;
+mod prometheus;
 mod report_cmd;
 mod summary;
 mod sweep_cmd;
@@ -27,6 +28,7 @@ mod worker_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -232,7 +234,7 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
         }
     };
     let base = profile.as_ref().map_or_else(Settings::default, |p| p.starting(&Settings::default()));
-    let ctx = RunContext::new(work, args, profile.as_ref().and_then(|p| p.arrivals.as_ref()))?;
+    let mut ctx = RunContext::new(work, args, profile.as_ref().and_then(|p| p.arrivals.as_ref()))?;
     let mut settings = settings_from(base, args)?;
     if let Some(a) = &ctx.arrivals {
         settings = arrivals::replay_settings(settings, &args.workload.knobs(), a, args.speed)?;
@@ -246,6 +248,9 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     let log = logging::init(args.log.as_deref(), args.console)?;
     let spec = profile.as_ref().map(|p| p.run).unwrap_or_default();
     let opts = options_from(args, &settings, args.headless, spec)?;
+    ctx.metrics = args.metrics.metrics_addr.map(|a| prometheus::Exporter::bind(a, true).map(Arc::new)).transpose()?;
+    let notes: Vec<String> =
+        log.console_note.iter().cloned().chain(ctx.metrics.as_ref().map(|m| m.announcement())).collect();
     let mut driver = driver::Driver::new(
         args.csv.as_deref(),
         args.report.as_deref(),
@@ -257,11 +262,11 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     )?;
     driver.record_arrivals(args.trace.source(profile.as_ref().and_then(|p| p.arrivals.as_ref())));
     if args.headless {
-        if let Some(note) = &log.console_note {
+        for note in &notes {
             eprintln!("pooltune: {note}");
         }
         headless::run(settings, opts, args, &ctx, driver)
     } else {
-        dashboard::run(settings, opts, args, &ctx, driver, log.console_note.as_deref())
+        dashboard::run(settings, opts, args, &ctx, driver, &notes)
     }
 }
