@@ -1,5 +1,5 @@
 //! The application side: command-line parsing, exit codes, and the clients of the engine
-//! (the headless runner, the dashboard, the model printer).
+//! (the headless runner, the dashboard, the model printer, the Prometheus exporter).
 //!
 //! Exit status: 0 done; 1 a runtime failure; 2 bad input (flags, values, files), always with a
 //! one-line message naming what was wrong and what is accepted; 130 and 143 when a run was ended
