@@ -249,8 +249,8 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     let spec = profile.as_ref().map(|p| p.run).unwrap_or_default();
     let opts = options_from(args, &settings, args.headless, spec)?;
     ctx.metrics = args.metrics.metrics_addr.map(|a| prometheus::Exporter::bind(a, true).map(Arc::new)).transpose()?;
-    let notes: Vec<String> =
-        log.console_note.iter().cloned().chain(ctx.metrics.as_ref().map(|m| m.announcement())).collect();
+    let exporter = |m: &Arc<prometheus::Exporter>| if args.headless { m.announcement() } else { m.note() };
+    let notes: Vec<String> = log.console_note.iter().cloned().chain(ctx.metrics.as_ref().map(exporter)).collect();
     let mut driver = driver::Driver::new(
         args.csv.as_deref(),
         args.report.as_deref(),

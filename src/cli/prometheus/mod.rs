@@ -104,6 +104,13 @@ impl Exporter {
         });
     }
 
+    /// The dashboard's note: where Prometheus scrapes, short enough for its side panel.
+    #[must_use]
+    pub fn note(&self) -> String {
+        let open = if self.local.ip().is_loopback() { "" } else { " (no auth)" };
+        format!("Prometheus on {}{open}", self.local)
+    }
+
     /// The line that says where the metrics are, and, beyond loopback, who can read them.
     #[must_use]
     pub fn announcement(&self) -> String {
