@@ -199,8 +199,12 @@ impl Exported {
     }
 }
 
-/// The model's predictions for the measured window's inputs, when it has an answer.
+/// The model's predictions for the measured window's inputs, when it has an answer. A replayed
+/// trace's model is its simulation, too slow to run at every scrape: none is exported for it.
 fn model(e: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt::Result {
+    if s.settings.arrival == crate::settings::ArrivalKind::Trace {
+        return Ok(());
+    }
     let report = crate::report::model_report(s, None);
     let Some(p) = report.predicted else { return Ok(()) };
     let pair = |mean: Option<f64>, p99: Option<f64>| -> Vec<(Labels, f64)> {
