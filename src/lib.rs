@@ -28,7 +28,7 @@
 //! # Data flow
 //! ```text
 //! keys → Action → update → Command ─▶ engine (control thread) ─▶ workload runtime
-//! engine ─▶ Snapshot (watch, latest wins) ─▶ dashboard, headless printer, recorder
+//! engine ─▶ Snapshot (watch, latest wins) ─▶ dashboard, headless printer, recorder, /metrics
 //! ```
 //! The engine, metrics, model and report parts build with `--no-default-features` (no
 //! ratatui, crossterm or clap).

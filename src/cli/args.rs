@@ -176,6 +176,17 @@ pub struct WorkerArgs {
     /// Write this node's log (its warnings and the broker's events) to this file [default: none]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// `--metrics-addr`, which `run`, `sweep` and `worker` share.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running; a port alone is
+    /// 127.0.0.1 (loopback), a host beyond it is yours to give (no authentication)
+    #[arg(long, value_name = "HOST:PORT", value_parser = super::prometheus::addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `--color`.
@@ -375,6 +386,8 @@ pub struct RunArgs {
     pub run_name: Option<String>,
     #[command(flatten)]
     pub broker_security: BrokerSecurityArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Serve tokio-console on ADDR (needs a build with --features console)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6669", value_parser = socket)]
     pub console: Option<std::net::SocketAddr>,
@@ -484,6 +497,8 @@ pub struct SweepArgs {
     /// Write an HTML report here: the latency–throughput curve with the model, the target and the knee
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub workload: WorkloadArgs,
     /// A trace to step the knob over (--arrivals FILE and its flags, as `run` takes them); a sweep

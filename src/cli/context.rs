@@ -39,6 +39,8 @@ pub struct RunContext {
     pub arrivals: Option<crate::engine::replay::Arrivals>,
     /// The sample drawn from when `service_dist = empirical` (`--service-sample FILE`).
     pub service_sample: Option<Arc<crate::model::sample::ServiceSample>>,
+    /// `/metrics` for Prometheus (`--metrics-addr`), serving from before the run until dropped.
+    pub metrics: Option<Arc<super::prometheus::Exporter>>,
 }
 
 impl RunContext {
@@ -65,6 +67,7 @@ impl RunContext {
             command: crate::engine::broker::redact_args(std::env::args()),
             arrivals,
             service_sample,
+            metrics: None,
         })
     }
 

@@ -24,7 +24,7 @@ pub fn run(
     args: &RunArgs,
     ctx: &RunContext,
     mut driver: Driver,
-    console: Option<&str>,
+    notes: &[String],
 ) -> Outcome {
     let opts = RunOptions { reset_on_change: true, distributions: true, ..opts };
     if args.json.as_deref() == Some(Path::new("-")) {
@@ -47,7 +47,7 @@ pub fn run(
         }
         state.notes = driver.timeline.as_ref().map(|t| vec![t.progress()]).unwrap_or_default();
         state.timeline_running = driver.timeline.as_ref().filter(|t| t.running()).map(Timeline::progress);
-        state.notes.extend(console.map(String::from));
+        state.notes.extend(notes.iter().cloned());
         if let Some(h) = &ctx.http {
             state.notes.push(format!("http {}", h.stats.report(&h.target).line()));
         }

@@ -24,9 +24,14 @@ pub fn open_series(path: &Path) -> Result<SeriesWriter, BadInput> {
     SeriesWriter::create(path).map_err(|e| BadInput(format!("cannot write the CSV file '{}': {e}", path.display())))
 }
 
-/// Starts the engine on the run's work; settings it refuses are bad input (exit status 2).
+/// Starts the engine on the run's work, its snapshots followed by the run's `/metrics` if it
+/// serves them; settings it refuses are bad input (exit status 2).
 pub fn start_engine(settings: Settings, opts: RunOptions, ctx: &RunContext) -> Result<EngineHandle, Failure> {
+    let opts = RunOptions { run_distributions: opts.run_distributions || ctx.metrics.is_some(), ..opts };
     let engine = EngineHandle::start_supplied(settings, opts, ctx.queue.clone(), ctx.supplied())?;
+    if let Some(m) = &ctx.metrics {
+        m.follow(engine.subscribe());
+    }
     if let Some(note) = &ctx.announce {
         eprintln!("pooltune: {note}");
     }

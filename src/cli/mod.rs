@@ -1,5 +1,5 @@
 //! The application side: command-line parsing, exit codes, and the clients of the engine
-//! (the headless runner, the dashboard, the model printer).
+//! (the headless runner, the dashboard, the model printer, the Prometheus exporter).
 //!
 //! Exit status: 0 done; 1 a runtime failure; 2 bad input (flags, values, files), always with a
 //! one-line message naming what was wrong and what is accepted; 130 and 143 when a run was ended
@@ -20,6 +20,7 @@ mod model_cmd;
 mod model_trace;
 mod profiles_cmd;
 mod progress;
+mod prometheus;
 mod report_cmd;
 mod sample;
 mod summary;
@@ -29,6 +30,7 @@ mod worker_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -234,7 +236,7 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
         }
     };
     let base = profile.as_ref().map_or_else(Settings::default, |p| p.starting(&Settings::default()));
-    let ctx = RunContext::new(work, args, profile.as_ref())?;
+    let mut ctx = RunContext::new(work, args, profile.as_ref())?;
     let mut settings = settings_from(base, args)?;
     if let Some(a) = &ctx.arrivals {
         settings = arrivals::replay_settings(settings, &args.workload.knobs(), a, args.speed)?;
@@ -261,6 +263,9 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     let log = logging::init(args.log.as_deref(), args.console)?;
     let spec = profile.as_ref().map(|p| p.run).unwrap_or_default();
     let opts = options_from(args, &settings, args.headless, spec)?;
+    ctx.metrics = args.metrics.metrics_addr.map(|a| prometheus::Exporter::bind(a, true).map(Arc::new)).transpose()?;
+    let exporter = |m: &Arc<prometheus::Exporter>| if args.headless { m.announcement() } else { m.note() };
+    let notes: Vec<String> = log.console_note.iter().cloned().chain(ctx.metrics.as_ref().map(exporter)).collect();
     let mut driver = driver::Driver::new(
         args.csv.as_deref(),
         args.report.as_deref(),
@@ -273,11 +278,11 @@ fn run(profile: Option<&str>, args: &RunArgs, work: Option<Work>) -> Outcome {
     driver.record_arrivals(args.trace.source(profile.as_ref().and_then(|p| p.arrivals.as_ref())));
     driver.record_service_sample(args.sample.source(profile.as_ref().and_then(|p| p.service_sample.as_ref())));
     if args.headless {
-        if let Some(note) = &log.console_note {
+        for note in &notes {
             eprintln!("pooltune: {note}");
         }
         headless::run(settings, opts, args, &ctx, driver)
     } else {
-        dashboard::run(settings, opts, args, &ctx, driver, log.console_note.as_deref())
+        dashboard::run(settings, opts, args, &ctx, driver, &notes)
     }
 }

@@ -10,10 +10,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::SweepArgs;
 use super::arrivals::{ArrivalsArgs, replay_settings};
+use super::prometheus::Exporter;
 use super::{BadInput, Outcome, RunContext, finish};
 use crate::engine::RunOptions;
 use crate::engine::replay::Arrivals;
@@ -56,9 +58,13 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     };
     let csv = a.csv.as_deref().map(|p| finish::open(p, "CSV")).transpose()?;
     let html = a.report.as_deref().map(|p| finish::open(p, "report")).transpose()?;
+    let metrics = a.metrics.metrics_addr.map(|m| Exporter::bind(m, true).map(Arc::new)).transpose()?;
     let plan = Plan { knob, values, settle: a.settle, per_step: a.per_step, stop_on_saturation: a.stop_on_saturation };
     let opts = RunOptions { interval: Duration::from_millis(100), ..RunOptions::default() };
-    let ctx = RunContext { work, arrivals, service_sample, ..RunContext::default() };
+    if let Some(m) = &metrics {
+        eprintln!("pooltune: {}", m.announcement());
+    }
+    let ctx = RunContext { work, arrivals, service_sample, metrics, ..RunContext::default() };
     ctx.supplied().check(&first)?;
     let engine = finish::start_engine(first, opts, &ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -21,6 +21,7 @@ pub fn features() -> Vec<&'static str> {
         ("broker", cfg!(feature = "broker")),
         ("http", cfg!(feature = "http")),
         ("report", cfg!(feature = "report")),
+        ("prometheus", cfg!(feature = "prometheus")),
         ("console", cfg!(feature = "console")),
     ]
     .into_iter()

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::args::WorkerArgs;
+use super::prometheus::Exporter;
 use super::{BadInput, Failure, Outcome, Work, finish};
 use crate::engine::broker::BrokerSpec;
 use crate::engine::{EngineHandle, QueueChoice, RunOptions};
@@ -35,12 +36,20 @@ pub fn run(a: &WorkerArgs, work: Option<Work>) -> Outcome {
     if let Some(t) = a.threads {
         settings.threads = t;
     }
+    // Bound before the wait, so a port in use is said at once; serving from the run's start.
+    let metrics = a.metrics.metrics_addr.map(|m| Exporter::bind(m, false)).transpose()?;
+    if let Some(m) = &metrics {
+        eprintln!("pooltune: {}", m.announcement());
+    }
     eprintln!("pooltune: node {name} waiting for run {} on {}", spec.run_name, spec.shown());
     // A node acknowledges a job only after a report that counts it, so its tick bounds how long
     // a finished job holds a place in the stream: short ticks keep that small.
-    let opts = RunOptions { interval: NODE_TICK, ..RunOptions::default() };
+    let opts = RunOptions { interval: NODE_TICK, run_distributions: metrics.is_some(), ..RunOptions::default() };
     let engine = EngineHandle::start_on(settings, opts, work, QueueChoice::Node { spec, name: name.clone() })
         .map_err(Failure::from)?;
+    if let Some(m) = &metrics {
+        m.follow(engine.subscribe());
+    }
     eprintln!("pooltune: node {name} joined; serving until the controller ends the run");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);

@@ -116,7 +116,9 @@ impl Controller {
         // built before the run's clock starts: the producer owes arrivals from that instant.
         let (recorders, timer) = (Recorders::new(shards), Timer::start());
         let introspect = Introspect::new(&handle);
-        let agg = Aggregator::new(Instant::now(), opts.warmup, shards).with_distributions(opts.distributions);
+        let agg = Aggregator::new(Instant::now(), opts.warmup, shards)
+            .with_distributions(opts.distributions)
+            .with_run_distributions(opts.run_distributions);
         let start = Instant::now();
         let shared = Arc::new(Shared {
             queue,

@@ -139,6 +139,9 @@ pub struct RunOptions {
     /// Publish each tick's distributions in full ([`crate::metrics::Snapshot::dist`]), for a
     /// client that keeps trailing windows of them (the dashboard).
     pub distributions: bool,
+    /// Publish the whole run's distributions so far ([`crate::metrics::Snapshot::run_dist`]),
+    /// for a client that exports cumulative histograms (the Prometheus exporter).
+    pub run_distributions: bool,
 }
 
 /// Checks a snapshot period (`label` names it: `--interval`, a profile's `tick`).
@@ -184,6 +187,7 @@ impl Default for RunOptions {
             grace: Duration::from_secs(1),
             reset_on_change: false,
             distributions: false,
+            run_distributions: false,
         }
     }
 }

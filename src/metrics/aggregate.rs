@@ -127,6 +127,9 @@ pub struct Aggregator {
     runtime: RuntimeSums,
     /// Publish each tick's distributions in full ([`Snapshot::dist`]).
     distributions: bool,
+    /// The whole run's distributions so far, when published ([`Snapshot::run_dist`]): bounded
+    /// by the histograms' buckets, not by the run's length.
+    run_dist: Option<std::sync::Arc<TickDist>>,
     schedule: ScheduleSums,
 }
 
@@ -238,6 +241,7 @@ impl Aggregator {
             carry: false,
             runtime: RuntimeSums::default(),
             distributions: false,
+            run_dist: None,
             schedule: ScheduleSums::default(),
         }
     }
@@ -256,6 +260,13 @@ impl Aggregator {
     #[must_use]
     pub fn with_distributions(mut self, on: bool) -> Self {
         self.distributions = on;
+        self
+    }
+
+    /// Publishes the whole run's distributions from now on ([`Snapshot::run_dist`]).
+    #[must_use]
+    pub fn with_run_distributions(mut self, on: bool) -> Self {
+        self.run_dist = on.then(std::sync::Arc::default);
         self
     }
 
@@ -352,13 +363,21 @@ impl Aggregator {
             wait: Summary::of(&t.wait, t.wait_ns),
             service: Summary::of(&t.service, t.service_ns),
         };
-        let dist = self.distributions.then(|| {
-            std::sync::Arc::new(TickDist {
-                response: Sparse::of(&t.latency, t.latency_ns),
-                wait: Sparse::of(&t.wait, t.wait_ns),
-                service: Sparse::of(&t.service, t.service_ns),
-            })
+        let tick_dist = (self.distributions || self.run_dist.is_some()).then(|| TickDist {
+            response: Sparse::of(&t.latency, t.latency_ns),
+            wait: Sparse::of(&t.wait, t.wait_ns),
+            service: Sparse::of(&t.service, t.service_ns),
         });
+        // Every tick's jobs, warm-up included, as `totals` counts them: a client that misses a
+        // snapshot still finds them all in the next one.
+        let run_dist = match (self.run_dist.as_mut(), &tick_dist) {
+            (Some(run), Some(d)) => {
+                std::sync::Arc::make_mut(run).merge(d);
+                Some(run.clone())
+            }
+            _ => None,
+        };
+        let dist = tick_dist.filter(|_| self.distributions).map(std::sync::Arc::new);
 
         if !self.measuring && i.now.saturating_duration_since(self.start) >= self.warmup {
             self.measuring = true;
@@ -420,6 +439,7 @@ impl Aggregator {
             broker: i.broker.clone(),
             adapt: None,
             dist,
+            run_dist,
         }
     }
 
@@ -482,36 +502,33 @@ mod tests {
         assert!(cv(1.0, 1.0, 1.0).abs() < f64::EPSILON);
     }
 
-    #[test]
-    fn warmup_is_left_out_and_reset_starts_afresh() {
-        let t0 = Instant::now();
-        let rec = Recorders::new(1);
-        let mut agg = Aggregator::new(t0, Duration::from_secs(1), 1);
-        let settings = Settings::default();
-        let job = |at: Duration| {
-            rec.shard(0).start();
-            let start = t0 + at;
-            rec.shard(0).finish(
-                JobTimes {
-                    intended: start,
-                    enqueued: start,
-                    ready: start,
-                    fetched: start,
-                    start,
-                    end: start + Duration::from_millis(2),
-                },
-                crate::metrics::recorder::Kind::Ok,
-            );
-        };
-        let inputs = |now: Instant, offered: u64| TickInputs {
+    /// One 2 ms job that arrived and started `at` into the run.
+    fn job(rec: &Recorders, t0: Instant, at: Duration) {
+        rec.shard(0).start();
+        let start = t0 + at;
+        rec.shard(0).finish(
+            JobTimes {
+                intended: start,
+                enqueued: start,
+                ready: start,
+                fetched: start,
+                start,
+                end: start + Duration::from_millis(2),
+            },
+            crate::metrics::recorder::Kind::Ok,
+        );
+    }
+
+    fn inputs<'a>(rec: &'a Recorders, settings: &'a Settings, now: Instant, offered: u64) -> TickInputs<'a> {
+        TickInputs {
             now,
-            recorders: &rec,
+            recorders: rec,
             offered,
             rejected: 0,
             dropped: 0,
             abandoned: 0,
             depth: DepthStats::default(),
-            settings: &settings,
+            settings,
             paused: false,
             live_workers: 1,
             producer_lag: Duration::ZERO,
@@ -528,17 +545,27 @@ mod tests {
             node_workers: 0,
             duplicates: 0,
             broker: None,
-        };
-        job(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn warmup_is_left_out_and_reset_starts_afresh() {
+        let t0 = Instant::now();
+        let rec = Recorders::new(1);
+        let mut agg = Aggregator::new(t0, Duration::from_secs(1), 1);
+        let settings = Settings::default();
+        let inputs = |now: Instant, offered: u64| inputs(&rec, &settings, now, offered);
+        job(&rec, t0, Duration::from_millis(100));
         let s = agg.tick(&inputs(t0 + Duration::from_millis(500), 1));
         assert!(!s.measuring);
         assert_eq!(s.totals.completed, 1);
-        job(Duration::from_millis(600));
+        assert!(s.dist.is_none() && s.run_dist.is_none(), "distributions only when asked for");
+        job(&rec, t0, Duration::from_millis(600));
         let s = agg.tick(&inputs(t0 + Duration::from_secs(1), 2));
         assert!(s.measuring);
         assert_eq!(s.measured.jobs.completed, 0, "the warm-up's jobs are left out");
-        job(Duration::from_millis(1100));
-        job(Duration::from_millis(1200));
+        job(&rec, t0, Duration::from_millis(1100));
+        job(&rec, t0, Duration::from_millis(1200));
         let s = agg.tick(&inputs(t0 + Duration::from_secs(2), 4));
         assert_eq!(s.totals.completed, 4);
         assert_eq!(s.measured.jobs.completed, 2);
@@ -547,5 +574,29 @@ mod tests {
         agg.reset();
         let s = agg.tick(&inputs(t0 + Duration::from_secs(3), 4));
         assert_eq!(s.measured.jobs.completed, 0);
+    }
+
+    /// The run's distributions hold every job, the warm-up's and those of ticks a client never
+    /// saw, and a reset of the measured window leaves them alone; the tick's hold the tick's.
+    #[test]
+    fn the_run_distributions_keep_every_tick() {
+        let t0 = Instant::now();
+        let rec = Recorders::new(1);
+        let mut agg =
+            Aggregator::new(t0, Duration::from_secs(1), 1).with_distributions(true).with_run_distributions(true);
+        let settings = Settings::default();
+        let mut last = None;
+        for (n, ms) in [100u64, 600, 1100, 1200, 2100].into_iter().enumerate() {
+            job(&rec, t0, Duration::from_millis(ms));
+            if n == 3 {
+                agg.reset();
+            }
+            let s = agg.tick(&inputs(&rec, &settings, t0 + Duration::from_millis(ms + 50), n as u64 + 1));
+            assert_eq!(s.dist.as_ref().map(|d| d.response.count()), Some(1), "a tick's own job");
+            last = Some(s);
+        }
+        let run = last.and_then(|s| s.run_dist).expect("asked for");
+        assert_eq!((run.response.count(), run.wait.count(), run.service.count()), (5, 5, 5));
+        assert_eq!(run.service.sum_ns, 5 * 2_000_000, "five 2 ms services");
     }
 }

@@ -377,6 +377,11 @@ pub struct Snapshot {
     /// run asked for them ([`crate::engine::RunOptions::distributions`]).
     #[serde(skip)]
     pub dist: Option<std::sync::Arc<sparse::TickDist>>,
+    /// The whole run's distributions so far (warm-up included, never reset, as [`Self::totals`]),
+    /// for clients that export cumulative histograms; only when the run asked for them
+    /// ([`crate::engine::RunOptions::run_distributions`]).
+    #[serde(skip)]
+    pub run_dist: Option<std::sync::Arc<sparse::TickDist>>,
     /// A broker run's worker nodes (the controller's own workers are not among them), and
     /// their workers, summed over the nodes neither lost nor finished.
     pub nodes: Vec<NodeView>,
@@ -416,6 +421,7 @@ impl Snapshot {
             custom_work: false,
             service_sample: None,
             dist: None,
+            run_dist: None,
             nodes: Vec::new(),
             remote_workers: 0,
             broker: None,

@@ -5,6 +5,7 @@
 #[cfg(feature = "cli")]
 pub mod nodes;
 pub mod procs;
+pub mod prometheus;
 #[cfg(feature = "cli")]
 pub mod scenarios;
 pub mod servers;
