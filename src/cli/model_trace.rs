@@ -79,12 +79,19 @@ pub fn run(a: &ModelArgs) -> Outcome {
         queue: a.queue.map(|k| k as u64),
         policy: if a.queue.is_some() { Policy::Reject } else { Policy::Block },
     };
+    // A long trace takes seconds per search: its stages show on a terminal's stderr.
+    let target = a.slo_p99.map(|d| d.as_secs_f64() * 1e3);
+    let stages = if target.is_some() { 3 } else { 1 };
+    let progress = super::progress::Progress::new(Some(stages), "model of the trace, stages");
+    progress.step(1, stages as usize);
     let (sim, spread) = if service.is_some() { (simulate(&i), Spread::default()) } else { replicate(&i, REPLICATIONS) };
     let fitted = predict(&poisson_equivalent(&i)).ok();
-    let target = a.slo_p99.map(|d| d.as_secs_f64() * 1e3);
+    progress.step(2, stages as usize);
     let sized = target.and_then(|t| fewest_workers(&TraceInputs { queue: None, ..i }, t, MAX_WORKERS));
     let fitted_sized = target.and_then(|t| poisson_fewest_workers(&TraceInputs { queue: None, ..i }, t).ok());
+    progress.step(3, stages as usize);
     let fastest = target.and_then(|t| highest_speed(&TraceInputs { queue: None, ..i }, t));
+    progress.finish();
     let answer = Answer {
         trace: &arrivals.trace.describe,
         arrivals: arrivals.trace.len(),
