@@ -18,7 +18,22 @@ use std::time::Duration;
 
 use super::BrokerError;
 use super::link::Link;
-use super::state::Cfg;
+use crate::settings::{Policy, Settings};
+
+/// The knobs the broker applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cfg {
+    pub bound: usize,
+    pub policy: Policy,
+    pub prefetch: usize,
+    pub ack_wait: Duration,
+}
+
+impl Cfg {
+    pub fn of(s: &Settings) -> Cfg {
+        Cfg { bound: s.queue, policy: s.policy, prefetch: s.prefetch, ack_wait: s.ack_wait }
+    }
+}
 
 /// A boxed future, as every adapter method returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

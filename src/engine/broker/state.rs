@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::BrokerSpec;
+pub use super::adapter::Cfg;
 use super::adapter::{Ack, Shared};
 use super::cluster::Cluster;
-use crate::settings::{Policy, Settings};
 
 /// The most jobs the outbox holds before the producer waits for the publisher: the queue bound
 /// (at least 1), following its live changes. Under `block` a full stream keeps the publisher
@@ -34,21 +34,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_millis(20);
 pub const PUBLISH_ACK_WAIT: Duration = Duration::from_secs(1);
 /// How long closing waits for each task.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
-
-/// The knobs the broker applies.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cfg {
-    pub bound: usize,
-    pub policy: Policy,
-    pub prefetch: usize,
-    pub ack_wait: Duration,
-}
-
-impl Cfg {
-    pub fn of(s: &Settings) -> Cfg {
-        Cfg { bound: s.queue, policy: s.policy, prefetch: s.prefetch, ack_wait: s.ack_wait }
-    }
-}
 
 /// Counters, written by the tasks and read each tick.
 #[derive(Default)]
