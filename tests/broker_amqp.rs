@@ -111,7 +111,8 @@ fn each_policy_counts_every_job_once_over_rabbitmq() {
 }
 
 /// The queue is declared from the knobs; a live change of the bound cannot reach it (RabbitMQ
-/// keeps a declared queue's arguments): it keeps them, and the run goes on and accounts for
+/// keeps a declared queue's arguments): it keeps them, the snapshot says which bound holds
+/// (`bound_held`), and the run goes on and accounts for
 /// every job. `reject` → `block` needs nothing of the queue. A live `prefetch` does reach the
 /// consumer: 2 workers of 20 ms against 200 jobs/s are both busy, and at prefetch 1 (one
 /// unacknowledged delivery) never more than one is.
@@ -151,6 +152,8 @@ fn the_queue_is_declared_from_the_knobs_and_prefetch_follows_live() {
     }
     assert!(busy.iter().all(|(_, b)| *b <= 1), "at prefetch 1 one job at a time: {busy:?}");
     assert!(declared_with(r, "amqp-live", 30, "reject-publish"), "the queue keeps its arguments");
+    let held = engine.subscribe().borrow().broker.as_ref().and_then(|b| b.bound_held);
+    assert_eq!(held, Some(30), "the snapshot shows the bound the queue keeps, not the knob's 500");
     let last = engine.shutdown();
     assert_accounted(&last);
 }

@@ -156,6 +156,11 @@ pub struct BrokerView {
     pub lost_in_broker: u64,
     /// Jobs no count could place at the end (folded into `abandoned`): 0 unless a job was lost.
     pub unaccounted: u64,
+    /// The bound the broker holds the run's queue to, where it could not follow a change of the
+    /// `queue` knob (RabbitMQ fixes `x-max-length` when the queue is declared); absent when the
+    /// broker's bound is the knob's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_held: Option<u64>,
     /// The broker's own counts, by name (each adapter's doc and the README say what they are),
     /// beside the fields above in the JSON.
     #[serde(flatten)]
@@ -181,6 +186,7 @@ impl Default for BrokerView {
             link: LinkView::default(),
             lost_in_broker: 0,
             unaccounted: 0,
+            bound_held: None,
             extra: std::collections::BTreeMap::new(),
         }
     }

@@ -146,6 +146,12 @@ pub trait Adapter: Send + Sync + 'static {
         "bound"
     }
 
+    /// The bound the broker holds the run's queue to, when it cannot follow the `queue` knob live
+    /// (`None`: [`apply`](Adapter::apply) keeps it the knob's).
+    fn bound_held(&self) -> Option<usize> {
+        None
+    }
+
     /// The broker's name for the run's queue and its consumer (group), for the snapshot.
     fn names(&self) -> (String, String);
 
@@ -169,6 +175,10 @@ pub trait Adapter: Send + Sync + 'static {
     /// The controller: applies changed knobs to the queue (`was` → `now`; `prefetch` is the
     /// core's, but an adapter whose broker pushes may apply it too).
     fn apply(&self, was: Cfg, now: Cfg) -> BoxFuture<'_, Result<(), String>>;
+
+    /// A worker node: its own consumer's knobs changed (`prefetch`, where the broker pushes up
+    /// to a prefetch). The queue's knobs are the controller's to [`apply`](Adapter::apply).
+    fn follow(&self, _was: Cfg, _now: Cfg) {}
 
     /// Sends one job under the knobs `cfg`. `Err`: it could not be sent at all (a failure, as
     /// [`Published::Failed`]); `Ok`: the broker's answer, to be awaited.

@@ -5,11 +5,12 @@
 //! [`Cluster`]; a worker node (`pooltune worker`) has the fetcher and the inbox only, and sends a
 //! report each tick before it acknowledges the jobs the report counts (its side: `node`).
 //!
-//! - **Publisher** (a task): takes jobs from the outbox in order and publishes them. Under
-//!   `reject` and `drop-oldest` publishes are pipelined and a collector task reads their
-//!   acknowledgements in order: a publish the broker refused (full) is counted as rejected. Under `block` each publish waits for its acknowledgement and a refused one is
-//!   retried with backoff (counted as a retry), so the outbox fills and the producer's lag
-//!   shows, as it does on a full local queue.
+//! - **Publisher** (a task): takes jobs from the outbox in order and publishes them, up to
+//!   `PUBLISH_WINDOW` in flight. Under `reject` and `drop-oldest` a collector task reads their
+//!   acknowledgements in order: a publish the broker refused (full) is counted as rejected.
+//!   Under `block` each publish awaits its acknowledgement and a refused one is retried with
+//!   backoff (counted as a retry); while one is retried no further job is taken, so the outbox
+//!   fills and the producer's lag shows, as it does on a full local queue.
 //! - **Fetcher** (a task): pulls at most the inbox's free places (the `prefetch` knob) per
 //!   request and puts the jobs into the inbox. Where the broker numbers its messages
 //!   ([`Delivery::seq`](super::adapter::Delivery)), a jump between first deliveries is jobs it
@@ -135,7 +136,9 @@ impl BrokerQueue {
             tokio::spawn(reports::send(broker, mailbox, settler));
         }
         tokio::spawn(node::listen_control(sub, tx, q.stop_all.clone()));
-        tokio::spawn(follow_prefetch(Arc::clone(&q.inbox), q.cfg.subscribe(), q.stop_all.clone()));
+        let follow =
+            follow_prefetch(Arc::clone(&q.inbox), Arc::clone(&q.inner.broker), q.cfg.subscribe(), q.stop_all.clone());
+        tokio::spawn(follow);
         Ok(q)
     }
 
@@ -368,6 +371,12 @@ impl BrokerQueue {
             link: self.inner.broker.link().view(self.inner.streams_lost.load(Ordering::Relaxed)),
             lost_in_broker: 0,
             unaccounted: 0,
+            bound_held: self
+                .inner
+                .broker
+                .bound_held()
+                .map(|b| b as u64)
+                .filter(|&b| b != self.cfg.borrow().bound as u64),
         }
     }
 

@@ -6,12 +6,14 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::adapter::{Confirm, Delivery, Published};
+use super::adapter::{Confirm, Delivery, Published, Shared};
 use super::state::{
-    Cfg, Inner, MAX_BACKOFF, PUBLISH_ACK_WAIT, PULL_EXPIRES, PULL_LOST, Receipt, SAMPLE_EVERY, Settler, add,
+    Cfg, Inner, MAX_BACKOFF, PUBLISH_ACK_WAIT, PUBLISH_WINDOW, PULL_EXPIRES, PULL_LOST, Receipt, SAMPLE_EVERY, Settler,
+    add, outbox_bound,
 };
 use super::wire::{Wire, at, offset};
 use crate::engine::queue::{Job, JobQueue};
@@ -34,72 +36,145 @@ pub async fn publish(
     unpublished: Arc<AtomicU64>,
 ) {
     let never = AtomicBool::new(false);
-    while let Some((job, _)) = outbox.pop(&never).await {
-        inner.counts.publishing.store(1, Ordering::Relaxed);
-        publish_one(&inner, &cfg, &acks, &stop, &unpublished, job).await;
-        inner.counts.publishing.store(0, Ordering::Relaxed);
+    let p = Publisher {
+        inner: &inner,
+        cfg: &cfg,
+        acks: &acks,
+        stop: &stop,
+        unpublished: &unpublished,
+        retrying: AtomicU64::new(0),
+        turn: tokio::sync::Mutex::new(()),
+    };
+    // Publishes in flight, each awaiting its answer (under `block`) or handing it to the
+    // collector: at most the bound of them (and `PUBLISH_WINDOW`), so that what waits between the
+    // producer and the broker is at most the outbox's bound and as many being published. While
+    // one waits out a full queue no further job is taken: the outbox fills and holds the
+    // producer.
+    let mut flight = FuturesUnordered::new();
+    loop {
+        let window = PUBLISH_WINDOW.min(outbox_bound(cfg.borrow().bound));
+        let room = flight.len() < window && p.retrying.load(Ordering::Relaxed) == 0;
+        tokio::select! {
+            biased;
+            Some(()) = flight.next(), if !flight.is_empty() => {}
+            next = outbox.pop(&never), if room => match next {
+                Some((job, _)) => flight.push(p.publish_one(job)),
+                None => break,
+            },
+        }
     }
+    while flight.next().await.is_some() {}
 }
 
-/// Publishes one job: under `block` until the stream stores it (or the run stops), otherwise
-/// once, its acknowledgement handed to the collector.
-async fn publish_one(
-    inner: &Inner,
-    cfg: &watch::Receiver<Cfg>,
-    acks: &mpsc::Sender<(Job, Confirm)>,
-    stop: &CancellationToken,
-    unpublished: &AtomicU64,
-    job: Job,
-) {
-    let epoch = inner.epoch;
-    let mut backoff = Duration::from_micros(200);
-    loop {
-        let w = Wire {
-            id: job.id,
-            intended_ns: offset(epoch, job.intended),
-            enqueued_ns: offset(epoch, job.enqueued),
-            service_ns: u64::try_from(job.service.as_nanos()).unwrap_or(u64::MAX),
-            published_ns: offset(epoch, Instant::now()),
-        };
-        let now = *cfg.borrow();
-        let block = now.policy == Policy::Block;
-        let why = match inner.broker.publish(w.encode().to_vec(), now).await {
-            Err(e) if block => e,
-            Err(e) => {
-                failed(inner, &job, &e);
-                return;
-            }
-            Ok(ack) if !block => {
-                if let Err(mpsc::error::SendError((job, _))) = acks.send((job, ack)).await {
-                    failed(inner, &job, &"the acknowledgement reader has stopped");
-                }
-                return;
-            }
-            Ok(ack) => match acked(ack).await {
-                Published::Stored { dropped } => {
-                    stored(inner, dropped);
+/// What the publisher's jobs in flight share.
+struct Publisher<'a> {
+    inner: &'a Inner,
+    cfg: &'a watch::Receiver<Cfg>,
+    acks: &'a mpsc::Sender<(Job, Confirm)>,
+    stop: &'a CancellationToken,
+    unpublished: &'a AtomicU64,
+    /// Jobs refused at least once and not yet stored (`block`).
+    retrying: AtomicU64,
+    /// Held by the job whose turn it is to try again: refused jobs are retried one at a time,
+    /// in the order they were refused (the lock is fair), so a full queue is asked once per
+    /// backoff rather than once per job, and the jobs keep their order.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Publisher<'_> {
+    /// Publishes one job: under `block` until the broker stores it (or the run stops),
+    /// otherwise once, its acknowledgement handed to the collector. Until it is sent, and
+    /// while it waits to be tried again, it is counted in `publishing`: a place a job waits.
+    /// (Sent and not yet answered, it is in transit through the broker, which the job's time in
+    /// the broker measures, and in no count: counted here it would be counted twice once
+    /// stored.)
+    async fn publish_one(&self, job: Job) {
+        let publishing = &self.inner.counts.publishing;
+        publishing.fetch_add(1, Ordering::Relaxed);
+        let mut held = true;
+        let mut refused = false;
+        self.tries(job, &mut held, &mut refused).await;
+        if refused {
+            self.retrying.fetch_sub(1, Ordering::Relaxed);
+        }
+        if held {
+            publishing.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn tries(&self, job: Job, held: &mut bool, refused: &mut bool) {
+        let publishing = &self.inner.counts.publishing;
+        let inner = self.inner;
+        let epoch = inner.epoch;
+        let mut backoff = Duration::from_micros(200);
+        let mut turn = None;
+        loop {
+            let w = Wire {
+                id: job.id,
+                intended_ns: offset(epoch, job.intended),
+                enqueued_ns: offset(epoch, job.enqueued),
+                service_ns: u64::try_from(job.service.as_nanos()).unwrap_or(u64::MAX),
+                published_ns: offset(epoch, Instant::now()),
+            };
+            let now = *self.cfg.borrow();
+            let block = now.policy == Policy::Block;
+            let why = match inner.broker.publish(w.encode().to_vec(), now).await {
+                Err(e) if block => e,
+                Err(e) => {
+                    failed(inner, &job, &e);
                     return;
                 }
-                // Under `block` a job is never refused: a full queue, or a broker away (its
-                // queue being made again), is waited out; the outbox fills and the producer's
-                // lag shows.
-                Published::Full => String::new(),
-                Published::Failed(e) => e,
-            },
-        };
-        add(&inner.counts.retries, 1);
-        if !why.is_empty() {
-            add(&inner.counts.publish_errors, 1);
-            tracing::debug!("publishing job {} again: {why}", job.id);
-        }
-        tokio::select! {
-            () = stop.cancelled() => {
-                unpublished.fetch_add(1, Ordering::Relaxed);
-                job.release();
-                return;
+                Ok(ack) if !block => {
+                    if let Err(mpsc::error::SendError((job, _))) = self.acks.send((job, ack)).await {
+                        failed(inner, &job, &"the acknowledgement reader has stopped");
+                    }
+                    return;
+                }
+                Ok(ack) => {
+                    // Sent: in transit until answered (see `publish_one`).
+                    *held = false;
+                    publishing.fetch_sub(1, Ordering::Relaxed);
+                    match acked(ack).await {
+                        Published::Stored { dropped } => {
+                            stored(inner, dropped);
+                            return;
+                        }
+                        // Under `block` a job is never refused: a full queue, or a broker away
+                        // (its queue being made again), is waited out; the outbox fills and the
+                        // producer's lag shows.
+                        Published::Full => String::new(),
+                        Published::Failed(e) => e,
+                    }
+                }
+            };
+            add(&inner.counts.retries, 1);
+            if !*held {
+                *held = true;
+                publishing.fetch_add(1, Ordering::Relaxed);
             }
-            () = tokio::time::sleep(backoff) => {
-                backoff = (backoff * 2).min(if why.is_empty() { MAX_BACKOFF } else { PULL_EXPIRES });
+            if !*refused {
+                *refused = true;
+                self.retrying.fetch_add(1, Ordering::Relaxed);
+            }
+            if !why.is_empty() {
+                add(&inner.counts.publish_errors, 1);
+                tracing::debug!("publishing job {} again: {why}", job.id);
+            }
+            let wait = async {
+                if turn.is_none() {
+                    turn = Some(self.turn.lock().await);
+                }
+                tokio::time::sleep(backoff).await;
+            };
+            tokio::select! {
+                () = self.stop.cancelled() => {
+                    self.unpublished.fetch_add(1, Ordering::Relaxed);
+                    job.release();
+                    return;
+                }
+                () = wait => {
+                    backoff = (backoff * 2).min(if why.is_empty() { MAX_BACKOFF } else { PULL_EXPIRES });
+                }
             }
         }
     }
@@ -274,13 +349,22 @@ pub async fn admin(inner: Arc<Inner>, inbox: Arc<JobQueue>, mut cfg: watch::Rece
 }
 
 /// A node's part of [`admin`]: the stream and the consumer are the controller's to change; the
-/// inbox (`prefetch`) is the node's own.
-pub async fn follow_prefetch(inbox: Arc<JobQueue>, mut cfg: watch::Receiver<Cfg>, stop: CancellationToken) {
+/// inbox (`prefetch`) and what the broker pushes to this process are the node's own.
+pub async fn follow_prefetch(
+    inbox: Arc<JobQueue>,
+    broker: Shared,
+    mut cfg: watch::Receiver<Cfg>,
+    stop: CancellationToken,
+) {
+    let mut was = *cfg.borrow_and_update();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             r = cfg.changed() => if r.is_err() { return },
         }
-        inbox.set_bound(cfg.borrow_and_update().prefetch);
+        let now = *cfg.borrow_and_update();
+        inbox.set_bound(now.prefetch);
+        broker.follow(was, now);
+        was = now;
     }
 }

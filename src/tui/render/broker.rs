@@ -27,7 +27,17 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let holder = &b.holder;
     let mut stream = vec![
         // What the bound counts: the jobs the broker holds (waiting, pulled ahead, in service).
-        (KEEP, Span::raw(format!(" in {holder} {} / {} {}", q.depth, b.bound_label, q.bound))),
+        (
+            KEEP,
+            Span::raw(format!(
+                " in {holder} {} / {} {}",
+                q.depth,
+                b.bound_label,
+                b.bound_held.map_or(q.bound, |h| h as usize)
+            )),
+        ),
+        // A bound the broker could not change live: the knob's value beside it.
+        (HIGH, Span::raw(b.bound_held.map_or(String::new(), |_| format!(" (knob {}: fixed when declared)", q.bound)))),
         (HIGH, Span::raw(parts(q.parts, holder))),
         (HIGH, Span::raw(format!("  acks pending max {} / {}", b.ack_pending_max, b.ack_pending_cap))),
         (HIGH, Span::raw(format!("  redelivered {}", b.redelivered))),

@@ -98,9 +98,7 @@ pub async fn open(a: &Amqp) -> Result<(), BrokerError> {
 /// Knob changes: a new prefetch reaches the consumer at the next fetch; what the queue cannot take
 /// is refused with a message.
 pub fn apply(a: &Amqp, was: Cfg, now: Cfg) -> Result<(), String> {
-    if now.prefetch != was.prefetch {
-        a.qos.store(now.prefetch.min(MAX_QOS) as u64, Ordering::Relaxed);
-    }
+    follow(a, was, now);
     if now.bound != was.bound || overflow(now.policy) != overflow(was.policy) {
         let (bound, policy) = a
             .declared
@@ -116,6 +114,14 @@ pub fn apply(a: &Amqp, was: Cfg, now: Cfg) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A changed prefetch (lowered as well as raised) reaches this process's consumer at its next
+/// fetch: the consumer is made again with the new `basic.qos`.
+pub fn follow(a: &Amqp, was: Cfg, now: Cfg) {
+    if now.prefetch != was.prefetch {
+        a.qos.store(now.prefetch.clamp(1, MAX_QOS) as u64, Ordering::Relaxed);
+    }
 }
 
 pub async fn publish(a: &Amqp, payload: Vec<u8>) -> Result<Confirm, String> {

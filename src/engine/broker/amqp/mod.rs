@@ -186,6 +186,14 @@ impl Adapter for Amqp {
         Box::pin(std::future::ready(jobs::apply(self, was, now)))
     }
 
+    fn bound_held(&self) -> Option<usize> {
+        self.declared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|c| c.bound)
+    }
+
+    fn follow(&self, was: Cfg, now: Cfg) {
+        jobs::follow(self, was, now);
+    }
+
     fn publish(&self, payload: Vec<u8>, _cfg: Cfg) -> BoxFuture<'_, Result<Confirm, String>> {
         Box::pin(jobs::publish(self, payload))
     }
