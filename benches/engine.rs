@@ -3,8 +3,9 @@
 //!
 //! (a) ceiling: completed jobs/s at zero service with 1, 2, 4, 8 workers, beside a bare tokio
 //!     channel pool of the same shape (one producer, N consumers sharing one receiver);
-//! (b) timer precision: mean and p99 error of `sleep` at 100 µs, 200 µs, 1 ms and 10 ms, for
-//!     pooltune's timer and tokio's, and the timer thread's CPU cost;
+//! (b) timer precision at 100 µs, 200 µs, 1 ms and 10 ms: pooltune's timer and tokio's beside
+//!     this machine's floor (a busy-waiting thread) and the OS's own sleep, interleaved rounds,
+//!     and the timer thread's CPU cost (see `engine/timer.rs`);
 //! (c) recording cost per job;
 //! (d) the dashboard's cost: rendering a 200×60 frame, and the ceiling with the dashboard drawing
 //!     beside a headless follower;
@@ -17,19 +18,21 @@
 //!
 //! `BENCH_SECONDS` (default 2) sets each ceiling measurement's length; `BENCH_SECTIONS` (for
 //! example `ae`) runs only those sections; `BENCH_THREADS` sets the runtime threads (default:
-//! one per core).
+//! one per core); `BENCH_TIMERS` picks section (b)'s variants of the timer (see there).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pooltune::engine::timer::Timer;
 use pooltune::engine::{EngineHandle, RunOptions};
 use pooltune::metrics::recorder::{Batch, JobTimes, Kind, Recorders};
 use pooltune::settings::{Rate, Settings};
 use pooltune::tui::State;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+
+#[path = "engine/timer.rs"]
+mod timer;
 
 fn seconds() -> Duration {
     let s = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(2.0);
@@ -120,37 +123,6 @@ fn bare_ceiling(workers: usize, run: Duration) -> f64 {
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * q).round() as usize]
-}
-
-/// Mean and p99 of (actual − requested) over `n` sleeps from 8 concurrent tasks, in µs.
-fn sleep_error(pooltune_timer: Option<&Timer>, d: Duration, n: usize) -> (f64, f64) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads()).enable_all().build().unwrap();
-    let errors = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for _ in 0..8 {
-            let timer = pooltune_timer.cloned();
-            tasks.push(tokio::spawn(async move {
-                let mut errs = Vec::with_capacity(n / 8);
-                for _ in 0..n / 8 {
-                    let start = Instant::now();
-                    match &timer {
-                        Some(t) => t.sleep_until(start + d).await,
-                        None => tokio::time::sleep(d).await,
-                    }
-                    errs.push((start.elapsed().as_secs_f64() - d.as_secs_f64()) * 1e6);
-                }
-                errs
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap());
-        }
-        all
-    });
-    let mut errors = errors;
-    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
-    (mean, percentile(&mut errors, 0.99))
 }
 
 /// Nanoseconds to record one job: through a worker's batch (the engine's path) and with one
@@ -270,7 +242,7 @@ fn main() {
         section_a(run);
     }
     if wants('b') {
-        section_b();
+        timer::section_b(threads());
     }
     if wants('d') {
         section_d(run);
@@ -350,43 +322,6 @@ fn section_a(run: Duration) {
         let (b, o) = (percentile(&mut bare, 0.5), percentile(&mut ours, 0.5));
         println!("{workers:>7} {o:>10.0} {b:>13.0} {:>9.2}x", o / b);
     }
-}
-
-fn section_b() {
-    println!("\n(b) timer precision: error of a sleep (actual − requested), µs, 8 concurrent sleepers");
-    println!("requested   pooltune mean   p99     tokio mean   p99");
-    let timer = Timer::start();
-    let before = timer.awake();
-    let cpu_start = Instant::now();
-    for (d, n) in [(100u64, 4000), (200, 4000), (1000, 2000), (10_000, 400)] {
-        let d = Duration::from_micros(d);
-        let (pm, pp) = sleep_error(Some(&timer), d, n);
-        let (tm, tp) = sleep_error(None, d, n);
-        println!("{:>9} {pm:>14.1} {pp:>7.1} {tm:>12.1} {tp:>7.1}", pooltune::duration::format(d));
-    }
-    let awake = timer.awake().checked_sub(before).unwrap().as_secs_f64() / cpu_start.elapsed().as_secs_f64();
-    println!("timer thread awake (CPU cost) while serving these sleeps: {:.1}% of one core", awake * 100.0);
-    // `--timeout`: every job races a long strict sleep, and the job wins.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads()).enable_all().build().unwrap();
-    let raced = 100_000;
-    let peak = rt.block_on(async {
-        let mut peak = (0, 0);
-        for i in 0..raced {
-            tokio::select! {
-                () = timer.sleep_until_strict(Instant::now() + Duration::from_secs(60)) => {}
-                () = tokio::task::yield_now() => {}
-            }
-            if i % 1000 == 0 {
-                peak = peak.max(timer.pending());
-            }
-        }
-        peak
-    });
-    let (entries, live) = timer.pending();
-    println!(
-        "timer heap after {raced} jobs beat a 60 s timeout: {entries} entries, {live} sleeps pending (largest seen: {} entries)",
-        peak.0
-    );
 }
 
 fn section_d(run: Duration) {

@@ -193,3 +193,52 @@ fn a_server_restart_is_survived_and_what_it_lost_is_counted() {
     let Some(mut nats) = Nats::start() else { return };
     scenarios::a_server_restart_is_survived_and_what_it_lost_is_counted(&mut nats);
 }
+
+/// A lone controller (its own workers, no worker node) under `drop-oldest` counts the jobs the
+/// stream discards while it runs, from the gaps in the stream's sequence (`gaps_are_drops`), not
+/// only in the recount at the end: its CSV's `dropped_per_s` carries them tick by tick.
+///
+/// 2 workers of 2 ms serve at most 1,000/s against 2,000/s offered, so about half the jobs are
+/// dropped. Every row but the last (whose tick holds the end's recount) is the count while
+/// running: their sum must be at least half the run's total (rounding of each row's rate and the
+/// last tick's share take a few percent at most; without the gaps the sum is 0).
+#[test]
+fn a_lone_controller_counts_drops_while_it_runs() {
+    let Some(nats) = Nats::start() else { return };
+    let _g = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, json) = (dir.path().join("run.csv"), dir.path().join("run.json"));
+    let mut args = vec!["run", "--headless", "--broker", &nats.url, "--run-name", "gaps", "--workers", "2"];
+    args.extend(["--service", "2ms", "--service-dist", "constant", "--rate", "2000", "--queue", "40"]);
+    args.extend(["--policy", "drop-oldest", "--duration", "3s", "--interval", "250ms"]);
+    args.extend(["--csv", csv.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    let out = common::nodes::pooltune(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    common::nodes::assert_identity(&v);
+    let total = n(&v["jobs"], "dropped");
+    assert!(total > 500, "the stream dropped {total} jobs of 6,000 offered to a pool serving 3,000");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (t, dropped) = (col("t_s"), col("dropped_per_s"));
+    let rows: Vec<(f64, f64)> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[t].parse().unwrap(), f[dropped].parse().unwrap())
+        })
+        .collect();
+    assert!(rows.len() >= 8, "a row each 250 ms: {text}");
+    let mut seen = 0.0;
+    let mut last_t = 0.0;
+    for &(at, per_s) in &rows[..rows.len() - 1] {
+        seen += per_s * (at - last_t);
+        last_t = at;
+    }
+    eprintln!("drops counted while running: {seen:.0} of the run's {total}");
+    assert!(
+        seen >= 0.5 * total as f64,
+        "drops counted while running: {seen:.0} of the run's {total} (rows t_s, dropped_per_s: {rows:?})"
+    );
+}

@@ -24,8 +24,8 @@
 //! Depends on std and, on Linux, `nix` (for the timer slack); the tokio runtime never sees this
 //! thread.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+mod heap;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering as AtomicOrdering};
@@ -34,121 +34,80 @@ use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use heap::{Fired, Heap, Key};
+
 /// The longest we fire early: a bound on the learned wake-up latency, so one stall cannot teach
 /// the timer to fire absurdly early.
 const MAX_EARLY_NS: i64 = 200_000;
 /// The largest lateness one sleep may report to the learning rule (see `learn_wake_latency`).
 const LEARN_CLAMP_NS: i64 = 50_000;
-/// Spinning margin kept on top of the measured park overshoot.
+/// Before issue 29: the spinning margin kept on top of the mean park overshoot.
 const SPIN_MARGIN_NS: u64 = 5_000;
-
-/// A heap entry: the deadline of the sleep registered in `slot` at `generation`.
-struct Entry {
-    deadline: Instant,
-    seq: u64,
-    slot: u32,
-    generation: u32,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.deadline == other.deadline && self.seq == other.seq
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest deadline on top.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.deadline.cmp(&self.deadline).then(other.seq.cmp(&self.seq))
-    }
-}
-
-/// One registered sleep: its current waker (`None` once fired), and the generation that tells
-/// its heap entry from those of earlier sleeps in the same slot.
-struct Slot {
-    generation: u32,
-    waker: Option<Waker>,
-}
-
-#[derive(Default)]
-struct Heap {
-    entries: BinaryHeap<Entry>,
-    seq: u64,
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    /// Entries in `entries` whose sleep has ended or been dropped.
-    dead: usize,
-}
-
-/// Where a registered sleep's slot is.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Key {
-    slot: u32,
-    generation: u32,
-}
-
-impl Heap {
-    /// Whether `e` is the live registration of its slot.
-    fn live(&self, e: &Entry) -> bool {
-        let s = &self.slots[e.slot as usize];
-        s.generation == e.generation && s.waker.is_some()
-    }
-
-    fn take_slot(&mut self, waker: Waker) -> Key {
-        if let Some(i) = self.free.pop() {
-            let s = &mut self.slots[i as usize];
-            s.waker = Some(waker);
-            return Key { slot: i, generation: s.generation };
-        }
-        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 sleeps pending at once");
-        self.slots.push(Slot { generation: 0, waker: Some(waker) });
-        Key { slot, generation: 0 }
-    }
-
-    fn push(&mut self, deadline: Instant, key: Key) {
-        self.seq += 1;
-        self.entries.push(Entry { deadline, seq: self.seq, slot: key.slot, generation: key.generation });
-    }
-
-    /// Frees `key`'s slot; its heap entry, if still there, becomes dead.
-    fn release(&mut self, key: Key) {
-        let s = &mut self.slots[key.slot as usize];
-        if s.generation != key.generation {
-            return;
-        }
-        if s.waker.take().is_some() {
-            self.dead += 1;
-        }
-        s.generation = s.generation.wrapping_add(1);
-        self.free.push(key.slot);
-        if self.dead > 64 && self.dead * 2 > self.entries.len() {
-            let slots = &self.slots;
-            self.entries.retain(|e| {
-                let s = &slots[e.slot as usize];
-                s.generation == e.generation && s.waker.is_some()
-            });
-            self.dead = 0;
-        }
-    }
-}
+/// The longest stretch spun before a deadline (and the longest a cold wake-up is fired ahead),
+/// however wide the error has been; samples are clamped to it before they are learned, so a
+/// host that takes the CPU away for milliseconds does not teach the timer to spin for them.
+const MAX_SPIN_NS: u64 = 100_000;
+/// A wake-up is cold when the timer has woken nobody for this long: the runtime's threads are
+/// then likely parked, and on a VM their CPU halted, so reaching the task takes a host round trip.
+const COLD_GAP: Duration = Duration::from_micros(200);
 
 struct Inner {
     heap: Mutex<Heap>,
     thread: Mutex<Option<Thread>>,
     stop: AtomicBool,
-    /// How early (ns) deadlines are fired: the learned wake-to-poll latency.
+    /// How early (ns) warm deadlines are fired: the learned wake-to-poll latency.
     early_ns: AtomicI64,
-    /// The measured park overshoot (ns), an exponential moving average.
-    overshoot_ns: AtomicU64,
+    /// The wake-to-poll latency of cold wake-ups (ns): its running mean and mean deviation.
+    cold: Spread,
     /// Set when a registration became the earliest deadline, so a spinning thread re-reads the heap.
     dirty: AtomicBool,
-    /// CPU time the timer thread spent awake, for the benchmark's cost figure.
-    awake_ns: AtomicU64,
+    tuning: Tuning,
+}
+
+/// A running mean and mean absolute deviation (ns), as TCP estimates a round trip: `mean + 4·dev`
+/// covers nearly all of a latency's samples while following a change within a few dozen.
+#[derive(Default)]
+struct Spread {
+    mean: AtomicU64,
+    dev: AtomicU64,
+}
+
+impl Spread {
+    fn learn(&self, sample: u64) {
+        let (m, d) = (self.mean.load(AtomicOrdering::Relaxed), self.dev.load(AtomicOrdering::Relaxed));
+        let m = m.cast_signed();
+        let err = sample.min(MAX_SPIN_NS).cast_signed() - m;
+        self.mean.store((m + err / 8).max(0).cast_unsigned(), AtomicOrdering::Relaxed);
+        let d = d.cast_signed();
+        self.dev.store((d + (err.abs() - d) / 4).max(0).cast_unsigned(), AtomicOrdering::Relaxed);
+    }
+
+    /// `mean + 4·dev`, at most `cap` ns.
+    fn bound(&self, cap: u64) -> u64 {
+        (self.mean.load(AtomicOrdering::Relaxed) + 4 * self.dev.load(AtomicOrdering::Relaxed)).min(cap)
+    }
+}
+
+/// How the timer thread waits. [`Tuning::default`] is what the engine uses; the other choices
+/// are candidates against the tail that grows with the sleep's length (issue 29), kept so the
+/// engine bench measures what each is worth side by side in one run. They are off until a run on
+/// a quiet machine shows they earn their CPU.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Lower the thread's timer slack to 1 ns (the kernel's default adds up to 50 µs to a park).
+    pub low_slack: bool,
+    /// Spin before a deadline for the park's error as `mean + 4·dev` (else: mean + 5 µs).
+    pub spin_tail: bool,
+    /// Fire a cold wake-up (see [`COLD_GAP`]) early by the cold latency's `mean + 4·dev`, the
+    /// woken sleep spinning what is left.
+    pub prewake: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning { low_slack: true, spin_tail: false, prewake: false }
+    }
 }
 
 /// A handle to the timer thread; cloning shares the thread. The thread stops when the last
@@ -182,14 +141,24 @@ impl Timer {
     /// If the OS cannot start a thread.
     #[must_use]
     pub fn start() -> Timer {
+        Timer::start_tuned(Tuning::default())
+    }
+
+    /// Starts the timer thread with `tuning` (for the bench's comparisons).
+    ///
+    /// # Panics
+    /// If the OS cannot start a thread.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn start_tuned(tuning: Tuning) -> Timer {
         let inner = Arc::new(Inner {
             heap: Mutex::new(Heap::default()),
             thread: Mutex::new(None),
             stop: AtomicBool::new(false),
             early_ns: AtomicI64::new(10_000),
-            overshoot_ns: AtomicU64::new(20_000),
+            cold: Spread::default(),
             dirty: AtomicBool::new(false),
-            awake_ns: AtomicU64::new(0),
+            tuning,
         });
         let for_thread = Arc::clone(&inner);
         let handle = thread::Builder::new()
@@ -227,12 +196,6 @@ impl Timer {
         let heap = lock(&self.inner.heap);
         (heap.entries.len(), heap.slots.len() - heap.free.len())
     }
-
-    /// Total time the timer thread has spent awake (parking, waking, spinning), for cost figures.
-    #[must_use]
-    pub fn awake(&self) -> Duration {
-        Duration::from_nanos(self.inner.awake_ns.load(AtomicOrdering::Relaxed))
-    }
 }
 
 /// The future returned by [`Timer::sleep_until`].
@@ -257,25 +220,37 @@ impl Future for Sleep<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let now = Instant::now();
-        // The early allowance applies only to a sleep the timer woke: one that is merely polled
-        // before its deadline must wait for it. (Otherwise a sleep shorter than the allowance
-        // would end at once and never teach the timer that it fires too early.)
-        let early = if self.key.is_some() {
-            Duration::from_nanos(self.timer.early_ns.load(AtomicOrdering::Relaxed).unsigned_abs())
-        } else {
-            Duration::ZERO
-        };
-        if now + early >= self.deadline {
-            if let Some(key) = self.key.take() {
-                learn_wake_latency(self.timer, now, self.deadline);
-                lock(&self.timer.heap).release(key);
-            }
-            if self.strict {
-                // At most the learned early offset (bounded by MAX_EARLY_NS), typically ~10 µs.
-                while Instant::now() < self.deadline {
-                    std::hint::spin_loop();
+        if let Some(key) = self.key {
+            let mut heap = lock(&self.timer.heap);
+            // Fired cold, the timer woke it ahead on purpose: it spins what is left (at most the
+            // cold latency's bound, MAX_SPIN_NS). Otherwise the early allowance (the learned
+            // warm latency) applies.
+            let cold = heap.fired(key).filter(|f| f.cold);
+            let early = if cold.is_some() {
+                Duration::from_nanos(MAX_SPIN_NS)
+            } else {
+                Duration::from_nanos(self.timer.early_ns.load(AtomicOrdering::Relaxed).unsigned_abs())
+            };
+            if now + early >= self.deadline {
+                heap.release(key);
+                drop(heap);
+                self.key = None;
+                match cold {
+                    Some(f) => self.timer.cold.learn(u64::try_from((now - f.at).as_nanos()).unwrap_or(u64::MAX)),
+                    None => learn_wake_latency(self.timer, now, self.deadline),
                 }
+                if self.strict || cold.is_some() {
+                    // Warm and strict: at most the learned early offset, typically ~10 µs.
+                    while Instant::now() < self.deadline {
+                        std::hint::spin_loop();
+                    }
+                }
+                return Poll::Ready(());
             }
+        } else if now >= self.deadline {
+            // Polled for the first time at or past its deadline (one that is merely polled
+            // before its deadline must wait for it: otherwise a sleep shorter than the allowance
+            // would end at once and never teach the timer that it fires too early).
             return Poll::Ready(());
         }
         let key = register(self.timer, self.deadline, self.key, cx.waker());
@@ -315,6 +290,7 @@ fn register(t: &Inner, deadline: Instant, key: Option<Key>, waker: &Waker) -> Ke
             }
             // Fired, but polled before its deadline: wait again in the same slot.
             s.waker = Some(waker.clone());
+            s.fired = None;
             heap.push(deadline, k);
             (k, heap.entries.peek().is_some_and(|top| top.slot == k.slot && top.generation == k.generation))
         } else {
@@ -333,40 +309,79 @@ fn register(t: &Inner, deadline: Instant, key: Option<Key>, waker: &Waker) -> Ke
     key
 }
 
+/// The park's error (how much later than asked a park returns, ns): a running mean, and for
+/// [`Tuning::spin_tail`] its deviation. Only the timer thread sees it.
+struct Overshoot {
+    mean: u64,
+    dev: u64,
+}
+
+impl Overshoot {
+    fn learn(&mut self, over: u64) {
+        let err = over.min(MAX_SPIN_NS).cast_signed() - self.mean.cast_signed();
+        self.mean = (self.mean.cast_signed() + err / 8).max(0).cast_unsigned();
+        self.dev = (self.dev.cast_signed() + (err.abs() - self.dev.cast_signed()) / 4).max(0).cast_unsigned();
+    }
+
+    /// How long before a deadline to stop parking and spin.
+    fn spin(&self, tail: bool) -> Duration {
+        Duration::from_nanos(if tail {
+            (self.mean + 4 * self.dev).min(MAX_SPIN_NS)
+        } else {
+            self.mean + SPIN_MARGIN_NS
+        })
+    }
+}
+
+/// How early to fire a deadline: by the cold latency's bound if the warm firing time would come
+/// [`COLD_GAP`] after the last wake-up, else by the learned warm latency. `(early, cold)`.
+fn early_for(t: &Inner, deadline: Instant, last_wake: Instant) -> (Duration, bool) {
+    let warm = Duration::from_nanos(t.early_ns.load(AtomicOrdering::Relaxed).unsigned_abs());
+    if t.tuning.prewake && deadline.checked_sub(warm).is_some_and(|at| at > last_wake + COLD_GAP) {
+        let cold = Duration::from_nanos(t.cold.bound(MAX_SPIN_NS));
+        return (cold.max(warm), true);
+    }
+    (warm, false)
+}
+
 fn run(t: &Inner) {
     #[cfg(target_os = "linux")]
-    let _ = nix::sys::prctl::set_timerslack(1);
+    if t.tuning.low_slack {
+        let _ = nix::sys::prctl::set_timerslack(1);
+    }
     let mut due: Vec<Waker> = Vec::with_capacity(256);
+    let mut overshoot = Overshoot { mean: 20_000, dev: 0 };
+    let mut last_wake = Instant::now();
     while !t.stop.load(AtomicOrdering::Acquire) {
-        let woke = Instant::now();
-        let early = Duration::from_nanos(t.early_ns.load(AtomicOrdering::Relaxed).unsigned_abs());
         let next = {
             let mut heap = lock(&t.heap);
             t.dirty.store(false, AtomicOrdering::Release);
             let now = Instant::now();
+            let since = last_wake;
             loop {
                 // Dead entries on top are dropped whatever their deadline: they wake nobody, and
                 // the next park is timed by the earliest live sleep.
-                match heap.entries.peek() {
-                    Some(e) if !heap.live(e) => {
-                        heap.entries.pop();
-                        heap.dead = heap.dead.saturating_sub(1);
-                    }
-                    Some(e) if e.deadline <= now + early => {
-                        let slot = e.slot as usize;
-                        heap.entries.pop();
-                        due.extend(heap.slots[slot].waker.take());
-                    }
-                    _ => break,
+                let Some(e) = heap.entries.peek() else { break };
+                if !heap.live(e) {
+                    heap.entries.pop();
+                    heap.dead = heap.dead.saturating_sub(1);
+                    continue;
                 }
+                let (early, cold) = early_for(t, e.deadline, since);
+                if e.deadline > now + early {
+                    break;
+                }
+                due.extend(heap.fire(Fired { at: now, cold }));
+                last_wake = now;
             }
-            heap.entries.peek().map(|e| e.deadline.checked_sub(early).unwrap_or(e.deadline))
+            heap.entries
+                .peek()
+                .map(|e| e.deadline.checked_sub(early_for(t, e.deadline, last_wake).0).unwrap_or(e.deadline))
         };
         for w in due.drain(..) {
             w.wake();
         }
         let Some(fire_at) = next else {
-            account(t, woke);
             thread::park();
             continue;
         };
@@ -374,32 +389,22 @@ fn run(t: &Inner) {
         if fire_at <= now {
             continue;
         }
-        let spin = Duration::from_nanos(t.overshoot_ns.load(AtomicOrdering::Relaxed) + SPIN_MARGIN_NS);
+        let spin = overshoot.spin(t.tuning.spin_tail);
         let left = fire_at - now;
         if left > spin {
-            account(t, woke);
             let want = left.checked_sub(spin).unwrap();
             let parked = Instant::now();
             thread::park_timeout(want);
             let slept = parked.elapsed();
             if slept >= want && !t.dirty.load(AtomicOrdering::Acquire) {
-                let over =
-                    u64::try_from(slept.checked_sub(want).unwrap().as_nanos()).unwrap_or(u64::MAX).min(1_000_000);
-                let old = t.overshoot_ns.load(AtomicOrdering::Relaxed);
-                t.overshoot_ns.store(old - old / 8 + over / 8, AtomicOrdering::Relaxed);
+                overshoot.learn(u64::try_from((slept - want).as_nanos()).unwrap_or(u64::MAX));
             }
             continue;
         }
         while Instant::now() < fire_at && !t.dirty.load(AtomicOrdering::Acquire) {
             std::hint::spin_loop();
         }
-        account(t, woke);
     }
-}
-
-fn account(t: &Inner, since: Instant) {
-    let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    t.awake_ns.fetch_add(ns, AtomicOrdering::Relaxed);
 }
 
 #[cfg(test)]
@@ -428,6 +433,21 @@ mod tests {
             ended += 1;
         }
         assert_eq!(ended, 5);
+    }
+
+    /// With [`Tuning::prewake`], sleeps one after another are each a cold wake-up (the last
+    /// wake-up was a whole sleep ago), fired ahead on purpose: each must still end at or after its
+    /// deadline, spinning what is left, though it is not strict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cold_wake_up_fired_ahead_never_ends_early() {
+        let timer = Timer::start_tuned(Tuning { prewake: true, ..Tuning::default() });
+        for _ in 0..200 {
+            let deadline = Instant::now() + Duration::from_micros(400);
+            timer.sleep_until(deadline).await;
+            assert!(Instant::now() >= deadline);
+        }
+        let learned = timer.inner.cold.mean.load(AtomicOrdering::Relaxed);
+        assert!(learned > 0, "the cold wake-ups taught the timer their latency");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
