@@ -124,7 +124,7 @@ pub struct Aggregator {
     /// The measured window as it stood when the run's measured part ended (see [`Self::freeze`]),
     /// and its account.
     frozen: Option<Measured>,
-    frozen_account: Option<Option<Replay>>,
+    frozen_account: Option<Replay>,
     /// The next tick continues the current one (its stats were partly drained by a freeze).
     carry: bool,
     runtime: RuntimeSums,
@@ -298,7 +298,7 @@ impl Aggregator {
             self.schedule.add(i.settings, i.paused, secs);
         }
         self.frozen = Some(self.measured(&totals, &i.gaps, i.now));
-        self.frozen_account = Some(self.replay(i, true));
+        self.frozen_account = self.replay(i, true);
     }
 
     /// The window's account now (`now`) or when due; `None` without one (see
@@ -431,10 +431,7 @@ impl Aggregator {
         self.node_workers = i.node_workers;
 
         self.tick_no += 1;
-        let account = match self.frozen_account {
-            Some(a) => a,
-            None => self.replay(i, i.finished),
-        };
+        let account = if self.frozen.is_some() { self.frozen_account } else { self.replay(i, i.finished) };
         Snapshot {
             tick: self.tick_no,
             elapsed: i.now.saturating_duration_since(self.start),
