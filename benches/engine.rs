@@ -14,18 +14,23 @@
 //! (f) replaying a trace against the Poisson generator: the same Poisson arrivals at 2,000/s,
 //!     once drawn by the producer and once read from a trace of them, on a pool with room to
 //!     spare (64 workers, 100 µs constant service), so a job's wait is the producer's lateness
-//!     and the hand-off; three rounds alternating, wait p50, p99 and p99.9 of each.
+//!     and the hand-off; three rounds alternating, wait p50, p99 and p99.9 of each;
+//! (g) the pool's own overhead in a run's exact account, pooltune against the bare channel pool
+//!     of (a) instrumented the same way (`engine/account.rs`).
 //!
 //! `BENCH_SECONDS` (default 2) sets each ceiling measurement's length; `BENCH_SECTIONS` (for
 //! example `ae`) runs only those sections; `BENCH_THREADS` sets the runtime threads (default:
 //! one per core); `BENCH_TIMERS` picks section (b)'s variants of the timer (see there).
+
+#[path = "engine/account.rs"]
+mod account;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pooltune::engine::{EngineHandle, RunOptions};
-use pooltune::metrics::recorder::{Batch, JobTimes, Kind, Recorders};
+use pooltune::metrics::recorder::{Batch, JobTimes, Kind, Recorders, ShardStats};
 use pooltune::settings::{Rate, Settings};
 use pooltune::tui::State;
 use ratatui::Terminal;
@@ -125,9 +130,9 @@ fn percentile(v: &mut [f64], q: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * q).round() as usize]
 }
 
-/// Nanoseconds to record one job: through a worker's batch (the engine's path) and with one
-/// shard lock a job.
-fn recording_cost() -> (f64, f64) {
+/// Nanoseconds to record one job: through a worker's batch (the engine's path), with one
+/// shard lock a job, and through the batch keeping its instants for the account.
+fn recording_cost() -> (f64, f64, f64) {
     let r = Recorders::new(1);
     let shard = r.shard(0);
     let n = 2_000_000u32;
@@ -141,11 +146,12 @@ fn recording_cost() -> (f64, f64) {
             fetched: at + Duration::from_micros(3),
             start: at + Duration::from_micros(3),
             end: at + Duration::from_micros(50),
+            asked: Duration::from_micros(47),
         }
     };
     let start = Instant::now();
     {
-        let mut batch = Batch::new(shard);
+        let mut batch = Batch::new(&r, 0);
         for i in 0..n {
             shard.start();
             batch.push(times(i), Kind::Ok);
@@ -157,7 +163,29 @@ fn recording_cost() -> (f64, f64) {
         shard.start();
         shard.finish(times(i), Kind::Ok);
     }
-    (batched, start.elapsed().as_nanos() as f64 / f64::from(n))
+    let locked = start.elapsed().as_nanos() as f64 / f64::from(n);
+    // Keeping each job's instants for the account: two untimed passes first, drained as the
+    // aggregator drains a tick, so the shard's vector has its room (as after a run's first
+    // ticks); 3 × 150,000 jobs stay within the 500,000 a run keeps.
+    r.keep_jobs(true);
+    let (mut spares, mut into) = (vec![ShardStats::new()], ShardStats::new());
+    let kept = 150_000u32;
+    let mut pass = || {
+        let start = Instant::now();
+        let mut batch = Batch::new(&r, 0);
+        for i in 0..kept {
+            shard.start();
+            batch.push(times(i), Kind::Ok);
+        }
+        drop(batch);
+        let ns = start.elapsed().as_nanos() as f64 / f64::from(kept);
+        r.drain_into(&mut spares, &mut into);
+        assert_eq!(into.jobs.len(), kept as usize, "every job kept");
+        into.clear();
+        ns
+    };
+    let (_, _, keeping) = (pass(), pass(), pass());
+    (batched, locked, keeping)
 }
 
 /// The engine's ceiling (4 workers) with a client following its snapshots on another thread:
@@ -248,9 +276,9 @@ fn main() {
         section_d(run);
     }
     if wants('c') {
-        let (batched, locked) = recording_cost();
+        let (batched, locked, keeping) = recording_cost();
         println!(
-            "\n(c) recording one job (3 histograms + sums): {batched:.1} ns through a worker's batch, {locked:.1} ns with a lock a job"
+            "\n(c) recording one job (3 histograms + sums): {batched:.1} ns through a worker's batch, {locked:.1} ns with a lock a job, {keeping:.1} ns through the batch keeping its instants for the account"
         );
     }
     #[cfg(feature = "console")]
@@ -259,6 +287,9 @@ fn main() {
     }
     if wants('f') {
         section_f();
+    }
+    if wants('g') {
+        account::section_g(threads());
     }
 }
 

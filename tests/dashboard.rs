@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures_util::StreamExt;
 use pooltune::engine::{EngineHandle, RunOptions};
+use pooltune::metrics::account::{Part, Replay};
 use pooltune::metrics::sparse::{Sparse, TickDist};
 use pooltune::metrics::{Snapshot, Summary, hist};
 use pooltune::report::EndedBy;
@@ -82,6 +83,20 @@ fn scripted_state(overloaded: bool) -> State {
         s.measured.arrival_cv = 1.0;
         s.measured.jobs.offered = 3000;
         s.measured.jobs.completed = 2996;
+        // The window's replays: its mean response as the ideal pool's, the producer's lateness,
+        // the services' inflation and the pool's overhead (the model panel's account line).
+        let part = |mean: f64, p99: f64| Part { mean, p99 };
+        s.account = Some(Replay {
+            jobs: 2996,
+            complete: true,
+            measured: part(6.0, 30.0),
+            ideal: part(5.8, 28.0),
+            lateness: part(0.02, 0.4),
+            inflation: part(0.15, 0.9),
+            overhead: part(0.03, 0.2),
+            overhead_min_us: 0.0,
+            sum_ms: 6.0,
+        });
         if overloaded && i > 400 {
             s.settings.policy = Policy::Reject;
             s.rates.rejected = 120.0;

@@ -115,6 +115,9 @@ impl Controller {
         // Everything slow to build (histograms, the timer thread, runtime introspection) is
         // built before the run's clock starts: the producer owes arrivals from that instant.
         let (recorders, timer) = (Recorders::new(shards), Timer::start());
+        // Each job's instants are kept for the run's account (bounded: `metrics::account`);
+        // over a broker the jobs run on other machines' clocks and are not replayed.
+        recorders.keep_jobs(!queue.is_broker());
         let introspect = Introspect::new(&handle);
         let agg = Aggregator::new(Instant::now(), opts.warmup, shards)
             .with_distributions(opts.distributions)

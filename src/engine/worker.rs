@@ -30,7 +30,7 @@ const SHORT_JOB: Duration = Duration::from_micros(50);
 
 pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
     let shard = shared.recorders.shard(id);
-    let mut records = Batch::new(shard);
+    let mut records = Batch::new(&shared.recorders, id);
     // The clock read that ended the last job, when nothing since could have taken long.
     let mut last_end = None;
     // Since when this worker has been free: a job queued before it is ready from here, one
@@ -67,7 +67,9 @@ pub async fn run(id: usize, shared: Arc<Shared>, retire: Arc<AtomicBool>) {
         // A broker job reached this process when it was pulled from the stream: from there to its
         // start it was held here (`prefetch`). Both instants are this machine's.
         let fetched = super::backend::fetched(&job).map_or(start, |f| f.min(start));
-        records.push(JobTimes { intended: job.intended, enqueued: job.enqueued, ready, fetched, start, end }, kind);
+        let times =
+            JobTimes { intended: job.intended, enqueued: job.enqueued, ready, fetched, start, end, asked: job.service };
+        records.push(times, kind);
         job.release();
         if let Some(receipt) = job.receipt.take() {
             // A node acknowledges a job only after a report that counts it: its record must be

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::account::{Accounting, Replay};
 use super::recorder::{Recorders, ShardStats};
 use super::schedule::ScheduleSums;
 use super::sparse::{Sparse, TickDist};
@@ -120,8 +121,10 @@ pub struct Aggregator {
     worker_time: f64,
     /// The worker nodes' workers at the last tick: a freeze, which hears no node, counts them.
     node_workers: usize,
-    /// The measured window as it stood when the run's measured part ended (see [`Self::freeze`]).
+    /// The measured window as it stood when the run's measured part ended (see [`Self::freeze`]),
+    /// and its account.
     frozen: Option<Measured>,
+    frozen_account: Option<Replay>,
     /// The next tick continues the current one (its stats were partly drained by a freeze).
     carry: bool,
     runtime: RuntimeSums,
@@ -131,6 +134,8 @@ pub struct Aggregator {
     /// by the histograms' buckets, not by the run's length.
     run_dist: Option<std::sync::Arc<TickDist>>,
     schedule: ScheduleSums,
+    /// Every kept job and the account of the window's ([`super::account`]).
+    account: Accounting,
 }
 
 /// Sums of per-tick runtime figures over the measured window. The worker-task figures are
@@ -238,11 +243,13 @@ impl Aggregator {
             worker_time: 0.0,
             node_workers: 0,
             frozen: None,
+            frozen_account: None,
             carry: false,
             runtime: RuntimeSums::default(),
             distributions: false,
             run_dist: None,
             schedule: ScheduleSums::default(),
+            account: Accounting::default(),
         }
     }
 
@@ -278,6 +285,7 @@ impl Aggregator {
             self.tick_stats.clear();
         }
         i.recorders.drain_into(&mut self.spares, &mut self.tick_stats);
+        self.account.take(&mut self.tick_stats.jobs, self.measuring);
         let totals = self.totals(i);
         if self.measuring {
             let secs = i.now.saturating_duration_since(self.last_tick).as_secs_f64();
@@ -290,6 +298,21 @@ impl Aggregator {
             self.schedule.add(i.settings, i.paused, secs);
         }
         self.frozen = Some(self.measured(&totals, &i.gaps, i.now));
+        self.frozen_account = self.replay(i, true);
+    }
+
+    /// The window's account now (`now`) or when due; `None` without one (see
+    /// [`super::account`]). The kept jobs' room freed once no more are kept.
+    fn replay(&mut self, i: &TickInputs<'_>, now: bool) -> Option<Replay> {
+        let complete = i.recorders.kept_all();
+        if !complete {
+            self.tick_stats.jobs = Vec::new();
+            for s in &mut self.spares {
+                s.jobs = Vec::new();
+            }
+        }
+        let workers = u32::try_from(i.settings.workers).unwrap_or(u32::MAX);
+        self.measuring.then(|| self.account.refresh(i.now, workers, complete, now)).flatten()
     }
 
     /// Adds a tick's depth over `secs` to the window's.
@@ -322,6 +345,7 @@ impl Aggregator {
     /// Starts the measured window afresh at the next tick (warm-up end or the operator's reset).
     pub fn reset(&mut self) {
         self.window.clear();
+        self.account.reset_window();
         self.since = self.last_tick;
         self.base = self.last;
         self.depth_area = 0.0;
@@ -380,14 +404,17 @@ impl Aggregator {
         let dist = tick_dist.filter(|_| self.distributions).map(std::sync::Arc::new);
 
         if !self.measuring && i.now.saturating_duration_since(self.start) >= self.warmup {
+            self.account.take(&mut self.tick_stats.jobs, false);
             self.measuring = true;
             self.last = totals;
             self.last_tick = i.now;
             self.reset();
         } else if self.frozen.is_some() {
+            self.account.take(&mut self.tick_stats.jobs, false);
             self.last = totals;
             self.last_tick = i.now;
         } else {
+            self.account.take(&mut self.tick_stats.jobs, self.measuring);
             self.window.merge(&self.tick_stats);
             self.add_depth(&i.depth, secs);
             self.enqueue_gaps.add(&i.depth.enqueue_gaps);
@@ -404,6 +431,7 @@ impl Aggregator {
         self.node_workers = i.node_workers;
 
         self.tick_no += 1;
+        let account = if self.frozen.is_some() { self.frozen_account } else { self.replay(i, i.finished) };
         Snapshot {
             tick: self.tick_no,
             elapsed: i.now.saturating_duration_since(self.start),
@@ -440,6 +468,7 @@ impl Aggregator {
             adapt: None,
             dist,
             run_dist,
+            account,
         }
     }
 
@@ -514,6 +543,7 @@ mod tests {
                 fetched: start,
                 start,
                 end: start + Duration::from_millis(2),
+                asked: Duration::from_millis(2),
             },
             crate::metrics::recorder::Kind::Ok,
         );

@@ -1,5 +1,8 @@
 //! What the engine measures and publishes.
 //!
+//! - [`account`]: every job's instants, kept (bounded), and replayed through the model's exact
+//!   pool to split the measured mean response into what the ideal pool, the producer's
+//!   lateness, the services' inflation and the pool's own overhead each add.
 //! - [`recorder`]: the hot path's sharded per-job recording (no allocation, no waiting).
 //! - [`hist`]: HDR histograms in microseconds and the [`Summary`] of percentiles.
 //! - [`aggregate`]: the per-tick merge that turns shards and counters into a [`Snapshot`].
@@ -13,6 +16,7 @@
 //! small and owns no histogram, so publishing one per tick on a `watch` channel costs nothing
 //! that grows with the run. No tokio, no UI.
 
+pub mod account;
 pub mod aggregate;
 pub mod hist;
 #[cfg(feature = "broker")]
@@ -396,6 +400,9 @@ pub struct Snapshot {
     pub broker: Option<BrokerView>,
     /// The adaptive controller, when one sets the worker count.
     pub adapt: Option<crate::adapt::AdaptView>,
+    /// The measured window's jobs replayed through the ideal pool ([`account`]): `None` before
+    /// the window has a job, on a broker run, or when the run keeps no jobs.
+    pub account: Option<account::Replay>,
 }
 
 impl Snapshot {
@@ -432,6 +439,7 @@ impl Snapshot {
             remote_workers: 0,
             broker: None,
             adapt: None,
+            account: None,
         }
     }
 }

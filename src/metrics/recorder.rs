@@ -6,12 +6,13 @@
 //! when the pool has 100,000 workers. The aggregator swaps a shard's stats for an empty set under
 //! the lock and merges outside it, so workers never wait on a merge.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::account::{CAPACITY, Entry};
 use super::hist;
 
 /// What a shard has recorded since the aggregator last took it.
@@ -46,6 +47,12 @@ pub struct ShardStats {
     /// Σ (end − ready)² in s²: the time a job held its worker, hand-off included, for the CV
     /// of what the queue's servers really spent on a job.
     pub held_sq: f64,
+    /// Every recorded job's instants, while [`Recorders::keep_jobs`] is on: the per-job side of
+    /// the run's account ([`super::account`]). Only a drain moves them (into the drain's
+    /// target); [`Self::merge`] leaves them, so a node's report or a tap never carries them.
+    /// The drain hands the shard back a spare whose vector keeps its capacity: after the first
+    /// ticks a job's record is a copy into room already there, not an allocation.
+    pub jobs: Vec<Entry>,
 }
 
 impl ShardStats {
@@ -72,10 +79,11 @@ impl ShardStats {
             handoff: hist::new(),
             handoff_ns: 0,
             held_sq: 0.0,
+            jobs: Vec::new(),
         }
     }
 
-    /// Adds `other` into `self`.
+    /// Adds `other` into `self` (not its per-job records: see [`Self::jobs`]).
     pub fn merge(&mut self, other: &ShardStats) {
         // Same bounds everywhere, so `add` cannot fail.
         let _ = self.latency.add(&other.latency);
@@ -121,6 +129,7 @@ impl ShardStats {
         self.lag_ns = 0;
         self.handoff_ns = 0;
         self.held_sq = 0.0;
+        self.jobs.clear();
     }
 }
 
@@ -159,6 +168,9 @@ pub struct JobTimes {
     pub fetched: Instant,
     pub start: Instant,
     pub end: Instant,
+    /// The service the job was given to run (the synthetic service's drawn demand; zero for
+    /// your own work, which has none).
+    pub asked: Duration,
 }
 
 impl Shard {
@@ -172,13 +184,17 @@ impl Shard {
     /// service = end − start, lag = enqueued − intended, hand-off = start − ready.
     pub fn finish(&self, t: JobTimes, kind: Kind) {
         self.busy.fetch_sub(1, Ordering::Relaxed);
-        self.record(&[(t, kind)]);
+        self.record(&[(t, kind)], None);
     }
 
-    fn record(&self, jobs: &[(JobTimes, Kind)]) {
+    /// Records `jobs`; with `epoch`, keeps each one's instants too ([`ShardStats::jobs`]).
+    fn record(&self, jobs: &[(JobTimes, Kind)], epoch: Option<Instant>) {
         let mut s = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
         for &(t, kind) in jobs {
             s.add(t, kind);
+        }
+        if let Some(epoch) = epoch {
+            s.jobs.extend(jobs.iter().map(|&(t, kind)| entry(epoch, &t, kind)));
         }
     }
 }
@@ -219,6 +235,20 @@ impl ShardStats {
     }
 }
 
+/// `t` as the account keeps it: nanoseconds from `epoch`.
+#[allow(clippy::cast_possible_truncation)]
+fn entry(epoch: Instant, t: &JobTimes, kind: Kind) -> Entry {
+    let since = |i: Instant| i.saturating_duration_since(epoch).as_nanos() as u64;
+    Entry {
+        intended: since(t.intended),
+        enqueued: since(t.enqueued),
+        start: since(t.start),
+        end: since(t.end),
+        asked: t.asked.as_nanos() as u64,
+        counted: kind == Kind::Ok,
+    }
+}
+
 /// How many records a worker keeps before taking its shard's lock.
 const BATCH: usize = 32;
 /// The longest a record waits in a worker's batch while the worker keeps busy.
@@ -229,16 +259,27 @@ const BATCH_AGE: Duration = Duration::from_millis(1);
 /// the shard's lock off the per-job path. A fixed array: nothing is allocated per job.
 pub struct Batch<'a> {
     shard: &'a Shard,
+    /// Where the engine keeps each job's instants ([`Recorders::keep_jobs`]), asked once a flush.
+    recorders: &'a Recorders,
     buf: [(JobTimes, Kind); BATCH],
     len: usize,
 }
 
 impl<'a> Batch<'a> {
+    /// A batch for the worker with id `worker`.
     #[must_use]
-    pub fn new(shard: &'a Shard) -> Self {
+    pub fn new(recorders: &'a Recorders, worker: usize) -> Self {
         let now = Instant::now();
-        let blank = JobTimes { intended: now, enqueued: now, ready: now, fetched: now, start: now, end: now };
-        Self { shard, buf: [(blank, Kind::Ok); BATCH], len: 0 }
+        let blank = JobTimes {
+            intended: now,
+            enqueued: now,
+            ready: now,
+            fetched: now,
+            start: now,
+            end: now,
+            asked: Duration::ZERO,
+        };
+        Self { shard: recorders.shard(worker), recorders, buf: [(blank, Kind::Ok); BATCH], len: 0 }
     }
 
     /// The job is no longer busy at once; its statistics follow with the batch.
@@ -253,7 +294,8 @@ impl<'a> Batch<'a> {
 
     pub fn flush(&mut self) {
         if self.len > 0 {
-            self.shard.record(&self.buf[..self.len]);
+            let keep = self.recorders.admit(self.len).then_some(self.recorders.epoch);
+            self.shard.record(&self.buf[..self.len], keep);
             self.len = 0;
         }
     }
@@ -274,6 +316,13 @@ pub struct Recorders {
     remote_busy: AtomicI64,
     /// A worker node's copy of each drain, for its report (`None`: not kept).
     tap: Mutex<Option<ShardStats>>,
+    /// Workers keep each job's instants for the account ([`ShardStats::jobs`]): off for a run
+    /// that has none, and once [`CAPACITY`] jobs are kept.
+    keep: AtomicBool,
+    /// Jobs the run may still keep (below 0: the last flush found no room).
+    room: AtomicI64,
+    /// The instant kept jobs' times count from: before any job of the run.
+    pub epoch: Instant,
 }
 
 impl Recorders {
@@ -282,7 +331,40 @@ impl Recorders {
         let shards = (0..shards.max(1))
             .map(|_| Shard { stats: Mutex::new(ShardStats::new()), busy: AtomicI64::new(0) })
             .collect();
-        Self { shards, remote: Mutex::new(ShardStats::new()), remote_busy: AtomicI64::new(0), tap: Mutex::new(None) }
+        Self {
+            shards,
+            remote: Mutex::new(ShardStats::new()),
+            remote_busy: AtomicI64::new(0),
+            tap: Mutex::new(None),
+            keep: AtomicBool::new(false),
+            room: AtomicI64::new(i64::try_from(CAPACITY).unwrap_or(i64::MAX)),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether the workers keep each job's instants from now on ([`ShardStats::jobs`]).
+    pub fn keep_jobs(&self, on: bool) {
+        self.keep.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `n` more jobs may be kept: the first [`CAPACITY`] of the run are, whole
+    /// batches at a time; the first batch refused turns keeping off for good.
+    fn admit(&self, n: usize) -> bool {
+        if !self.keep.load(Ordering::Relaxed) {
+            return false;
+        }
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        if self.room.fetch_sub(n, Ordering::Relaxed) >= n {
+            return true;
+        }
+        self.keep.store(false, Ordering::Relaxed);
+        false
+    }
+
+    /// Every job so far was kept (no batch was refused for want of room).
+    #[must_use]
+    pub fn kept_all(&self) -> bool {
+        self.room.load(Ordering::Relaxed) >= 0
     }
 
     /// Adds a remote worker node's records; the next drain takes them with the local ones.
@@ -326,6 +408,7 @@ impl Recorders {
         for (shard, spare) in self.shards.iter().zip(spares.iter_mut()) {
             std::mem::swap(&mut *shard.stats.lock().unwrap_or_else(PoisonError::into_inner), spare);
             into.merge(spare);
+            into.jobs.append(&mut spare.jobs);
             if let Some(t) = tap.as_mut() {
                 t.merge(spare);
             }
@@ -357,6 +440,7 @@ mod tests {
                 fetched: t0 + Duration::from_millis(3),
                 start: t0 + Duration::from_millis(3),
                 end: t0 + Duration::from_millis(10),
+                asked: Duration::from_millis(7),
             },
             Kind::Ok,
         );

@@ -1,6 +1,6 @@
 //! Exact trace-driven simulation: a recorded (or synthetic) arrival trace replayed through c
 //! identical FIFO workers behind a queue of K places, under the queue's overflow policy. It owns
-//! [`simulate`], [`replicate`], [`latency_percentiles`], the figures ([`TraceSim`], [`Dist`],
+//! [`simulate`], [`replicate`], [`latency_percentiles`], each job's start ([`starts`]), the figures ([`TraceSim`], [`Dist`],
 //! [`Spread`]), the fitted Poisson model beside it ([`poisson_equivalent`]) and the simulation as
 //! a [`Prediction`].
 //! The searches built on it are in [`super::trace_search`].
@@ -133,6 +133,17 @@ pub struct Spread {
 #[must_use]
 pub fn simulate(i: &TraceInputs) -> TraceSim {
     run(i, true)
+}
+
+/// Replays the trace and gives each arrival's start in the replay (ns, in arrival order; NaN
+/// for one refused or dropped): the ideal pool's side of a run's per-job account
+/// ([`crate::metrics::account`]), job by job. Costs 8 bytes an arrival beyond [`simulate`]'s.
+///
+/// # Panics
+/// As [`simulate`].
+#[must_use]
+pub fn starts(i: &TraceInputs) -> Vec<f64> {
+    run::starts(i)
 }
 
 /// Replays with service drawn from `reps` seeds (seed, seed+1, …): the mean of each figure and

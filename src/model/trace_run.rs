@@ -16,7 +16,7 @@ use crate::settings::Policy;
 /// Replays `i`; without `waits` only the response distribution is kept (the searches need
 /// nothing else), and the wait percentiles are left 0.
 pub(super) fn run(i: &TraceInputs, waits: bool) -> TraceSim {
-    match replay(i, waits) {
+    match replay(i, waits, false) {
         Some((rec, refused)) => rec.finish(i.arrivals.len() as u64, refused, i.arrivals[0] as f64 / i.speed, i.workers),
         None => TraceSim::default(),
     }
@@ -24,12 +24,17 @@ pub(super) fn run(i: &TraceInputs, waits: bool) -> TraceSim {
 
 /// The response time (ns) of every completed job, in no particular order: for a distribution.
 pub(super) fn responses(i: &TraceInputs) -> Vec<f64> {
-    replay(i, false).map_or_else(Vec::new, |(rec, _)| rec.responses)
+    replay(i, false, false).map_or_else(Vec::new, |(rec, _)| rec.responses)
+}
+
+/// Each arrival's start (ns), in arrival order; NaN for one refused or dropped.
+pub(super) fn starts(i: &TraceInputs) -> Vec<f64> {
+    replay(i, false, true).and_then(|(rec, _)| rec.starts).unwrap_or_default()
 }
 
 /// The replay's sums and samples and the arrivals refused; `None` without arrivals.
 #[allow(clippy::cast_precision_loss)]
-fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
+fn replay(i: &TraceInputs, waits: bool, starts: bool) -> Option<(Rec, u64)> {
     assert!(i.workers > 0, "workers 0: a pool with no workers serves nothing");
     assert!(i.speed.is_finite() && i.speed > 0.0, "speed {} is not a positive finite factor", i.speed);
     assert!(i.arrivals.is_sorted(), "arrivals must be in ascending order");
@@ -37,7 +42,7 @@ fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
     if n == 0 {
         return None;
     }
-    let mut rec = Rec::new(n, waits);
+    let mut rec = Rec::new(n, waits, starts);
     let mut demands = Demands::new(&i.service, n);
     let mut pool = Pool::new(i.workers);
     let at = |j: usize| i.arrivals[j] as f64 / i.speed;
@@ -61,7 +66,7 @@ fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
                 };
                 rec.held += enter - a;
                 rec.queued += start - enter;
-                rec.done(a, start, s);
+                rec.done(j, a, start, s);
             }
         }
         (Policy::Reject, Some(k)) => {
@@ -82,16 +87,16 @@ fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
                     last.push_back(start);
                 }
                 rec.queued += start - a;
-                rec.done(a, start, s);
+                rec.done(j, a, start, s);
             }
         }
         (Policy::DropOldest, Some(k)) => {
             let k = usize::try_from(k).unwrap_or(usize::MAX);
-            let mut waiting: VecDeque<(f64, f64)> = VecDeque::new();
-            let serve = |pool: &mut Pool, rec: &mut Rec, (qa, qs): (f64, f64)| {
+            let mut waiting: VecDeque<(usize, f64, f64)> = VecDeque::new();
+            let serve = |pool: &mut Pool, rec: &mut Rec, (qj, qa, qs): (usize, f64, f64)| {
                 let start = pool.take(qa, qs);
                 rec.queued += start - qa;
-                rec.done(qa, start, qs);
+                rec.done(qj, qa, start, qs);
             };
             for j in 0..n {
                 let (a, s) = (at(j), demands.get(j));
@@ -100,14 +105,14 @@ fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
                     serve(&mut pool, &mut rec, waiting.pop_front().expect("not empty"));
                 }
                 if waiting.is_empty() && pool.earliest() <= a {
-                    serve(&mut pool, &mut rec, (a, s));
+                    serve(&mut pool, &mut rec, (j, a, s));
                 } else if waiting.len() < k {
-                    waiting.push_back((a, s));
+                    waiting.push_back((j, a, s));
                 } else {
                     rec.dropped += 1;
-                    if let Some((oa, _)) = waiting.pop_front() {
+                    if let Some((_, oa, _)) = waiting.pop_front() {
                         rec.queued += a - oa;
-                        waiting.push_back((a, s));
+                        waiting.push_back((j, a, s));
                     }
                 }
             }
@@ -123,6 +128,8 @@ fn replay(i: &TraceInputs, waits: bool) -> Option<(Rec, u64)> {
 /// Sums and samples over completed jobs, ns.
 struct Rec {
     waits: Option<Vec<f64>>,
+    /// Each arrival's start, by arrival index (NaN until it starts): kept only when asked for.
+    starts: Option<Vec<f64>>,
     responses: Vec<f64>,
     wait_sum: f64,
     wait_max: f64,
@@ -136,9 +143,10 @@ struct Rec {
 }
 
 impl Rec {
-    fn new(n: usize, waits: bool) -> Rec {
+    fn new(n: usize, waits: bool, starts: bool) -> Rec {
         Rec {
             waits: waits.then(|| Vec::with_capacity(n)),
+            starts: starts.then(|| vec![f64::NAN; n]),
             responses: Vec::with_capacity(n),
             wait_sum: 0.0,
             wait_max: 0.0,
@@ -152,7 +160,10 @@ impl Rec {
     }
 
     #[inline]
-    fn done(&mut self, a: f64, start: f64, s: f64) {
+    fn done(&mut self, j: usize, a: f64, start: f64, s: f64) {
+        if let Some(v) = &mut self.starts {
+            v[j] = start;
+        }
         let w = start - a;
         self.wait_sum += w;
         self.wait_max = self.wait_max.max(w);

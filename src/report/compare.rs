@@ -231,7 +231,7 @@ pub(crate) fn figures(
 
 /// What the model is fed for the window of `s`: the measured rate and service, the configured
 /// shape of the workload.
-fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
+pub(crate) fn workload(s: &Snapshot) -> (ModelInputs, Workload) {
     let m = &s.measured;
     let st = &s.settings;
     let configured_arrival_cv = match st.arrival {

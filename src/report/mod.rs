@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub mod account;
 pub mod compare;
 #[cfg(feature = "report")]
 pub mod html;
@@ -166,6 +167,10 @@ pub struct RunSummary {
     pub latency_distribution_ms: Distribution,
     /// Where the mean response time went.
     pub response_split_ms: ResponseSplit,
+    /// The mean response split exactly into theory at the configured inputs, randomness,
+    /// lateness, inflation and the pool's overhead ([`account`]); absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<account::Account>,
     /// Latency of the jobs that failed (error, timeout, panic), apart from the successes'.
     pub failed_latency_ms: crate::metrics::Summary,
     /// The latest failure messages.
@@ -250,6 +255,7 @@ impl RunSummary {
             latency: m.latency,
             latency_distribution_ms: m.latency_distribution,
             response_split_ms: ResponseSplit::of(m, last.broker.as_ref()),
+            account: account::of(last),
             failed_latency_ms: m.failed_latency,
             recent_errors: last.recent_errors.clone(),
             custom_work: last.custom_work,

@@ -104,6 +104,8 @@ pub struct State {
     pub input: Option<String>,
     pub message: Option<Message>,
     pub model: Option<ModelReport>,
+    /// The window's exact account of its gap to theory (one line in the model panel).
+    pub account: Option<crate::report::account::Account>,
     pub slo: Option<Target>,
     pub overload: Option<String>,
     /// The last knob change, in words.
@@ -151,6 +153,7 @@ impl State {
             input: None,
             message: None,
             model: None,
+            account: None,
             slo: None,
             overload: None,
             last_change: None,
@@ -301,6 +304,7 @@ impl State {
     /// The model beside the measurements, unless a ramp is moving the settings: then each
     /// window is a tick long and still settling, too short to compare or to name a cause.
     pub fn refresh_model(&mut self) {
+        self.account = crate::report::account::of(&self.snap);
         if let Some(k) = self.ramping() {
             let why = format!("ramping {}: comparing when settings hold", k.replace('_', " "));
             self.model = Some(ModelReport::not_compared(why));

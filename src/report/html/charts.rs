@@ -190,19 +190,27 @@ pub fn line_chart(c: &Chart) -> Result<String, ReportError> {
     Ok(svg)
 }
 
-/// The mean response time split into its parts, as one stacked bar with a legend.
+/// The mean response time split into its parts, as one stacked bar with a legend. A part below
+/// 0 (the account's randomness or lateness can be: this run's draws kinder than theory's mean)
+/// is drawn on a lower band running back from the end of the parts above 0, so the lower band
+/// ends at the sum of all the parts.
 ///
 /// # Errors
 /// plotters failed to lay the chart out.
 pub fn split_bar(parts: &[(&str, f64)]) -> Result<String, ReportError> {
-    let total: f64 = parts.iter().map(|p| p.1).sum();
+    let total: f64 = parts.iter().map(|p| p.1.max(0.0)).sum();
     let total = if total > 0.0 { total } else { 1.0 };
     let color_of = |name: &str| match name {
-        "queue" => ORANGE,
-        "broker" => PURPLE,
-        "scheduling" => VERMILLION,
+        "queue" | "lateness" => ORANGE,
+        "broker" | "randomness" => PURPLE,
+        "scheduling" | "overhead" => VERMILLION,
+        "inflation" => SKY,
+        "theory" => GREEN,
         _ => BLUE,
     };
+    // The bands: the whole height when every part is above 0, else an upper and a lower one.
+    let signed = parts.iter().any(|p| p.1 < 0.0);
+    let (up, down) = if signed { ((0.45, 0.75), (0.05, 0.35)) } else { ((0.05, 0.75), (0.05, 0.75)) };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 220)).into_drawing_area();
@@ -222,17 +230,22 @@ pub fn split_bar(parts: &[(&str, f64)]) -> Result<String, ReportError> {
             .disable_y_axis()
             .draw()
             .map_err(err)?;
-        let mut at = 0.0;
+        let (mut at, mut back) = (0.0, total);
         // The bar takes the lower part; the legend sits above it.
         for (name, v) in parts {
             let color = color_of(name);
-            let bar = Rectangle::new([(at, 0.05), (at + v, 0.75)], color.filled());
+            let bar = if *v >= 0.0 {
+                at += v;
+                Rectangle::new([(at - v, up.0), (at, up.1)], color.filled())
+            } else {
+                back += v;
+                Rectangle::new([(back, down.0), (back - v, down.1)], color.filled())
+            };
             chart
                 .draw_series(std::iter::once(bar))
                 .map_err(err)?
                 .label(format!("{name} {v:.3} ms"))
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], color.filled()));
-            at += v;
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
@@ -243,6 +256,14 @@ pub fn split_bar(parts: &[(&str, f64)]) -> Result<String, ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_below_zero_runs_back_on_its_own_band() {
+        let svg = split_bar(&[("theory", 2.0), ("randomness", -0.5), ("overhead", 0.25)]).unwrap();
+        for text in ["theory 2.000 ms", "randomness -0.500 ms", "overhead 0.250 ms"] {
+            assert!(svg.contains(text), "no {text}");
+        }
+    }
 
     #[test]
     fn the_percentile_axis_reads_as_percentiles() {

@@ -59,11 +59,46 @@ pub struct RunView {
     pub latency_distribution_ms: Option<Vec<Quantile>>,
     #[serde(default)]
     pub response_split_ms: Option<ResponseSplit>,
+    /// The exact account of the gap to theory (absent from JSON written before there was one,
+    /// or when the run had none).
+    #[serde(default)]
+    pub account: Option<AccountView>,
     pub utilisation: f64,
     pub queue_depth: DepthView,
     pub model: Option<ModelView>,
     #[serde(default)]
     pub broker: Option<Value>,
+}
+
+/// A run's account, part by part (means in ms).
+#[derive(Debug, Deserialize)]
+pub struct AccountView {
+    pub measured: ShareView,
+    pub theory: ShareView,
+    pub randomness: ShareView,
+    pub lateness: ShareView,
+    pub inflation: ShareView,
+    pub overhead: ShareView,
+    pub sum_ms: f64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShareView {
+    pub mean_ms: f64,
+}
+
+impl AccountView {
+    /// The parts in the order they add up.
+    #[must_use]
+    pub fn parts(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("theory", self.theory.mean_ms),
+            ("randomness", self.randomness.mean_ms),
+            ("lateness", self.lateness.mean_ms),
+            ("inflation", self.inflation.mean_ms),
+            ("overhead", self.overhead.mean_ms),
+        ]
+    }
 }
 
 #[derive(Debug, Deserialize)]

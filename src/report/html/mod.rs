@@ -3,8 +3,8 @@
 //! `sweep --report` and `pooltune report` all come here with the text of those files.
 //!
 //! Each chart is a `<figure class="chart" id="…">` holding one `<svg>`, so a reader (or a test)
-//! finds every chart by its id: `throughput`, `queue`, `latency`, `percentiles`, `split` for a
-//! run, `curve` for a sweep.
+//! finds every chart by its id: `throughput`, `queue`, `latency`, `percentiles`, `split` and
+//! `account` (the exact account of the gap to theory) for a run, `curve` for a sweep.
 //!
 //! - [`input`]: the files read back (the run's or sweep's JSON, the CSV series).
 //! - [`charts`]: the SVG charts.

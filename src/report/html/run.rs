@@ -67,6 +67,15 @@ pub(super) fn run_page(r: &RunView, series: Option<&Series>) -> Result<String, R
             "The mean response time as the time in the queue, in the broker (a broker run), in the runtime's scheduling delay, and in service; the first three are parts of the measured wait.",
         );
     }
+    if let Some(a) = &r.account {
+        out.push_str("<h2>Account of the gap to theory</h2>\n");
+        let svg = charts::split_bar(&a.parts())?;
+        let caption = format!(
+            "The measured mean response ({:.3} ms) as theory at the configured inputs, randomness (the ideal pool on this run's own draws, less theory), the producer's lateness, the services' inflation and the pool's own overhead; the parts add up to {:.3} ms. A part below 0 runs back on the lower band.",
+            a.measured.mean_ms, a.sum_ms
+        );
+        figure(&mut out, "account", &svg, &caption);
+    }
     if let Some(b) = &r.broker {
         out.push_str("<h2>Broker</h2>\n");
         let rows: Vec<Vec<String>> = b

@@ -320,6 +320,9 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
             )),
         ));
     }
+    if let Some(a) = &s.account {
+        lines.push((MID, Line::from(dim(format!(" {}", a.line())))));
+    }
     if let Some(a) = &report.advice {
         lines.push((HIGH, Line::from(Span::styled(format!(" {}", a.line()), Style::default().fg(Color::Cyan)))));
     }
