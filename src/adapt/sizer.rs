@@ -70,8 +70,7 @@ impl Sizer {
         if self.downstream.is_none() {
             return hold_s;
         }
-        #[allow(clippy::cast_precision_loss)]
-        let inside = self.downstream.capacity.map_or(busy, |c| busy.min(c as f64));
+        let inside = self.downstream.capacity.map_or(busy, |c| busy.min(f64::from(c)));
         hold_s / self.downstream.stretch(inside)
     }
 

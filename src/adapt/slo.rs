@@ -125,17 +125,19 @@ impl Limiter for SloLimit {
             None => self.count.max(drain + 1),
         };
         let want = b.clamp(want as f64) as usize;
-        if want > self.count {
-            self.count = want;
-            self.below = 0;
-        } else if want < self.count {
-            self.below += 1;
-            if self.below >= COOLDOWN {
-                self.count = want.max(self.count - down_step(self.count));
+        match want.cmp(&self.count) {
+            std::cmp::Ordering::Greater => {
+                self.count = want;
                 self.below = 0;
             }
-        } else {
-            self.below = 0;
+            std::cmp::Ordering::Less => {
+                self.below += 1;
+                if self.below >= COOLDOWN {
+                    self.count = want.max(self.count - down_step(self.count));
+                    self.below = 0;
+                }
+            }
+            std::cmp::Ordering::Equal => self.below = 0,
         }
         self.count = b.clamp(self.count as f64) as usize;
         let cooldown = if want < self.count { COOLDOWN - self.below } else { 0 };
