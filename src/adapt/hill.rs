@@ -184,7 +184,15 @@ mod tests {
         for _ in 0..samples {
             let mean = curve(workers as f64) * 0.25;
             let n = (mean + Normal::new(0.0, mean.sqrt()).unwrap().sample(&mut rng)).round().max(1.0) as u64;
-            let w = Window { secs: 0.25, completed: n, service_s: 0.005, inflight: workers as f64, drops: 0, workers };
+            let w = Window {
+                secs: 0.25,
+                completed: n,
+                service_s: 0.005,
+                inflight: workers as f64,
+                drops: 0,
+                workers,
+                ..Window::default()
+            };
             assert!(h.ready(&w) || h.total > 0);
             workers = h.update(&w, b);
             out.push(h.limit());
@@ -245,7 +253,15 @@ mod tests {
         let mut h = HillClimb::new(10);
         h.reset_to(16);
         assert!((h.limit() - 16.0).abs() < 1e-12);
-        let w = Window { secs: 0.25, completed: 500, service_s: 0.005, inflight: 16.0, drops: 0, workers: 12 };
+        let w = Window {
+            secs: 0.25,
+            completed: 500,
+            service_s: 0.005,
+            inflight: 16.0,
+            drops: 0,
+            workers: 12,
+            ..Window::default()
+        };
         h.update(&w, &Bounds { min: 1, max: 100, timeout: None });
         assert!((h.counts[0] - 12.0).abs() < 1e-12, "the window's own count is what it records");
     }
@@ -253,7 +269,15 @@ mod tests {
     #[test]
     fn short_samples_wait_for_accuracy() {
         let h = HillClimb { total: 1, ..HillClimb::new(20) };
-        let w = |completed| Window { secs: 0.25, completed, service_s: 0.005, inflight: 20.0, drops: 0, workers: 20 };
+        let w = |completed| Window {
+            secs: 0.25,
+            completed,
+            service_s: 0.005,
+            inflight: 20.0,
+            drops: 0,
+            workers: 20,
+            ..Window::default()
+        };
         assert!(!h.ready(&w(100)), "19/100 ≥ 15%: accumulate");
         assert!(h.ready(&w(200)), "19/200 < 15%");
         assert!(!h.ready(&w(0)));

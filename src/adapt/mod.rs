@@ -41,6 +41,9 @@
 pub mod aimd;
 pub mod gradient2;
 pub mod hill;
+pub mod queue_length;
+pub mod sizer;
+pub mod slo;
 pub mod vegas;
 
 use std::fmt;
@@ -48,7 +51,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::settings::Adapt;
+use crate::settings::{Adapt, Settings};
 
 /// A concurrency-limits window's least length, seconds.
 pub const WINDOW_S: f64 = 1.0;
@@ -69,6 +72,14 @@ pub struct Window {
     pub drops: u64,
     /// The worker count the window ran with (the latest, if it changed).
     pub workers: usize,
+    /// Jobs that arrived (admitted or refused).
+    pub arrived: u64,
+    /// At the window's end: jobs waiting for a worker, and jobs in the system (waiting and in
+    /// service).
+    pub waiting: f64,
+    pub in_system: f64,
+    /// The holding time's coefficient of variation as measured so far (0: not yet known).
+    pub service_cv: f64,
 }
 
 impl Window {
@@ -85,6 +96,8 @@ impl Window {
         self.inflight = self.inflight.max(t.inflight);
         self.drops += t.drops;
         self.workers = t.workers;
+        self.arrived += t.arrived;
+        (self.waiting, self.in_system, self.service_cv) = (t.waiting, t.in_system, t.service_cv);
     }
 
     /// Long enough for a concurrency-limits controller.
@@ -123,13 +136,19 @@ pub trait Limiter: Send {
     fn state(&self) -> State;
 }
 
-/// A controller for `algorithm` starting at `workers` (`None` for `off`).
+/// The controller `s.adapt` names, starting at `workers` (`None` for `off`).
 #[must_use]
-pub fn limiter(algorithm: Adapt, workers: usize, seed: u64) -> Option<Box<dyn Limiter>> {
+pub fn limiter(s: &Settings, workers: usize) -> Option<Box<dyn Limiter>> {
     #[allow(clippy::cast_precision_loss)]
     let start = workers.max(1) as f64;
-    match algorithm {
+    let seed = s.seed;
+    match s.adapt {
         Adapt::Off => None,
+        Adapt::Slo => {
+            let target = s.slo_p99.map_or(f64::INFINITY, |d| d.as_secs_f64());
+            Some(Box::new(slo::SloLimit::new(workers.max(1), target, sizer::Sizer::of(s))))
+        }
+        Adapt::QueueLength => Some(Box::new(queue_length::QueueLength::new(workers.max(1), s.queue_target))),
         Adapt::HillClimb => Some(Box::new(hill::HillClimb::new(workers.max(1)))),
         Adapt::Vegas => Some(Box::new(vegas::Vegas::new(start, seed))),
         Adapt::Gradient2 => Some(Box::new(gradient2::Gradient2::new(start))),
@@ -169,6 +188,27 @@ pub enum State {
         backoffs: u64,
         rtt_ms: f64,
     },
+    Slo {
+        /// The arrival rate it sizes for (fast to rise, slow to fall), jobs/s.
+        rate_per_s: f64,
+        /// The holding time's mean, ms, and CV.
+        hold_ms: f64,
+        hold_cv: f64,
+        /// The model's fewest workers for the target at that rate (0: no pool meets it).
+        model: usize,
+        /// Workers added to drain the backlog within the target.
+        backlog: usize,
+        /// Windows left before it may scale down (0: it may now).
+        cooldown: u32,
+    },
+    QueueLength {
+        /// Jobs in the system per worker, against the target.
+        per_worker: f64,
+        target: f64,
+        /// This window's recommendation, and the one the stabilisation window holds it to.
+        desired: usize,
+        held: usize,
+    },
 }
 
 impl State {
@@ -194,6 +234,18 @@ impl State {
                 vec![format!("gradient {gradient:.2}"), format!("svc {short_ms:.2} ms"), format!("long {long_ms:.2}")]
             }
             State::Aimd { backoffs, rtt_ms } => vec![format!("{backoffs} back-offs"), format!("svc {rtt_ms:.2} ms")],
+            State::Slo { rate_per_s, hold_ms, hold_cv, model, backlog, cooldown } => vec![
+                if model == 0 { "model: no pool meets it".into() } else { format!("model {model}") },
+                format!("{rate_per_s:.0}/s"),
+                format!("hold {hold_ms:.2} ms cv {hold_cv:.2}"),
+                format!("backlog +{backlog}"),
+                if cooldown == 0 { "may scale down".into() } else { format!("cool-down {cooldown}") },
+            ],
+            State::QueueLength { per_worker, target, desired, held } => vec![
+                format!("{per_worker:.2}/worker (target {target})"),
+                format!("wants {desired}"),
+                format!("held {held}"),
+            ],
         }
     }
 }
@@ -224,7 +276,7 @@ pub fn workers_of(limit: f64, b: &Bounds) -> usize {
 /// A one-second window of 100 completions, for the algorithms' scripted tests.
 #[cfg(test)]
 pub(crate) fn window_of(service_ms: f64, inflight: f64, drops: u64) -> Window {
-    Window { secs: 1.0, completed: 100, service_s: service_ms / 1e3, inflight, drops, workers: 20 }
+    Window { secs: 1.0, completed: 100, service_s: service_ms / 1e3, inflight, drops, workers: 20, ..Window::default() }
 }
 
 #[cfg(test)]
@@ -234,13 +286,37 @@ mod tests {
     #[test]
     fn windows_weigh_service_by_completions_and_keep_the_peak() {
         let mut w = Window::default();
-        w.add(&Window { secs: 0.25, completed: 10, service_s: 0.010, inflight: 4.0, drops: 0, workers: 8 });
-        w.add(&Window { secs: 0.25, completed: 30, service_s: 0.020, inflight: 7.0, drops: 2, workers: 9 });
+        w.add(&Window {
+            secs: 0.25,
+            completed: 10,
+            service_s: 0.010,
+            inflight: 4.0,
+            drops: 0,
+            workers: 8,
+            ..Window::default()
+        });
+        w.add(&Window {
+            secs: 0.25,
+            completed: 30,
+            service_s: 0.020,
+            inflight: 7.0,
+            drops: 2,
+            workers: 9,
+            ..Window::default()
+        });
         assert!((w.service_s - 0.0175).abs() < 1e-12, "{}", w.service_s);
         assert_eq!((w.completed, w.drops, w.workers), (40, 2, 9));
         assert!((w.inflight - 7.0).abs() < 1e-12 && (w.secs - 0.5).abs() < 1e-12);
         assert!(!w.full(), "half a second is not a window");
-        w.add(&Window { secs: 0.5, completed: 0, service_s: 0.0, inflight: 0.0, drops: 0, workers: 9 });
+        w.add(&Window {
+            secs: 0.5,
+            completed: 0,
+            service_s: 0.0,
+            inflight: 0.0,
+            drops: 0,
+            workers: 9,
+            ..Window::default()
+        });
         assert!(w.full() && (w.service_s - 0.0175).abs() < 1e-12, "an idle tick leaves the mean");
     }
 

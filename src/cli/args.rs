@@ -347,9 +347,6 @@ pub struct RunArgs {
     /// Write an HTML report here (charts and tables, one self-contained file)
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
-    /// A p99 response-time target for the advisor, e.g. 20ms
-    #[arg(long, value_name = "DUR", value_parser = dur)]
-    pub slo_p99: Option<Duration>,
     /// Replay a profile's timeline, or a trace (--arrivals), this many times faster (its phases
     /// and run length, the trace's arrival instants; service times are not touched), 0.01 to
     /// 1000 [default 1]
@@ -485,9 +482,6 @@ pub struct SweepArgs {
     /// Stop at the first step that saturates the pool (queue at its bound, jobs refused, arrivals behind) [default true]
     #[arg(long, value_name = "BOOL", action = ArgAction::Set, default_value_t = true)]
     pub stop_on_saturation: bool,
-    /// A p99 response-time target: report the highest passing value and the first failing one
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse)]
-    pub slo_p99: Option<Duration>,
     /// Write the sweep as JSON here (`-` for stdout)
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

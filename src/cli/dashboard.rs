@@ -32,9 +32,10 @@ pub fn run(
     }
     let json = args.json.as_deref().map(|p| open(p, "JSON")).transpose()?;
     let config = RunConfig::new(&settings, &opts);
+    let slo = settings.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
     let engine = finish::start_engine(settings, opts, ctx)?;
     let mut state = State::new(engine.latest(), opts.interval);
-    state.slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
+    state.slo = slo;
     state.work_label = ctx.http.as_ref().map(|h| format!("http {}", h.target.method));
     state.arrivals.clone_from(&ctx.arrivals);
     if !args.color.colour(std::env::var_os("NO_COLOR").as_deref(), std::env::var_os("TERM").as_deref()) {

@@ -11,6 +11,7 @@ use super::driver::Driver;
 use super::{Outcome, RunContext, finish, summary};
 use crate::engine::RunOptions;
 use crate::model::advisor::Target;
+use crate::report::slo::Track;
 use crate::report::{EndedBy, RunConfig};
 use crate::settings::Settings;
 
@@ -21,12 +22,16 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
         _ => None,
     };
     let config = RunConfig::new(&settings, &opts);
+    // A target's attainment is read from each second's latency distribution.
+    let opts = RunOptions { distributions: opts.distributions || settings.slo_p99.is_some(), ..opts };
+    let mut track = Track::new();
     let engine = finish::start_engine(settings, opts, ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);
     let progress = super::progress::Progress::for_run(opts.duration);
     let signal = rt.block_on(finish::follow(&engine, |snap| {
         progress.snapshot(snap);
+        track.push(snap);
         for refusal in driver.on_snapshot(snap, &engine)? {
             progress.finish();
             eprintln!("pooltune: {refusal}");
@@ -41,8 +46,9 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
         eprintln!("pooltune: recorded the session to {}", path.display());
     }
     let ended_by = signal.unwrap_or_else(|| EndedBy::by_engine(&last, opts.duration));
-    let slo = args.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
-    let run = finish::summarise(&last, ctx, config, ended_by, missed, slo);
+    let slo = last.settings.slo_p99.map(|d| Target::P99(d.as_secs_f64()));
+    let mut run = finish::summarise(&last, ctx, config, ended_by, missed, slo);
+    run.adapt.references = track.references();
     let text = serde_json::to_string_pretty(&run)?;
     if let Some(f) = json.take() {
         finish::write_json(f, &text)?;

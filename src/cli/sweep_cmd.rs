@@ -70,7 +70,7 @@ pub fn run(a: &SweepArgs, work: Option<super::Work>) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);
     let progress = super::progress::Progress::new(Some(plan.values.len() as u64), "sweep, steps");
-    let report = rt.block_on(sweep::run(&engine, &plan, &base, a.slo_p99, ctx.arrivals.as_ref(), |k, n, _left| {
+    let report = rt.block_on(sweep::run(&engine, &plan, &base, base.slo_p99, ctx.arrivals.as_ref(), |k, n, _left| {
         progress.step(k, n);
     }));
     progress.finish();

@@ -5,11 +5,12 @@
 //! It follows the settings: `adapt` turned on starts the algorithm from the running count, a
 //! different algorithm starts afresh, `off` drops it; a count set by someone else (the operator,
 //! a profile's timeline, a replayed recording) restarts the window and the algorithm goes on
-//! from that count.
+//! from that count. `slo` and `queue-length` are also built afresh when their target or the
+//! model's inputs (arrival process, service distribution, downstream) change.
 
 use crate::adapt::{self, AdaptView, Bounds, Limiter, Window};
 use crate::metrics::Snapshot;
-use crate::settings::Adapt;
+use crate::settings::{Adapt, Settings};
 
 pub struct Adaptive {
     algorithm: Adapt,
@@ -17,9 +18,25 @@ pub struct Adaptive {
     window: Window,
     /// The count this controller set last (or found when it started).
     last_set: usize,
-    /// Failures counted up to the previous tick.
+    /// Failures and arrivals counted up to the previous tick.
     last_failed: u64,
+    last_offered: u64,
+    /// What the model-driven controllers were built from: a change rebuilds them.
+    built_from: Option<Settings>,
     windows: u64,
+}
+
+/// The settings a controller is built from: for `slo` and `queue-length`, their target and the
+/// model's inputs; for the others, nothing beyond the algorithm.
+fn build_key(s: &Settings) -> Option<Settings> {
+    matches!(s.adapt, Adapt::Slo | Adapt::QueueLength).then(|| Settings {
+        workers: 0,
+        workers_min: 0,
+        workers_max: 0,
+        rate: crate::settings::Rate::Max,
+        queue: 0,
+        ..s.clone()
+    })
 }
 
 impl Adaptive {
@@ -31,20 +48,26 @@ impl Adaptive {
             window: Window::default(),
             last_set: 0,
             last_failed: 0,
+            last_offered: 0,
+            built_from: None,
             windows: 0,
         }
     }
 
     /// Takes a tick's snapshot; returns the worker count to set now, if it changes.
+    #[allow(clippy::cast_precision_loss)]
     pub fn on_tick(&mut self, snap: &Snapshot) -> Option<usize> {
         let s = &snap.settings;
         let failed = std::mem::replace(&mut self.last_failed, snap.totals.failed);
-        if s.adapt != self.algorithm {
+        let offered = std::mem::replace(&mut self.last_offered, snap.totals.offered);
+        let key = build_key(s);
+        if s.adapt != self.algorithm || key != self.built_from {
             // Turned on live with a count outside its bounds, it starts inside them.
             let start = s.adaptive_start();
             let workers = start.unwrap_or(s.workers);
             self.algorithm = s.adapt;
-            self.limiter = adapt::limiter(s.adapt, workers, s.seed);
+            self.limiter = adapt::limiter(s, workers);
+            self.built_from = key;
             (self.window, self.last_set, self.windows) = (Window::default(), workers, 0);
             return start;
         }
@@ -58,7 +81,6 @@ impl Adaptive {
             self.window = Window::default();
             return None;
         }
-        #[allow(clippy::cast_precision_loss)]
         let busy = (snap.busy_workers as f64).max(snap.utilisation * s.workers as f64);
         let service = &snap.latency.service;
         self.window.add(&Window {
@@ -68,6 +90,10 @@ impl Adaptive {
             inflight: busy,
             drops: snap.totals.failed.saturating_sub(failed),
             workers: s.workers,
+            arrived: snap.totals.offered.saturating_sub(offered),
+            waiting: snap.queue.depth as f64,
+            in_system: snap.in_flight as f64,
+            service_cv: snap.measured.holding_cv,
         });
         if !limiter.ready(&self.window) {
             return None;

@@ -15,6 +15,7 @@ pub mod account;
 pub mod compare;
 #[cfg(feature = "report")]
 pub mod html;
+pub mod slo;
 pub mod trace_model;
 
 pub use compare::{ModelReport, model_report};
@@ -210,8 +211,9 @@ pub struct RunSummary {
 
 /// The worker count over the measured window: set by an adaptive controller (`algorithm`, the
 /// one at the end) or by hand (`off`), its least, most and time-weighted mean, the ticks at which
-/// it changed, and the worker-seconds spent (a static pool spends workers × duration).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// it changed, and the worker-seconds spent (a static pool spends workers × duration). With a
+/// p99 target, the attainment and the static and hindsight references ([`slo`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdaptSummary {
     pub algorithm: crate::settings::Adapt,
     pub limit_min: usize,
@@ -219,6 +221,8 @@ pub struct AdaptSummary {
     pub limit_mean: f64,
     pub changes: u64,
     pub worker_seconds: f64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub references: Option<slo::References>,
 }
 
 impl AdaptSummary {
@@ -232,6 +236,7 @@ impl AdaptSummary {
             limit_mean: w.mean,
             changes: w.changes,
             worker_seconds: w.worker_seconds,
+            references: None,
         }
     }
 }

@@ -47,4 +47,7 @@ pub enum SettingsError {
     /// An adaptive controller's range that holds no worker count.
     #[error("workers_min {min} is above workers_max {max}; expected workers_min <= workers_max")]
     WorkersRange { min: usize, max: usize },
+    /// The `slo` controller with nothing to size for.
+    #[error("adapt 'slo' needs a p99 target; set slo_p99 (e.g. --slo-p99 30ms)")]
+    SloWithoutTarget,
 }

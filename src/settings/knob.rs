@@ -250,6 +250,21 @@ knobs! {
         get: |s| Some(s.workers_max), set: |s, v| s.workers_max = v,
         live: true, ramps: false, example: "64", help: "Adaptive: the most workers the controller may set",
     },
+    /// `None`: no target.
+    SloP99(Option<Duration>) {
+        key: "slo_p99", flag: "slo-p99", alias: None, label: "slo_p99", value_name: "DUR",
+        range: (Duration::from_micros(1), MAX_TIME), default: slo_p99 = None, shown: None,
+        get: |s| Some(s.slo_p99), set: |s, v| s.slo_p99 = v,
+        live: true, ramps: false, example: "30ms",
+        help: "A p99 response-time target: the slo controller sizes for it; the advisor and the run's attainment use it",
+    },
+    QueueTarget(f64) {
+        key: "queue_target", flag: "queue-target", alias: None, label: "queue_target", value_name: "JOBS",
+        range: (0.01, 1_000_000.0), default: queue_target = 1.0, shown: None,
+        get: |s| Some(s.queue_target), set: |s, v| s.queue_target = v,
+        live: true, ramps: false, example: "2",
+        help: "Adaptive queue-length: jobs in the system (waiting and in service) per worker to aim at",
+    },
     Queue(usize) {
         key: "queue", flag: "queue", alias: None, label: "queue bound", value_name: "N",
         range: (1, MAX_QUEUE), default: queue = 100, shown: None,

@@ -102,6 +102,11 @@ named_enum!(
         Gradient2 = "gradient2",
         /// Grow by one until a failure or timeout, then back off: `AIMDLimit`.
         Aimd = "aimd",
+        /// The fewest workers the queueing model says meet `slo_p99` at the estimated rate.
+        Slo = "slo",
+        /// Kubernetes' event-driven autoscaling of queue consumers: jobs per worker against
+        /// `queue_target`.
+        QueueLength = "queue-length",
     }
 );
 
@@ -212,6 +217,12 @@ pub struct Settings {
     /// The fewest and most workers an adaptive controller may set.
     pub workers_min: usize,
     pub workers_max: usize,
+    /// A p99 response-time target: the `slo` controller sizes for it, the advisor and the
+    /// run's attainment are measured against it (`None`: no target).
+    #[serde(serialize_with = "timeout_serde")]
+    pub slo_p99: Option<Duration>,
+    /// `queue-length`: the jobs in the system per worker the controller aims at.
+    pub queue_target: f64,
     pub queue: usize,
     pub policy: Policy,
     pub arrival: ArrivalKind,
@@ -328,6 +339,8 @@ impl Settings {
         let downstream = self.contention > 0.0 || self.coherency > 0.0 || self.capacity < MAX_WORKERS;
         match key {
             "workers_min" | "workers_max" => self.adapt != Adapt::Off,
+            "queue_target" => self.adapt == Adapt::QueueLength,
+            "slo_p99" => self.slo_p99.is_some(),
             "rate" => !matches!(self.arrival, ArrivalKind::Closed | ArrivalKind::Batch),
             "clients" | "think" => self.arrival == ArrivalKind::Closed,
             "burst_on" | "burst_off" => self.arrival == ArrivalKind::Bursty,
@@ -364,6 +377,9 @@ impl Settings {
         }
         if self.workers_min > self.workers_max {
             return Err(SettingsError::WorkersRange { min: self.workers_min, max: self.workers_max });
+        }
+        if self.adapt == Adapt::Slo && self.slo_p99.is_none() {
+            return Err(SettingsError::SloWithoutTarget);
         }
         Ok(())
     }

@@ -68,6 +68,28 @@ pub struct RunView {
     pub model: Option<ModelView>,
     #[serde(default)]
     pub broker: Option<Value>,
+    /// Absent from JSON written before pooltune summarised the worker count.
+    #[serde(default)]
+    pub adapt: Option<AdaptView>,
+}
+
+/// Who set the worker count, and the references of a run with a p99 target.
+#[derive(Debug, Deserialize)]
+pub struct AdaptView {
+    pub algorithm: String,
+    pub worker_seconds: f64,
+    #[serde(default)]
+    pub slo_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub slo_attainment: Option<f64>,
+    #[serde(default)]
+    pub static_workers: Option<u32>,
+    #[serde(default)]
+    pub static_worker_seconds: Option<f64>,
+    #[serde(default)]
+    pub hindsight_worker_seconds: Option<f64>,
+    #[serde(default)]
+    pub hindsight: Vec<(f64, u32)>,
 }
 
 /// A run's account, part by part (means in ms).
@@ -153,6 +175,8 @@ pub struct ComparedView {
 pub struct Series {
     pub t: Vec<f64>,
     cols: BTreeMap<&'static str, Vec<f64>>,
+    /// An adaptive controller's limit per tick (NaN where none ran, or the CSV has no column).
+    pub limit: Vec<f64>,
     /// Knob changes (single ticks) and ramps (runs of consecutive ticks).
     pub changes: Vec<Change>,
 }
@@ -166,7 +190,7 @@ pub struct Change {
 }
 
 /// The numeric columns the report draws.
-pub const NUMERIC: [&str; 10] = [
+pub const NUMERIC: [&str; 11] = [
     "offered_per_s",
     "completed_per_s",
     "rejected_per_s",
@@ -177,6 +201,7 @@ pub const NUMERIC: [&str; 10] = [
     "latency_p99_ms",
     "latency_max_ms",
     "workers",
+    "busy_workers",
 ];
 
 /// The columns whose changes are knob changes (the settings the CSV carries).
@@ -199,8 +224,13 @@ impl Series {
         let at: Vec<(&'static str, usize)> =
             NUMERIC.iter().map(|n| col(n).map(|i| (*n, i))).collect::<Result<_, _>>()?;
         let knob_at: Vec<(&str, usize)> = KNOBS.iter().map(|n| col(n).map(|i| (*n, i))).collect::<Result<_, _>>()?;
-        let mut s =
-            Series { t: Vec::new(), cols: NUMERIC.iter().map(|n| (*n, Vec::new())).collect(), changes: Vec::new() };
+        let limit_at = col("limit").ok();
+        let mut s = Series {
+            t: Vec::new(),
+            cols: NUMERIC.iter().map(|n| (*n, Vec::new())).collect(),
+            limit: Vec::new(),
+            changes: Vec::new(),
+        };
         let mut last: Option<Vec<String>> = None;
         let mut ticks_changed: Vec<(usize, String)> = Vec::new();
         for (n, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -217,6 +247,7 @@ impl Series {
                 let v = num(*i, name)?;
                 s.cols.get_mut(name).expect("every numeric column has a vector").push(v);
             }
+            s.limit.push(limit_at.and_then(|i| cells.get(i)).and_then(|c| c.parse().ok()).unwrap_or(f64::NAN));
             let knobs: Vec<String> = knob_at.iter().map(|(_, i)| cells.get(*i).unwrap_or(&"").to_string()).collect();
             if let Some(prev) = &last {
                 let what: Vec<String> = knob_at

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::charts::{self, BLUE, Chart, GREEN, INK, Line, ORANGE, PURPLE, SKY, VERMILLION, XAxis};
-use super::input::{self, RunView, Series, thin};
+use super::input::{self, Change, RunView, Series, thin};
 use super::page::{command_and_settings, esc, figure, head, opt, table};
 use super::{MAX_CHANGES, MAX_POINTS, ReportError};
 use crate::metrics::Summary;
@@ -92,7 +92,13 @@ pub(super) fn run_page(r: &RunView, series: Option<&Series>) -> Result<String, R
 }
 
 fn time_series(out: &mut String, r: &RunView, s: &Series) -> Result<(), ReportError> {
-    let spans: Vec<(f64, f64)> = s.changes.iter().take(MAX_CHANGES).map(|c| (c.from, c.to)).collect();
+    // A controller's counts are drawn in the workers chart, not listed as knob changes.
+    let adaptive = r.adapt.as_ref().is_some_and(|a| a.algorithm != "off");
+    let by_controller =
+        |c: &Change| adaptive && c.what.split(", ").all(|w| w.trim_start_matches("ramp: ").starts_with("workers "));
+    let owned: Vec<Change> = s.changes.iter().filter(|c| !by_controller(c)).cloned().collect();
+    let changes = &owned;
+    let spans: Vec<(f64, f64)> = changes.iter().take(MAX_CHANGES).map(|c| (c.from, c.to)).collect();
     let line =
         |name: &str, label: &str, color, peak| Line::new(label, thin(&s.t, s.col(name), MAX_POINTS, peak), color);
     let refused: Vec<f64> = s.col("rejected_per_s").iter().zip(s.col("dropped_per_s")).map(|(a, b)| a + b).collect();
@@ -153,7 +159,7 @@ fn time_series(out: &mut String, r: &RunView, s: &Series) -> Result<(), ReportEr
         y_label: "milliseconds",
         x_axis: XAxis::Linear,
         lines,
-        spans,
+        spans: spans.clone(),
         ring: None,
     };
     let model_note = match (predicted, fitted) {
@@ -170,9 +176,9 @@ fn time_series(out: &mut String, r: &RunView, s: &Series) -> Result<(), ReportEr
         &charts::line_chart(&latency)?,
         &format!("Response time from the intended arrival, per tick: p50, p99 and max ({model_note})."),
     );
-    if !s.changes.is_empty() {
-        let rows: Vec<Vec<String>> = s
-            .changes
+    workers_chart(out, r, s, &spans)?;
+    if !changes.is_empty() {
+        let rows: Vec<Vec<String>> = changes
             .iter()
             .take(MAX_CHANGES)
             .map(|c| {
@@ -183,14 +189,76 @@ fn time_series(out: &mut String, r: &RunView, s: &Series) -> Result<(), ReportEr
             })
             .collect();
         table(out, &["time (s)", "knob change"], &rows);
-        if s.changes.len() > MAX_CHANGES {
+        if changes.len() > MAX_CHANGES {
             let _ = writeln!(
                 out,
                 "<p class=\"note\">… and {} more changes, left out of the charts and this list.</p>",
-                s.changes.len() - MAX_CHANGES
+                changes.len() - MAX_CHANGES
             );
         }
     }
+    Ok(())
+}
+
+/// The worker count over time: the count set, the workers busy, an adaptive controller's limit,
+/// and, with a p99 target, the static and hindsight references (`report::slo`).
+fn workers_chart(out: &mut String, r: &RunView, s: &Series, spans: &[(f64, f64)]) -> Result<(), ReportError> {
+    let a = r.adapt.as_ref();
+    let adaptive = a.is_some_and(|a| a.algorithm != "off");
+    if !adaptive && a.and_then(|a| a.static_workers).is_none() {
+        return Ok(());
+    }
+    let mut lines = vec![
+        Line::new("set", thin(&s.t, s.col("workers"), MAX_POINTS, true), BLUE),
+        Line::new("busy", thin(&s.t, s.col("busy_workers"), MAX_POINTS, false), GREEN),
+    ];
+    let limit: Vec<(f64, f64)> =
+        thin(&s.t, &s.limit, MAX_POINTS, false).into_iter().filter(|p| p.1.is_finite()).collect();
+    if adaptive && !limit.is_empty() {
+        lines.push(Line::new("controller's limit", limit, ORANGE).dashed());
+    }
+    let window = (r.elapsed_s - r.duration_s, r.elapsed_s);
+    let mut note = String::new();
+    if let Some(a) = a {
+        if let Some(n) = a.static_workers {
+            lines.push(
+                Line::new(format!("static ({n})"), vec![(window.0, f64::from(n)), (window.1, f64::from(n))], INK)
+                    .dashed(),
+            );
+        }
+        if !a.hindsight.is_empty() {
+            let pts: Vec<(f64, f64)> = a.hindsight.iter().map(|&(t, n)| (t, f64::from(n))).collect();
+            lines.push(Line::new("hindsight", pts, PURPLE).dashed());
+        }
+        if let (Some(t), Some(att)) = (a.slo_p99_ms, a.slo_attainment) {
+            let ratio = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |x| format!("{:.2}", a.worker_seconds / x));
+            let _ = write!(
+                note,
+                " Against p99 ≤ {t} ms: met in {:.1}% of the one-second windows; {:.0} worker-seconds, {}× the hindsight schedule's and {}× the static pool's.",
+                att * 100.0,
+                a.worker_seconds,
+                ratio(a.hindsight_worker_seconds),
+                ratio(a.static_worker_seconds)
+            );
+        }
+    }
+    let chart = Chart {
+        title: "Workers",
+        x_label: "time since start (s)",
+        y_label: "workers",
+        x_axis: XAxis::Linear,
+        lines,
+        spans: spans.to_vec(),
+        ring: None,
+    };
+    figure(
+        out,
+        "workers",
+        &charts::line_chart(&chart)?,
+        &format!(
+            "The worker count set, the workers busy, the controller's limit, and, with a p99 target, the best static pool by the model and the hindsight schedule (each second's fewest workers for its true rate).{note}"
+        ),
+    );
     Ok(())
 }
 

@@ -1,0 +1,173 @@
+//! `slo`: the model in the loop. Each one-second window it estimates what the pool faces and asks
+//! the queueing model ([`Sizer`]) for the fewest workers that meet the p99 target; none of the
+//! reference controllers predicts, they react to latency or to queue length.
+//!
+//! The rules, and why:
+//!
+//! - **The arrival rate** (arrived jobs, admitted or refused, over the window) is estimated
+//!   *fast to rise, slow to fall*: a window above the estimate replaces it, a window below moves
+//!   it a tenth of the way ([`FALL`]). Under-estimating costs a queue that every later job waits
+//!   behind; over-estimating costs only idle workers, so the estimate errs upward.
+//! - **The holding time** (pick to done) is an exponential average of the windows' means
+//!   ([`HOLD_SMOOTHING`]) and its CV is the run's measured one (the settings' until one is
+//!   measured). Before a downstream that pushes back, the stretch it adds at the window's busy
+//!   count is divided out, since the model adds it again for each pool it tries.
+//! - **The model's answer** is the fewest workers whose predicted p99 meets the target at the
+//!   estimated rate raised by [`HEADROOM`] (5%): the count steps at rates the model puts right at
+//!   the target, and the headroom keeps the pool off the step's edge, where a window's p99
+//!   (the 99th percentile of a second's jobs) misses about half the time.
+//! - **The window's own noise**: the target is met or missed by each second's p99, the 99th
+//!   percentile of a few hundred jobs, which scatters around the model's p99 by its sampling
+//!   error; the model is asked for the target less 1.645 of those standard deviations
+//!   ([`model_target`]), so that 95% of windows meet it.
+//! - **A backlog** in the queue adds what drains it within the target: with c workers of holding
+//!   time h the spare rate is c/h − λ, so Q waiting jobs drain within the target T when
+//!   c ≥ λh + Qh/T. The count is the larger of the model's answer and that.
+//! - **Up at once, down slowly.** A count above the present one is set at once: a short pool's
+//!   queue grows every second it is left short. A count below it is set only after
+//!   [`COOLDOWN`] windows in a row asked for less, and by at most [`down_step`] (one worker, or a
+//!   tenth of the pool): a single quiet window must not give up capacity the next one needs,
+//!   and a steady load whose noise crosses one of the model's steps moves the count by one at
+//!   most every cool-down, never back and forth every window (`tests/` below).
+//!
+//! With no pool meeting the target (the service time alone misses it) it holds the count, at
+//! least enough to keep up with the arrivals.
+
+use super::sizer::Sizer;
+use super::{Bounds, Limiter, State, Window};
+
+/// How far a window below the rate estimate moves it.
+pub const FALL: f64 = 0.1;
+/// How far a window moves the holding-time average.
+pub const HOLD_SMOOTHING: f64 = 0.3;
+/// The rate the model sizes for is the estimate times 1 + this.
+pub const HEADROOM: f64 = 0.05;
+/// Windows in a row asking for fewer workers before one scale-down.
+pub const COOLDOWN: u32 = 5;
+/// The one-sided normal quantile of the share of windows the margin is for (95%).
+pub const Z: f64 = 1.645;
+
+/// The p99 the model is asked for, so that a window's *measured* p99 meets `target_s` in 95% of
+/// windows. A window's p99 is the 99th percentile of the n = rate × 1 s jobs it holds; its
+/// sampling standard deviation is √(0.99 × 0.01 / n) / f(p99), with f the response time's
+/// density there. Where the wait is short against the service (a pool that meets its target),
+/// the tail is the service time's: for exponential service f(p99) = 0.01 / h, and a tail scale
+/// of h × max(cv, 1) is taken for others (a conservative scale for low-variance service, whose
+/// response tail is the wait's). The model is asked for the target less Z standard deviations,
+/// but never for less than halfway from the service time's own p99 to the target: where
+/// sampling noise alone would miss the target that often, the pool cannot help, and asking for
+/// more would only add workers.
+#[must_use]
+pub fn model_target(target_s: f64, rate: f64, hold: f64, cv: f64, sizer: &Sizer) -> f64 {
+    let n = rate.max(1.0) * super::WINDOW_S;
+    let sd = hold * cv.max(1.0) * (0.99 / (0.01 * n)).sqrt();
+    let service_p99 = crate::model::tail::service_quantile(sizer.service_dist, hold, cv, 0.99);
+    (target_s - Z * sd).max(0.5 * (target_s + service_p99))
+}
+
+/// The most one scale-down gives up: one worker, or a tenth of the pool.
+#[must_use]
+pub fn down_step(workers: usize) -> usize {
+    (workers / 10).max(1)
+}
+
+pub struct SloLimit {
+    target_s: f64,
+    sizer: Sizer,
+    count: usize,
+    /// The rate estimate, jobs/s (`None` before the first window).
+    rate: Option<f64>,
+    hold: Option<f64>,
+    /// Windows in a row that asked for fewer workers.
+    below: u32,
+    state: State,
+}
+
+impl SloLimit {
+    #[must_use]
+    pub fn new(workers: usize, target_s: f64, sizer: Sizer) -> SloLimit {
+        SloLimit { target_s, sizer, count: workers.max(1), rate: None, hold: None, below: 0, state: State::Starting }
+    }
+
+    /// The seam a fitted downstream comes in by: the model from now on uses `sizer`.
+    pub fn set_sizer(&mut self, sizer: Sizer) {
+        self.sizer = sizer;
+    }
+}
+
+impl Limiter for SloLimit {
+    fn ready(&self, w: &Window) -> bool {
+        w.secs >= super::WINDOW_S - 1e-9
+    }
+
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn update(&mut self, w: &Window, b: &Bounds) -> usize {
+        let seen = w.arrived as f64 / w.secs.max(1e-9);
+        let rate = match self.rate {
+            Some(r) if seen < r => r + FALL * (seen - r),
+            _ => seen,
+        };
+        self.rate = Some(rate);
+        if w.completed > 0 && w.service_s > 0.0 {
+            self.hold = Some(self.hold.map_or(w.service_s, |h| h + HOLD_SMOOTHING * (w.service_s - h)));
+        }
+        let Some(hold) = self.hold else {
+            return b.clamp(self.count as f64) as usize;
+        };
+        let cv = if w.service_cv > 0.0 { w.service_cv } else { self.sizer.service_cv };
+        let base = self.sizer.unstretched(hold, w.inflight);
+        let asked = model_target(self.target_s, rate, hold, cv, &self.sizer);
+        let model = self.sizer.fewest(rate * (1.0 + HEADROOM), base, cv, asked).map(|c| c as usize);
+        // Workers that keep up and drain the queue within the target.
+        let drain = (rate * hold + w.waiting * hold / self.target_s).ceil() as usize;
+        let want = match model {
+            Some(m) => m.max(drain),
+            None => self.count.max(drain + 1),
+        };
+        let want = b.clamp(want as f64) as usize;
+        match want.cmp(&self.count) {
+            std::cmp::Ordering::Greater => {
+                self.count = want;
+                self.below = 0;
+            }
+            std::cmp::Ordering::Less => {
+                self.below += 1;
+                if self.below >= COOLDOWN {
+                    self.count = want.max(self.count - down_step(self.count));
+                    self.below = 0;
+                }
+            }
+            std::cmp::Ordering::Equal => self.below = 0,
+        }
+        self.count = b.clamp(self.count as f64) as usize;
+        let cooldown = if want < self.count { COOLDOWN - self.below } else { 0 };
+        self.state = State::Slo {
+            rate_per_s: rate,
+            hold_ms: hold * 1e3,
+            hold_cv: cv,
+            model: model.unwrap_or(0),
+            backlog: drain.saturating_sub(model.unwrap_or(0)),
+            cooldown,
+        };
+        self.count
+    }
+
+    fn reset_to(&mut self, workers: usize) {
+        self.count = workers.max(1);
+        self.below = 0;
+    }
+
+    fn limit(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let c = self.count as f64;
+        c
+    }
+
+    fn state(&self) -> State {
+        self.state
+    }
+}
+
+#[cfg(test)]
+#[path = "slo_tests.rs"]
+mod tests;
