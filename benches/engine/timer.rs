@@ -194,12 +194,11 @@ fn tasks(timer: Option<&Measured>, d: Duration, per: usize, threads: usize) -> R
                     for _ in 0..per {
                         let start = Instant::now();
                         let deadline = start + d;
-                        let woke = match &timer {
-                            Some(t) => Stamped { sleep: Box::pin(t.sleep_until(deadline)), stamp: None }.await,
-                            None => {
-                                tokio::time::sleep(d).await;
-                                None
-                            }
+                        let woke = if let Some(t) = &timer {
+                            Stamped { sleep: Box::pin(t.sleep_until(deadline)), stamp: None }.await
+                        } else {
+                            tokio::time::sleep(d).await;
+                            None
                         };
                         let now = Instant::now();
                         out.push((now.saturating_duration_since(deadline), deadline, woke, now));

@@ -358,10 +358,9 @@ fn run(t: &Inner) {
             t.dirty.store(false, AtomicOrdering::Release);
             let now = Instant::now();
             let since = last_wake;
-            loop {
-                // Dead entries on top are dropped whatever their deadline: they wake nobody, and
-                // the next park is timed by the earliest live sleep.
-                let Some(e) = heap.entries.peek() else { break };
+            // Dead entries on top are dropped whatever their deadline: they wake nobody, and the
+            // next park is timed by the earliest live sleep.
+            while let Some(e) = heap.entries.peek() {
                 if !heap.live(e) {
                     heap.entries.pop();
                     heap.dead = heap.dead.saturating_sub(1);
@@ -397,7 +396,7 @@ fn run(t: &Inner) {
             thread::park_timeout(want);
             let slept = parked.elapsed();
             if slept >= want && !t.dirty.load(AtomicOrdering::Acquire) {
-                overshoot.learn(u64::try_from((slept - want).as_nanos()).unwrap_or(u64::MAX));
+                overshoot.learn(u64::try_from(slept.saturating_sub(want).as_nanos()).unwrap_or(u64::MAX));
             }
             continue;
         }
