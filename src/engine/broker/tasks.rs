@@ -44,6 +44,7 @@ pub async fn publish(
         unpublished: &unpublished,
         retrying: AtomicU64::new(0),
         turn: tokio::sync::Mutex::new(()),
+        room_seen: AtomicBool::new(false),
     };
     // Publishes in flight, each awaiting its answer (under `block`) or handing it to the
     // collector: at most the bound of them (and `PUBLISH_WINDOW`), so that what waits between the
@@ -79,6 +80,11 @@ struct Publisher<'a> {
     /// in the order they were refused (the lock is fair), so a full queue is asked once per
     /// backoff rather than once per job, and the jobs keep their order.
     turn: tokio::sync::Mutex<()>,
+    /// Set when a retried job is stored, taken by the next job to get its turn: the queue had
+    /// room a moment ago, so that job tries at once instead of sleeping its backoff first.
+    /// Without it, a queue held at its bound took one job per backoff (200 µs: about 5,000
+    /// jobs/s whatever the pool drained), with it one per publish round trip.
+    room_seen: AtomicBool,
 }
 
 impl Publisher<'_> {
@@ -137,6 +143,9 @@ impl Publisher<'_> {
                     match acked(ack).await {
                         Published::Stored { dropped } => {
                             stored(inner, dropped);
+                            if *refused {
+                                self.room_seen.store(true, Ordering::Relaxed);
+                            }
                             return;
                         }
                         // Under `block` a job is never refused: a full queue, or a broker away
@@ -163,6 +172,9 @@ impl Publisher<'_> {
             let wait = async {
                 if turn.is_none() {
                     turn = Some(self.turn.lock().await);
+                    if self.room_seen.swap(false, Ordering::Relaxed) {
+                        return;
+                    }
                 }
                 tokio::time::sleep(backoff).await;
             };
