@@ -193,7 +193,9 @@ fn adaptive_state() -> State {
         (s.busy_workers, s.live_workers, s.utilisation) = (n as u64, n, 1.0);
         s.latency.response = summary(280.0, 275.0, 350.0, 380.0);
         s.latency.wait = summary(270.0, 265.0, 340.0, 360.0);
-        s.latency.service = summary(5.0 * law, 3.5 * law, 23.0 * law, 30.0 * law);
+        // As many services as the tick completed (x a second), so the run's USL fit is the law's.
+        let done = (x * 0.25).round() as u64;
+        s.latency.service = Summary { count: done, ..summary(5.0 * law, 3.5 * law, 23.0 * law, 30.0 * law) };
         s.totals.offered = u64::from(i) * 300;
         s.totals.completed = u64::from(i) * 180;
         s.totals.rejected = u64::from(i) * 120;
@@ -222,7 +224,12 @@ fn adaptive_decisions_are_one_marker_a_burst() {
     let labels: Vec<&str> = s.markers.iter().map(|m| m.label.as_str()).collect();
     assert_eq!(labels, ["workers 2→9 (vegas)", "workers 8 (vegas)"], "{:?}", s.markers);
     let text = format!("{}", render(&s, 120, 40).backend());
-    for want in ["adapt", "vegas", "limit 8.0", "queue 4 (3..6)", "N* 9.5", "2–9 mean 8.4", "workers, vegas"] {
+    // The fit of the counts the controller visited (2, 8, 9: three counts, no interval yet).
+    let fit = s.usl_fit.as_ref().expect("a fit").as_ref().expect("three counts fit");
+    assert!((fit.usl.contention - 0.1).abs() < 0.01 && (fit.usl.coherency - 0.01).abs() < 0.001, "{:?}", fit.usl);
+    for want in
+        ["adapt", "vegas", "limit 8.0", "queue 4 (3..6)", "N* 9.5", "2–9 mean 8.4", "workers, vegas", "USL fit: σ"]
+    {
         assert!(text.contains(want), "'{want}' missing:\n{text}");
     }
     insta::assert_snapshot!(render(&s, 120, 40).backend());
