@@ -722,3 +722,35 @@ fn renders_without_colour_saying_the_same_by_attributes() {
     insta::assert_snapshot!("mono_styles", runs);
     insta::assert_snapshot!("mono_text", mono.backend());
 }
+
+/// No downstream configured, an operator trying 2, 5, 9, 20 and 30 workers in front of one that
+/// pushes back (σ 0.1, κ 0.01), with a `:slo` target: the model panel fits the law from the run's
+/// own windows and sizes the pool in front of the fitted curve, never past its peak.
+#[test]
+fn the_model_panel_fits_the_downstream_and_advises_in_front_of_it() {
+    use pooltune::model::advisor::Target;
+    let first = Snapshot::initial(Settings { workers: 2, rate: Rate::PerSec(1200.0), ..settings() });
+    let mut state = State::new(first.clone(), Duration::from_millis(250));
+    state.slo = Some(Target::P99(0.2));
+    for i in 1..=100u32 {
+        let mut s = first.clone();
+        s.tick = u64::from(i);
+        s.elapsed = Duration::from_millis(u64::from(i) * 250);
+        s.tick_len = Duration::from_millis(250);
+        let n = [2usize, 5, 9, 20, 30][((i - 1) / 20) as usize];
+        s.settings.workers = n;
+        let law = 1.0 + 0.1 * (n as f64 - 1.0) + 0.01 * (n * (n - 1)) as f64;
+        let x = n as f64 / (0.005 * law);
+        s.rates.completed = x;
+        s.latency.service = Summary { count: (x * 0.25).round() as u64, ..summary(5.0 * law, 3.5 * law, 23.0, 30.0) };
+        s.measuring = true;
+        s.measured.offered_per_s = 400.0;
+        state.on_snapshot(s);
+    }
+    let fit = state.usl_fit.as_ref().unwrap().as_ref().unwrap();
+    assert!((fit.peak.unwrap().value - 90f64.sqrt()).abs() < 0.3, "{}", fit.line());
+    let advice = state.usl_advice.as_deref().expect("advice in front of the fitted curve");
+    assert!(advice.contains("needs ≥"), "{advice}");
+    let text = format!("{}", render(&state, 200, 60).backend());
+    assert!(text.contains("USL fit: σ 0.09") || text.contains("USL fit: σ 0.10"), "{text}");
+}

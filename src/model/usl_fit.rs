@@ -288,6 +288,16 @@ impl UslFit {
         self.peak.map(|_| self.usl)
     }
 
+    /// The advisor's line for `target` at `rate` jobs/s in front of the fitted downstream, with a
+    /// job alone holding its worker S₁ (exponential service): only for a fit whose peak the run
+    /// has measured past, the one a sizer may trust.
+    #[must_use]
+    pub fn advice(&self, rate: f64, target: super::advisor::Target) -> Option<String> {
+        let u = self.downstream().filter(|_| !self.peak_extrapolated)?;
+        let i = super::Inputs { downstream: u, ..super::Inputs::mmc(rate, self.alone_s, 1) };
+        (rate > 0.0).then(|| super::advisor::advise(&i, target).line())
+    }
+
     /// One line: σ, κ and N* with their intervals, and the peak throughput.
     #[must_use]
     pub fn line(&self) -> String {

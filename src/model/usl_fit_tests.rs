@@ -100,3 +100,16 @@ fn a_coefficient_held_at_zero_keeps_an_interval_above_it() {
     assert!(s.low == 0.0 && s.high > 0.0, "{s:?}");
     assert!(k.low == 0.0 && k.high > 0.0, "{k:?}");
 }
+
+/// The advisor sizes in front of the fitted curve, never past its peak, and only from a fit
+/// whose peak the points have gone past.
+#[test]
+fn the_advisor_uses_a_fit_whose_peak_was_measured() {
+    use crate::model::advisor::Target;
+    let f = fit(&law_points(CONTENTION, 0.005, &[2, 5, 9, 14, 20, 30], &[])).unwrap();
+    let line = f.advice(400.0, Target::P99(0.2)).expect("a fit with a measured peak");
+    let n: u32 = line.split("≥ ").nth(1).and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap();
+    assert!((1..=9).contains(&n), "{line}");
+    let short = fit(&law_points(CONTENTION, 0.005, &[1, 2, 4, 6], &[])).unwrap();
+    assert!(short.peak_extrapolated && short.advice(400.0, Target::P99(0.2)).is_none());
+}

@@ -135,6 +135,8 @@ pub struct State {
     /// run: its count set is this process's workers, not the pool the downstream sees.
     pub usl_points: crate::model::usl_points::Points,
     pub usl_fit: Option<Result<crate::model::usl_fit::UslFit, crate::model::usl_fit::NotEnough>>,
+    /// The `:slo` advice in front of the fitted downstream, when the settings configure none.
+    pub usl_advice: Option<String>,
 }
 
 impl State {
@@ -172,6 +174,7 @@ impl State {
             trail: Trail::new(&WINDOWS),
             usl_points: crate::model::usl_points::Points::new(),
             usl_fit: None,
+            usl_advice: None,
         }
     }
 
@@ -272,6 +275,9 @@ impl State {
             let workers = u32::try_from(snap.settings.workers).unwrap_or(u32::MAX);
             self.usl_points.push(workers, snap.tick_len.as_secs_f64(), svc.count, busy_s, snap.paused);
             self.usl_fit = (self.usl_points.counts() > 0).then(|| self.usl_points.fit());
+            let plain = crate::model::usl::Usl::of(&snap.settings).is_none();
+            let fit = self.usl_fit.as_ref().and_then(|f| f.as_ref().ok()).filter(|_| plain);
+            self.usl_advice = fit.zip(self.slo).and_then(|(f, t)| f.advice(snap.measured.offered_per_s, t));
         }
         self.snap = snap;
         self.recent = self.trail.recent(self.window, t);

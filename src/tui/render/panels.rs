@@ -381,7 +381,8 @@ fn fit_line(s: &State) -> Option<Line<'static>> {
         Ok(f) => {
             let past = f.peak.is_some_and(|n| s.snap.settings.workers as f64 > n.high.max(n.value));
             let color = if past { Color::Yellow } else { Color::Cyan };
-            Some(Line::from(Span::styled(format!(" USL fit: {}", f.line()), Style::default().fg(color))))
+            let advice = s.usl_advice.as_deref().map(|a| format!("; {a}")).unwrap_or_default();
+            Some(Line::from(Span::styled(format!(" USL fit: {}{advice}", f.line()), Style::default().fg(color))))
         }
         Err(e) if e.have.len() >= 2 || configured => Some(Line::from(dim(format!(" {e}")))),
         Err(_) => None,
