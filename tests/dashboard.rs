@@ -193,7 +193,9 @@ fn adaptive_state() -> State {
         (s.busy_workers, s.live_workers, s.utilisation) = (n as u64, n, 1.0);
         s.latency.response = summary(280.0, 275.0, 350.0, 380.0);
         s.latency.wait = summary(270.0, 265.0, 340.0, 360.0);
-        s.latency.service = summary(5.0 * law, 3.5 * law, 23.0 * law, 30.0 * law);
+        // As many services as the tick completed (x a second), so the run's USL fit is the law's.
+        let done = (x * 0.25).round() as u64;
+        s.latency.service = Summary { count: done, ..summary(5.0 * law, 3.5 * law, 23.0 * law, 30.0 * law) };
         s.totals.offered = u64::from(i) * 300;
         s.totals.completed = u64::from(i) * 180;
         s.totals.rejected = u64::from(i) * 120;
@@ -222,7 +224,12 @@ fn adaptive_decisions_are_one_marker_a_burst() {
     let labels: Vec<&str> = s.markers.iter().map(|m| m.label.as_str()).collect();
     assert_eq!(labels, ["workers 2→9 (vegas)", "workers 8 (vegas)"], "{:?}", s.markers);
     let text = format!("{}", render(&s, 120, 40).backend());
-    for want in ["adapt", "vegas", "limit 8.0", "queue 4 (3..6)", "N* 9.5", "2–9 mean 8.4", "workers, vegas"] {
+    // The fit of the counts the controller visited (2, 8, 9: three counts, no interval yet).
+    let fit = s.usl_fit.as_ref().expect("a fit").as_ref().expect("three counts fit");
+    assert!((fit.usl.contention - 0.1).abs() < 0.01 && (fit.usl.coherency - 0.01).abs() < 0.001, "{:?}", fit.usl);
+    for want in
+        ["adapt", "vegas", "limit 8.0", "queue 4 (3..6)", "N* 9.5", "2–9 mean 8.4", "workers, vegas", "USL fit: σ"]
+    {
         assert!(text.contains(want), "'{want}' missing:\n{text}");
     }
     insta::assert_snapshot!(render(&s, 120, 40).backend());
@@ -714,4 +721,36 @@ fn renders_without_colour_saying_the_same_by_attributes() {
     insta::assert_snapshot!("colour_styles", style_runs(&colour));
     insta::assert_snapshot!("mono_styles", runs);
     insta::assert_snapshot!("mono_text", mono.backend());
+}
+
+/// No downstream configured, an operator trying 2, 5, 9, 20 and 30 workers in front of one that
+/// pushes back (σ 0.1, κ 0.01), with a `:slo` target: the model panel fits the law from the run's
+/// own windows and sizes the pool in front of the fitted curve, never past its peak.
+#[test]
+fn the_model_panel_fits_the_downstream_and_advises_in_front_of_it() {
+    use pooltune::model::advisor::Target;
+    let first = Snapshot::initial(Settings { workers: 2, rate: Rate::PerSec(1200.0), ..settings() });
+    let mut state = State::new(first.clone(), Duration::from_millis(250));
+    state.slo = Some(Target::P99(0.2));
+    for i in 1..=100u32 {
+        let mut s = first.clone();
+        s.tick = u64::from(i);
+        s.elapsed = Duration::from_millis(u64::from(i) * 250);
+        s.tick_len = Duration::from_millis(250);
+        let n = [2usize, 5, 9, 20, 30][((i - 1) / 20) as usize];
+        s.settings.workers = n;
+        let law = 1.0 + 0.1 * (n as f64 - 1.0) + 0.01 * (n * (n - 1)) as f64;
+        let x = n as f64 / (0.005 * law);
+        s.rates.completed = x;
+        s.latency.service = Summary { count: (x * 0.25).round() as u64, ..summary(5.0 * law, 3.5 * law, 23.0, 30.0) };
+        s.measuring = true;
+        s.measured.offered_per_s = 400.0;
+        state.on_snapshot(s);
+    }
+    let fit = state.usl_fit.as_ref().unwrap().as_ref().unwrap();
+    assert!((fit.peak.unwrap().value - 90f64.sqrt()).abs() < 0.3, "{}", fit.line());
+    let advice = state.usl_advice.as_deref().expect("advice in front of the fitted curve");
+    assert!(advice.contains("needs ≥"), "{advice}");
+    let text = format!("{}", render(&state, 200, 60).backend());
+    assert!(text.contains("USL fit: σ 0.09") || text.contains("USL fit: σ 0.10"), "{text}");
 }

@@ -30,11 +30,19 @@
 //!   and a steady load whose noise crosses one of the model's steps moves the count by one at
 //!   most every cool-down, never back and forth every window (`tests/` below).
 //!
+//! - **A downstream the settings do not describe** is fitted from the windows themselves: with
+//!   no `contention`/`coherency`/`capacity` given, each window's (worker count, busy time, jobs)
+//!   goes into a USL fit ([`crate::model::usl_fit`]); once the fit has a peak the run has
+//!   measured past (κ's interval clear of 0, N* inside the counts seen: the throughput really
+//!   fell), the model sizes in front of that curve, and never past its peak.
+//!
 //! With no pool meeting the target (the service time alone misses it) it holds the count, at
 //! least enough to keep up with the arrivals.
 
 use super::sizer::Sizer;
 use super::{Bounds, Limiter, State, Window};
+use crate::model::usl::Usl;
+use crate::model::usl_points::Points;
 
 /// How far a window below the rate estimate moves it.
 pub const FALL: f64 = 0.1;
@@ -81,12 +89,45 @@ pub struct SloLimit {
     /// Windows in a row that asked for fewer workers.
     below: u32,
     state: State,
+    /// The windows summed per worker count, when the settings give no downstream.
+    points: Option<Points>,
 }
 
 impl SloLimit {
     #[must_use]
     pub fn new(workers: usize, target_s: f64, sizer: Sizer) -> SloLimit {
-        SloLimit { target_s, sizer, count: workers.max(1), rate: None, hold: None, below: 0, state: State::Starting }
+        let points = sizer.downstream.is_none().then(Points::new);
+        SloLimit {
+            target_s,
+            sizer,
+            count: workers.max(1),
+            rate: None,
+            hold: None,
+            below: 0,
+            state: State::Starting,
+            points,
+        }
+    }
+
+    /// The downstream the model sizes in front of: the fitted curve, once it has a peak the run
+    /// has measured past; none before.
+    #[must_use]
+    pub fn downstream(&self) -> Usl {
+        self.sizer.downstream
+    }
+
+    /// Adds the window to the fit, and sizes in front of the fitted curve when it has a peak
+    /// inside the counts measured (an extrapolated peak, or a plateau, leaves the model alone).
+    #[allow(clippy::cast_precision_loss)]
+    fn refit(&mut self, w: &Window) {
+        let Some(points) = &mut self.points else { return };
+        let workers = u32::try_from(w.workers).unwrap_or(u32::MAX);
+        points.push(workers, w.secs, w.completed, w.completed as f64 * w.service_s, false);
+        if points.counts() < crate::model::usl_fit::MIN_COUNTS {
+            return;
+        }
+        let fitted = points.fit().ok().and_then(|f| f.downstream().filter(|_| !f.peak_extrapolated));
+        self.sizer = self.sizer.with_downstream(fitted.unwrap_or_default());
     }
 
     /// The seam a fitted downstream comes in by: the model from now on uses `sizer`.
@@ -102,6 +143,7 @@ impl Limiter for SloLimit {
 
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn update(&mut self, w: &Window, b: &Bounds) -> usize {
+        self.refit(w);
         let seen = w.arrived as f64 / w.secs.max(1e-9);
         let rate = match self.rate {
             Some(r) if seen < r => r + FALL * (seen - r),

@@ -198,3 +198,30 @@ fn on_a_step_the_cooldown_bounds_the_changes() {
     let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
     assert!(hi - lo <= 2, "the count stays next to the step: {lo}..{hi}");
 }
+
+/// With no downstream configured, windows at counts on both sides of a downstream's peak give
+/// the model the fitted curve; before the run has seen past the peak, the model stays plain.
+#[test]
+fn it_sizes_in_front_of_the_downstream_it_fitted() {
+    let law = Usl { contention: 0.1, coherency: 0.01, capacity: None };
+    let mut c = SloLimit::new(2, T, sizer());
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let at = |n: usize| {
+        let hold = S * law.stretch(n as f64);
+        let done = (n as f64 / hold).round() as u64;
+        Window { secs: 1.0, completed: done, service_s: hold, arrived: 1200, workers: n, ..Window::default() }
+    };
+    for n in [2, 4, 6] {
+        c.update(&at(n), &B);
+        c.update(&at(n), &B);
+    }
+    // Three counts below N* ≈ 9.5: the peak is extrapolated, so no downstream yet.
+    assert!(c.downstream().is_none(), "{:?}", c.downstream());
+    for n in [20, 30] {
+        c.update(&at(n), &B);
+        c.update(&at(n), &B);
+    }
+    let d = c.downstream();
+    assert!((d.contention - 0.1).abs() < 0.01 && (d.coherency - 0.01).abs() < 0.001, "{d:?}");
+    assert!(d.peak().is_some_and(|n| (n - 90f64.sqrt()).abs() < 0.5), "{d:?}");
+}

@@ -410,8 +410,12 @@ pub struct ModelArgs {
     pub rate: Option<f64>,
     #[arg(long, value_name = "DUR", value_parser = model_knob::<Duration>("service"), help = model_help("service", "Mean service time E[S], e.g. 5ms (with --arrivals: drawn for each arrival, or the mean the trace's own times are scaled to)"))]
     pub service: Option<Duration>,
-    #[arg(long, value_name = "N", value_parser = model_knob::<usize>("workers"), help = model_help("workers", "Workers c"))]
-    pub workers: usize,
+    #[arg(long, value_name = "N", required_unless_present = "fit", value_parser = model_knob::<usize>("workers"), help = model_help("workers", "Workers c"))]
+    pub workers: Option<usize>,
+    /// Fit the downstream's scalability law (σ, κ, the peak N*) to what a run saw: its CSV
+    /// series (run --csv) or a workers sweep's JSON (sweep --json)
+    #[arg(long, value_name = "FILE")]
+    pub fit: Option<PathBuf>,
     #[arg(long, value_name = "K", value_parser = model_knob::<usize>("queue"), help = model_help("queue", "Queue bound K (waiting places); without it the queue is unbounded"))]
     pub queue: Option<usize>,
     #[arg(long, value_name = "DIST", conflicts_with = "service_cv", value_parser = model_knob::<ServiceDist>("service_dist"), help = model_default_help("service_dist", "Service distribution"))]

@@ -17,6 +17,7 @@ mod finish;
 mod headless;
 mod logging;
 mod model_cmd;
+mod model_fit;
 mod model_trace;
 mod profiles_cmd;
 mod progress;

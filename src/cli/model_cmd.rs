@@ -1,4 +1,5 @@
-//! `pooltune model`: the queueing model on its own, from flags.
+//! `pooltune model`: the queueing model on its own, from flags (`--arrivals` goes to
+//! `model_trace`, `--fit` to `model_fit`).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -23,7 +24,8 @@ fn inputs(a: &ModelArgs, sample: Option<&ServiceSample>) -> Result<Workload, Bad
         }
         _ => (ServiceDist::Exponential, 1.0),
     };
-    let workers = u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?;
+    let workers = a.workers.unwrap_or(1);
+    let workers = u32::try_from(workers).map_err(|_| BadInput(format!("workers {workers} is too many")))?;
     // A sample's own mean, unless --service scales it.
     let service_mean = a
         .service
@@ -151,6 +153,9 @@ fn downstream_curve(out: &mut String, i: &Inputs) {
 }
 
 pub fn run(a: &ModelArgs) -> Outcome {
+    if let Some(path) = &a.fit {
+        return super::model_fit::run(a, path);
+    }
     if a.trace.arrivals.is_some() {
         return super::model_trace::run(a);
     }
@@ -232,7 +237,12 @@ pub fn run(a: &ModelArgs) -> Outcome {
         let _ = writeln!(out, "advice: {}", adv.line());
         match (adv.max_rate, adv.max_rate_reason) {
             (Some(r), _) => {
-                let _ = writeln!(out, "advice: {} workers sustain up to {r:.1} jobs/s under {}", a.workers, adv.target);
+                let _ = writeln!(
+                    out,
+                    "advice: {} workers sustain up to {r:.1} jobs/s under {}",
+                    a.workers.unwrap_or(1),
+                    adv.target
+                );
             }
             (None, Some(why)) => {
                 let _ = writeln!(out, "advice: no rate: {why}");

@@ -63,7 +63,8 @@ pub fn run(a: &ModelArgs) -> Outcome {
     };
     let sample = super::sample::model_sample(&a.sample, a.service_dist, a.service_cv)?;
     let service = service_times(a, &arrivals, sample.as_deref())?;
-    let workers = u32::try_from(a.workers).map_err(|_| BadInput(format!("workers {} is too many", a.workers)))?;
+    let workers = a.workers.unwrap_or(1);
+    let workers = u32::try_from(workers).map_err(|_| BadInput(format!("workers {workers} is too many")))?;
     if workers == 0 {
         return Err(BadInput("workers 0: a pool with no workers serves nothing; expected at least 1".into()).into());
     }

@@ -9,6 +9,8 @@
 //!   service, exact means for exponential); [`predict_workload`] picks the model for a workload.
 //! - [`trace`], [`trace_search`]: an arrival trace replayed exactly (FIFO, c workers, each
 //!   overflow policy), its fitted Poisson model beside it, and the advisor's searches on it.
+//! - [`usl`], [`usl_fit`], [`usl_points`]: a downstream that pushes back (the Universal
+//!   Scalability Law), and its σ and κ fitted from the (workers, holding time) points a run saw.
 //! - [`sample`], [`draw`]: an empirical service-time sample, and the one service-time draw the
 //!   engine and the trace simulation share.
 //!
@@ -66,6 +68,8 @@ pub mod tail;
 pub mod trace;
 pub mod trace_search;
 pub mod usl;
+pub mod usl_fit;
+pub mod usl_points;
 
 use serde::Serialize;
 use thiserror::Error;

@@ -19,7 +19,7 @@ use super::tail::Tail;
 use super::{Inputs, ModelError, Percentiles, Prediction};
 
 /// The downstream's scalability: no contention, no coherency, no capacity limit by default.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Usl {
     pub contention: f64,
     pub coherency: f64,

@@ -15,6 +15,7 @@ use crate::metrics::{Snapshot, Summary};
 use crate::model::Inputs;
 use crate::model::advisor::{self, Target};
 use crate::model::sample::ServiceSample;
+use crate::model::usl_points::Points;
 use crate::report::model_report;
 use crate::report::trace_model::{replayed, trace_report};
 use crate::settings::{ArrivalKind, Knob, Rate, Settings};
@@ -94,6 +95,27 @@ impl SweepReport {
     #[must_use]
     pub fn replayed(&self) -> bool {
         self.steps.iter().any(|s| s.speed.is_some())
+    }
+
+    /// A workers sweep's steps as the points of a USL fit ([`crate::model::usl_fit`]): each
+    /// step is one steady window (its settling already left out). `None` for a sweep of another
+    /// knob, whose steps do not vary the number of jobs inside.
+    #[must_use]
+    pub fn usl_points(&self) -> Option<Points> {
+        (self.knob == "workers").then(|| {
+            let mut p = Points::new();
+            for s in &self.steps {
+                let jobs = s.service_ms.count;
+                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let (workers, service_s, duration_s) = (
+                    s.value.round() as u32,
+                    jobs as f64 * s.service_ms.mean / 1e3,
+                    if s.throughput_per_s > 0.0 { jobs as f64 / s.throughput_per_s } else { 0.0 },
+                );
+                p.push_steady(workers, duration_s, jobs, service_s);
+            }
+            p
+        })
     }
 }
 

@@ -130,6 +130,13 @@ pub struct State {
     /// and the charts' markers carry what colour would).
     pub palette: Palette,
     trail: Trail,
+    /// The steady windows of the run summed per worker count, and the USL fitted to them: the
+    /// downstream as this run has seen it (the model panel's `USL fit` line). Not on a broker
+    /// run: its count set is this process's workers, not the pool the downstream sees.
+    pub usl_points: crate::model::usl_points::Points,
+    pub usl_fit: Option<Result<crate::model::usl_fit::UslFit, crate::model::usl_fit::NotEnough>>,
+    /// The `:slo` advice in front of the fitted downstream, when the settings configure none.
+    pub usl_advice: Option<String>,
 }
 
 impl State {
@@ -165,6 +172,9 @@ impl State {
             recent: None,
             sweep: None,
             trail: Trail::new(&WINDOWS),
+            usl_points: crate::model::usl_points::Points::new(),
+            usl_fit: None,
+            usl_advice: None,
         }
     }
 
@@ -257,6 +267,17 @@ impl State {
         // Each tick once, even if a snapshot came twice.
         if let Some(d) = snap.dist.as_ref().filter(|_| snap.tick > self.snap.tick) {
             self.trail.add(t, snap.tick_len.as_secs_f64(), d);
+        }
+        if snap.tick > self.snap.tick && snap.measuring && snap.broker.is_none() {
+            let svc = &snap.latency.service;
+            #[allow(clippy::cast_precision_loss)]
+            let busy_s = svc.count as f64 * svc.mean / 1e3;
+            let workers = u32::try_from(snap.settings.workers).unwrap_or(u32::MAX);
+            self.usl_points.push(workers, snap.tick_len.as_secs_f64(), svc.count, busy_s, snap.paused);
+            self.usl_fit = (self.usl_points.counts() > 0).then(|| self.usl_points.fit());
+            let plain = crate::model::usl::Usl::of(&snap.settings).is_none();
+            let fit = self.usl_fit.as_ref().and_then(|f| f.as_ref().ok()).filter(|_| plain);
+            self.usl_advice = fit.zip(self.slo).and_then(|(f, t)| f.advice(snap.measured.offered_per_s, t));
         }
         self.snap = snap;
         self.recent = self.trail.recent(self.window, t);

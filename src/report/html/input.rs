@@ -190,7 +190,7 @@ pub struct Change {
 }
 
 /// The numeric columns the report draws.
-pub const NUMERIC: [&str; 11] = [
+pub const NUMERIC: [&str; 13] = [
     "offered_per_s",
     "completed_per_s",
     "rejected_per_s",
@@ -202,6 +202,8 @@ pub const NUMERIC: [&str; 11] = [
     "latency_max_ms",
     "workers",
     "busy_workers",
+    "utilisation",
+    "paused",
 ];
 
 /// The columns whose changes are knob changes (the settings the CSV carries).

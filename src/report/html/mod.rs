@@ -4,10 +4,12 @@
 //!
 //! Each chart is a `<figure class="chart" id="…">` holding one `<svg>`, so a reader (or a test)
 //! finds every chart by its id: `throughput`, `queue`, `latency`, `percentiles`, `split` and
-//! `account` (the exact account of the gap to theory) for a run, `curve` for a sweep.
+//! `account` (the exact account of the gap to theory) for a run, `curve` for a sweep, and `usl`
+//! (the downstream's law fitted to the points the run saw) for a run that tried more than one
+//! worker count and a workers sweep.
 //!
 //! - [`input`]: the files read back (the run's or sweep's JSON, the CSV series).
-//! - [`charts`]: the SVG charts.
+//! - [`charts`]: the SVG charts; [`usl`]: the fitted downstream's section.
 //! - `page`: the pieces every page is made of; `run` and `sweep`: the two pages.
 
 use thiserror::Error;
@@ -17,6 +19,7 @@ pub mod input;
 mod page;
 mod run;
 mod sweep;
+pub mod usl;
 
 use input::{Series, Source};
 

@@ -49,7 +49,10 @@ pub(super) fn run_page(r: &RunView, series: Option<&Series>) -> Result<String, R
     ];
     table(&mut out, &["ms", "mean", "p50", "p90", "p99", "p99.9", "max"], &lat);
     match series {
-        Some(s) => time_series(&mut out, r, s)?,
+        Some(s) => {
+            time_series(&mut out, r, s)?;
+            super::usl::section(&mut out, &super::usl::series_points(s), false)?;
+        }
         None => out.push_str("<p class=\"note\">No series was given, so there are no time-series charts: make the report with the run's CSV (pooltune report RUN.json SERIES.csv).</p>\n"),
     }
     percentiles(&mut out, r)?;

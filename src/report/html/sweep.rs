@@ -84,6 +84,9 @@ pub(super) fn sweep_page(w: &SweepReport) -> Result<String, ReportError> {
             "Each dot is one step of the sweep; dashed lines are {dashed} and the p99 target; the ring is the knee."
         ),
     );
+    if let Some(points) = w.usl_points() {
+        super::usl::section(&mut out, &points, true)?;
+    }
     out.push_str("<h2>Steps</h2>\n");
     let rows: Vec<Vec<String>> = w
         .steps

@@ -304,6 +304,9 @@ pub fn model(s: &State, area: Rect, buf: &mut Buffer) {
     if let Some(line) = downstream_line(s) {
         lines.push((HIGH, line));
     }
+    if let Some(line) = fit_line(s) {
+        lines.push((MID, line));
+    }
     // A trace: what a Poisson model of the same mean rate would have said, the lesson itself.
     if let (Some(f), Some(p)) = (&report.fitted, &report.predicted) {
         let p99 = |x: Option<f64>| x.map_or("n/a".to_string(), ms);
@@ -364,6 +367,26 @@ fn downstream_line(s: &State) -> Option<Line<'static>> {
         None => (format!(" downstream: {c} workers give at most {now:.0}/s"), false),
     };
     Some(Line::from(Span::styled(text, Style::default().fg(if past { Color::Yellow } else { Color::Cyan }))))
+}
+
+/// The USL fitted from the run's own windows, once the operator (or a controller) has tried a
+/// second worker count, or from the first when the run configures a downstream: σ, κ and N*
+/// with their intervals, or how many more counts the fit needs and which.
+fn fit_line(s: &State) -> Option<Line<'static>> {
+    let configured = !crate::model::usl::Usl::of(&s.snap.settings).is_none();
+    if s.snap.broker.is_some() {
+        return None;
+    }
+    match s.usl_fit.as_ref()? {
+        Ok(f) => {
+            let past = f.peak.is_some_and(|n| s.snap.settings.workers as f64 > n.high.max(n.value));
+            let color = if past { Color::Yellow } else { Color::Cyan };
+            let advice = s.usl_advice.as_deref().map(|a| format!("; {a}")).unwrap_or_default();
+            Some(Line::from(Span::styled(format!(" USL fit: {}{advice}", f.line()), Style::default().fg(color))))
+        }
+        Err(e) if e.have.len() >= 2 || configured => Some(Line::from(dim(format!(" {e}")))),
+        Err(_) => None,
+    }
 }
 
 fn diff_color(diff: Option<f64>) -> Color {
