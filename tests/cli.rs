@@ -51,6 +51,7 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         &["run", "--headless", "--warmup", "400d", "--jobs", "10"],
         &["model", "--rate", "1000", "--service", "5ms", "--workers", "4000000000", "--slo-p99", "20ms"],
         &["model", "--rate", "max", "--service", "5ms", "--workers", "2"],
+        &["model", "--rate", "100", "--service", "5ms"],
         &["model", "--rate", "100", "--service", "0s", "--workers", "2"],
         &["model", "--rate", "100", "--service", "5ms", "--workers", "0"],
         &["model", "--rate", "-1", "--service", "5ms", "--workers", "2"],

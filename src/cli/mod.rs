@@ -167,8 +167,18 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
     let text = e.to_string();
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-    let tip = lines.find(|l| l.starts_with("tip:")).map(|t| format!(" ({t})")).unwrap_or_default();
-    eprintln!("pooltune: {first}{tip}; see 'pooltune --help'");
+    let rest: Vec<&str> = lines.collect();
+    // A first line ending in ':' ("required arguments were not provided:") lists what it means
+    // on the lines below it, up to the usage.
+    let listed = if first.ends_with(':') {
+        let items: Vec<&str> =
+            rest.iter().copied().take_while(|l| !l.starts_with("Usage:") && !l.starts_with("tip:")).collect();
+        format!(" {}", items.join(", "))
+    } else {
+        String::new()
+    };
+    let tip = rest.iter().find(|l| l.starts_with("tip:")).map(|t| format!(" ({t})")).unwrap_or_default();
+    eprintln!("pooltune: {first}{listed}{tip}; see 'pooltune --help'");
     ExitCode::from(2)
 }
 
