@@ -86,13 +86,16 @@ fn each_policy_counts_every_job_once_over_rabbitmq() {
         };
         let last = EngineHandle::start_on(s, opts(2), None, on(r, &run)).unwrap().join();
         let t = &last.totals;
-        eprintln!("{policy}: {t:?}");
+        eprintln!("{policy}: {t:?}, depth max {}", last.measured.queue_depth_max);
         assert_accounted(&last);
         // What a run can leave: the job the producer holds while the outbox is full, the outbox
         // (40), the publishes awaiting their confirm (at most the bound, 40), the queue's ready
-        // jobs (a quorum queue refuses once over its bound: 41) and what the consumer held (its
-        // prefetch, 64).
-        assert!(t.abandoned <= 1 + 40 + 40 + 41 + 64, "{policy}: {} abandoned", t.abandoned);
+        // jobs and what the consumer held (its prefetch, 64). A quorum queue refuses once it is
+        // over its bound (41), but it tells the channel so after the enqueue that crossed it:
+        // publishes already on their way are taken, so with up to 40 in flight it can hold
+        // 41 + 40 ready. Seen under `block`: a depth of 141 (64 unacknowledged, 77 ready) and
+        // 210 abandoned; a budget of 41 ready failed CI once with 199.
+        assert!(t.abandoned <= 1 + 40 + 40 + (41 + 40) + 64, "{policy}: {} abandoned", t.abandoned);
         assert!(t.completed > served, "{policy}: the pool served {} jobs in 2 s", t.completed);
         let b = last.broker.as_ref().unwrap();
         eprintln!("{policy}: {b:?}");
