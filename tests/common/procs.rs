@@ -218,8 +218,8 @@ pub fn through_an_outage(url: &str, run: &str, load: [&str; 3], mut server: impl
     let out = controller.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(exit_of(&mut a), Some(0));
     let node = std::fs::read_to_string(&node_log).unwrap();
+    assert_eq!(exit_of(&mut a), Some(0), "the node: {node}");
     for (who, text) in [("controller", &*stderr), ("node", &*node)] {
         assert!(text.contains("lost the broker") && text.contains("reconnected"), "{who}: {text}");
     }
