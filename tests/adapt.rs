@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_accounted, exclusive, run_for, settings, wait_for};
+use common::{assert_accounted, exclusive, median, run_for, settings, wait_for};
 use pooltune::engine::{Command, EngineHandle, RunOptions};
 use pooltune::metrics::Snapshot;
 use pooltune::model::usl::Usl;
@@ -40,15 +40,9 @@ fn side_by_side(all: Vec<Settings>, measured: Duration, warmup: Duration) -> Vec
 /// Every controller starts at 2 workers against the static optimum (9), in one run, so they
 /// share the machine's noise. 15 s let them settle; the next 20 s are measured.
 ///
-/// hill-climb must stay at or below 1.25 N* (scaling out past the peak costs throughput and
-/// latency) and complete at least 90% of the static optimum's jobs. Tolerance: completions in
-/// T = 20 s at X ≈ 714/s vary like a Poisson count, so each rate has a standard error √(X/T) ≈
-/// 6/s; the 10% margin (71/s) is more than 8 standard errors of the difference (8.5/s). The
-/// .NET controller's bias (a worker must add 15% of its share of throughput) aims it at
-/// d ln X / d ln N = 0.15, N ≈ 7.6 here, below N*: its lower side is reported, not asserted.
-///
-/// vegas, gradient2 and aimd (with a 100 ms timeout) trade throughput for latency by design;
-/// where each settles, its throughput and its p99 are printed for the README.
+/// hill-climb's own goal is tested below, on two downstreams and three seeds. vegas, gradient2
+/// and aimd (with a 100 ms timeout) trade throughput for latency by design; where each
+/// settles, its throughput and its p99 are printed for the README.
 #[test]
 fn controllers_beside_the_static_optimum_on_a_downstream_that_pushes_back() {
     if cfg!(feature = "console") {
@@ -56,7 +50,6 @@ fn controllers_beside_the_static_optimum_on_a_downstream_that_pushes_back() {
         return;
     }
     let _g = exclusive();
-    let peak = Usl::of(&contention(Adapt::Off, 9, 1)).peak().expect("a peak");
     assert_eq!(Usl::of(&contention(Adapt::Off, 9, 1)).best_workers(), Some(9));
     let algorithms = [Adapt::Off, Adapt::HillClimb, Adapt::Vegas, Adapt::Gradient2, Adapt::Aimd];
     let all = algorithms.iter().map(|&a| contention(a, if a == Adapt::Off { 9 } else { 2 }, 7)).collect();
@@ -85,19 +78,164 @@ fn controllers_beside_the_static_optimum_on_a_downstream_that_pushes_back() {
             assert!(w.min >= 1 && w.max <= 40, "{a} left its bounds: {w:?}");
         }
     }
-    let hill = &last[1].measured;
-    assert!(
-        hill.workers.mean <= 1.25 * peak,
-        "hill-climb settled at {:.2} workers, past 1.25 N* = {:.2}",
-        hill.workers.mean,
-        1.25 * peak
-    );
-    assert!(
-        hill.throughput_per_s >= 0.9 * fixed.throughput_per_s,
-        "hill-climb {:.0}/s against the static optimum's {:.0}/s",
-        hill.throughput_per_s,
-        fixed.throughput_per_s
-    );
+}
+
+/// A downstream of `contention` σ and `coherency` κ (5 ms service) under `rate`, more than it
+/// can take; `adapt` started at `workers`.
+fn downstream(adapt: Adapt, workers: usize, sigma: f64, kappa: f64, rate: f64, seed: u64) -> Settings {
+    Settings {
+        contention: sigma,
+        coherency: kappa,
+        rate: Rate::PerSec(rate),
+        timeout: None,
+        ..contention(adapt, workers, seed)
+    }
+}
+
+/// Runs `s` for `warmup` + `measured` (100 ms ticks), reading every snapshot: the last one,
+/// and the lowest and highest control setting (`adapt.limit`) the measured part saw.
+fn run_watching_the_limit(s: Settings, measured: Duration, warmup: Duration) -> (Snapshot, f64, f64) {
+    let opts = RunOptions {
+        duration: Some(warmup + measured),
+        warmup,
+        interval: Duration::from_millis(100),
+        ..RunOptions::default()
+    };
+    let engine = EngineHandle::start(s, opts).expect("valid settings");
+    let (mut rx, start) = (engine.subscribe(), std::time::Instant::now());
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if snap.finished {
+            break;
+        }
+        if let (Some(a), true) = (snap.adapt, start.elapsed() > warmup) {
+            (lo, hi) = (lo.min(a.limit), hi.max(a.limit));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (engine.join(), lo, hi)
+}
+
+/// Hill climbing keeps .NET's bias (0.15: a worker must add 15% of its share of throughput),
+/// which aims it at d ln X / d ln N = 0.15, about 0.8 N*, where the curve is flat: what it must
+/// show is throughput, not position. On two downstreams — σ 0.1, κ 0.01 (N* 9.5, 9 workers best
+/// at 714/s) under 1,200 jobs/s and σ 0.05, κ 0.002 (N* 21.8, 22 best at 1,479/s) under 2,000
+/// — started from 2 and from 4 workers, beside the best static pool in the same run (30 s and
+/// 70 s to settle, 20 s measured): the
+/// median of 3 seeds' throughput ≥ 0.95× the static pool's, and the median mean count ≤ 1.1 N*.
+/// On a downstream that does not push back (no contention, 20 workers at 1,000 jobs/s, ρ 0.25)
+/// its control setting stays within 10% of where it started.
+///
+/// Tolerance: completions over T = 20 s at X/s vary like a Poisson count at most (a saturated
+/// pool completes more regularly), a standard error of √(X/T): 6.0/s at 714/s and 8.6/s at
+/// 1,479/s, so a ratio of two independent runs has a standard error of √2·√(X/T)/X = 1.2% and
+/// 0.8%. At its aim the bias costs 1.6% and 1.7% of the peak's throughput (the USL at 7.6 and
+/// 17.2 workers), so the 5% bar stands 2.8 and 4.1 of those errors below where a settled run is
+/// expected. The controller's own wandering is larger than the counting noise: across seeds a
+/// run settles anywhere from 6.4 to 10.3 workers on the first curve (0.94–1.0× the static pool)
+/// and 15 to 21 on the second. The median of 3 needs two of the three below the bar; the
+/// lowest median seen with these settle times was 0.967× (the README has the run).
+#[test]
+fn hill_climbing_keeps_the_best_static_pools_throughput() {
+    if cfg!(feature = "console") {
+        eprintln!("skipped under --features console: task instrumentation slows every hand-off; run `cargo test`");
+        return;
+    }
+    let _g = exclusive();
+    let measured = Duration::from_secs(20);
+    // (σ, κ, the rate, the best static count, the time to settle): from 2 workers the climb
+    // reaches 0.8 N* in about 15 s on the first curve and 60 s on the second (its last steps
+    // are small: the gain is the square of the gradient left, which vanishes at the aim).
+    let curves = [(0.1, 0.01, 1200.0, 9usize, 30), (0.05, 0.002, 2000.0, 22, 70)];
+    for &(sigma, kappa, rate, best, _) in &curves {
+        assert_eq!(Usl::of(&downstream(Adapt::Off, best, sigma, kappa, rate, 1)).best_workers(), Some(best as u32));
+    }
+    // One curve at a time, its three seeds at once (the static pool, hill climbing from 2 and
+    // from 4 each), and the flat downstream's three seeds, watched, beside the first curve. All
+    // at once (21 debug-built engines on 2 cores) stretched every service by 0.8 ms.
+    let (mut ratios, mut counts) = (vec![vec![Vec::new(); 2]; 2], vec![vec![Vec::new(); 2]; 2]);
+    let mut flat = Vec::new();
+    for (c, &(sigma, kappa, rate, best, settle)) in curves.iter().enumerate() {
+        let warmup = Duration::from_secs(settle);
+        let mut all = Vec::new();
+        for seed in 1..=3u64 {
+            all.push(downstream(Adapt::Off, best, sigma, kappa, rate, seed));
+            for start in [2, 4] {
+                all.push(downstream(Adapt::HillClimb, start, sigma, kappa, rate, seed));
+            }
+        }
+        let watched: Vec<_> = (1..=3u64)
+            .filter(|_| c == 0)
+            .map(|seed| {
+                let level = Settings {
+                    contention: 0.0,
+                    coherency: 0.0,
+                    rate: Rate::PerSec(1000.0),
+                    ..contention(Adapt::HillClimb, 20, seed)
+                };
+                std::thread::spawn(move || run_watching_the_limit(level, measured, warmup))
+            })
+            .collect();
+        let last = side_by_side(all, measured, warmup);
+        flat.extend(watched.into_iter().map(|h| h.join().expect("the flat run ended")));
+        for s in &last {
+            assert_accounted(s);
+        }
+        for (i, runs) in last.chunks(3).enumerate() {
+            let fixed = runs[0].measured.throughput_per_s;
+            for (k, s) in runs[1..].iter().enumerate() {
+                let m = &s.measured;
+                eprintln!(
+                    "seed {} σ {sigma} κ {kappa} from {}: {:.0}/s ({:.3}× static {fixed:.0}/s), workers mean {:.2} ({}..{}), p99 {:.1} ms",
+                    i + 1,
+                    [2, 4][k],
+                    m.throughput_per_s,
+                    m.throughput_per_s / fixed,
+                    m.workers.mean,
+                    m.workers.min,
+                    m.workers.max,
+                    m.latency.response.p99
+                );
+                ratios[c][k].push(m.throughput_per_s / fixed);
+                counts[c][k].push(m.workers.mean);
+            }
+        }
+    }
+    for (s, ..) in &flat {
+        assert_accounted(s);
+    }
+    for (c, &(sigma, kappa, ..)) in curves.iter().enumerate() {
+        let peak = ((1.0 - sigma) / kappa).sqrt();
+        for (k, start) in [2, 4].into_iter().enumerate() {
+            let (ratio, count) = (median(ratios[c][k].clone()), median(counts[c][k].clone()));
+            assert!(
+                ratio >= 0.95,
+                "σ {sigma} κ {kappa} from {start}: median {ratio:.3}× the static pool's throughput: {:?}",
+                ratios[c][k]
+            );
+            assert!(
+                count <= 1.1 * peak,
+                "σ {sigma} κ {kappa} from {start}: median mean count {count:.2} > 1.1 N* = {:.2}",
+                1.1 * peak
+            );
+        }
+    }
+    for (seed, (s, lo, hi)) in flat.iter().enumerate() {
+        let w = &s.measured.workers;
+        eprintln!(
+            "seed {} flat from 20: limit {lo:.2}..{hi:.2}, workers {}..{} mean {:.2}",
+            seed + 1,
+            w.min,
+            w.max,
+            w.mean
+        );
+        assert!(
+            *lo >= 18.0 && *hi <= 22.0,
+            "seed {}: on a flat downstream the control moved to {lo:.2}..{hi:.2} from 20",
+            seed + 1
+        );
+    }
 }
 
 /// Switching algorithms, bounds and the count itself while jobs flow never panics and never

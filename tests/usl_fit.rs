@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{exclusive, settings};
+use common::{exclusive, median, settings};
 use pooltune::model::usl_fit::UslFit;
 use pooltune::profile::library;
 use pooltune::settings::{Knob, Settings};
@@ -33,11 +33,6 @@ fn sweep_fit(base: &Settings, per_step: Duration) -> UslFit {
     }
     eprintln!("  fit: {}", fit.line());
     fit
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// `profiles/contention.toml` (σ 0.1, κ 0.01, N* = √90 ≈ 9.49; 1,200 jobs/s offered, so every

@@ -9,8 +9,6 @@ const MAX_WAVE: f64 = 20.0;
 const WAVE_MULTIPLIER: f64 = 1.0;
 const HISTORY: usize = 8;
 const SAMPLES: usize = WAVE_PERIOD * HISTORY;
-/// A worker must raise throughput by this share of its own to be worth adding.
-const BIAS: f64 = 0.15;
 const TARGET_SNR: f64 = 3.0;
 const MAX_CHANGE_PER_S: f64 = 4.0;
 const MAX_CHANGE_PER_SAMPLE: f64 = 20.0;
@@ -51,12 +49,15 @@ pub struct HillClimb {
     counts: [f64; SAMPLES],
     /// At the fewest workers with throughput falling as they grow: sample longer.
     min_secs: f64,
+    /// A worker must raise throughput by this share of its own to be worth adding (the
+    /// `adapt_bias` knob; .NET's is 0.15).
+    bias: f64,
     state: State,
 }
 
 impl HillClimb {
     #[must_use]
-    pub fn new(start: usize) -> HillClimb {
+    pub fn new(start: usize, bias: f64) -> HillClimb {
         #[allow(clippy::cast_precision_loss)]
         let control = start as f64;
         HillClimb {
@@ -67,6 +68,7 @@ impl HillClimb {
             throughput: [0.0; SAMPLES],
             counts: [0.0; SAMPLES],
             min_secs: 0.0,
+            bias,
             state: State::Starting,
         }
     }
@@ -101,6 +103,15 @@ impl Limiter for HillClimb {
             self.reset_to(current);
         }
         let throughput = w.completed as f64 / w.secs.max(1e-9);
+        if w.waiting < 1.0 {
+            // Nobody waits for a worker: the pool is not what limits throughput, so the wave
+            // would measure nothing and the bias would lean the count down unseen. Hold.
+            self.state = State::HillClimb { throughput_per_s: throughput, step: 0.0, wave: 0, confidence: 0.0 };
+            self.min_secs = 0.0;
+            let (lo, hi) = (b.min.max(1), b.max.max(b.min.max(1)));
+            self.last_count = (self.control as usize).clamp(lo, hi);
+            return self.last_count;
+        }
         let i = self.total % SAMPLES;
         self.throughput[i] = throughput;
         self.counts[i] = current as f64;
@@ -128,7 +139,7 @@ impl Limiter for HillClimb {
                     NOISE_SMOOTHING * error + (1.0 - NOISE_SMOOTHING) * self.noise
                 };
                 if count_wave.abs() > 0.0 {
-                    ratio = tp_wave.sub(count_wave.scale(BIAS)).div(count_wave);
+                    ratio = tp_wave.sub(count_wave.scale(self.bias)).div(count_wave);
                 }
                 let noise = self.noise.max(error);
                 confidence = if noise > 0.0 { count_wave.abs() / noise / TARGET_SNR } else { 1.0 };
@@ -174,10 +185,30 @@ mod tests {
 
     use super::*;
 
+    /// .NET's bias, the `adapt_bias` knob's default.
+    const BIAS: f64 = 0.15;
+
+    #[test]
+    fn the_knob_defaults_to_the_references_bias() {
+        assert!((crate::settings::Settings::default().adapt_bias - BIAS).abs() < 1e-12);
+    }
+
     /// Runs `samples` samples of 250 ms against `curve` (throughput at N workers), with Poisson
     /// counting noise; returns the control setting and the worker count after each.
     fn climb(curve: impl Fn(f64) -> f64, start: usize, b: &Bounds, samples: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
-        let mut h = HillClimb::new(start);
+        climb_with(curve, start, BIAS, 50.0, b, samples, seed)
+    }
+
+    fn climb_with(
+        curve: impl Fn(f64) -> f64,
+        start: usize,
+        bias: f64,
+        waiting: f64,
+        b: &Bounds,
+        samples: usize,
+        seed: u64,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut h = HillClimb::new(start, bias);
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut workers = start;
         let (mut out, mut counts) = (Vec::new(), Vec::new());
@@ -191,6 +222,7 @@ mod tests {
                 inflight: workers as f64,
                 drops: 0,
                 workers,
+                waiting,
                 ..Window::default()
             };
             assert!(h.ready(&w) || h.total > 0);
@@ -206,14 +238,14 @@ mod tests {
         n / (0.005 * (1.0 + 0.1 * (n - 1.0) + 0.01 * n * (n - 1.0)))
     }
 
-    /// Where a worker more raises throughput by `BIAS` of its share: d ln X / d ln N = 0.15,
+    /// Where a worker more raises throughput by `bias` of its share: d ln X / d ln N = bias,
     /// the point the bias aims for (a little below the peak, where the elasticity is 0).
-    fn biased_point() -> f64 {
+    fn biased_point(bias: f64) -> f64 {
         let elasticity = |n: f64| (usl(n * 1.0001).ln() - usl(n).ln()) / 1.0001f64.ln();
         let (mut lo, mut hi) = (1.0, 9.49);
         for _ in 0..60 {
             let mid = f64::midpoint(lo, hi);
-            if elasticity(mid) > BIAS { lo = mid } else { hi = mid }
+            if elasticity(mid) > bias { lo = mid } else { hi = mid }
         }
         lo
     }
@@ -221,7 +253,7 @@ mod tests {
     #[test]
     fn it_climbs_to_the_throughput_peak_and_stays() {
         let b = Bounds { min: 1, max: 100, timeout: None };
-        let (peak, aim) = ((0.9f64 / 0.01).sqrt(), biased_point());
+        let (peak, aim) = ((0.9f64 / 0.01).sqrt(), biased_point(BIAS));
         assert!((aim - 7.59).abs() < 0.01, "{aim}");
         for seed in 1..=5 {
             // 200 s of samples; the second half is where it settled.
@@ -234,10 +266,32 @@ mod tests {
         }
     }
 
+    /// The `adapt_bias` knob moves where it settles: 0 aims at the peak itself (9.49 here),
+    /// 0.3 at 6.0 workers for 93% of the peak's throughput. Each mean over the settled half
+    /// within 15% of its own aim, as at the default (the tolerance of the test above).
+    #[test]
+    fn the_bias_knob_chooses_the_trade() {
+        let b = Bounds { min: 1, max: 100, timeout: None };
+        for (bias, expect) in [(0.0, 9.49), (0.3, 6.0)] {
+            let aim = biased_point(bias);
+            assert!((aim - expect).abs() < 0.01, "bias {bias}: {aim}");
+            for seed in 1..=5 {
+                let (_, counts) = climb_with(usl, 2, bias, 50.0, &b, 800, seed);
+                let tail = &counts[400..];
+                let mean = tail.iter().sum::<f64>() / tail.len() as f64;
+                assert!(
+                    (mean - aim).abs() <= 0.15 * aim,
+                    "bias {bias}, seed {seed}: settled at {mean:.2}, aim {aim:.2}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn on_a_flat_noisy_curve_it_does_not_wander_up() {
-        // Throughput that does not depend on the workers: more of them buy nothing, so the
-        // control setting must not random-walk upward (the bias leans it down, slowly).
+        // Throughput that does not depend on the workers while jobs wait (a downstream that
+        // caps it): more of them buy nothing, so the control setting must not random-walk
+        // upward (the bias leans it down, slowly).
         let b = Bounds { min: 1, max: 100, timeout: None };
         for seed in 1..=5 {
             let (path, _) = climb(|_| 2000.0, 20, &b, 800, seed);
@@ -248,9 +302,19 @@ mod tests {
         }
     }
 
+    /// The same flat curve with nobody waiting for a worker (throughput is the arrival rate):
+    /// nothing to measure, so the count holds where it is, wave and all.
+    #[test]
+    fn with_no_job_waiting_it_holds() {
+        let b = Bounds { min: 1, max: 100, timeout: None };
+        let (path, counts) = climb_with(|_| 2000.0, 20, BIAS, 0.0, &b, 800, 1);
+        assert!(path.iter().all(|&c| (c - 20.0).abs() < 1e-12), "the control moved: {:?}", &path[..10]);
+        assert!(counts.iter().all(|&c| (c - 20.0).abs() < 1e-12), "the count moved");
+    }
+
     #[test]
     fn an_operator_change_moves_the_control_with_it() {
-        let mut h = HillClimb::new(10);
+        let mut h = HillClimb::new(10, BIAS);
         h.reset_to(16);
         assert!((h.limit() - 16.0).abs() < 1e-12);
         let w = Window {
@@ -260,6 +324,7 @@ mod tests {
             inflight: 16.0,
             drops: 0,
             workers: 12,
+            waiting: 5.0,
             ..Window::default()
         };
         h.update(&w, &Bounds { min: 1, max: 100, timeout: None });
@@ -268,7 +333,7 @@ mod tests {
 
     #[test]
     fn short_samples_wait_for_accuracy() {
-        let h = HillClimb { total: 1, ..HillClimb::new(20) };
+        let h = HillClimb { total: 1, ..HillClimb::new(20, BIAS) };
         let w = |completed| Window {
             secs: 0.25,
             completed,

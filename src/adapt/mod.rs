@@ -13,6 +13,9 @@
 //!   share before one is added, so it settles a little below the throughput peak N*. A sample is
 //!   one tick, extended until the count of completions is accurate to 15%
 //!   ((workers − 1)/completions < 0.15). The wave's size follows the measured noise (at most 20).
+//!   The bias is a knob (`adapt_bias`, 0 to 0.9). Added: it holds the count through a window at
+//!   whose end no job waits for a worker: throughput is then the arrival rate whatever the
+//!   count, and the bias alone would lean the count down with nothing measured to say so.
 //!   Left out: the CPU-over-95% veto (workers here wait, they do not spin) and the random
 //!   sample length (samples follow the engine's ticks).
 //! - **`vegas`** ([`vegas`]): concurrency-limits' `VegasLimit`. From the no-load service time
@@ -149,7 +152,7 @@ pub fn limiter(s: &Settings, workers: usize) -> Option<Box<dyn Limiter>> {
             Some(Box::new(slo::SloLimit::new(workers.max(1), target, sizer::Sizer::of(s))))
         }
         Adapt::QueueLength => Some(Box::new(queue_length::QueueLength::new(workers.max(1), s.queue_target))),
-        Adapt::HillClimb => Some(Box::new(hill::HillClimb::new(workers.max(1)))),
+        Adapt::HillClimb => Some(Box::new(hill::HillClimb::new(workers.max(1), s.adapt_bias))),
         Adapt::Vegas => Some(Box::new(vegas::Vegas::new(start, seed))),
         Adapt::Gradient2 => Some(Box::new(gradient2::Gradient2::new(start))),
         Adapt::Aimd => Some(Box::new(aimd::Aimd::new(workers.max(1)))),
@@ -167,7 +170,7 @@ pub enum State {
         throughput_per_s: f64,
         /// The last move of the control setting, workers.
         step: f64,
-        /// The square wave's height, workers.
+        /// The square wave's height, workers (0: holding, no job waited for a worker).
         wave: usize,
         /// Signal over noise against the target, 0 to 1.
         confidence: f64,
@@ -217,6 +220,9 @@ impl State {
     pub fn parts(&self) -> Vec<String> {
         match *self {
             State::Starting => vec!["measuring its first window".into()],
+            State::HillClimb { throughput_per_s, wave: 0, .. } => {
+                vec![format!("{throughput_per_s:.0}/s"), "holding: no job waits for a worker".into()]
+            }
             State::HillClimb { throughput_per_s, step, wave, confidence } => vec![
                 format!("{throughput_per_s:.0}/s"),
                 format!("step {step:+.2}"),

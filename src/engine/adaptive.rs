@@ -27,8 +27,12 @@ pub struct Adaptive {
 }
 
 /// The settings a controller is built from: for `slo` and `queue-length`, their target and the
-/// model's inputs; for the others, nothing beyond the algorithm.
+/// model's inputs; for `hill-climb`, its bias; for the others, nothing beyond the algorithm.
 fn build_key(s: &Settings) -> Option<Settings> {
+    if s.adapt == Adapt::HillClimb {
+        // Only its bias: a change of rate or service is what it climbs through, not a restart.
+        return Some(Settings { adapt_bias: s.adapt_bias, ..Settings::default() });
+    }
     matches!(s.adapt, Adapt::Slo | Adapt::QueueLength).then(|| Settings {
         workers: 0,
         workers_min: 0,

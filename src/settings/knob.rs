@@ -265,6 +265,13 @@ knobs! {
         live: true, ramps: false, example: "2",
         help: "Adaptive queue-length: jobs in the system (waiting and in service) per worker to aim at",
     },
+    AdaptBias(f64) {
+        key: "adapt_bias", flag: "adapt-bias", alias: None, label: "adapt_bias", value_name: "SHARE",
+        range: (0.0, 0.9), default: adapt_bias = 0.15, shown: None,
+        get: |s| Some(s.adapt_bias), set: |s, v| s.adapt_bias = v,
+        live: true, ramps: false, example: "0.05",
+        help: "Adaptive hill-climb: the share of its own throughput a worker must add to be worth adding (0 climbs to the peak)",
+    },
     Queue(usize) {
         key: "queue", flag: "queue", alias: None, label: "queue bound", value_name: "N",
         range: (1, MAX_QUEUE), default: queue = 100, shown: None,

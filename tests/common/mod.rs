@@ -27,6 +27,12 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The middle value (of an odd count; the upper middle of an even one).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 pub fn settings() -> Settings {
     Settings { threads: 2, ..Settings::default() }
 }
