@@ -26,6 +26,9 @@ pub struct Adaptive {
     windows: u64,
 }
 
+/// Completions the run's measured holding-time CV must rest on before a controller uses it.
+const CV_JOBS: u64 = 500;
+
 /// The settings a controller is built from: for `slo` and `queue-length`, their target and the
 /// model's inputs; for `hill-climb`, its bias; for the others, nothing beyond the algorithm.
 fn build_key(s: &Settings) -> Option<Settings> {
@@ -97,13 +100,30 @@ impl Adaptive {
             arrived: snap.totals.offered.saturating_sub(offered),
             waiting: snap.queue.depth as f64,
             in_system: snap.in_flight as f64,
-            service_cv: snap.measured.holding_cv,
+            // The run's CV once it rests on enough jobs (its relative error for exponential
+            // holding times is about √(2/n): 6% at 500); before, one slow job just after the
+            // warm-up's reset reads as a CV of 2 or more and the model asks for the bound.
+            service_cv: if snap.measured.jobs.completed >= CV_JOBS { snap.measured.holding_cv } else { 0.0 },
         });
         if !limiter.ready(&self.window) {
             return None;
         }
         let bounds = Bounds { min: s.workers_min, max: s.workers_max, timeout: s.timeout };
         let n = limiter.update(&self.window, &bounds);
+        if n != s.workers {
+            let w = &self.window;
+            tracing::info!(
+                "{}: workers {} -> {n} ({}; window {:.2} s, {} arrived, {} done, {:.2} ms held, {} waiting)",
+                s.adapt,
+                s.workers,
+                limiter.state(),
+                w.secs,
+                w.arrived,
+                w.completed,
+                w.service_s * 1e3,
+                w.waiting
+            );
+        }
         self.window = Window::default();
         self.windows += 1;
         (n != s.workers).then(|| {

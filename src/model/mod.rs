@@ -403,9 +403,22 @@ fn predict_with_tail(i: &Inputs, which: Percentiles) -> Result<(Prediction, Opti
 /// implies (0 constant, 1 exponential, otherwise lognormal). An empirical sample is known to the
 /// formulas by its CV alone: its percentiles are those of that shape.
 fn shape(i: &Inputs) -> ServiceDist {
-    match i.service_dist {
-        ServiceDist::Exponential | ServiceDist::Empirical if (i.service_cv - 1.0).abs() > 1e-9 => {
-            if i.service_cv == 0.0 { ServiceDist::Constant } else { ServiceDist::Lognormal }
+    service_shape(i.service_dist, i.service_cv)
+}
+
+/// The shape the model gives a service time of distribution `dist` and coefficient of variation
+/// `cv`: an exponential (or a sample) whose CV is not 1 is taken as lognormal with that CV (a
+/// CV of 0 as constant). Whoever bounds a target by the service time's own tail uses this, so
+/// the bound and the model agree.
+#[must_use]
+pub fn service_shape(dist: ServiceDist, cv: f64) -> ServiceDist {
+    match dist {
+        ServiceDist::Exponential | ServiceDist::Empirical if (cv - 1.0).abs() > 1e-9 => {
+            if cv == 0.0 {
+                ServiceDist::Constant
+            } else {
+                ServiceDist::Lognormal
+            }
         }
         ServiceDist::Empirical => ServiceDist::Exponential,
         d => d,
