@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_accounted, exclusive, median, run_for, settings, wait_for};
+use common::{assert_accounted, exclusive, median, run_for, settings, timed, wait_for};
 use pooltune::engine::{Command, EngineHandle, RunOptions};
 use pooltune::metrics::Snapshot;
 use pooltune::model::usl::Usl;
@@ -95,13 +95,7 @@ fn downstream(adapt: Adapt, workers: usize, sigma: f64, kappa: f64, rate: f64, s
 /// Runs `s` for `warmup` + `measured` (100 ms ticks), reading every snapshot: the last one,
 /// and the lowest and highest control setting (`adapt.limit`) the measured part saw.
 fn run_watching_the_limit(s: Settings, measured: Duration, warmup: Duration) -> (Snapshot, f64, f64) {
-    let opts = RunOptions {
-        duration: Some(warmup + measured),
-        warmup,
-        interval: Duration::from_millis(100),
-        ..RunOptions::default()
-    };
-    let engine = EngineHandle::start(s, opts).expect("valid settings");
+    let engine = EngineHandle::start(s, timed(warmup + measured, warmup)).expect("valid settings");
     let (mut rx, start) = (engine.subscribe(), std::time::Instant::now());
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     loop {
@@ -206,7 +200,7 @@ fn hill_climbing_keeps_the_best_static_pools_throughput() {
         assert_accounted(s);
     }
     for (c, &(sigma, kappa, ..)) in curves.iter().enumerate() {
-        let peak = ((1.0 - sigma) / kappa).sqrt();
+        let peak = Usl::of(&downstream(Adapt::Off, 1, sigma, kappa, 1.0, 1)).peak().expect("a peak");
         for (k, start) in [2, 4].into_iter().enumerate() {
             let (ratio, count) = (median(ratios[c][k].clone()), median(counts[c][k].clone()));
             assert!(

@@ -108,8 +108,7 @@ impl Limiter for HillClimb {
             // would measure nothing and the bias would lean the count down unseen. Hold.
             self.state = State::HillClimb { throughput_per_s: throughput, step: 0.0, wave: 0, confidence: 0.0 };
             self.min_secs = 0.0;
-            let (lo, hi) = (b.min.max(1), b.max.max(b.min.max(1)));
-            self.last_count = (self.control as usize).clamp(lo, hi);
+            self.last_count = super::workers_of(self.control, b);
             return self.last_count;
         }
         let i = self.total % SAMPLES;

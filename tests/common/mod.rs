@@ -37,10 +37,13 @@ pub fn settings() -> Settings {
     Settings { threads: 2, ..Settings::default() }
 }
 
+/// A run of `duration` with 100 ms ticks, its first `warmup` left out of the statistics.
+pub fn timed(duration: Duration, warmup: Duration) -> RunOptions {
+    RunOptions { duration: Some(duration), warmup, interval: Duration::from_millis(100), ..RunOptions::default() }
+}
+
 pub fn run_for(s: Settings, duration: Duration, warmup: Duration) -> Snapshot {
-    let opts =
-        RunOptions { duration: Some(duration), warmup, interval: Duration::from_millis(100), ..RunOptions::default() };
-    EngineHandle::start(s, opts).expect("valid settings").join()
+    EngineHandle::start(s, timed(duration, warmup)).expect("valid settings").join()
 }
 
 /// Runs `plan` on an engine started at its first value (100 ms ticks), as `pooltune sweep` does:
