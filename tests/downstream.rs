@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_accounted, exclusive, settings};
+use common::{assert_accounted, exclusive, instrumented, settings};
 use pooltune::model::usl::Usl;
 use pooltune::settings::{Policy, Rate, Settings};
 use pooltune::sweep::{Plan, Scale};
@@ -22,8 +22,7 @@ use pooltune::sweep::{Plan, Scale};
 /// the difference (about 4·√((714 + 508)/3) ≈ 81/s, against an expected 206/s).
 #[test]
 fn scaling_out_past_the_peak_makes_throughput_and_latency_worse() {
-    if cfg!(feature = "console") {
-        eprintln!("skipped under --features console: task instrumentation slows every hand-off; run `cargo test`");
+    if instrumented() {
         return;
     }
     let _g = exclusive();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{exclusive, settings};
+use common::{exclusive, instrumented, settings};
 use pooltune::settings::{Policy, Settings};
 use pooltune::sweep::{Plan, Scale};
 
@@ -22,8 +22,7 @@ fn the_highest_passing_rate_is_within_one_step_of_the_model() {
     // The model's answer is from the configured service; with `--features console` tokio
     // instruments every task and each hand-off costs more (see tests/theory.rs), which moves
     // the measured curve, not the sweep's logic. Judged in the default build.
-    if cfg!(feature = "console") {
-        eprintln!("skipped under --features console: task instrumentation slows every hand-off; run `cargo test`");
+    if instrumented() {
         return;
     }
     let _g = exclusive();

@@ -21,7 +21,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_accounted, exclusive, run_for, run_queue, settings};
+use common::{assert_accounted, exclusive, instrumented, run_for, run_queue, settings};
 use pooltune::report::account;
 use pooltune::settings::{ArrivalKind, Policy, Rate, ServiceDist, Settings};
 use rand::SeedableRng;
@@ -220,19 +220,6 @@ fn disturbed(rq: &common::RunQueue) -> Option<String> {
         why.push(format!("other processes {:.0}% > 50% in a half second", rq.others_peak * 100.0));
     }
     (!why.is_empty()).then(|| why.join(", "))
-}
-
-/// With the `console` feature, tokio instruments every task (`tokio/tracing`), and each poll
-/// and wake-up costs more: measured here, the M/M/4 run's mean response then sat 8–14% above
-/// the model (against +1–4% in the default build), the instrumentation's own cost rather than
-/// the queue's. The statistical comparisons judge the engine as users measure with it, so they
-/// run in the default build (`cargo test`, which `.ci/run` runs too) and say so here.
-fn instrumented() -> bool {
-    if cfg!(feature = "console") {
-        eprintln!("skipped under --features console: task instrumentation slows every hand-off; run `cargo test`");
-        return true;
-    }
-    false
 }
 
 #[test]

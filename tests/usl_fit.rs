@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{exclusive, median, settings};
+use common::{exclusive, instrumented, median, settings};
 use pooltune::model::usl_fit::UslFit;
 use pooltune::profile::library;
 use pooltune::settings::{Knob, Settings};
@@ -50,8 +50,7 @@ fn sweep_fit(base: &Settings, per_step: Duration) -> UslFit {
 /// inside the margin.
 #[test]
 fn a_workers_sweep_recovers_the_contention_profiles_law() {
-    if cfg!(feature = "console") {
-        eprintln!("skipped under --features console: task instrumentation slows every hand-off");
+    if instrumented() {
         return;
     }
     let _g = exclusive();
@@ -80,8 +79,7 @@ fn a_workers_sweep_recovers_the_contention_profiles_law() {
 /// machine, whose timer could run sleeps later as more of them wait at once.
 #[test]
 fn a_downstream_that_does_not_push_back_has_no_peak() {
-    if cfg!(feature = "console") {
-        eprintln!("skipped under --features console: task instrumentation slows every hand-off");
+    if instrumented() {
         return;
     }
     let _g = exclusive();

@@ -27,6 +27,20 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// With the `console` feature, tokio instruments every task (`tokio/tracing`), and each poll
+/// and wake-up costs more: measured here, the M/M/4 run's mean response then sat 8–14% above
+/// the model (against +1–4% in the default build), the instrumentation's own cost rather than
+/// the queue's. The statistical comparisons judge the engine as users measure with it, so they
+/// run in the default build (`cargo test`, which `.ci/run` runs too); under the feature they
+/// print this one line and return early.
+pub fn instrumented() -> bool {
+    if cfg!(feature = "console") {
+        eprintln!("skipped under --features console: task instrumentation slows every hand-off; run `cargo test`");
+        return true;
+    }
+    false
+}
+
 /// The middle value (of an odd count; the upper middle of an even one).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
