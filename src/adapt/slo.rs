@@ -38,10 +38,16 @@
 //!   no `contention`/`coherency`/`capacity` given, each window's (worker count, busy time, jobs)
 //!   goes into a USL fit ([`crate::model::usl_fit`]); once the fit has a peak the run has
 //!   measured past (κ's interval clear of 0, N* inside the counts seen: the throughput really
-//!   fell), the model sizes in front of that curve, and never past its peak.
+//!   fell), the model sizes in front of that curve, and never past its peak. A count the pool
+//!   leaves after one window counts by that window ([`Points::keeping_firsts`]): a backlog that
+//!   sends 4 workers to 26 and then 40 gives the fit its three counts. A pool sent straight to
+//!   its bound has two; a window there that still has jobs waiting yet completes fewer a second
+//!   than a smaller count did measures the count between the two next ([`SloLimit::probe`]).
+//!   A pool found past a peak is brought back to it at once.
 //!
 //! With no pool meeting the target (the service time alone misses it) it holds the count, at
-//! least enough to keep up with the arrivals.
+//! least enough to keep up with the arrivals; before a downstream with a peak (configured or
+//! fitted), never more than the peak's count, whatever the model or the backlog ask.
 
 use super::sizer::Sizer;
 use super::{Bounds, Limiter, State, Window};
@@ -105,7 +111,7 @@ pub struct SloLimit {
 impl SloLimit {
     #[must_use]
     pub fn new(workers: usize, target_s: f64, sizer: Sizer) -> SloLimit {
-        let points = sizer.downstream.is_none().then(Points::new);
+        let points = sizer.downstream.is_none().then(Points::keeping_firsts);
         SloLimit {
             target_s,
             sizer,
@@ -132,12 +138,35 @@ impl SloLimit {
     fn refit(&mut self, w: &Window) {
         let Some(points) = &mut self.points else { return };
         let workers = u32::try_from(w.workers).unwrap_or(u32::MAX);
+        // A climb that leaves each count after one window must still give the fit its counts.
         points.push(workers, w.secs, w.completed, w.completed as f64 * w.service_s, false);
         if points.counts() < crate::model::usl_fit::MIN_COUNTS {
             return;
         }
         let fitted = points.fit().ok().and_then(|f| f.downstream().filter(|_| !f.peak_extrapolated));
         self.sizer = self.sizer.with_downstream(fitted.unwrap_or_default());
+    }
+
+    /// A count to measure next, when the fit lacks counts and this window shows a downstream
+    /// pushing back: jobs still waited at its end, yet it completed fewer a second than a
+    /// smaller count did. Without a third count the fit cannot say where the peak is, and a
+    /// pool sent to its bound by the backlog would stay there; the count between the two
+    /// (their geometric mean, a count not yet measured) is the one that places the peak.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn probe(&self, w: &Window) -> Option<usize> {
+        let points = self.points.as_ref().filter(|p| p.counts() < crate::model::usl_fit::MIN_COUNTS)?;
+        if w.waiting < 1.0 {
+            return None;
+        }
+        let now = w.completed as f64 / w.secs.max(1e-9);
+        let measured = points.points();
+        let lower = measured
+            .iter()
+            .filter(|p| (p.workers as usize) < w.workers && p.inside / p.hold_s > now)
+            .max_by(|x, y| (x.inside / x.hold_s).total_cmp(&(y.inside / y.hold_s)))?;
+        let mid = (f64::from(lower.workers) * w.workers as f64).sqrt().round() as usize;
+        let fresh = |c: &usize| !measured.iter().any(|p| p.workers as usize == *c);
+        Some(mid).filter(|m| *m > lower.workers as usize && *m < w.workers).filter(fresh)
     }
 
     /// The seam a fitted downstream comes in by: the model from now on uses `sizer`.
@@ -176,7 +205,15 @@ impl Limiter for SloLimit {
             Some(m) => m.max(drain),
             None => self.count.max(drain + 1),
         };
-        let want = b.clamp(want as f64) as usize;
+        // Never past a downstream's peak: workers beyond it only slow every job, the backlog's
+        // included; a pool found past it is brought back at once.
+        let best = self.sizer.downstream.best_workers().map(|n| n as usize);
+        let want = best.map_or(want, |best| want.min(best));
+        let probe = self.probe(w);
+        let want = b.clamp(probe.unwrap_or(want) as f64) as usize;
+        if probe.is_some() || best.is_some_and(|best| self.count > best && want <= best) {
+            self.count = want;
+        }
         match want.cmp(&self.count) {
             std::cmp::Ordering::Greater => {
                 self.count = want;

@@ -253,3 +253,31 @@ fn a_cv_just_off_one_does_not_send_the_count_to_the_bound() {
     let n = sizer().fewest(rate * (1.0 + HEADROOM), hold, cv, t).expect("a pool meets it");
     assert!(n <= 8, "{n} workers for {rate}/s of {} ms jobs", hold * 1e3);
 }
+
+/// A saturated window in front of the `contention` law (σ 0.1, κ 0.01, N* ≈ 9.5) it was not
+/// told of: `workers` busy, each job held 5 ms × the stretch, 1,200 arriving, 600 waiting.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+fn pushed_back(workers: usize) -> Window {
+    let law = Usl { contention: 0.1, coherency: 0.01, capacity: None };
+    let hold = S * law.stretch(workers as f64);
+    let done = (workers as f64 / hold).round() as u64;
+    Window { secs: 1.0, completed: done, service_s: hold, arrived: 1200, waiting: 600.0, workers, ..Window::default() }
+}
+
+#[test]
+fn a_pool_sent_to_its_bound_past_an_unknown_peak_measures_a_count_between_and_comes_back() {
+    // The backlog sends 4 workers straight to the bound (40), which completes fewer jobs a
+    // second than 4 did; with two counts the fit has no peak, and only a third count places it.
+    let bounds = Bounds { min: 1, max: 40, timeout: None };
+    let mut c = SloLimit::new(4, 0.1, sizer());
+    let mut counts = vec![4];
+    for _ in 0..8 {
+        let now = *counts.last().expect("a count");
+        counts.push(c.update(&pushed_back(now), &bounds));
+    }
+    assert_eq!(counts[1], 40, "the backlog asks for the bound: {counts:?}");
+    assert!(counts[2] > 4 && counts[2] < 40, "a count between measured next: {counts:?}");
+    let last = *counts.last().expect("a count");
+    assert!((9..=10).contains(&last), "back at the fitted peak, ⌊N*⌋ or ⌈N*⌉: {counts:?}");
+    assert!(c.downstream().peak().is_some_and(|n| (n - 90f64.sqrt()).abs() < 0.1), "{:?}", c.downstream());
+}
