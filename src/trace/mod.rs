@@ -178,7 +178,7 @@ pub struct Trace {
 /// Reads the trace `spec` names.
 pub fn load(spec: &TraceSpec) -> Result<Trace, TraceError> {
     let (file, bytes) = read(&spec.path, "trace")?;
-    parse::parse_bytes(&file, &bytes, spec)
+    load_bytes(&file, &bytes, spec)
 }
 
 /// The file's name for messages and its bytes; `what` names it if it cannot be read.
@@ -190,9 +190,21 @@ fn read(path: &std::path::Path, what: &'static str) -> Result<(String, Vec<u8>),
     }
 }
 
-/// Reads a trace held in memory (a shipped profile's, compiled in), named `file` in messages.
+/// Reads a trace held in memory (a shipped profile's, compiled in; [`load`] after reading the
+/// file), named `file` in messages: JSON lines when the first line starts with `{`, else a
+/// delimited file. Never panics, whatever the bytes.
 pub fn load_bytes(file: &str, bytes: &[u8], spec: &TraceSpec) -> Result<Trace, TraceError> {
-    parse::parse_bytes(file, bytes, spec)
+    let mut lines = parse::Lines::of(bytes).peekable();
+    let Some(&(_, first)) = lines.peek() else {
+        return Err(TraceError::Empty { file: file.into(), why: "the file is empty or blank" });
+    };
+    let mut c = parse::Collector::new(file, spec);
+    let layout = if first.trim_ascii_start().starts_with(b"{") {
+        json::read(&mut lines, &mut c)?
+    } else {
+        delimited::read(&mut lines, &mut c)?
+    };
+    c.finish(&layout)
 }
 
 impl Trace {

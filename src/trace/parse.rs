@@ -1,5 +1,6 @@
-//! The single pass over a trace's bytes: lines (BOM, CRLF and blank lines handled), the format
-//! detected from the first line, and the [`Collector`] that reads each time (deciding the kind
+//! The pieces of the single pass over a trace's bytes: lines (BOM, CRLF and blank lines
+//! handled) and the [`Collector`] that the format's reader (`delimited`, `json`; chosen from the
+//! first line by [`super::load_bytes`]) feeds each time to (deciding the kind
 //! and unit from the first), counts arrivals out of order, then sorts, windows and re-bases.
 
 use std::iter::Peekable;
@@ -7,24 +8,8 @@ use std::time::Duration;
 
 use super::error::{TraceError, quote, time_forms};
 use super::time::{Number, StampError, parse_timestamp, unit_by_magnitude};
-use super::{TimeUnit, Trace, TraceSpec, delimited, json, service};
+use super::{TimeUnit, Trace, TraceSpec, service};
 use crate::duration;
-
-/// Reads a trace from its bytes; [`super::load`] calls it after reading the file. `file` names
-/// the source in messages. Never panics, whatever the bytes.
-pub(crate) fn parse_bytes(file: &str, bytes: &[u8], spec: &TraceSpec) -> Result<Trace, TraceError> {
-    let mut lines = Lines::of(bytes).peekable();
-    let Some(&(_, first)) = lines.peek() else {
-        return Err(TraceError::Empty { file: file.into(), why: "the file is empty or blank" });
-    };
-    let mut c = Collector::new(file, spec);
-    let layout = if first.trim_ascii_start().starts_with(b"{") {
-        json::read(&mut lines, &mut c)?
-    } else {
-        delimited::read(&mut lines, &mut c)?
-    };
-    c.finish(&layout)
-}
 
 /// The non-blank lines of a file with their 1-based line numbers, without `\n` or `\r\n`.
 pub(super) struct Lines<'b> {
@@ -82,7 +67,7 @@ pub(super) struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
-    fn new(file: &'a str, spec: &'a TraceSpec) -> Self {
+    pub(super) fn new(file: &'a str, spec: &'a TraceSpec) -> Self {
         Collector {
             file,
             spec,
@@ -175,7 +160,7 @@ impl<'a> Collector<'a> {
 
     /// Sorts (stably, service times moving with their arrivals), applies the window and re-bases
     /// to offsets from the first arrival kept.
-    fn finish(self, layout: &str) -> Result<Trace, TraceError> {
+    pub(super) fn finish(self, layout: &str) -> Result<Trace, TraceError> {
         let Collector { file, spec, mut times, mut service, decision, moved, first_moved_line, .. } = self;
         if times.is_empty() {
             return Err(TraceError::Empty { file: file.into(), why: "the header has no data lines below it" });

@@ -72,7 +72,7 @@ pub fn load_sample(spec: &SampleSpec) -> Result<SampleData, TraceError> {
 /// Reads a sample held in memory, named `file` in messages. Never panics, whatever the bytes.
 pub fn sample_bytes(file: &str, bytes: &[u8], spec: &SampleSpec) -> Result<SampleData, TraceError> {
     if let Some(run) = super::run_json::read(file, bytes) {
-        return run;
+        return run.map(|r| SampleData::Percentiles { points: r.points, mean: r.mean, count: r.count });
     }
     let mut lines = Lines::of(bytes).peekable();
     let Some(&(_, first)) = lines.peek() else {

@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::parse::parse_bytes;
 use super::*;
 
 const S: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
 
 fn read(text: &str, spec: &TraceSpec) -> Result<Trace, TraceError> {
-    parse_bytes("t.csv", text.as_bytes(), spec)
+    super::load_bytes("t.csv", text.as_bytes(), spec)
 }
 
 fn ok(text: &str) -> Trace {
@@ -340,7 +339,7 @@ fn any_spec() -> impl Strategy<Value = TraceSpec> {
 }
 
 fn check(bytes: &[u8], spec: &TraceSpec) -> Result<(), TestCaseError> {
-    match parse_bytes("p", bytes, spec) {
+    match super::load_bytes("p", bytes, spec) {
         Ok(t) => {
             prop_assert_eq!(t.offsets.first(), Some(&0));
             prop_assert!(t.offsets.is_sorted());

@@ -255,3 +255,15 @@ impl Adapter for Amqp {
         ]
     }
 }
+
+/// What a new connection declares before it is used: the control exchange, and on the
+/// controller the run's queues with the arguments they had. (Here, not in `session`, which
+/// `jobs` builds on.)
+async fn again(a: &Amqp, s: &Session) -> Result<(), String> {
+    session::declare_control(s, &a.spec.run_name).await?;
+    let declared = *a.declared.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(cfg) = declared {
+        jobs::declare(a, s, cfg).await?;
+    }
+    Ok(())
+}

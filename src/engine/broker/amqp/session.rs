@@ -3,7 +3,7 @@
 //! unreachable server), and the supervisor that reconnects after an outage and records it.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -14,7 +14,7 @@ use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserIn
 use lapin::{Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 use tokio::sync::watch;
 
-use super::{Amqp, jobs};
+use super::Amqp;
 use crate::engine::broker::adapter::{Shared, Topic};
 use crate::engine::broker::link::Link;
 use crate::engine::broker::{BrokerError, BrokerSpec};
@@ -268,7 +268,7 @@ async fn supervise(me: Weak<Amqp>, uri: AMQPUri, tls: OwnedTLSConfig) {
             let Some(a) = me.upgrade() else { return };
             epoch += 1;
             match open(&uri, &tls, epoch).await {
-                Ok(s) => match again(&a, &s).await {
+                Ok(s) => match super::again(&a, &s).await {
                     Ok(()) => break s,
                     Err(e) => tracing::debug!("reconnected, but could not set the run up again: {e}"),
                 },
@@ -279,15 +279,4 @@ async fn supervise(me: Weak<Amqp>, uri: AMQPUri, tls: OwnedTLSConfig) {
         a.session.send_replace(Some(Arc::new(session)));
         a.link.back();
     }
-}
-
-/// What a new connection declares before it is used: the control exchange, and on the
-/// controller the run's queues with the arguments they had.
-async fn again(a: &Amqp, s: &Session) -> Result<(), String> {
-    declare_control(s, &a.spec.run_name).await?;
-    let declared = *a.declared.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(cfg) = declared {
-        jobs::declare(a, s, cfg).await?;
-    }
-    Ok(())
 }
