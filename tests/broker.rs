@@ -8,7 +8,7 @@ mod queueing;
 
 use std::time::Duration;
 
-use common::nodes::{exit_of, n, refused, with, worker, worker_of};
+use common::procs::{exit_of, n, refused, with, worker};
 use common::scenarios;
 use common::servers::Nats;
 use common::{assert_accounted, exclusive, settings, wait_for};
@@ -130,7 +130,7 @@ fn a_node_of_another_version_is_refused() {
     let Some(nats) = Nats::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("node.log");
-    let mut node = worker(&nats.url, "future", "a", &log);
+    let mut node = worker(&nats.url, "future", "a", &log, 2);
     // A controller from the future: its word every 50 ms until the node has left.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let code = rt.block_on(async {
@@ -160,8 +160,8 @@ fn one_node_and_then_every_node_take_a_worker_count() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = worker(&nats.url, "per-node", "a", &dir.path().join("a.log"));
-    let mut b = worker(&nats.url, "per-node", "b", &dir.path().join("b.log"));
+    let mut a = worker(&nats.url, "per-node", "a", &dir.path().join("a.log"), 2);
+    let mut b = worker(&nats.url, "per-node", "b", &dir.path().join("b.log"), 2);
     let s = Settings { workers: 0, rate: Rate::PerSec(200.0), service: Duration::from_millis(5), ..settings() };
     let engine = EngineHandle::start_on(s, RunOptions::default(), None, on(&nats, "per-node")).unwrap();
     let workers_of = |snap: &pooltune::metrics::Snapshot, name: &str| {
@@ -212,10 +212,10 @@ fn a_lone_controller_counts_drops_while_it_runs() {
     args.extend(["--service", "2ms", "--service-dist", "constant", "--rate", "2000", "--queue", "40"]);
     args.extend(["--policy", "drop-oldest", "--duration", "3s", "--interval", "250ms"]);
     args.extend(["--csv", csv.to_str().unwrap(), "--json", json.to_str().unwrap()]);
-    let out = common::nodes::pooltune(&args);
+    let out = common::procs::pooltune(&args);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    common::nodes::assert_identity(&v);
+    common::procs::assert_identity(&v);
     let total = n(&v["jobs"], "dropped");
     assert!(total > 500, "the stream dropped {total} jobs of 6,000 offered to a pool serving 3,000");
     let text = std::fs::read_to_string(&csv).unwrap();

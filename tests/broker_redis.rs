@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::nodes::{assert_identity, n, pooltune, refused, with};
+use common::procs::{assert_identity, n, pooltune, refused, with};
 use common::scenarios;
 use common::servers::Redis;
 use common::{assert_accounted, settings, wait_for};

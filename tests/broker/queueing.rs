@@ -12,7 +12,7 @@ use pooltune::settings::{Policy, Rate, ServiceDist, Settings};
 
 use super::common::servers::Nats;
 use super::common::{assert_accounted, exclusive, settings};
-use super::{exit_of, on, opts, worker_of};
+use super::{exit_of, on, opts, worker};
 
 /// Runs `s` for `secs` on a controller over `nats` while polling its snapshots: every tick seen
 /// (in order), and the last snapshot.
@@ -43,7 +43,7 @@ fn block_holds_the_producer_at_the_bound_over_the_broker() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = worker_of(&nats.url, "backlog", "a", &dir.path().join("a.log"), 2);
+    let mut node = worker(&nats.url, "backlog", "a", &dir.path().join("a.log"), 2);
     let bound = 100;
     let s = Settings {
         workers: 0,
@@ -88,7 +88,7 @@ fn the_final_model_keeps_the_nodes_workers() {
     let Some(nats) = Nats::start() else { return };
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = worker_of(&nats.url, "final-model", "a", &dir.path().join("a.log"), 4);
+    let mut node = worker(&nats.url, "final-model", "a", &dir.path().join("a.log"), 4);
     let s = Settings {
         workers: 2,
         queue: 1000,
@@ -117,8 +117,8 @@ fn the_final_model_keeps_the_nodes_workers() {
 fn two_nodes_with_prefetch(nats: &Nats, prefetch: usize) -> Snapshot {
     let run = format!("prefetch-{prefetch}");
     let dir = tempfile::tempdir().unwrap();
-    let mut a = worker_of(&nats.url, &run, "a", &dir.path().join("a.log"), 4);
-    let mut b = worker_of(&nats.url, &run, "b", &dir.path().join("b.log"), 4);
+    let mut a = worker(&nats.url, &run, "a", &dir.path().join("a.log"), 4);
+    let mut b = worker(&nats.url, &run, "b", &dir.path().join("b.log"), 4);
     let s = Settings {
         workers: 0,
         queue: 1000,

@@ -3,7 +3,6 @@
 
 // Broker runs through the binary: built with the command line (which brings the broker).
 #[cfg(feature = "cli")]
-pub mod nodes;
 pub mod procs;
 pub mod prometheus;
 #[cfg(feature = "cli")]

@@ -10,7 +10,7 @@ use pooltune::engine::{EngineHandle, QueueChoice, RunOptions};
 use pooltune::metrics::Snapshot;
 use pooltune::settings::{Policy, Rate, ServiceDist, Settings};
 
-use super::nodes::{assert_identity, controller, exit_of, n, worker};
+use super::procs::{assert_identity, controller, exit_of, n, worker};
 use super::{assert_accounted, exclusive, settings};
 
 /// A server a scenario can use, stop and start again.
@@ -107,7 +107,7 @@ pub fn the_command_line_runs_over_the_broker(
     let mut args = vec!["run", "--headless", "--broker", url, "--duration", "1s", "--rate", "300"];
     args.extend(["--json", json.to_str().unwrap()]);
     args.extend_from_slice(extra);
-    let out = super::nodes::pooltune(&args);
+    let out = super::procs::pooltune(&args);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("pooltune: run run-") && err.contains(shown), "{err}");
@@ -129,8 +129,8 @@ pub fn the_command_line_runs_over_the_broker(
 pub fn two_worker_processes_serve_a_controller_with_none(server: &dyn Broker) -> serde_json::Value {
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = worker(server.url(), "pair", "a", &dir.path().join("a.log"));
-    let mut b = worker(server.url(), "pair", "b", &dir.path().join("b.log"));
+    let mut a = worker(server.url(), "pair", "a", &dir.path().join("a.log"), 2);
+    let mut b = worker(server.url(), "pair", "b", &dir.path().join("b.log"), 2);
     let v = controller(server.url(), "pair", &dir.path().join("run.json"), &["--rate", "200", "--duration", "3s"]);
     for (child, name) in [(&mut a, "a"), (&mut b, "b")] {
         let log = dir.path().join(format!("{name}.log"));
@@ -169,8 +169,8 @@ pub fn a_killed_node_loses_no_job(server: &dyn Broker) -> serde_json::Value {
     let _g = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let a_log = dir.path().join("a.log");
-    let mut a = worker(server.url(), "kill", "a", &a_log);
-    let mut b = worker(server.url(), "kill", "b", &dir.path().join("b.log"));
+    let mut a = worker(server.url(), "kill", "a", &a_log, 2);
+    let mut b = worker(server.url(), "kill", "b", &dir.path().join("b.log"), 2);
     // Killed once it has joined and had 700 ms to fill its inbox (a liveness bound on the wait).
     let killer = std::thread::spawn(move || {
         let start = std::time::Instant::now();
@@ -214,7 +214,7 @@ pub fn a_server_restart_is_survived_and_what_it_lost_is_counted(server: &mut dyn
     let dir = tempfile::tempdir().unwrap();
     let node_log = dir.path().join("a.log");
     let url = server.url().to_string();
-    let mut a = worker(&url, "restart", "a", &node_log);
+    let mut a = worker(&url, "restart", "a", &node_log, 2);
     let json = dir.path().join("run.json");
     let run = Command::new(env!("CARGO_BIN_EXE_pooltune"))
         .args(["run", "--headless", "--broker", &url, "--run-name", "restart", "--workers", "2", "--service", "5ms"])
