@@ -137,6 +137,13 @@ pub trait Limiter: Send {
     /// The limit as the algorithm holds it (hill-climb: its control setting, without the wave).
     fn limit(&self) -> f64;
     fn state(&self) -> State;
+    /// How many seconds of a replayed trace's latest arrivals it sizes on, if any (`slo`): the
+    /// engine then hands them over ([`Limiter::recent`]) before each update.
+    fn looks_back(&self) -> Option<f64> {
+        None
+    }
+    /// A replayed trace's latest arrivals (see [`Limiter::looks_back`]).
+    fn recent(&mut self, _r: sizer::Recent) {}
 }
 
 /// The controller `s.adapt` names, starting at `workers` (`None` for `off`).

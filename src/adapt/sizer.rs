@@ -2,7 +2,7 @@
 //! workers whose predicted p99 response time meets a target, for an arrival rate and a holding
 //! time, with the queueing model that fits the run's arrivals.
 //!
-//! - Poisson and constant arrivals (and a replayed trace, for now): Erlang C, Allen–Cunneen for
+//! - Poisson and constant arrivals: Erlang C, Allen–Cunneen for
 //!   other arrival and service CVs (the advisor's [`workers_needed`]).
 //! - On/off (MMPP) arrivals: the bursty model ([`crate::model::bursty`]), quasi-static within
 //!   bursts the pool keeps up with, fluid for bursts that overload it.
@@ -12,15 +12,22 @@
 //!   so the controller divides the stretch out before asking the model (the model stretches it
 //!   again for each pool size it tries).
 //!
-//! A replayed trace would be sized best by its own simulation (`model::trace_run`); that costs a
-//! simulation per candidate pool each window, so a trace is sized as an open process with the
-//! arrival CV the run measured, and says so in the run's notes.
+//! - A replayed trace: its own latest arrivals ([`Recent`]), replayed exactly through FIFO pools
+//!   of each size ([`Sizer::fewest_on`], the trace model's simulation and search): a trace's
+//!   bursts are what a fitted Poisson process smooths away, and a pool sized by it can be
+//!   several times too small. In front of a downstream that pushes back the simulation has no
+//!   stretch to apply, and the open model above sizes the trace instead.
 
 use crate::model::Inputs;
 use crate::model::advisor::{Target, workers_needed};
 use crate::model::bursty::{self, Bursty};
+use std::sync::Arc;
+
+use crate::model::sample::ServiceSample;
+use crate::model::trace::{Service, TraceInputs};
+use crate::model::trace_search::fewest_workers;
 use crate::model::usl::Usl;
-use crate::settings::{ArrivalKind, MAX_WORKERS, ServiceDist, Settings};
+use crate::settings::{ArrivalKind, MAX_WORKERS, Policy, ServiceDist, Settings};
 
 /// The arrivals as the model sees them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +36,22 @@ pub enum Arrivals {
     Open { cv: f64 },
     /// Poisson bursts of these lengths (seconds), silent between.
     OnOff { on: f64, off: f64 },
+}
+
+/// A replayed trace's latest arrivals, as the engine hands them to the `slo` controller and the
+/// run's hindsight reference takes them from each window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recent {
+    /// Instants, nanoseconds of trace time from the first (at speed 1).
+    pub arrivals: Vec<u64>,
+    /// Their service times (ns, as the replay scales them), when the trace has a column.
+    pub service: Option<Vec<u64>>,
+    /// The speed the replay runs the trace at (the `rate` knob over the trace's mean rate).
+    pub speed: f64,
+    /// Without a service column: the seed service times are drawn with, and the sample an
+    /// `empirical` distribution draws from.
+    pub seed: u64,
+    pub sample: Option<Arc<ServiceSample>>,
 }
 
 /// What the model needs besides the rate and the holding time.
@@ -128,6 +151,57 @@ impl Sizer {
             }
         }
     }
+
+    /// The fewest workers whose simulated p99 response over `recent`, run `1 + headroom` times
+    /// faster, meets `target_s` (one for fewer than two arrivals; where the jobs' own times
+    /// miss the target whatever the pool, the fewest that bring the p99 as low as any pool does), with holding times of mean `hold_s` (and coefficient of
+    /// variation `cv` when they are drawn); `None` when no pool does. The trace's own service
+    /// times, scaled to `hold_s`, keep their shape: scaling every service by k and the clock by
+    /// k is the same queue in other units, so the simulation runs the trace k times faster on
+    /// its own times against the target over k, and no scaled copy is made.
+    #[must_use]
+    pub fn fewest_on(&self, recent: &Recent, hold_s: f64, cv: f64, target_s: f64, headroom: f64) -> Option<u32> {
+        if !(hold_s > 0.0 && target_s > 0.0 && recent.speed > 0.0) {
+            return None;
+        }
+        if recent.arrivals.len() < 2 {
+            // A lone job (or none) waits for nobody.
+            return Some(1);
+        }
+        let speed = recent.speed * (1.0 + headroom);
+        let (service, k) = match &recent.service {
+            Some(v) => {
+                #[allow(clippy::cast_precision_loss)]
+                let own = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64 / 1e9;
+                if own <= 0.0 {
+                    return Some(1);
+                }
+                (Service::PerArrival(v), hold_s / own)
+            }
+            None => (
+                Service::Drawn {
+                    mean: hold_s,
+                    cv,
+                    dist: self.service_dist,
+                    seed: recent.seed,
+                    sample: recent.sample.as_deref(),
+                },
+                1.0,
+            ),
+        };
+        let i = TraceInputs {
+            arrivals: &recent.arrivals,
+            speed: speed * k,
+            service,
+            workers: 1,
+            queue: None,
+            policy: Policy::Block,
+        };
+        let max = u32::try_from(MAX_WORKERS).unwrap_or(u32::MAX);
+        // Where the jobs' own times miss the target, as low a p99 as any pool gives.
+        let floor = crate::model::trace::run_p99(&TraceInputs { workers: max, ..i });
+        fewest_workers(&i, (target_s / k * 1e3).max(floor), max).map(|p| p.workers)
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +240,57 @@ mod tests {
             bursty <= at_burst_rate,
             "the quasi-static regime is the burst rate's queue: {bursty} vs {at_burst_rate}"
         );
+    }
+
+    /// 10 s of on/off traffic: 250 ms bursts at 800 jobs/s every second, evenly spaced,
+    /// silent between (a mean of 200/s), as nanosecond offsets.
+    fn bursts() -> Vec<u64> {
+        (0..10u64).flat_map(|s| (0..200u64).map(move |i| s * 1_000_000_000 + i * 1_250_000)).collect()
+    }
+
+    fn recent(service: Option<Vec<u64>>) -> Recent {
+        Recent { arrivals: bursts(), service, speed: 1.0, seed: 3, sample: None }
+    }
+
+    #[test]
+    fn a_trace_is_sized_by_its_own_bursts_not_its_mean_rate() {
+        let s = open();
+        let traced = s.fewest_on(&recent(None), 0.005, 1.0, 0.050, 0.0).expect("a pool meets it");
+        let poisson = s.fewest(200.0, 0.005, 1.0, 0.050).expect("a pool meets it");
+        // The bursts' own rate, 800/s, keeps four busy (800 × 5 ms); Poisson at 200/s asks two.
+        assert!(traced >= 4 && traced >= 2 * poisson, "trace {traced}, Poisson at its mean rate {poisson}");
+        // Exactly the trace model's search on the same inputs.
+        let i = TraceInputs {
+            arrivals: &recent(None).arrivals,
+            speed: 1.0,
+            service: Service::Drawn { mean: 0.005, cv: 1.0, dist: ServiceDist::Exponential, seed: 3, sample: None },
+            workers: 1,
+            queue: None,
+            policy: Policy::Block,
+        };
+        assert_eq!(Some(traced), fewest_workers(&i, 50.0, 10_000).map(|p| p.workers));
+        // Headroom runs the trace faster: never fewer workers.
+        assert!(s.fewest_on(&recent(None), 0.005, 1.0, 0.050, 0.5).unwrap() >= traced);
+    }
+
+    #[test]
+    fn a_traces_own_service_times_are_scaled_to_the_holding_time_without_a_copy() {
+        // Alternating 2 ms and 8 ms (mean 5 ms), sized for a holding time of 10 ms: the same as
+        // the column doubled, at the same speed.
+        let column: Vec<u64> = (0..2000u64).map(|i| if i % 2 == 0 { 2_000_000 } else { 8_000_000 }).collect();
+        let doubled: Vec<u64> = column.iter().map(|v| v * 2).collect();
+        for target in [0.020, 0.040, 0.080] {
+            let scaled = open().fewest_on(&recent(Some(column.clone())), 0.010, 0.0, target, 0.0);
+            let i = TraceInputs {
+                arrivals: &recent(None).arrivals,
+                speed: 1.0,
+                service: Service::PerArrival(&doubled),
+                workers: 1,
+                queue: None,
+                policy: Policy::Block,
+            };
+            assert_eq!(scaled, fewest_workers(&i, target * 1e3, 10_000).map(|p| p.workers), "target {target}");
+        }
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //!   ([`HOLD_SMOOTHING`]) and its CV is the run's measured one (the settings' until one is
 //!   measured). Before a downstream that pushes back, the stretch it adds at the window's busy
 //!   count is divided out, since the model adds it again for each pool it tries.
+//! - **A replayed trace** is sized by its own simulation: the engine hands over the trace's
+//!   latest [`LOOK_BACK_S`] seconds of arrivals (and service times, when the trace has them)
+//!   before each update, and the answer is the fewest workers whose exact FIFO replay of them,
+//!   at the replay's speed raised by the headroom, meets the target ([`Sizer::fewest_on`]). The
+//!   rate estimate then serves the backlog rule and the sampling margin only.
 //! - **The model's answer** is the fewest workers whose predicted p99 meets the target at the
 //!   estimated rate raised by [`HEADROOM`] (5%): the count steps at rates the model puts right at
 //!   the target, and the headroom keeps the pool off the step's edge, where a window's p99
@@ -42,14 +47,14 @@
 //!   leaves after one window counts by that window ([`Points::keeping_firsts`]): a backlog that
 //!   sends 4 workers to 26 and then 40 gives the fit its three counts. A pool sent straight to
 //!   its bound has two; a window there that still has jobs waiting yet completes fewer a second
-//!   than a smaller count did measures the count between the two next ([`SloLimit::probe`]).
+//!   than a smaller count did measures the count between the two next (`SloLimit::probe`).
 //!   A pool found past a peak is brought back to it at once.
 //!
 //! With no pool meeting the target (the service time alone misses it) it holds the count, at
 //! least enough to keep up with the arrivals; before a downstream with a peak (configured or
 //! fitted), never more than the peak's count, whatever the model or the backlog ask.
 
-use super::sizer::Sizer;
+use super::sizer::{Recent, Sizer};
 use super::{Bounds, Limiter, State, Window};
 use crate::model::usl::Usl;
 use crate::model::usl_points::Points;
@@ -64,6 +69,10 @@ pub const HEADROOM: f64 = 0.05;
 pub const COOLDOWN: u32 = 5;
 /// The one-sided normal quantile of the share of windows the margin is for (95%).
 pub const Z: f64 = 1.645;
+/// On a replayed trace, the seconds of its latest arrivals the model simulates: long enough to
+/// hold the trace's bursts and lulls, so the count is the one that meets the target through
+/// them (a burst is over before a pool sized after it has started), not one per burst.
+pub const LOOK_BACK_S: f64 = 60.0;
 
 /// The p99 the model is asked for, so that a window's *measured* p99 meets `target_s` in 95% of
 /// windows. A window's p99 is the 99th percentile of the n = rate × 1 s jobs it holds; its
@@ -106,6 +115,8 @@ pub struct SloLimit {
     state: State,
     /// The windows summed per worker count, when the settings give no downstream.
     points: Option<Points>,
+    /// A replayed trace's latest arrivals, for the next update.
+    recent: Option<Recent>,
 }
 
 impl SloLimit {
@@ -122,6 +133,7 @@ impl SloLimit {
             below_most: 0,
             state: State::Starting,
             points,
+            recent: None,
         }
     }
 
@@ -198,7 +210,14 @@ impl Limiter for SloLimit {
         let cv = if w.service_cv > 0.0 { w.service_cv } else { self.sizer.service_cv };
         let base = self.sizer.unstretched(hold, w.inflight);
         let asked = model_target(self.target_s, rate, hold, cv, &self.sizer);
-        let model = self.sizer.fewest(rate * (1.0 + HEADROOM), base, cv, asked).map(|c| c as usize);
+        // A replayed trace is sized on its own latest arrivals, simulated (none past a fitted
+        // downstream: the simulation has no stretch to apply).
+        let recent = self.recent.take().filter(|_| self.sizer.downstream.is_none());
+        let model = match &recent {
+            Some(r) => self.sizer.fewest_on(r, base, cv, asked, HEADROOM),
+            None => self.sizer.fewest(rate * (1.0 + HEADROOM), base, cv, asked),
+        }
+        .map(|c| c as usize);
         // Workers that keep up and drain the queue within the target.
         let drain = (rate * hold + w.waiting * hold / self.target_s).ceil() as usize;
         let want = match model {
@@ -255,6 +274,14 @@ impl Limiter for SloLimit {
 
     fn state(&self) -> State {
         self.state
+    }
+
+    fn looks_back(&self) -> Option<f64> {
+        Some(LOOK_BACK_S)
+    }
+
+    fn recent(&mut self, r: Recent) {
+        self.recent = Some(r);
     }
 }
 

@@ -6,7 +6,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Poisson};
 
 use super::*;
-use crate::adapt::sizer::{Arrivals, Sizer};
+use crate::adapt::sizer::{Arrivals, Recent, Sizer};
 use crate::model::erlang::erlang_c;
 use crate::model::usl::Usl;
 use crate::settings::ServiceDist;
@@ -280,4 +280,25 @@ fn a_pool_sent_to_its_bound_past_an_unknown_peak_measures_a_count_between_and_co
     let last = *counts.last().expect("a count");
     assert!((9..=10).contains(&last), "back at the fitted peak, ⌊N*⌋ or ⌈N*⌉: {counts:?}");
     assert!(c.downstream().peak().is_some_and(|n| (n - 90f64.sqrt()).abs() < 0.1), "{:?}", c.downstream());
+}
+
+#[test]
+fn a_replayed_trace_is_sized_by_simulating_its_latest_arrivals() {
+    // 250 ms bursts at 800/s every second, silent between: the window reads 200 arrivals a
+    // second, which the open model sizes as Poisson at 200/s.
+    let arrivals: Vec<u64> =
+        (0..10u64).flat_map(|s| (0..200u64).map(move |i| s * 1_000_000_000 + i * 1_250_000)).collect();
+    let recent = Recent { arrivals, service: None, speed: 1.0, seed: 5, sample: None };
+    let mut poisson = SloLimit::new(1, T, sizer());
+    let mut traced = SloLimit::new(1, T, sizer());
+    assert_eq!(traced.looks_back(), Some(LOOK_BACK_S));
+    traced.recent(recent.clone());
+    let (p, t) = (poisson.update(&win(200, 0.0), &B), traced.update(&win(200, 0.0), &B));
+    let asked = model_target(T, 200.0, S, 1.0, &sizer());
+    let want = sizer().fewest_on(&recent, S, 1.0, asked, HEADROOM).unwrap() as usize;
+    assert_eq!(t, want, "the simulation's answer");
+    assert_eq!(p, answer(200.0), "the open model's answer");
+    assert!(t > p, "bursts need more than their mean rate: {t} vs {p}");
+    // The arrivals are used once: the next window without them is sized by the open model.
+    assert!(traced.recent.is_none());
 }

@@ -24,7 +24,7 @@ pub fn run(settings: Settings, opts: RunOptions, args: &RunArgs, ctx: &RunContex
     let config = RunConfig::new(&settings, &opts);
     // A target's attainment is read from each second's latency distribution.
     let opts = RunOptions { distributions: opts.distributions || settings.slo_p99.is_some(), ..opts };
-    let mut track = Track::new();
+    let mut track = Track::replaying(ctx.arrivals.clone());
     let engine = finish::start_engine(settings, opts, ctx)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let _hook = crate::panic_hook::install(None);

@@ -8,9 +8,14 @@
 //! from that count. `slo` and `queue-length` are also built afresh when their target or the
 //! model's inputs (arrival process, service distribution, downstream) change.
 
+use std::sync::Arc;
+
+use super::replay::Arrivals;
+use crate::adapt::sizer::Recent;
 use crate::adapt::{self, AdaptView, Bounds, Limiter, Window};
 use crate::metrics::Snapshot;
-use crate::settings::{Adapt, Settings};
+use crate::model::sample::ServiceSample;
+use crate::settings::{Adapt, ArrivalKind, Settings};
 
 pub struct Adaptive {
     algorithm: Adapt,
@@ -28,6 +33,29 @@ pub struct Adaptive {
 
 /// Completions the run's measured holding-time CV must rest on before a controller uses it.
 const CV_JOBS: u64 = 500;
+/// The most of a replayed trace's latest arrivals a controller is given: each update simulates
+/// them a few times over (about 2 log₂ of the pool), on the control thread.
+const MOST_RECENT: u64 = 20_000;
+
+/// What a run replays, for a controller that sizes on a trace's latest arrivals.
+#[derive(Clone, Copy)]
+pub struct Replayed<'a> {
+    pub arrivals: Option<&'a Arrivals>,
+    pub sample: Option<&'a Arc<ServiceSample>>,
+}
+
+/// The latest arrivals of the trace `snap` replays, `secs` of them at the set rate (at most
+/// [`MOST_RECENT`]): `None` when it replays none, or at `rate max`, which has no speed.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn recent(snap: &Snapshot, r: Replayed<'_>, secs: f64) -> Option<Recent> {
+    let s = &snap.settings;
+    let a = r.arrivals.filter(|_| s.arrival == ArrivalKind::Trace)?;
+    let speed = a.speed_of(s.rate)?;
+    let end = snap.trace_offered;
+    let n = ((a.mean_rate() * speed * secs).ceil() as u64).clamp(2, MOST_RECENT).min(end);
+    let (arrivals, service) = a.excerpt(end - n, end, s.service)?;
+    Some(Recent { arrivals, service, speed, seed: s.seed, sample: r.sample.cloned() })
+}
 
 /// The settings a controller is built from: for `slo` and `queue-length`, their target and the
 /// model's inputs; for `hill-climb`, its bias; for the others, nothing beyond the algorithm.
@@ -63,7 +91,7 @@ impl Adaptive {
 
     /// Takes a tick's snapshot; returns the worker count to set now, if it changes.
     #[allow(clippy::cast_precision_loss)]
-    pub fn on_tick(&mut self, snap: &Snapshot) -> Option<usize> {
+    pub fn on_tick(&mut self, snap: &Snapshot, replayed: Replayed<'_>) -> Option<usize> {
         let s = &snap.settings;
         let failed = std::mem::replace(&mut self.last_failed, snap.totals.failed);
         let offered = std::mem::replace(&mut self.last_offered, snap.totals.offered);
@@ -107,6 +135,9 @@ impl Adaptive {
         });
         if !limiter.ready(&self.window) {
             return None;
+        }
+        if let Some(r) = limiter.looks_back().and_then(|secs| recent(snap, replayed, secs)) {
+            limiter.recent(r);
         }
         let bounds = Bounds { min: s.workers_min, max: s.workers_max, timeout: s.timeout };
         let n = limiter.update(&self.window, &bounds);

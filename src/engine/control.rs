@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::adaptive::Adaptive;
+use super::adaptive::{Adaptive, Replayed};
 use super::backend::{Queue, Update};
 use super::inputs;
 use super::introspect::Introspect;
@@ -334,7 +334,9 @@ impl Controller {
         // A worker node follows the controller's count; only the controller adapts it.
         if sh.queue.produces()
             && !finished
-            && let Some(n) = self.adaptive.on_tick(&snap)
+            && let Some(n) = self
+                .adaptive
+                .on_tick(&snap, Replayed { arrivals: sh.arrivals.as_ref(), sample: sh.service_sample.as_ref() })
         {
             self.set(Knob::Workers(n), false);
         }

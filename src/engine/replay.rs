@@ -116,6 +116,26 @@ impl Arrivals {
         Some(Duration::from_secs_f64(if own > 0.0 { raw * mean.as_secs_f64() / own } else { 0.0 }))
     }
 
+    /// Arrivals `from..to` (counted across passes): their instants in nanoseconds of trace time
+    /// from the first of them, and, when the trace has a service column, their service times (ns)
+    /// scaled as the replay scales them to `mean`. `None` for fewer than 2, or past the end of a
+    /// trace that does not loop.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    pub fn excerpt(&self, from: u64, to: u64, mean: Duration) -> Option<(Vec<u64>, Option<Vec<u64>>)> {
+        if to < from.saturating_add(2) {
+            return None;
+        }
+        let first = self.at(from)?;
+        let at = (from..to).map(|j| self.at(j).map(|t| ((t - first) * 1e9).round() as u64)).collect::<Option<_>>()?;
+        let service = self
+            .trace
+            .service
+            .as_ref()
+            .map(|_| (from..to).map(|j| self.service(j, mean).map_or(0, |d| d.as_nanos() as u64)).collect());
+        Some((at, service))
+    }
+
     /// The mean of the trace's service column, seconds.
     #[must_use]
     pub fn service_mean(&self) -> Option<f64> {

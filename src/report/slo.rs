@@ -7,23 +7,30 @@
 //! - **`slo_attainment`**: the share of the windows with completions whose p99 response time met
 //!   the target.
 //! - **the hindsight schedule**: each window's fewest workers for its true arrival rate (the set
-//!   rate; a replayed trace's or `max`'s measured one), sized by the same model the `slo`
-//!   controller uses ([`Sizer`]) with the run's measured holding time (its mean service time
+//!   rate; `max`'s measured one), sized by the same model the `slo` controller uses ([`Sizer`])
+//!   with the run's measured holding time (its mean service time
 //!   and CV over the measured window: what the jobs really took, the engine's own overhead
 //!   included), for the target itself, computed after the run, as no
 //!   controller can: it knows each second's rate before the second starts. Its worker-seconds are
-//!   the least any schedule of whole workers could spend, by the model.
+//!   the least any schedule of whole workers could spend, by the model. On a replayed trace
+//!   ([`Track::replaying`]) each second's own arrivals are simulated instead
+//!   ([`Sizer::fewest_on`]): the fewest workers whose exact replay of that second meets the
+//!   target, as the controller sizes a trace.
 //! - **the static reference**: the best static pool that meets the target over the whole run,
 //!   the most the hindsight schedule ever asks, held for the whole window (the pool a capacity
 //!   plan would size for the peak), and its worker-seconds.
 //!
 //! Paused ticks and a last window shorter than a second are left out.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
-use crate::adapt::sizer::Sizer;
+use crate::adapt::sizer::{Recent, Sizer};
+use crate::engine::replay::Arrivals;
 use crate::metrics::Snapshot;
 use crate::metrics::sparse::{Sparse, Summariser};
+use crate::model::sample::ServiceSample;
 use crate::settings::{ArrivalKind, Rate};
 
 /// One second of the measured window.
@@ -38,6 +45,19 @@ pub struct Second {
     pub rate: f64,
     /// The model of its arrivals.
     pub sizer: Sizer,
+    /// On a replayed trace: its arrivals this second (counted across passes), the speed, the
+    /// service mean the replay scales the trace's column to, and the seed.
+    pub trace: Option<TraceSecond>,
+}
+
+/// The part of a replayed trace one second held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSecond {
+    pub from: u64,
+    pub to: u64,
+    pub speed: f64,
+    pub service: std::time::Duration,
+    pub seed: u64,
 }
 
 /// What the run's target says about it (see the module).
@@ -62,6 +82,8 @@ struct Open {
     response: Sparse,
     /// The true rate integrated over the window's ticks: jobs.
     jobs: f64,
+    /// The replayed trace's arrivals offered when it opened.
+    trace_from: Option<u64>,
 }
 
 /// Follows a run's snapshots; see the module.
@@ -74,6 +96,11 @@ pub struct Track {
     /// The run's measured holding time (mean, s; CV), the latest.
     hold: (f64, f64),
     last_elapsed: Option<f64>,
+    /// The trace the run replays, and the service sample it draws from.
+    arrivals: Option<Arrivals>,
+    sample: Option<Arc<ServiceSample>>,
+    /// The trace's arrivals offered at the previous snapshot.
+    last_trace: u64,
 }
 
 impl Track {
@@ -82,10 +109,17 @@ impl Track {
         Track::default()
     }
 
+    /// A track of a run that replays `arrivals` (while its `arrival` is `trace`).
+    #[must_use]
+    pub fn replaying(arrivals: Option<Arrivals>) -> Track {
+        Track { arrivals, ..Track::default() }
+    }
+
     /// Takes the next snapshot.
     pub fn push(&mut self, snap: &Snapshot) {
         let s = &snap.settings;
         self.target_s = s.slo_p99.map(|d| d.as_secs_f64());
+        let trace_before = std::mem::replace(&mut self.last_trace, snap.trace_offered);
         if !snap.measuring || snap.paused || snap.tick == 0 {
             self.open = Open::default();
             self.last_elapsed = None;
@@ -103,6 +137,12 @@ impl Track {
             (ArrivalKind::Poisson | ArrivalKind::Constant | ArrivalKind::Bursty, Rate::PerSec(r)) => r,
             _ => snap.rates.offered,
         };
+        if self.open.secs == 0.0 {
+            self.open.trace_from = Some(trace_before);
+        }
+        if snap.service_sample.is_some() {
+            self.sample.clone_from(&snap.service_sample);
+        }
         self.open.secs += secs;
         self.open.jobs += rate * secs;
         self.open.response.merge(&dist.response);
@@ -117,6 +157,19 @@ impl Track {
             p99_ms: (summary.count > 0).then_some(summary.p99),
             rate: o.jobs / o.secs,
             sizer: Sizer::of(s),
+            trace: self
+                .arrivals
+                .as_ref()
+                .filter(|_| s.arrival == ArrivalKind::Trace)
+                .and_then(|a| a.speed_of(s.rate))
+                .zip(o.trace_from)
+                .map(|(speed, from)| TraceSecond {
+                    from,
+                    to: snap.trace_offered,
+                    speed,
+                    service: s.service,
+                    seed: s.seed,
+                }),
         });
     }
 
@@ -140,7 +193,13 @@ impl Track {
         let counts: Option<Vec<u32>> = self
             .seconds
             .iter()
-            .map(|w| w.sizer.fewest(w.rate, hold, if cv > 0.0 { cv } else { w.sizer.service_cv }, self.target_s?))
+            .map(|w| {
+                let cv = if cv > 0.0 { cv } else { w.sizer.service_cv };
+                match self.recent(w) {
+                    Some(r) => w.sizer.fewest_on(&r, hold, cv, self.target_s?, 0.0),
+                    None => w.sizer.fewest(w.rate, hold, cv, self.target_s?),
+                }
+            })
             .collect();
         let total: f64 = self.seconds.iter().map(|w| w.secs).sum();
         let hindsight_worker_seconds =
@@ -158,6 +217,24 @@ impl Track {
         })
     }
 }
+
+impl Track {
+    /// The arrivals a second of a replayed trace held (the last [`MOST_PER_SECOND`] of them),
+    /// when its model is their simulation: none before a downstream that pushes back.
+    fn recent(&self, w: &Second) -> Option<Recent> {
+        let (t, a) = (w.trace?, self.arrivals.as_ref()?);
+        if !w.sizer.downstream.is_none() {
+            return None;
+        }
+        let from = t.from.max(t.to.saturating_sub(MOST_PER_SECOND));
+        let (arrivals, service) = a.excerpt(from, t.to, t.service).unwrap_or_default();
+        Some(Recent { arrivals, service, speed: t.speed, seed: t.seed, sample: self.sample.clone() })
+    }
+}
+
+/// The most arrivals of one second the hindsight reference simulates (each takes a few
+/// simulations of them, after the run).
+pub const MOST_PER_SECOND: u64 = 50_000;
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +271,33 @@ mod tests {
         let r = t.references().expect("a target and full windows");
         assert_eq!(r.slo_windows, 3);
         assert!((r.slo_attainment - 2.0 / 3.0).abs() < 1e-12, "{}", r.slo_attainment);
+    }
+
+    #[test]
+    fn on_a_replayed_trace_hindsight_simulates_each_seconds_own_arrivals() {
+        // Each second: a 250 ms burst of 200 arrivals (800/s), then silence. A tick is 250 ms,
+        // so a second's whole burst is offered in its first tick.
+        let burst: Vec<u64> = (0..200u64).map(|i| i * 1_250_000).collect();
+        let offsets: Vec<u64> = (0..8u64).flat_map(|s| burst.iter().map(move |b| s * 1_000_000_000 + b)).collect();
+        let trace = crate::trace::Trace { offsets, ..crate::trace::Trace::default() };
+        let a = Arrivals::new(Arc::new(trace), true).unwrap();
+        let rate = a.mean_rate();
+        let mut t = Track::replaying(Some(a));
+        for n in 1..=8u64 {
+            let mut snap = tick(n, rate, 10, 100);
+            snap.settings.arrival = ArrivalKind::Trace;
+            snap.trace_offered = 200 * n.div_ceil(4);
+            t.push(&snap);
+        }
+        let r = t.references().unwrap();
+        let settings = Settings { arrival: ArrivalKind::Trace, ..tick(1, rate, 10, 1).settings };
+        let sizer = Sizer::of(&settings);
+        let recent = Recent { arrivals: burst, service: None, speed: 1.0, seed: settings.seed, sample: None };
+        let one = sizer.fewest_on(&recent, 0.005, 1.0, 0.030, 0.0).unwrap();
+        assert_eq!(r.hindsight, vec![(1.0, one), (2.0, one)], "each second's own burst, simulated");
+        // The open model at the second's mean rate (200/s) would ask for far fewer.
+        let poisson = sizer.fewest(200.0, 0.005, 1.0, 0.030).unwrap();
+        assert!(one >= 2 * poisson, "{one} vs {poisson}");
     }
 
     #[test]

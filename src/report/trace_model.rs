@@ -39,19 +39,7 @@ pub fn replayed<'a>(s: &Snapshot, arrivals: Option<&'a Arrivals>) -> Option<&'a 
 pub fn window(s: &Snapshot, a: &Arrivals) -> Option<(Vec<u64>, Option<Vec<u64>>)> {
     let end = s.trace_offered;
     let n = s.measured.jobs.offered.min(end);
-    if n < 2 {
-        return None;
-    }
-    let first = a.at(end - n)?;
-    let mut at = Vec::with_capacity(n as usize);
-    for j in end - n..end {
-        at.push(((a.at(j)? - first) * 1e9).round() as u64);
-    }
-    let service =
-        a.trace.service.as_ref().map(|_| {
-            (end - n..end).map(|j| a.service(j, s.settings.service).map_or(0, |d| d.as_nanos() as u64)).collect()
-        });
-    Some((at, service))
+    a.excerpt(end - n, end, s.settings.service)
 }
 
 /// The inputs of the window's simulation (arrival offsets and service times from [`window`]).
