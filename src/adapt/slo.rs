@@ -174,8 +174,8 @@ impl SloLimit {
         let measured = points.points();
         let lower = measured
             .iter()
-            .filter(|p| (p.workers as usize) < w.workers && p.inside / p.hold_s > now)
-            .max_by(|x, y| (x.inside / x.hold_s).total_cmp(&(y.inside / y.hold_s)))?;
+            .filter(|p| (p.workers as usize) < w.workers && p.throughput() > now)
+            .max_by(|x, y| x.throughput().total_cmp(&y.throughput()))?;
         let mid = (f64::from(lower.workers) * w.workers as f64).sqrt().round() as usize;
         let fresh = |c: &usize| !measured.iter().any(|p| p.workers as usize == *c);
         Some(mid).filter(|m| *m > lower.workers as usize && *m < w.workers).filter(fresh)

@@ -44,6 +44,14 @@ pub struct Point {
     pub jobs: u64,
 }
 
+impl Point {
+    /// Jobs completed a second: the jobs inside over the holding time (Little's law).
+    #[must_use]
+    pub fn throughput(&self) -> f64 {
+        self.inside / self.hold_s
+    }
+}
+
 /// An estimate and its 95% interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Interval {

@@ -71,14 +71,18 @@ impl Points {
         add(&mut self.sums, workers, duration_s, jobs, service_s);
     }
 
+    /// The first windows standing in for counts no steady window has measured.
+    fn stand_ins(&self) -> impl Iterator<Item = (&u32, &Sum)> {
+        self.firsts.iter().flatten().filter(|(w, _)| !self.sums.contains_key(w))
+    }
+
     /// One point per worker count measured.
     #[must_use]
     pub fn points(&self) -> Vec<Point> {
-        let stand_ins = self.firsts.iter().flatten().filter(|(w, _)| !self.sums.contains_key(w));
         #[allow(clippy::cast_precision_loss)]
         self.sums
             .iter()
-            .chain(stand_ins)
+            .chain(self.stand_ins())
             .map(|(&workers, s)| Point {
                 workers,
                 inside: s.service_s / s.duration_s,
@@ -91,7 +95,7 @@ impl Points {
     /// Distinct worker counts measured so far.
     #[must_use]
     pub fn counts(&self) -> usize {
-        self.sums.len() + self.firsts.iter().flatten().filter(|(w, _)| !self.sums.contains_key(w)).count()
+        self.sums.len() + self.stand_ins().count()
     }
 
     /// The fit of the points so far.
