@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::model::sample::ServiceSample;
 use crate::model::trace::{Service, TraceInputs};
-use crate::model::trace_search::fewest_workers;
+use crate::model::trace_search::fewest_toward;
 use crate::model::usl::Usl;
 use crate::settings::{ArrivalKind, MAX_WORKERS, Policy, ServiceDist, Settings};
 
@@ -197,10 +197,9 @@ impl Sizer {
             queue: None,
             policy: Policy::Block,
         };
-        let max = u32::try_from(MAX_WORKERS).unwrap_or(u32::MAX);
-        // Where the jobs' own times miss the target, as low a p99 as any pool gives.
-        let floor = crate::model::trace::run_p99(&TraceInputs { workers: max, ..i });
-        fewest_workers(&i, (target_s / k * 1e3).max(floor), max).map(|p| p.workers)
+        // As many workers as jobs: nobody waits, the p99 is as low as any pool makes it.
+        let max = u32::try_from(recent.arrivals.len().min(MAX_WORKERS)).unwrap_or(u32::MAX);
+        fewest_toward(&i, target_s / k * 1e3, max).map(|p| p.workers)
     }
 }
 
@@ -241,6 +240,8 @@ mod tests {
             "the quasi-static regime is the burst rate's queue: {bursty} vs {at_burst_rate}"
         );
     }
+
+    use crate::model::trace_search::fewest_workers;
 
     /// 10 s of on/off traffic: 250 ms bursts at 800 jobs/s every second, evenly spaced,
     /// silent between (a mean of 200/s), as nanosecond offsets.
@@ -291,6 +292,26 @@ mod tests {
             };
             assert_eq!(scaled, fewest_workers(&i, target * 1e3, 10_000).map(|p| p.workers), "target {target}");
         }
+    }
+
+    #[test]
+    fn where_the_jobs_own_times_miss_the_target_it_asks_for_the_pool_that_gets_closest() {
+        // Ten jobs at once: a 100 ms one first, then nine of 1 ms. No pool meets 10 ms (the long
+        // job's own time); two workers already give the floor, 100 ms (the long one on one,
+        // the short ones one after another on the other), and one worker does not (109 ms).
+        let mut column = vec![1_000_000u64; 10];
+        column[0] = 100_000_000;
+        let r = Recent { arrivals: vec![0; 10], service: Some(column.clone()), speed: 1.0, seed: 1, sample: None };
+        let i = TraceInputs {
+            arrivals: &r.arrivals,
+            speed: 1.0,
+            service: Service::PerArrival(&column),
+            workers: 1,
+            queue: None,
+            policy: Policy::Block,
+        };
+        assert_eq!(fewest_workers(&i, 10.0, 10).map(|p| p.workers), None);
+        assert_eq!(open().fewest_on(&r, 0.0109, 0.0, 0.010, 0.0), Some(2));
     }
 
     #[test]

@@ -227,7 +227,7 @@ fn reseeded<'a>(i: &TraceInputs<'a>, seed: u64) -> TraceInputs<'a> {
 }
 
 /// The replay's p99 response (ms) alone, without the wait samples: what the searches need.
-pub(crate) fn run_p99(i: &TraceInputs) -> f64 {
+pub(super) fn run_p99(i: &TraceInputs) -> f64 {
     run(i, false).response_ms.p99
 }
 

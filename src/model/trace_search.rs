@@ -58,9 +58,28 @@ fn p99(i: &TraceInputs) -> f64 {
 /// As [`super::trace::simulate`] (`max_workers` 0 included).
 #[must_use]
 pub fn fewest_workers(i: &TraceInputs, target_p99_ms: f64, max_workers: u32) -> Option<PoolSize> {
+    search(i, target_p99_ms, max_workers, false)
+}
+
+/// As [`fewest_workers`], but where even `max_workers` misses the target (the jobs' own times
+/// miss it), the fewest workers whose p99 is as low as `max_workers` gives: a controller still
+/// needs a count. Always `Some` (the type is [`fewest_workers`]'s).
+///
+/// # Panics
+/// As [`super::trace::simulate`] (`max_workers` 0 included).
+#[must_use]
+pub fn fewest_toward(i: &TraceInputs, target_p99_ms: f64, max_workers: u32) -> Option<PoolSize> {
+    search(i, target_p99_ms, max_workers, true)
+}
+
+/// The search of [`fewest_workers`]; with `floor`, the target is raised to the p99 at
+/// `max_workers` (one replay, shared with the search).
+fn search(i: &TraceInputs, target_p99_ms: f64, max_workers: u32, floor: bool) -> Option<PoolSize> {
     let mut seen = BTreeMap::new();
     let mut at = |c: u32| *seen.entry(c).or_insert_with(|| p99(&TraceInputs { workers: c, ..*i }));
-    if at(max_workers) > target_p99_ms {
+    let top = at(max_workers);
+    let target_p99_ms = if floor { target_p99_ms.max(top) } else { target_p99_ms };
+    if top > target_p99_ms {
         return None;
     }
     // `lo` fails (0 workers serve nothing), `hi` meets.
