@@ -119,51 +119,66 @@ fn run_watching_the_limit(s: Settings, measured: Duration, warmup: Duration) -> 
 /// which aims it at d ln X / d ln N = 0.15, about 0.8 N*, where the curve is flat: what it must
 /// show is throughput, not position. On two downstreams — σ 0.1, κ 0.01 (N* 9.5, 9 workers best
 /// at 714/s) under 1,200 jobs/s and σ 0.05, κ 0.002 (N* 21.8, 22 best at 1,479/s) under 2,000
-/// — started from 2 and from 4 workers, beside the best static pool in the same run (30 s and
-/// 70 s to settle, 20 s measured): the
-/// median of 3 seeds' throughput ≥ 0.95× the static pool's, and the median mean count ≤ 1.1 N*.
-/// On a downstream that does not push back (no contention, 20 workers at 1,000 jobs/s, ρ 0.25)
-/// its control setting stays within 10% of where it started.
+/// — started from 2 and from 4 workers, beside the best static pool in the same run (45 s and
+/// 70 s to settle, 20 s measured): the median of the seeds' throughput ≥ 0.95× the static
+/// pool's, and the median mean count ≤ 1.1 N*. On a downstream that does not push back (no
+/// contention, 20 workers at 1,000 jobs/s, ρ 0.25) its control setting stays within 10% of
+/// where it started.
 ///
 /// Tolerance: completions over T = 20 s at X/s vary like a Poisson count at most (a saturated
 /// pool completes more regularly), a standard error of √(X/T): 6.0/s at 714/s and 8.6/s at
 /// 1,479/s, so a ratio of two independent runs has a standard error of √2·√(X/T)/X = 1.2% and
 /// 0.8%. At its aim the bias costs 1.6% and 1.7% of the peak's throughput (the USL at 7.6 and
 /// 17.2 workers), so the 5% bar stands 2.8 and 4.1 of those errors below where a settled run is
-/// expected. The controller's own wandering is larger than the counting noise: across seeds a
-/// run settles anywhere from 6.4 to 10.3 workers on the first curve (0.94–1.0× the static pool)
-/// and 15 to 21 on the second. The median of 3 needs two of the three below the bar; the
-/// lowest median seen with these settle times was 0.967× (the README has the run).
+/// expected.
+///
+/// The controller's own wandering is larger than the counting noise, and it decides how many
+/// seeds the median needs. Its samples are the engine's 100 ms ticks, about 70 completions on
+/// the first curve (a 12% counting error each), so the gradient it steers by is noisy and its
+/// restoring force near the aim is small (the square of the gradient left). Simulated (.NET's
+/// algorithm on the USL with Poisson counts, 600 runs per row), one run's 20 s after 30 s of
+/// settling lands below 0.95× the peak in 17% of runs, and in 25% with another 10% of noise per
+/// sample from a busy host; a median of 3 then fails 6% and 12% of the time per start, which is
+/// what CI saw once (0.937× from 2: seeds at 6.7 and 6.4 workers). After 45 s, a median of 5
+/// fails 1% and 3–5%. So 5 seeds and 45 s on the first curve; the second is flatter at its aim
+/// (its seeds land at 0.97–1.0×).
 #[test]
 fn hill_climbing_keeps_the_best_static_pools_throughput() {
+    const SEEDS: u64 = 5;
     if instrumented() {
         return;
     }
     let _g = exclusive();
     let measured = Duration::from_secs(20);
     // (σ, κ, the rate, the best static count, the time to settle): from 2 workers the climb
-    // reaches 0.8 N* in about 15 s on the first curve and 60 s on the second (its last steps
-    // are small: the gain is the square of the gradient left, which vanishes at the aim).
-    let curves = [(0.1, 0.01, 1200.0, 9usize, 30), (0.05, 0.002, 2000.0, 22, 70)];
+    // nears 0.8 N* in about 15 s on the first curve and 60 s on the second, and its last steps
+    // are small (the gain is the square of the gradient left, which vanishes at the aim):
+    // simulated, the median seed's mean count is 7.3 after 30 s and 7.5 after 45 s (aim 7.6).
+    let curves = [(0.1, 0.01, 1200.0, 9usize, 45), (0.05, 0.002, 2000.0, 22, 70)];
     for &(sigma, kappa, rate, best, _) in &curves {
         assert_eq!(Usl::of(&downstream(Adapt::Off, best, sigma, kappa, rate, 1)).best_workers(), Some(best as u32));
     }
-    // One curve at a time, its three seeds at once (the static pool, hill climbing from 2 and
-    // from 4 each), and the flat downstream's three seeds, watched, beside the first curve. All
-    // at once (21 debug-built engines on 2 cores) stretched every service by 0.8 ms.
+    // Each batch runs its seeds at once: the static pool and hill climbing from each start.
+    // The first curve runs one start at a time (10 engines): a busier host is a noisier sample,
+    // the wave grows with the noise, and the mean count with it (all 15 of its engines at once,
+    // under a CPU hog, averaged 8.5–11.5 workers from 4, against 7.5–8.9 with 3 seeds; 1.1 N* is
+    // 10.4). The second, flatter curve runs both starts at once, with the flat downstream's three
+    // seeds watched beside it (18 engines).
+    let batches: [(usize, &[usize]); 3] = [(0, &[2]), (0, &[4]), (1, &[2, 4])];
     let (mut ratios, mut counts) = (vec![vec![Vec::new(); 2]; 2], vec![vec![Vec::new(); 2]; 2]);
     let mut flat = Vec::new();
-    for (c, &(sigma, kappa, rate, best, settle)) in curves.iter().enumerate() {
+    for &(c, starts) in &batches {
+        let (sigma, kappa, rate, best, settle) = curves[c];
         let warmup = Duration::from_secs(settle);
         let mut all = Vec::new();
-        for seed in 1..=3u64 {
+        for seed in 1..=SEEDS {
             all.push(downstream(Adapt::Off, best, sigma, kappa, rate, seed));
-            for start in [2, 4] {
+            for &start in starts {
                 all.push(downstream(Adapt::HillClimb, start, sigma, kappa, rate, seed));
             }
         }
         let watched: Vec<_> = (1..=3u64)
-            .filter(|_| c == 0)
+            .filter(|_| c == 1)
             .map(|seed| {
                 let level = Settings {
                     contention: 0.0,
@@ -179,14 +194,13 @@ fn hill_climbing_keeps_the_best_static_pools_throughput() {
         for s in &last {
             assert_accounted(s);
         }
-        for (i, runs) in last.chunks(3).enumerate() {
+        for (i, runs) in last.chunks(1 + starts.len()).enumerate() {
             let fixed = runs[0].measured.throughput_per_s;
-            for (k, s) in runs[1..].iter().enumerate() {
+            for (&start, s) in starts.iter().zip(&runs[1..]) {
                 let m = &s.measured;
                 eprintln!(
-                    "seed {} σ {sigma} κ {kappa} from {}: {:.0}/s ({:.3}× static {fixed:.0}/s), workers mean {:.2} ({}..{}), p99 {:.1} ms",
+                    "seed {} σ {sigma} κ {kappa} from {start}: {:.0}/s ({:.3}× static {fixed:.0}/s), workers mean {:.2} ({}..{}), p99 {:.1} ms",
                     i + 1,
-                    [2, 4][k],
                     m.throughput_per_s,
                     m.throughput_per_s / fixed,
                     m.workers.mean,
@@ -194,6 +208,7 @@ fn hill_climbing_keeps_the_best_static_pools_throughput() {
                     m.workers.max,
                     m.latency.response.p99
                 );
+                let k = usize::from(start == 4);
                 ratios[c][k].push(m.throughput_per_s / fixed);
                 counts[c][k].push(m.workers.mean);
             }
