@@ -65,6 +65,10 @@ fn bad_flags_get_one_line_naming_what_is_accepted() {
         &["model", "--arrival", "bursty", "--service", "5ms", "--workers", "4"],
         &["model", "--rate", "100", "--jobs", "10", "--service", "5ms", "--workers", "4"],
         &["model", "--arrival", "closed", "--clients", "8", "--service", "5ms", "--workers", "4", "--slo-p99", "20ms"],
+        &["model", "--rate", "800", "--service", "5ms", "--workers", "4", "--partitions", "0"],
+        &["model", "--rate", "800", "--service", "5ms", "--workers", "4", "--keys", "5"],
+        &["model", "--rate", "800", "--service", "5ms", "--workers", "4", "--partitions", "8", "--key-skew", "-1"],
+        &["model", "--arrival", "closed", "--clients", "8", "--service", "5ms", "--workers", "4", "--partitions", "8"],
         &["sweep", "wokers", "1..8"],
         &["sweep", "policy", "1..8"],
         &["sweep", "rate", "2000..200"],
@@ -293,6 +297,33 @@ fn model_json_has_the_documented_fields() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["workers_needed"].is_null());
     assert!(v["workers_needed_reason"].as_str().unwrap().contains("service time alone"));
+}
+
+/// `pooltune model --partitions`: ordered processing costs p99 against the shared pool with the
+/// same workers, the shares add up, and a hot key that overloads its partition makes the ordered
+/// figures unstable while the pool still keeps up.
+#[test]
+fn model_of_a_partitioned_topic() {
+    let run = |skew: &str| {
+        let args = ["model", "--rate", "800", "--service", "5ms", "--workers", "8", "--partitions", "8"];
+        let o = pooltune(&[&args[..], &["--keys", "1000", "--key-skew", skew, "--json"]].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let even = run("0");
+    let shares: f64 = even["shares"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 1e-9, "{shares}");
+    assert_eq!(even["layout"]["partitions"], 8);
+    let loss = even["pooling_loss"].as_f64().unwrap();
+    assert!(loss > 1.5, "8 single-worker queues against one of 8 workers at ρ 0.5: {loss}");
+    for key in ["latency_ms_mean", "latency_ms_p99"] {
+        let (one, pool) = (even["unordered"][key].as_f64().unwrap(), even["pooled"][key].as_f64().unwrap());
+        assert!((one / pool - 1.0).abs() < 1e-9, "{key}: one consumer's pool is the shared pool: {one} against {pool}");
+    }
+    let hot = run("1");
+    assert_eq!(hot["ordered"]["stable"], false, "{}", hot["ordered"]);
+    assert_eq!(hot["pooled"]["stable"], true);
+    assert!(hot["pooling_loss"].is_null());
 }
 
 /// `pooltune model` for a closed loop and a batch prints what a run's model panel shows for the

@@ -93,6 +93,13 @@ fn speed(s: &str) -> Result<f64, String> {
     }
 }
 
+fn key_skew(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=10.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not accepted; expected a Zipf exponent from 0 (all keys alike) to 10")),
+    }
+}
+
 fn socket(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse().map_err(|_| format!("'{s}' is not an address; expected IP:PORT, e.g. 127.0.0.1:6669"))
 }
@@ -459,6 +466,19 @@ pub struct ModelArgs {
     /// With --arrivals: replay the trace this many times faster (or give --rate, its mean rate)
     #[arg(long, value_name = "X", value_parser = speed, requires = "arrivals", conflicts_with = "rate")]
     pub speed: Option<f64>,
+    /// A partitioned topic (Kafka's) of P partitions: each partition consumed in order, beside a
+    /// pool per consumer and one shared pool, and what ordering costs in p99
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with_all = ["fit", "arrivals", "slo_p99", "slo_mean"])]
+    pub partitions: Option<u32>,
+    /// With --partitions: consumers in the group, each with --workers workers [default 1]
+    #[arg(long, value_name = "C", requires = "partitions", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub consumers: Option<u32>,
+    /// With --partitions: distinct message keys, placed by Kafka's default partitioner [default 1000]
+    #[arg(long, value_name = "K", requires = "partitions", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub keys: Option<u32>,
+    /// With --partitions: how much hotter the first keys are, Zipf's exponent s [default 0: all alike]
+    #[arg(long, value_name = "S", requires = "partitions", value_parser = key_skew)]
+    pub key_skew: Option<f64>,
 }
 
 /// `pooltune sweep`'s arguments (run by `cli::sweep_cmd`).

@@ -18,6 +18,7 @@ mod headless;
 mod logging;
 mod model_cmd;
 mod model_fit;
+mod model_partitions;
 mod model_trace;
 mod profiles_cmd;
 mod progress;

@@ -1,5 +1,5 @@
 //! `pooltune model`: the queueing model on its own, from flags (`--arrivals` goes to
-//! `model_trace`, `--fit` to `model_fit`).
+//! `model_trace`, `--fit` to `model_fit`, `--partitions` to `model_partitions`).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -161,6 +161,16 @@ pub fn run(a: &ModelArgs) -> Outcome {
     }
     let sample = super::sample::model_sample(&a.sample, a.service_dist, a.service_cv)?;
     let w = inputs(a, sample.as_deref())?;
+    if let Some(partitions) = a.partitions {
+        let Workload::Open(i) = w else {
+            return Err(BadInput(format!(
+                "--partitions models open-loop arrivals (poisson or constant at --rate, or --arrival-cv), not --arrival {}",
+                a.arrival.unwrap_or(ArrivalKind::Poisson)
+            ))
+            .into());
+        };
+        return super::model_partitions::run(a, &i, partitions);
+    }
     let p = model::predict_workload(&w).map_err(|ModelError::Invalid(m)| BadInput(m))?;
     let target = a.slo_p99.map(|d| Target::P99(d.as_secs_f64())).or(a.slo_mean.map(|d| Target::Mean(d.as_secs_f64())));
     let advice = match (target, w) {

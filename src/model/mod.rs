@@ -13,6 +13,8 @@
 //!   Scalability Law), and its σ and κ fitted from the (workers, holding time) points a run saw.
 //! - [`sample`], [`draw`]: an empirical service-time sample, and the one service-time draw the
 //!   engine and the trace simulation share.
+//! - [`partitions`]: a partitioned log (Kafka's topic): each partition consumed in order is a
+//!   queue of its own, against the workers shared; keys placed by Kafka's partitioner.
 //!
 //! Which formula applies: M/M/c (Erlang C) for Poisson arrivals and exponential service;
 //! M/G/1 (Pollaczek–Khinchine, exact for means) for one worker and Poisson arrivals;
@@ -62,6 +64,7 @@ pub mod bursty;
 pub mod closed;
 pub mod draw;
 pub mod erlang;
+pub mod partitions;
 pub mod sample;
 pub mod simulate;
 pub mod tail;
