@@ -86,18 +86,20 @@ fn interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn speed(s: &str) -> Result<f64, String> {
+/// A number within `range`, or the one line saying `expected`.
+fn number_in(s: &str, range: std::ops::RangeInclusive<f64>, expected: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.01..=1000.0).contains(&v) => Ok(v),
-        _ => Err(format!("'{s}' is not accepted; expected a factor from 0.01 to 1000")),
+        Ok(v) if v.is_finite() && range.contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not accepted; expected {expected}")),
     }
 }
 
+fn speed(s: &str) -> Result<f64, String> {
+    number_in(s, 0.01..=1000.0, "a factor from 0.01 to 1000")
+}
+
 fn key_skew(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.0..=10.0).contains(&v) => Ok(v),
-        _ => Err(format!("'{s}' is not accepted; expected a Zipf exponent from 0 (all keys alike) to 10")),
-    }
+    number_in(s, 0.0..=10.0, "a Zipf exponent from 0 (all keys alike) to 10")
 }
 
 fn socket(s: &str) -> Result<std::net::SocketAddr, String> {

@@ -62,11 +62,12 @@ pub fn run(a: &ModelArgs, i: &Inputs, partitions: u32) -> Outcome {
         "topic              {} partitions, {} keys (Zipf s = {}), {} consumer(s) × {} workers",
         layout.partitions, layout.keys, layout.key_skew, layout.consumers, i.workers
     );
-    let (hot, hottest) = p.shares.iter().enumerate().fold((0, 0.0), |b, (n, &s)| if s > b.1 { (n, s) } else { b });
+    // In order, the busiest queue is the partition with the largest share.
+    let hot = p.ordered.busiest;
     let _ = writeln!(
         out,
         "busiest partition  {hot}: {:.1}% of the jobs (an even split is {:.1}%)",
-        hottest * 100.0,
+        p.shares[hot as usize] * 100.0,
         100.0 / f64::from(layout.partitions)
     );
     let _ = writeln!(out, "{:<30} {:>10} {:>10}", "consumed", "mean ms", "p99 ms");

@@ -155,8 +155,9 @@ pub fn predict_partitioned(i: &Inputs, layout: &Layout) -> Result<Partitioned, M
         ..unbounded
     };
     let ordered: Vec<_> = shares.iter().map(|&s| (s, queue(s, 1))).collect();
-    let unordered: Vec<_> = range_assignment(layout.partitions, layout.consumers)
-        .into_iter()
+    let assignment = range_assignment(layout.partitions, layout.consumers);
+    let unordered: Vec<_> = assignment
+        .iter()
         .map(|r| {
             let s: f64 = shares[r.start as usize..r.end as usize].iter().sum();
             (s, queue(s, i.workers))
@@ -166,7 +167,7 @@ pub fn predict_partitioned(i: &Inputs, layout: &Layout) -> Result<Partitioned, M
     let pooled = [(1.0, Inputs { workers: all, ..unbounded })];
     let (ordered, unordered, pooled) = (mix(&ordered)?, mix(&unordered)?, mix(&pooled)?);
     let pooling_loss = ordered.latency_ms_p99.zip(pooled.latency_ms_p99).map(|(o, p)| o / p);
-    let most = range_assignment(layout.partitions, layout.consumers).iter().map(ExactSizeIterator::len).max();
+    let most = assignment.iter().map(ExactSizeIterator::len).max();
     let note = most.filter(|&p| p > i.workers as usize).map(|p| {
         format!(
             "a consumer owns {p} partitions and has {} workers: ordered, at most {} of them are served at once, so its figures are optimistic",
